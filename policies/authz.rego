@@ -1,0 +1,151 @@
+# Authorization of actions on requests, grants, the audit trail and the
+# gateway's own configuration.
+#
+# Queried by the gateway as data.loggate.authz.decision with the input
+# document described in README.md. Nothing is allowed unless one of the
+# allow rules below says so.
+package loggate.authz
+
+import data.loggate.access
+
+security_group := "security"
+
+admin_group := "loggate-admins"
+
+actor_groups := {g | some g in input.actor.groups}
+
+# The actor has a stable identity to compare with the requester's.
+identified if object.get(input.actor, "id", "") != ""
+
+own_request if {
+	identified
+	input.actor.id == object.get(input.requester, "id", "")
+}
+
+request_approver_groups := {g | some g in object.get(input, "approver_groups", [])}
+
+# Groups that oversee the stream: the request's approvers plus whoever the
+# access policy names for the environment (staging is auto-approved, so
+# its requests carry no approver groups, yet someone must be able to
+# revoke).
+stream_groups := request_approver_groups | {g | some g in access.settings(input.env).approver_groups}
+
+is_request_approver if {
+	some g in request_approver_groups
+	g in actor_groups
+}
+
+is_stream_approver if {
+	some g in stream_groups
+	g in actor_groups
+}
+
+is_security if security_group in actor_groups
+
+is_admin if admin_group in actor_groups
+
+review_actions := {"approve", "deny"}
+
+admin_actions := {"manage_sources", "manage_policies"}
+
+known_actions := review_actions | admin_actions | {"revoke", "view_request", "read_audit"}
+
+default allow := false
+
+# Nobody reviews their own request, whatever groups they are in.
+allow if {
+	input.action in review_actions
+	identified
+	is_request_approver
+	not own_request
+}
+
+allow if {
+	input.action in {"revoke", "view_request"}
+	identified
+	own_request
+}
+
+allow if {
+	input.action in {"revoke", "view_request"}
+	identified
+	is_stream_approver
+}
+
+allow if {
+	input.action in {"revoke", "view_request"}
+	identified
+	is_security
+}
+
+allow if {
+	input.action == "read_audit"
+	identified
+	is_security
+}
+
+allow if {
+	input.action in admin_actions
+	identified
+	is_admin
+}
+
+why contains msg if {
+	not input.action in known_actions
+	msg := sprintf("unknown action %q", [input.action])
+}
+
+why contains "actor has no identity" if not identified
+
+why contains "nobody may approve or deny their own request" if {
+	input.action in review_actions
+	own_request
+}
+
+why contains "this request needs no approval" if {
+	input.action in review_actions
+	count(request_approver_groups) == 0
+}
+
+why contains msg if {
+	input.action in review_actions
+	count(request_approver_groups) > 0
+	not is_request_approver
+	msg := sprintf("only members of %s may %s this request", [concat(", ", sort(request_approver_groups)), input.action])
+}
+
+why contains msg if {
+	input.action in {"revoke", "view_request"}
+	msg := sprintf("only the holder, members of %s, or members of %s may %s", [
+		concat(", ", sort(stream_groups)), security_group,
+		replace(input.action, "_", " "),
+	])
+}
+
+why contains msg if {
+	input.action == "read_audit"
+	msg := sprintf("only members of %s may read the audit trail", [security_group])
+}
+
+why contains msg if {
+	input.action in admin_actions
+	msg := sprintf("only members of %s may %s", [admin_group, replace(input.action, "_", " ")])
+}
+
+# Explanations are only reported for a refusal; a refusal always has one.
+reasons := [] if allow
+
+reasons := sort(why) if {
+	not allow
+	count(why) > 0
+}
+
+reasons := ["not permitted"] if {
+	not allow
+	count(why) == 0
+}
+
+decision := {
+	"allow": allow,
+	"reasons": reasons,
+}
