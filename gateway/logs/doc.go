@@ -1,0 +1,31 @@
+// Package logs owns the log entry schema and the live fan-out of entries to
+// viewers: sequence numbers per stream, the in-memory ring of recent entries
+// (backfill and cursor resume), the optional on-disk backlog (restart), the
+// per-viewer bounded queues with drop accounting, filters and sampling.
+//
+// It is transport-agnostic: it produces the complete JSON text of every
+// WebSocket message (Message.Data) and the gateway writes those bytes. It
+// must not know about HTTP, WebSockets, grants or users, and it imports
+// nothing of the project.
+//
+// # Delivery guarantees
+//
+// Publish never blocks on a viewer. Each viewer has a bounded queue; when it
+// is full, entries for that viewer are dropped and counted, and the viewer
+// receives a "dropped" message (count and seq range, never log content) as
+// soon as there is room. A viewer whose queue stays full for SlowTimeout is
+// ended with ErrSlow. Backfill and live delivery are computed under the same
+// stream lock, so a new viewer sees every entry exactly once.
+//
+// # Lock order
+//
+// Locks are taken in this order and never the other way round:
+//
+//	Hub.mu  ->  stream.mu  ->  Viewer.mu
+//	            stream.mu  ->  backlogWriter.mu
+//
+// Hub.mu only guards the stream map and is never held while taking a
+// stream's lock. Hub.closed is an atomic so it can be read under stream.mu.
+// No lock is held while a message is handed to a viewer's channel: that is
+// done by the viewer's own pump goroutine.
+package logs

@@ -1,0 +1,191 @@
+package logs
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// stream is the state of one log stream. Everything in it is guarded by mu.
+type stream struct {
+	key Stream
+	ret Retention
+
+	mu      sync.Mutex
+	loaded  bool  // ring and lastSeq restored from the backlog
+	lastSeq int64 // seq of the newest entry ever published
+	ring    ring
+	// groups holds the viewers by filter key: viewers with equal keys share
+	// the filtering work and the encoded messages.
+	groups  map[string]*group
+	viewers int
+}
+
+// group is the set of viewers sharing one filter key; guarded by stream.mu.
+type group struct {
+	matcher *Matcher
+	viewers map[*Viewer]struct{}
+	rate    sampler
+}
+
+func (st *stream) joinLocked(v *Viewer, m *Matcher) {
+	g := st.groups[m.Key()]
+	if g == nil {
+		if st.groups == nil {
+			st.groups = make(map[string]*group)
+		}
+		g = &group{matcher: m, viewers: make(map[*Viewer]struct{})}
+		st.groups[m.Key()] = g
+	}
+	g.viewers[v] = struct{}{}
+	v.group = g
+	st.viewers++
+	if g.rate.sampling {
+		// Joining a group that is sampling: say so, as its members were told.
+		v.offer(g.rate.notice(v.hub.maxRate))
+	}
+}
+
+func (st *stream) leaveLocked(v *Viewer) {
+	g := v.group
+	if g == nil {
+		return
+	}
+	delete(g.viewers, v)
+	if len(g.viewers) == 0 {
+		delete(st.groups, g.matcher.Key())
+	}
+	v.group = nil
+	st.viewers--
+}
+
+// fanoutLocked delivers a published batch (already in seq order) to every
+// group: filter once, encode once, offer the same Message to each viewer.
+func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
+	var scratch []Entry
+	for _, g := range st.groups {
+		sel, copied, skipped := g.selectLocked(batch, scratch, now, h.maxRate)
+		if copied {
+			scratch = sel // entriesMessage does not keep sel: reuse it
+		}
+		if skipped > 0 {
+			for v := range g.viewers {
+				v.mu.Lock()
+				v.stats.Sampled += int64(skipped)
+				v.mu.Unlock()
+			}
+		}
+		if notice, ok := g.rate.transition(skipped, h.maxRate); ok {
+			for v := range g.viewers {
+				v.offer(notice)
+			}
+		}
+		if len(sel) == 0 {
+			continue
+		}
+		m := entriesMessage(sel)
+		for v := range g.viewers {
+			v.offer(m)
+		}
+	}
+}
+
+// selectLocked returns the entries of batch the group receives: those that
+// match its filter and pass the rate sampler. When all pass it returns batch
+// itself (copied is false); otherwise it appends them to buf[:0].
+func (g *group) selectLocked(batch, buf []Entry, now time.Time, limit int) (sel []Entry, copied bool, skipped int) {
+	all := g.matcher.MatchAll()
+	for i := range batch {
+		e := &batch[i]
+		ok := all || g.matcher.Match(e)
+		if ok && !g.rate.admit(now, limit) {
+			ok = false
+			skipped++
+		}
+		if !ok {
+			if !copied {
+				copied = true
+				buf = append(buf[:0], batch[:i]...)
+			}
+			continue
+		}
+		if copied {
+			buf = append(buf, *e)
+		}
+	}
+	if !copied {
+		return batch, false, skipped
+	}
+	return buf, true, skipped
+}
+
+// entriesMessage encodes a batch once; the result is shared by a group.
+func entriesMessage(sel []Entry) Message {
+	data := encodeEntries(sel)
+	var red map[string]int
+	for i := range sel {
+		for k, n := range sel[i].Redactions {
+			if red == nil {
+				red = make(map[string]int)
+			}
+			red[k] += n
+		}
+	}
+	return Message{
+		Type: TypeEntries, Data: data, Entries: len(sel), Bytes: len(data),
+		FirstSeq: sel[0].Seq, LastSeq: sel[len(sel)-1].Seq, redactions: red,
+	}
+}
+
+// sampler caps the entries per second a group receives. Over the cap it
+// keeps every stride-th entry (stride estimated from the previous second's
+// rate), still capped at limit per second, so the sample is spread over the
+// second instead of being its first entries.
+type sampler struct {
+	windowStart time.Time
+	seen, kept  int
+	stride      int
+	sampling    bool  // a "sampling" notice was sent and not yet ended
+	skipped     int64 // entries skipped in the current sampling episode
+}
+
+func (s *sampler) admit(now time.Time, limit int) bool {
+	if d := now.Sub(s.windowStart); d >= time.Second || d < 0 {
+		s.stride = 1
+		if d < 2*time.Second && s.seen > limit {
+			s.stride = (s.seen + limit - 1) / limit
+		}
+		s.windowStart = now
+		s.seen, s.kept = 0, 0
+	}
+	s.seen++
+	if s.kept >= limit || (s.seen-1)%s.stride != 0 {
+		s.skipped++
+		return false
+	}
+	s.kept++
+	return true
+}
+
+// transition reports the notice to send after a batch, if sampling starts
+// or ends.
+func (s *sampler) transition(skipped, limit int) (Message, bool) {
+	switch {
+	case skipped > 0 && !s.sampling:
+		s.sampling = true
+		return s.notice(limit), true
+	case skipped == 0 && s.sampling && s.stride <= 1:
+		s.sampling = false
+		text := fmt.Sprintf("rate back under %d entries/s: delivering every entry again (%d entries were skipped while sampling)", limit, s.skipped)
+		s.skipped = 0
+		data := encodeNotice("sampling_end", text)
+		return Message{Type: TypeNotice, Data: data, Bytes: len(data)}, true
+	}
+	return Message{}, false
+}
+
+func (s *sampler) notice(limit int) Message {
+	text := fmt.Sprintf("more than %d entries/s match this filter: delivering a sample of at most %d entries/s", limit, limit)
+	data := encodeNotice("sampling", text)
+	return Message{Type: TypeNotice, Data: data, Bytes: len(data)}
+}

@@ -1,0 +1,108 @@
+package logs
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// maxBackfillBatch is the number of entries per backfill message.
+const maxBackfillBatch = 500
+
+// SubscribeOptions say what a new viewer receives before the live entries.
+// Without After, Lines and Since it receives live entries only.
+type SubscribeOptions struct {
+	// Filter selects the entries (live and backfill).
+	Filter Filter
+	// After resumes a stream: the viewer receives the kept entries with
+	// seq > After, preceded by a "gap" message when some of them are no
+	// longer kept. Zero means no resume. It takes precedence over Lines and
+	// Since.
+	After int64
+	// Lines backfills the last Lines matching entries (at most those kept).
+	Lines int
+	// Since backfills the matching entries whose Time is at or after Since;
+	// with Lines, the last Lines of those. The gateway caps it by policy.
+	Since time.Time
+}
+
+// Subscribe registers a viewer of stream. The backfill is computed and the
+// viewer registered under the stream lock, so every entry is delivered
+// exactly once: either in the backfill or live. Filter errors wrap
+// ErrInvalidFilter.
+func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
+	m, err := opts.Filter.Compile()
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", s, err)
+	}
+	if opts.After < 0 || opts.Lines < 0 {
+		return nil, fmt.Errorf("subscribe to %s: negative After or Lines", s)
+	}
+	st, err := h.lockStream(context.Background(), s)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe to %s: %w", s, err)
+	}
+	defer st.mu.Unlock()
+	if h.closed.Load() {
+		return nil, fmt.Errorf("subscribe to %s: %w", s, ErrHubClosed)
+	}
+	v := newViewer(h, st)
+	st.ring.trim(st.ret, h.now().Add(-st.ret.MaxAge))
+	for _, msg := range backfillLocked(st, m, opts) {
+		v.pushLocked(msg) // backfill may exceed QueueSize: it is bounded by the ring
+	}
+	st.joinLocked(v, m)
+	h.wg.Add(1)
+	go v.pump()
+	return v, nil
+}
+
+// backfillLocked builds the messages a new viewer receives before live ones.
+func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) []Message {
+	var msgs []Message
+	var sel []Entry
+	kept := st.ring.entries()
+	switch {
+	case opts.After > 0:
+		after := opts.After
+		if after > st.lastSeq {
+			// The cursor is from entries this hub no longer has (it lost
+			// them in a crash before they reached the backlog).
+			data := encodeGap(st.lastSeq+1, after, "cursor_ahead")
+			msgs = append(msgs, Message{Type: TypeGap, Data: data, Bytes: len(data), FirstSeq: st.lastSeq + 1, LastSeq: after})
+			break
+		}
+		oldest := st.lastSeq + 1 // oldest seq still available
+		if len(kept) > 0 {
+			oldest = kept[0].Seq
+		}
+		if after+1 < oldest {
+			data := encodeGap(after+1, oldest-1, "retention")
+			msgs = append(msgs, Message{Type: TypeGap, Data: data, Bytes: len(data), FirstSeq: after + 1, LastSeq: oldest - 1})
+		}
+		for _, e := range st.ring.after(after) {
+			if m.Match(&e) {
+				sel = append(sel, e)
+			}
+		}
+	case opts.Lines > 0 || !opts.Since.IsZero():
+		// Newest first until Lines are found, then restore seq order.
+		for i := len(kept) - 1; i >= 0; i-- {
+			e := &kept[i]
+			if opts.Lines > 0 && len(sel) == opts.Lines {
+				break
+			}
+			if (opts.Since.IsZero() || !e.Time.Before(opts.Since)) && m.Match(e) {
+				sel = append(sel, *e)
+			}
+		}
+		slices.Reverse(sel)
+	}
+	for len(sel) > 0 {
+		n := min(len(sel), maxBackfillBatch)
+		msgs = append(msgs, entriesMessage(sel[:n]))
+		sel = sel[n:]
+	}
+	return msgs
+}

@@ -1,0 +1,328 @@
+package logs
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"hash"
+	"maps"
+	"sync"
+	"time"
+)
+
+var (
+	// ErrSlow ends a viewer whose queue stayed full for SlowTimeout.
+	ErrSlow = errors.New("viewer too slow")
+	// ErrHubClosed ends every viewer when the hub shuts down, and is
+	// returned by Publish and Subscribe after Close.
+	ErrHubClosed = errors.New("log hub closed")
+	// ErrViewerClosed is returned by SetFilter on an ended viewer.
+	ErrViewerClosed = errors.New("viewer closed")
+)
+
+// Message types.
+const (
+	TypeEntries = "entries"
+	TypeDropped = "dropped"
+	TypeGap     = "gap"
+	TypeNotice  = "notice"
+)
+
+// Message is one WebSocket message for a viewer. Data is shared between all
+// viewers that receive the same batch: never modify it.
+type Message struct {
+	// Type is one of the Type* constants.
+	Type string
+	// Data is the complete JSON text of the message.
+	Data []byte
+	// Entries is the number of entries in an "entries" message.
+	Entries int
+	// Bytes is len(Data).
+	Bytes int
+	// FirstSeq and LastSeq are the seq range the message covers ("entries",
+	// "dropped" and "gap"); zero for notices.
+	FirstSeq, LastSeq int64
+
+	// redactions sums Entry.Redactions over the entries; shared, read-only.
+	redactions map[string]int
+}
+
+// ViewerStats are the counters of one viewer, for the view-close audit event.
+type ViewerStats struct {
+	// Messages, Entries and Bytes count what was delivered to the channel.
+	Messages int64
+	Entries  int64
+	Bytes    int64
+	// Dropped counts entries not delivered because the queue was full.
+	Dropped int64
+	// Sampled counts entries not delivered because of the rate cap.
+	Sampled int64
+	// Redactions sums Entry.Redactions over the delivered entries.
+	Redactions map[string]int64
+	// Digest is the hex SHA-256 of the concatenated Data of every delivered
+	// message, in order.
+	Digest string
+}
+
+// Viewer is one subscriber of a stream. Its messages come from Messages();
+// the channel is closed when the viewer ends (Close, ErrSlow, hub Close).
+type Viewer struct {
+	hub *Hub
+	st  *stream
+
+	// group is the filter group the viewer belongs to; guarded by st.mu.
+	group *group
+
+	out  chan Message  // unbuffered; only the pump sends, and closes it
+	wake chan struct{} // capacity 1; signals the pump that queue grew
+	done chan struct{} // closed when the viewer ends (under mu)
+	// finished is closed by the pump after its last delivery was counted,
+	// just before it closes out.
+	finished chan struct{}
+
+	mu sync.Mutex // guards the fields below
+	// queue holds messages not yet handed to the pump; queue[head:] are live.
+	queue []Message
+	head  int
+	ended bool
+	err   error
+	// Pending drop report: entries dropped since the last "dropped" message.
+	dropCount, dropFrom, dropTo int64
+	// full is set on the first drop and cleared when the pump makes room;
+	// fullEpoch identifies the episode the slow timer belongs to.
+	full      bool
+	fullEpoch uint64
+	slowTimer *time.Timer
+	stats     ViewerStats // Digest and Redactions are filled in by Stats
+	redacted  map[string]int64
+	digest    hash.Hash
+}
+
+func newViewer(h *Hub, st *stream) *Viewer {
+	return &Viewer{
+		hub:    h,
+		st:     st,
+		out:    make(chan Message),
+		wake:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
+		digest:   sha256.New(),
+	}
+}
+
+// Messages returns the channel of messages. It is closed when the viewer
+// ends; then Err says why.
+func (v *Viewer) Messages() <-chan Message { return v.out }
+
+// Done is closed when the viewer ends.
+func (v *Viewer) Done() <-chan struct{} { return v.done }
+
+// Err returns why the viewer ended: ErrSlow, ErrHubClosed, or nil (still
+// running, or ended by Close).
+func (v *Viewer) Err() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.err
+}
+
+// Stream returns the stream the viewer follows.
+func (v *Viewer) Stream() Stream { return v.st.key }
+
+// Close ends the viewer, unregisters it and waits for its pump to stop, so
+// Stats is final when Close returns. It is idempotent.
+func (v *Viewer) Close() {
+	v.end(nil)
+	<-v.finished
+}
+
+// SetFilter replaces the viewer's filter. Entries published after it returns
+// are filtered by f; messages already queued are delivered unchanged.
+func (v *Viewer) SetFilter(f Filter) error {
+	m, err := f.Compile()
+	if err != nil {
+		return err
+	}
+	v.st.mu.Lock()
+	defer v.st.mu.Unlock()
+	v.mu.Lock()
+	ended := v.ended
+	v.mu.Unlock()
+	if ended {
+		return ErrViewerClosed
+	}
+	v.st.leaveLocked(v)
+	v.st.joinLocked(v, m)
+	return nil
+}
+
+// Stats returns a snapshot of the viewer's counters. A message is counted
+// just after the consumer received it; once the viewer has ended and
+// Messages() is closed (or Close has returned), Stats is final.
+func (v *Viewer) Stats() ViewerStats {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	s := v.stats
+	s.Redactions = maps.Clone(v.redacted)
+	s.Digest = hex.EncodeToString(v.digest.Sum(nil))
+	return s
+}
+
+// end unregisters the viewer and ends it with err.
+func (v *Viewer) end(err error) {
+	v.st.mu.Lock()
+	defer v.st.mu.Unlock()
+	v.st.leaveLocked(v)
+	v.mu.Lock()
+	v.endLocked(err)
+	v.mu.Unlock()
+}
+
+// endLocked marks the viewer ended; the pump then exits and closes the
+// channel. Callers hold v.mu (and st.mu, having unregistered the viewer).
+func (v *Viewer) endLocked(err error) {
+	if v.ended {
+		return
+	}
+	v.ended = true
+	v.err = err
+	if v.slowTimer != nil {
+		v.slowTimer.Stop()
+		v.slowTimer = nil
+	}
+	clear(v.queue)
+	v.queue, v.head = nil, 0
+	close(v.done)
+}
+
+func (v *Viewer) qlen() int { return len(v.queue) - v.head }
+
+// pushLocked appends m to the queue and wakes the pump.
+func (v *Viewer) pushLocked(m Message) {
+	v.queue = append(v.queue, m)
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
+// flushDropLocked queues the pending drop report, if any.
+func (v *Viewer) flushDropLocked() {
+	if v.dropCount == 0 {
+		return
+	}
+	data := encodeDropped(v.dropCount, v.dropFrom, v.dropTo, "slow_client")
+	v.pushLocked(Message{Type: TypeDropped, Data: data, Bytes: len(data), FirstSeq: v.dropFrom, LastSeq: v.dropTo})
+	v.dropCount, v.dropFrom, v.dropTo = 0, 0, 0
+}
+
+// offer queues m without blocking. "entries" messages are dropped (and
+// counted) while the queue is full; control messages are always queued, so
+// their number is bounded by the rate of state changes, not of entries.
+// Callers hold st.mu.
+func (v *Viewer) offer(m Message) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ended {
+		return
+	}
+	if m.Type == TypeEntries && v.qlen() >= v.hub.queueSize {
+		if v.dropCount == 0 {
+			v.dropFrom = m.FirstSeq
+		}
+		v.dropCount += int64(m.Entries)
+		v.dropTo = m.LastSeq
+		v.stats.Dropped += int64(m.Entries)
+		if !v.full {
+			v.full = true
+			v.fullEpoch++
+			epoch := v.fullEpoch
+			v.slowTimer = time.AfterFunc(v.hub.slowTimeout, func() { v.slowCheck(epoch) })
+		}
+		return
+	}
+	v.flushDropLocked()
+	v.pushLocked(m)
+}
+
+// slowCheck ends the viewer if the full episode epoch is still going on.
+func (v *Viewer) slowCheck(epoch uint64) {
+	v.st.mu.Lock()
+	defer v.st.mu.Unlock()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ended || !v.full || v.fullEpoch != epoch {
+		return
+	}
+	v.st.leaveLocked(v)
+	v.endLocked(ErrSlow)
+	v.hub.log.Info("log viewer closed: too slow", "stream", v.st.key.String(),
+		"dropped", v.stats.Dropped, "slow_timeout", v.hub.slowTimeout)
+}
+
+// pop takes the next message for the pump. Popping makes room, which ends a
+// full episode and lets the pending drop report in.
+func (v *Viewer) pop() (Message, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ended || v.qlen() == 0 {
+		return Message{}, false
+	}
+	m := v.queue[v.head]
+	v.queue[v.head] = Message{}
+	v.head++
+	if v.head == len(v.queue) {
+		v.queue, v.head = v.queue[:0], 0
+		if cap(v.queue) > 4*v.hub.queueSize {
+			v.queue = nil // let a backfill-sized array go
+		}
+	}
+	if v.full && v.qlen() < v.hub.queueSize {
+		v.full = false
+		if v.slowTimer != nil {
+			v.slowTimer.Stop()
+			v.slowTimer = nil
+		}
+		v.flushDropLocked()
+	}
+	return m, true
+}
+
+// pump hands queued messages to the channel, one at a time, so that no lock
+// is held while the consumer is slow. It exits when the viewer ends.
+func (v *Viewer) pump() {
+	defer v.hub.wg.Done()
+	defer close(v.out)
+	defer close(v.finished)
+	for {
+		m, ok := v.pop()
+		if !ok {
+			select {
+			case <-v.wake:
+				continue
+			case <-v.done:
+				return
+			}
+		}
+		select {
+		case v.out <- m:
+			v.delivered(&m)
+		case <-v.done:
+			return
+		}
+	}
+}
+
+func (v *Viewer) delivered(m *Message) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.stats.Messages++
+	v.stats.Entries += int64(m.Entries)
+	v.stats.Bytes += int64(len(m.Data))
+	v.digest.Write(m.Data)
+	if len(m.redactions) > 0 && v.redacted == nil {
+		v.redacted = make(map[string]int64, len(m.redactions))
+	}
+	for k, n := range m.redactions {
+		v.redacted[k] += int64(n)
+	}
+}
