@@ -1,0 +1,345 @@
+package audit
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// ProblemKind classifies what Verify found.
+type ProblemKind string
+
+// Problem kinds.
+const (
+	ProblemModified     ProblemKind = "modified"      // a record's bytes or hash changed, or the log was rewritten
+	ProblemDeleted      ProblemKind = "deleted"       // a gap in seq
+	ProblemReordered    ProblemKind = "reordered"     // a record sits at a seq other than its own
+	ProblemInserted     ProblemKind = "inserted"      // a record no signature covers (or before seq 1)
+	ProblemTruncated    ProblemKind = "truncated"     // a signed checkpoint is larger than the log
+	ProblemBadSignature ProblemKind = "bad_signature" // a checkpoint fails its signature, or the head is missing
+)
+
+// Problem is one finding. Seq is the first event concerned (0 if none).
+type Problem struct {
+	Kind   ProblemKind `json:"kind"`
+	Seq    int64       `json:"seq,omitempty"`
+	Detail string      `json:"detail"`
+}
+
+// Report is the result of Verify.
+type Report struct {
+	Events       int64     `json:"events"`        // rows read
+	LastSeq      int64     `json:"last_seq"`      // highest seq seen
+	Root         string    `json:"root_hash"`     // base64 root recomputed over all records read
+	Checkpoints  int       `json:"checkpoints"`   // stored checkpoints checked (head not included)
+	Head         int64     `json:"head_size"`     // size stated by the signed head
+	Exported     int64     `json:"exported_size"` // size stated by the exported checkpoint, if given
+	Problems     []Problem `json:"problems"`
+	MoreProblems int       `json:"more_problems,omitempty"` // problems not listed (over MaxProblems)
+}
+
+// OK reports whether no problem was found.
+func (r Report) OK() bool { return len(r.Problems) == 0 }
+
+// VerifyConfig configures VerifyWith.
+type VerifyConfig struct {
+	Dir string // store directory (required)
+	// Checkpoint is an optional exported checkpoint (Checkpoint.Bytes). Only a
+	// checkpoint kept outside the store detects a rollback of the whole tail.
+	Checkpoint []byte
+	// VerifierKeys are the trusted note verifier keys. If empty, the keys in
+	// Dir/keys/audit.pub are used; pass keys from elsewhere for a stronger check.
+	VerifierKeys []string
+	// MaxProblems bounds Report.Problems. If zero, 1000.
+	MaxProblems int
+}
+
+// Verify checks the store in dir offline; see VerifyWith.
+func Verify(ctx context.Context, dir string, checkpoint []byte) (Report, error) {
+	return VerifyWith(ctx, VerifyConfig{Dir: dir, Checkpoint: checkpoint})
+}
+
+// VerifyWith opens the store read-only and checks, from the stored bytes:
+// each record's hash and position, the prev_hash links, gapless seq, every
+// stored checkpoint's signature and root, the signed head (which must cover
+// exactly the log), the stored tree hashes, and the optional exported
+// checkpoint (truncation). It returns an error wrapping ErrTampered when any
+// problem is found; other errors mean the check could not run.
+func VerifyWith(ctx context.Context, cfg VerifyConfig) (Report, error) {
+	if cfg.MaxProblems <= 0 {
+		cfg.MaxProblems = 1000
+	}
+	keys := cfg.VerifierKeys
+	if len(keys) == 0 {
+		var err error
+		if keys, err = readVerifierKeys(filepath.Join(cfg.Dir, keysDir, verifierFile)); err != nil {
+			return Report{}, fmt.Errorf("audit verify: %w", err)
+		}
+	}
+	path := filepath.Join(cfg.Dir, dbFile)
+	if _, err := os.Stat(path); err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	if err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	v := &verifier{max: cfg.MaxProblems, roots: map[int64]tlog.Hash{}}
+	// One read transaction: a consistent snapshot even while a Store writes.
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	defer tx.Rollback()
+	if err := v.loadCheckpoints(ctx, tx, keys, cfg.Checkpoint); err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	if err := v.scan(ctx, tx); err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	v.finish(ctx, tx)
+	if !v.rep.OK() {
+		return v.rep, fmt.Errorf("audit verify: %d problem(s), first: %s at seq %d: %s: %w",
+			len(v.rep.Problems)+v.rep.MoreProblems, v.rep.Problems[0].Kind, v.rep.Problems[0].Seq,
+			v.rep.Problems[0].Detail, ErrTampered)
+	}
+	return v.rep, nil
+}
+
+// signedSize is a size some signature vouches for.
+type signedSize struct {
+	size int64
+	root tlog.Hash
+	what string // "head", "checkpoint 12", "exported checkpoint"
+}
+
+type verifier struct {
+	rep   Report
+	max   int
+	sizes []signedSize        // sorted by size
+	roots map[int64]tlog.Hash // recomputed roots at the signed sizes
+	first int64               // seq of the first chain problem, 0 if none
+	head  *signedSize
+}
+
+func (v *verifier) add(kind ProblemKind, seq int64, format string, args ...any) {
+	if v.first == 0 && seq > 0 && kind != ProblemBadSignature && kind != ProblemTruncated {
+		v.first = seq
+	}
+	if len(v.rep.Problems) >= v.max {
+		v.rep.MoreProblems++
+		return
+	}
+	v.rep.Problems = append(v.rep.Problems, Problem{Kind: kind, Seq: seq, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (v *verifier) loadCheckpoints(ctx context.Context, tx *sql.Tx, keys []string, exported []byte) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, note FROM checkpoints ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	for rows.Next() {
+		var id int64
+		var note string
+		if err := rows.Scan(&id, &note); err != nil {
+			rows.Close()
+			return fmt.Errorf("read checkpoints: %w", err)
+		}
+		v.rep.Checkpoints++
+		v.addSigned(fmt.Sprintf("checkpoint %d", id), []byte(note), keys)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read checkpoints: %w", err)
+	}
+	var note string
+	switch err := tx.QueryRowContext(ctx, `SELECT note FROM head WHERE id = 1`).Scan(&note); {
+	case errors.Is(err, sql.ErrNoRows):
+		v.add(ProblemBadSignature, 0, "the signed head is missing")
+	case err != nil:
+		return fmt.Errorf("read head: %w", err)
+	default:
+		if s, ok := v.addSigned("head", []byte(note), keys); ok {
+			v.head = &s
+			v.rep.Head = s.size
+		}
+	}
+	if len(exported) > 0 {
+		if s, ok := v.addSigned("exported checkpoint", exported, keys); ok {
+			v.rep.Exported = s.size
+		}
+	}
+	sort.SliceStable(v.sizes, func(i, j int) bool { return v.sizes[i].size < v.sizes[j].size })
+	return nil
+}
+
+func (v *verifier) addSigned(what string, note []byte, keys []string) (signedSize, bool) {
+	cp, err := ParseCheckpoint(note, keys...)
+	if err != nil {
+		v.add(ProblemBadSignature, 0, "%s: %v", what, err)
+		return signedSize{}, false
+	}
+	root, _ := cp.Root() // ParseCheckpoint checked it
+	s := signedSize{size: cp.Size, root: root, what: what}
+	v.sizes = append(v.sizes, s)
+	return s, true
+}
+
+// scan reads every record in seq order, checking each against itself and its
+// predecessor and feeding the recomputed tree.
+func (v *verifier) scan(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, record, hash FROM events ORDER BY seq`)
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var (
+		tree     compactRange
+		prevHash [32]byte // zero before seq 1
+		prevBad  bool
+		next     = int64(1)
+		gapless  = true // leaves so far sit at seq == leaf+1
+		sizeIdx  int
+	)
+	for rows.Next() {
+		var seq int64
+		var rec, hash sql.RawBytes
+		if err := rows.Scan(&seq, &rec, &hash); err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		v.rep.Events++
+		if seq < next {
+			v.add(ProblemInserted, seq, "row with seq %d before the first event", seq)
+			continue
+		}
+		gap := seq > next
+		if gap {
+			v.add(ProblemDeleted, next, "events %d..%d are missing", next, seq-1)
+			gapless = false
+		}
+		bad := false
+		bseq, bprev, err := recordHead(rec)
+		switch {
+		case err != nil:
+			v.add(ProblemModified, seq, "record unreadable: %v", err)
+			bad = true
+		case bseq != seq:
+			v.add(ProblemReordered, seq, "row at seq %d holds the record of seq %d", seq, bseq)
+			bad = true
+		}
+		if !bad {
+			if len(hash) != 32 || chainHash(bprev, rec) != [32]byte(hash) {
+				v.add(ProblemModified, seq, "record does not match its hash")
+				bad = true
+			} else if !gap && !prevBad && bprev != prevHash {
+				v.add(ProblemModified, max(seq-1, 1), "chain broken between seq %d and %d: one of them was rewritten", seq-1, seq)
+			}
+		}
+		tree.append(tlog.RecordHash(rec))
+		if gapless {
+			for sizeIdx < len(v.sizes) && v.sizes[sizeIdx].size <= tree.n {
+				if v.sizes[sizeIdx].size == tree.n {
+					v.roots[tree.n] = tree.root()
+				}
+				sizeIdx++
+			}
+		}
+		if len(hash) == 32 {
+			prevHash = [32]byte(hash)
+		}
+		prevBad = bad
+		next = seq + 1
+		v.rep.LastSeq = seq
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	if gapless {
+		v.roots[0] = emptyRoot()
+	}
+	r := tree.root()
+	v.rep.Root = base64.StdEncoding.EncodeToString(r[:])
+	return nil
+}
+
+// finish compares every signed size with the log.
+func (v *verifier) finish(ctx context.Context, tx *sql.Tx) {
+	last := v.rep.LastSeq
+	var truncated *signedSize
+	for i := range v.sizes {
+		s := &v.sizes[i]
+		if s.size > last {
+			if truncated == nil || s.size > truncated.size {
+				truncated = s
+			}
+			continue
+		}
+		got, ok := v.roots[s.size]
+		explained := v.first != 0 && v.first <= s.size
+		if !ok || explained {
+			continue // a gap or an earlier problem already accounts for it
+		}
+		if got != s.root {
+			v.add(ProblemModified, 0, "%s (size %d): root does not match the records: the log was rewritten", s.what, s.size)
+			v.first = 1
+		}
+	}
+	if truncated != nil {
+		v.add(ProblemTruncated, last+1, "%s states %d events but the log ends at seq %d", truncated.what, truncated.size, last)
+	}
+	if v.head != nil && last > v.head.size {
+		v.add(ProblemInserted, v.head.size+1, "events %d..%d are not covered by the signed head (size %d)", v.head.size+1, last, v.head.size)
+	}
+	if v.head != nil && v.head.size <= last && v.head.size > 0 {
+		// The stored tree hashes back every inclusion proof; they must give the head's root.
+		got, err := tlog.TreeHash(v.head.size, &hashReader{ctx: ctx, q: tx})
+		switch {
+		case err != nil:
+			v.add(ProblemModified, 0, "stored tree hashes unreadable: %v", err)
+		case got != v.head.root:
+			v.add(ProblemModified, 0, "stored tree hashes do not give the signed head's root")
+		}
+	}
+}
+
+// compactRange computes RFC 6962 roots incrementally: it keeps the roots of
+// the complete subtrees on the right edge, largest first.
+type compactRange struct {
+	hashes []tlog.Hash
+	n      int64
+}
+
+func (c *compactRange) append(h tlog.Hash) {
+	c.hashes = append(c.hashes, h)
+	for i := c.n; i&1 == 1; i >>= 1 {
+		k := len(c.hashes)
+		c.hashes[k-2] = tlog.NodeHash(c.hashes[k-2], c.hashes[k-1])
+		c.hashes = c.hashes[:k-1]
+	}
+	c.n++
+}
+
+func (c *compactRange) root() tlog.Hash {
+	if len(c.hashes) == 0 {
+		return emptyRoot()
+	}
+	h := c.hashes[len(c.hashes)-1]
+	for i := len(c.hashes) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(c.hashes[i], h)
+	}
+	return h
+}
+
+func emptyRoot() tlog.Hash {
+	h, _ := tlog.TreeHash(0, tlog.HashReaderFunc(func([]int64) ([]tlog.Hash, error) { return nil, nil }))
+	return h
+}

@@ -1,0 +1,325 @@
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Append durably records ev and returns it with ID, Seq, Time (if zero),
+// Schema, PrevHash and Hash assigned. It returns only after the transaction
+// holding the event is committed with fsync (SQLite WAL, synchronous=FULL).
+// Concurrent callers share one transaction (group commit).
+//
+// A write failure returns an error wrapping ErrUnavailable and leaves no part
+// of the event behind. If ctx ends after the event was handed to the writer,
+// Append returns an error wrapping ErrUnavailable and context's error: the
+// event may still be committed (the trail then says more, never less, than
+// what happened), so callers must treat it as a failure and fail closed.
+// Use a context detached from the client's request with its own deadline.
+func (s *Store) Append(ctx context.Context, ev Event) (Event, error) {
+	if err := validate(&ev); err != nil {
+		return Event{}, fmt.Errorf("audit append: %w", err)
+	}
+	ev.ID = newEventID()
+	ev.Schema = SchemaVersion
+	if ev.Time.IsZero() {
+		ev.Time = s.now()
+	}
+	ev.Time = ev.Time.UTC()
+	ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
+	tail, err := encodeTail(&ev)
+	if err != nil {
+		return Event{}, fmt.Errorf("audit append: %w", err)
+	}
+	req := &appendReq{ev: ev, tail: tail, done: make(chan appendRes, 1)}
+
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return Event{}, fmt.Errorf("audit append: %w: store closed", ErrUnavailable)
+	}
+	select {
+	case s.reqs <- req:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return Event{}, fmt.Errorf("audit append: %w: %w", ErrUnavailable, ctx.Err())
+	}
+	select {
+	case res := <-req.done:
+		return res.ev, res.err
+	case <-ctx.Done():
+		return Event{}, fmt.Errorf("audit append: %w: outcome unknown: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// run is the writer goroutine: it owns wdb's write transactions and the chain
+// state. It exits when quit is closed, after committing every queued request.
+func (s *Store) run() {
+	defer close(s.done)
+	tick := time.NewTicker(s.cfg.CheckpointInterval)
+	defer tick.Stop()
+	batch := make([]*appendReq, 0, maxBatch)
+	for {
+		select {
+		case r := <-s.reqs:
+			batch = s.fill(append(batch[:0], r))
+			s.commitBatch(batch)
+		case <-tick.C:
+			if err := s.checkpoint(context.Background()); err != nil {
+				s.log.Error("audit checkpoint failed", "err", err)
+			}
+		case <-s.quit:
+			for {
+				if batch = s.fill(batch[:0]); len(batch) == 0 {
+					return
+				}
+				s.commitBatch(batch)
+			}
+		}
+	}
+}
+
+// fill adds queued requests to batch without waiting, up to maxBatch.
+func (s *Store) fill(batch []*appendReq) []*appendReq {
+	for len(batch) < maxBatch {
+		select {
+		case r := <-s.reqs:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+func (s *Store) commitBatch(batch []*appendReq) {
+	evs, err := s.commit(context.Background(), batch)
+	if err != nil {
+		s.log.Error("audit append failed", "events", len(batch), "err", err)
+	}
+	for i, r := range batch {
+		if err != nil {
+			r.done <- appendRes{err: fmt.Errorf("audit append: %w", err)}
+		} else {
+			r.done <- appendRes{ev: evs[i]}
+		}
+	}
+}
+
+func unavailable(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
+}
+
+// commit writes batch in one transaction: events, tree hashes and a freshly
+// signed head checkpoint. Chain state changes only after COMMIT succeeds; a
+// failed commit marks the state dirty so it is reloaded from disk (COMMIT
+// may fail after the data reached the file).
+func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, err error) {
+	if s.dirty {
+		if err := s.loadState(ctx); err != nil {
+			return nil, unavailable("reload state", err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			s.dirty = true
+		}
+	}()
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, unavailable("begin", err)
+	}
+	defer tx.Rollback() // no-op after Commit
+	insEvent, err := tx.PrepareContext(ctx, `INSERT INTO events(seq, id, time_ns, action, outcome,
+		actor_subject, actor_email, request_id, target_request_id, grant_id, service, env, record, hash)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return nil, unavailable("prepare", err)
+	}
+	defer insEvent.Close()
+	insTree, err := tx.PrepareContext(ctx, `INSERT INTO tree(leaf, hashes) VALUES (?,?)`)
+	if err != nil {
+		return nil, unavailable("prepare", err)
+	}
+	defer insTree.Close()
+
+	overlay := make(map[int64]tlog.Hash, 2*len(batch)+8)
+	r := &hashReader{ctx: ctx, q: tx, mem: []map[int64]tlog.Hash{overlay, s.st.frontier}}
+	size, prev := s.st.size, s.st.last
+	evs = make([]Event, len(batch))
+	blob := make([]byte, 0, 64*tlog.HashSize)
+	for i, req := range batch {
+		seq := size + 1
+		rec := buildRecord(seq, prev, req.tail)
+		h := chainHash(prev, rec)
+		hs, err := tlog.StoredHashes(size, rec, r)
+		if err != nil {
+			return nil, unavailable("tree hashes", err)
+		}
+		first := tlog.StoredHashIndex(0, size)
+		blob = blob[:0]
+		for j, x := range hs {
+			overlay[first+int64(j)] = x
+			blob = append(blob, x[:]...)
+		}
+		ev := req.ev
+		if _, err := insEvent.ExecContext(ctx, seq, ev.ID, ev.Time.UnixNano(), ev.Action, ev.Outcome,
+			ev.Actor.Subject, ev.Actor.Email, ev.RequestID, ev.Target.RequestID, ev.Target.GrantID,
+			ev.Target.Service, ev.Target.Env, rec, h[:]); err != nil {
+			return nil, unavailable("insert event", err)
+		}
+		if _, err := insTree.ExecContext(ctx, size, blob); err != nil {
+			return nil, unavailable("insert tree", err)
+		}
+		ev.Seq, ev.PrevHash, ev.Hash = seq, hex.EncodeToString(prev[:]), hex.EncodeToString(h[:])
+		evs[i] = ev
+		prev, size = h, seq
+	}
+	root, err := tlog.TreeHash(size, r)
+	if err != nil {
+		return nil, unavailable("tree root", err)
+	}
+	cp, err := signCheckpoint(s.key, s.origin, size, root, s.now())
+	if err != nil {
+		return nil, unavailable("sign", err)
+	}
+	if err := putHead(ctx, tx, cp); err != nil {
+		return nil, err
+	}
+	if s.beforeCommit != nil {
+		if err := s.beforeCommit(tx); err != nil {
+			return nil, unavailable("commit", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, unavailable("commit", err)
+	}
+	frontier := make(map[int64]tlog.Hash, 64)
+	for _, x := range frontierIndexes(size) {
+		h, ok := overlay[x]
+		if !ok {
+			h = s.st.frontier[x]
+		}
+		frontier[x] = h
+	}
+	s.st = chainState{size: size, last: prev, root: root, frontier: frontier}
+	return evs, nil
+}
+
+func putHead(ctx context.Context, tx *sql.Tx, cp Checkpoint) error {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO head(id, note) VALUES (1, ?)
+		ON CONFLICT(id) DO UPDATE SET note = excluded.note`, cp.Note); err != nil {
+		return unavailable("write head", err)
+	}
+	return nil
+}
+
+// checkpoint appends a signed checkpoint of the current tree (also when
+// nothing changed) and makes it the head. Only the writer goroutine, Open and
+// Close (after the writer exits) call it.
+func (s *Store) checkpoint(ctx context.Context) (err error) {
+	if s.dirty {
+		if err := s.loadState(ctx); err != nil {
+			return unavailable("reload state", err)
+		}
+	}
+	defer func() {
+		if err != nil {
+			s.dirty = true
+			err = fmt.Errorf("audit checkpoint: %w", err)
+		}
+	}()
+	now := s.now()
+	cp, err := signCheckpoint(s.key, s.origin, s.st.size, s.st.root, now)
+	if err != nil {
+		return unavailable("sign", err)
+	}
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return unavailable("begin", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoints(size, time_ns, note) VALUES (?,?,?)`,
+		cp.Size, now.UnixNano(), cp.Note); err != nil {
+		return unavailable("insert checkpoint", err)
+	}
+	if err := putHead(ctx, tx, cp); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable("commit", err)
+	}
+	return nil
+}
+
+func chainHash(prev [32]byte, rec []byte) [32]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(rec)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+// frontierIndexes returns the stored hash indexes of the complete subtrees
+// that make up a tree of size n: exactly what appending the next leaf and
+// computing the root read.
+func frontierIndexes(n int64) []int64 {
+	var idx []int64
+	for l := 0; n>>l > 0; l++ {
+		if (n>>l)&1 == 1 {
+			idx = append(idx, tlog.StoredHashIndex(l, (n>>l)-1))
+		}
+	}
+	return idx
+}
+
+// rowQuerier is satisfied by *sql.DB and *sql.Tx.
+type rowQuerier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// hashReader reads stored tree hashes, first from in-memory maps, then from
+// the tree table, where stored hash index x lives in the row of the leaf
+// that completed its subtree.
+type hashReader struct {
+	ctx context.Context
+	q   rowQuerier
+	mem []map[int64]tlog.Hash
+}
+
+func (r *hashReader) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
+	out := make([]tlog.Hash, len(indexes))
+	lastLeaf, blob := int64(-1), []byte(nil)
+next:
+	for i, x := range indexes {
+		for _, m := range r.mem {
+			if h, ok := m[x]; ok {
+				out[i] = h
+				continue next
+			}
+		}
+		level, k := tlog.SplitStoredHashIndex(x)
+		leaf := (k+1)<<level - 1
+		if leaf != lastLeaf {
+			blob = nil
+			if err := r.q.QueryRowContext(r.ctx, `SELECT hashes FROM tree WHERE leaf = ?`, leaf).Scan(&blob); err != nil {
+				return nil, fmt.Errorf("read tree leaf %d: %w", leaf, err)
+			}
+			lastLeaf = leaf
+		}
+		off := x - tlog.StoredHashIndex(0, leaf)
+		if off < 0 || (off+1)*tlog.HashSize > int64(len(blob)) {
+			return nil, fmt.Errorf("%w: tree leaf %d lacks stored hash %d", ErrTampered, leaf, x)
+		}
+		copy(out[i][:], blob[off*tlog.HashSize:])
+	}
+	return out, nil
+}
