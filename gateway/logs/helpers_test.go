@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 )
@@ -146,4 +147,26 @@ func seqRange(from, to int64) []int64 {
 		out = append(out, s)
 	}
 	return out
+}
+
+// clock is a manual clock for Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func fakeClock(t testing.TB) *clock {
+	return &clock{t: time.Date(2026, 9, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
 }

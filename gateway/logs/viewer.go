@@ -88,11 +88,14 @@ type Viewer struct {
 	err   error
 	// Pending drop report: entries dropped since the last "dropped" message.
 	dropCount, dropFrom, dropTo int64
-	// full is set on the first drop and cleared when the pump makes room;
-	// fullEpoch identifies the episode the slow timer belongs to.
-	full      bool
-	fullEpoch uint64
-	slowTimer *time.Timer
+	// full is set while the queue is at QueueSize; progressAt is when the
+	// pump last took a message (or the queue became full). The slow timer
+	// is armed while full and ends the viewer when progressAt is older
+	// than SlowTimeout.
+	full       bool
+	progressAt time.Time
+	slowTimer  *time.Timer
+	timerArmed bool
 	stats     ViewerStats // Digest and Redactions are filled in by Stats
 	redacted  map[string]int64
 	digest    hash.Hash
@@ -100,10 +103,10 @@ type Viewer struct {
 
 func newViewer(h *Hub, st *stream) *Viewer {
 	return &Viewer{
-		hub:    h,
-		st:     st,
-		out:    make(chan Message),
-		wake:   make(chan struct{}, 1),
+		hub:      h,
+		st:       st,
+		out:      make(chan Message),
+		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
 		digest:   sha256.New(),
@@ -187,7 +190,7 @@ func (v *Viewer) endLocked(err error) {
 	v.err = err
 	if v.slowTimer != nil {
 		v.slowTimer.Stop()
-		v.slowTimer = nil
+		v.timerArmed = false
 	}
 	clear(v.queue)
 	v.queue, v.head = nil, 0
@@ -199,9 +202,30 @@ func (v *Viewer) qlen() int { return len(v.queue) - v.head }
 // pushLocked appends m to the queue and wakes the pump.
 func (v *Viewer) pushLocked(m Message) {
 	v.queue = append(v.queue, m)
+	if v.qlen() >= v.hub.queueSize {
+		v.markFullLocked()
+	}
 	select {
 	case v.wake <- struct{}{}:
 	default:
+	}
+}
+
+// markFullLocked starts a full episode and arms the slow timer.
+func (v *Viewer) markFullLocked() {
+	if v.full {
+		return
+	}
+	v.full = true
+	v.progressAt = time.Now()
+	if v.timerArmed {
+		return
+	}
+	v.timerArmed = true
+	if v.slowTimer == nil {
+		v.slowTimer = time.AfterFunc(v.hub.slowTimeout, v.slowCheck)
+	} else {
+		v.slowTimer.Reset(v.hub.slowTimeout)
 	}
 }
 
@@ -232,25 +256,27 @@ func (v *Viewer) offer(m Message) {
 		v.dropCount += int64(m.Entries)
 		v.dropTo = m.LastSeq
 		v.stats.Dropped += int64(m.Entries)
-		if !v.full {
-			v.full = true
-			v.fullEpoch++
-			epoch := v.fullEpoch
-			v.slowTimer = time.AfterFunc(v.hub.slowTimeout, func() { v.slowCheck(epoch) })
-		}
+		v.markFullLocked()
 		return
 	}
 	v.flushDropLocked()
 	v.pushLocked(m)
 }
 
-// slowCheck ends the viewer if the full episode epoch is still going on.
-func (v *Viewer) slowCheck(epoch uint64) {
+// slowCheck runs on the slow timer: it ends the viewer if the queue has
+// been full without progress for SlowTimeout, else re-arms for the rest.
+func (v *Viewer) slowCheck() {
 	v.st.mu.Lock()
 	defer v.st.mu.Unlock()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.ended || !v.full || v.fullEpoch != epoch {
+	v.timerArmed = false
+	if v.ended || !v.full {
+		return
+	}
+	if wait := v.hub.slowTimeout - time.Since(v.progressAt); wait > 0 {
+		v.timerArmed = true
+		v.slowTimer.Reset(wait)
 		return
 	}
 	v.st.leaveLocked(v)
@@ -276,13 +302,14 @@ func (v *Viewer) pop() (Message, bool) {
 			v.queue = nil // let a backfill-sized array go
 		}
 	}
-	if v.full && v.qlen() < v.hub.queueSize {
-		v.full = false
-		if v.slowTimer != nil {
-			v.slowTimer.Stop()
-			v.slowTimer = nil
+	if v.full {
+		// Progress: the slow timer counts from here. With room again the
+		// episode ends and the drop report goes in.
+		v.progressAt = time.Now()
+		if v.qlen() < v.hub.queueSize {
+			v.full = false
+			v.flushDropLocked()
 		}
-		v.flushDropLocked()
 	}
 	return m, true
 }
