@@ -2,8 +2,8 @@ package auth
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -56,13 +56,13 @@ func (r *recorder) setRefuse(action string, v bool) {
 
 // env is a provider, a gateway-like server using the Authenticator, and a browser.
 type env struct {
-	t   *testing.T
-	clk *clock
-	op  *testOP
-	a   *Authenticator
-	gw  *httptest.Server
-	rec *recorder
-	cfg Config
+	t       *testing.T
+	clk     *clock
+	op      *testOP
+	a       *Authenticator
+	gw      *httptest.Server
+	rec     *recorder
+	cfg     Config
 	browser *http.Client
 }
 
@@ -76,13 +76,13 @@ func newEnv(t *testing.T, mod func(*Config)) *env {
 	e.gw = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.gw.Close)
 	e.cfg = Config{
-		IssuerURL:   e.op.issuer(),
-		ClientID:    "gateway",
+		IssuerURL:    e.op.issuer(),
+		ClientID:     "gateway",
 		ClientSecret: "s3cret",
-		RedirectURL: e.gw.URL + "/auth/callback",
-		SessionKeys: [][]byte{testSessionKey},
-		OnEvent:     e.rec.onEvent,
-		Now:         e.clk.Now,
+		RedirectURL:  e.gw.URL + "/auth/callback",
+		SessionKeys:  [][]byte{testSessionKey},
+		OnEvent:      e.rec.onEvent,
+		Now:          e.clk.Now,
 	}
 	if mod != nil {
 		mod(&e.cfg)

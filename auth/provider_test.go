@@ -70,14 +70,14 @@ type testOP struct {
 	srv   *httptest.Server
 	clock *clock
 
-	mu          sync.Mutex
-	signer      signingKey   // signs ID tokens it issues
-	published   []signingKey // served at /keys
-	user        map[string]any
-	codes       map[string]grant
-	refresh     map[string]grant
-	jwksHits    int
-	idTTL       time.Duration
+	mu            sync.Mutex
+	signer        signingKey   // signs ID tokens it issues
+	published     []signingKey // served at /keys
+	user          map[string]any
+	codes         map[string]grant
+	refresh       map[string]grant
+	jwksHits      int
+	idTTL         time.Duration
 	nonceOverride string // when set, ID tokens from the code flow carry this nonce
 	refreshFail   bool   // refresh answers invalid_grant
 	refreshGroups []string
@@ -93,7 +93,7 @@ func newTestOP(t *testing.T, clk *clock) *testOP {
 		signer:    signingKey{"k1", k[0]},
 		published: []signingKey{{"k1", k[0]}},
 		codes:     map[string]grant{}, refresh: map[string]grant{},
-		idTTL:     time.Hour,
+		idTTL: time.Hour,
 		user: map[string]any{
 			"sub": "u-alice", "email": "alice@example.com", "email_verified": true,
 			"name": "Alice A", "preferred_username": "alice", "groups": []string{"sre", "oncall"},

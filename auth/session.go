@@ -172,9 +172,14 @@ func (a *Authenticator) setSessionCookie(w http.ResponseWriter, s *session) erro
 	if err != nil {
 		return err
 	}
+	// Max-Age rather than Expires: relative to the browser's clock, not ours.
+	maxAge := int(time.Unix(s.Absolute, 0).Sub(a.now()) / time.Second)
+	if maxAge < 1 {
+		maxAge = 1
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: a.sessionCookieName(), Value: v, Path: "/",
-		Expires: time.Unix(s.Absolute, 0), HttpOnly: true, Secure: a.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
+		MaxAge: maxAge, HttpOnly: true, Secure: a.cfg.SecureCookies, SameSite: http.SameSiteLaxMode,
 	})
 	return nil
 }
