@@ -96,7 +96,7 @@ func newSigningKey(priv ed25519.PrivateKey, origin string) (*signingKey, error) 
 // ("PRIVATE+KEY+name+hash+base64").
 func parsePrivateKey(b []byte) (ed25519.PrivateKey, error) {
 	if s := strings.TrimSpace(string(b)); strings.HasPrefix(s, "PRIVATE+KEY+") {
-		parts := strings.Split(s, "+")
+		parts := strings.SplitN(s, "+", 5) // base64 may contain '+'
 		if len(parts) != 5 {
 			return nil, errors.New("malformed note signer key")
 		}
@@ -205,7 +205,7 @@ func syncDir(dir string) error {
 
 // PublicKeyFromVerifier decodes the Ed25519 public key of a note verifier key.
 func PublicKeyFromVerifier(vkey string) (ed25519.PublicKey, error) {
-	parts := strings.Split(vkey, "+")
+	parts := strings.SplitN(vkey, "+", 3) // base64 may contain '+'
 	if len(parts) != 3 {
 		return nil, fmt.Errorf("%w: malformed verifier key", ErrInvalid)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -73,8 +74,8 @@ type Store struct {
 
 	// Writer-owned state (only the writer goroutine touches it after Open).
 	st           chainState
-	dirty        bool                // last commit failed: reload state before the next
-	beforeCommit func(*sql.Tx) error // test seam: runs inside the transaction before COMMIT
+	dirty        bool                                // last commit failed: reload state before the next
+	beforeCommit atomic.Pointer[func(*sql.Tx) error] // test seam: runs inside the transaction before COMMIT
 }
 
 // chainState is the tip of the chain and the tree frontier.

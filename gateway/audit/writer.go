@@ -193,8 +193,8 @@ func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, er
 	if err := putHead(ctx, tx, cp); err != nil {
 		return nil, err
 	}
-	if s.beforeCommit != nil {
-		if err := s.beforeCommit(tx); err != nil {
+	if hook := s.beforeCommit.Load(); hook != nil {
+		if err := (*hook)(tx); err != nil {
 			return nil, unavailable("commit", err)
 		}
 	}
