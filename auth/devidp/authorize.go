@@ -80,7 +80,7 @@ func redirectAllowed(c *Client, uri string) bool {
 
 func isLoopback(u *url.URL) bool {
 	h := u.Hostname()
-	return u.Scheme == "http" && (h == "127.0.0.1" || h == "localhost") && u.User == nil &&
+	return u.Scheme == "http" && (h == "127.0.0.1" || h == "::1" || h == "localhost") && u.User == nil &&
 		u.Fragment == "" && u.Opaque == "" && !strings.Contains(u.Path, "..")
 }
 

@@ -258,9 +258,9 @@ func TestLoginForm(t *testing.T) {
 	}
 	body := readBody(t, resp)
 	for header, want := range map[string]string{
-		"X-Frame-Options":        "DENY",
-		"X-Content-Type-Options": "nosniff",
-		"Referrer-Policy":        "no-referrer",
+		"X-Frame-Options":         "DENY",
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
 		"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
 	} {
 		if got := resp.Header.Get(header); got != want {
