@@ -96,9 +96,9 @@ type Viewer struct {
 	progressAt time.Time
 	slowTimer  *time.Timer
 	timerArmed bool
-	stats     ViewerStats // Digest and Redactions are filled in by Stats
-	redacted  map[string]int64
-	digest    hash.Hash
+	stats      ViewerStats // Digest and Redactions are filled in by Stats
+	redacted   map[string]int64
+	digest     hash.Hash
 }
 
 func newViewer(h *Hub, st *stream) *Viewer {
