@@ -24,7 +24,10 @@ type pendingLogin struct {
 }
 
 // authCode is an issued authorization code, bound to client and redirect_uri.
+// A redeemed code is kept, marked used, until it expires, so that a replay
+// can revoke the refresh tokens it produced (RFC 6749 section 4.1.2).
 type authCode struct {
+	used                                    bool
 	clientID, redirectURI, challenge, nonce string
 	scopes                                  []string
 	username                                string

@@ -125,7 +125,7 @@ func (p *Provider) deviceGrant(c *Client, form url.Values) (map[string]any, *oau
 	case g.username != "":
 		done()
 		p.mu.Unlock()
-		return p.issue(c, p.users[g.username], g.scopes, g.authTime, "")
+		return p.issue(c, p.users[g.username], g.scopes, g.authTime, "", key)
 	}
 	// Allow a little jitter: a client polling on a ticker is not "too fast".
 	tooFast := !g.lastPoll.IsZero() && now.Sub(g.lastPoll) < g.interval*4/5

@@ -144,6 +144,11 @@ func TestAuthCodePKCEFlow(t *testing.T) {
 			if re := (*oauth2.RetrieveError)(nil); !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
 				t.Errorf("code reuse: err = %v, want invalid_grant", err)
 			}
+			status, res, _ := e.post(t, "/token", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken},
+				"client_id": {client}, "client_secret": {cfg.ClientSecret}})
+			if status != http.StatusBadRequest || res["error"] != "invalid_grant" {
+				t.Errorf("refresh token from a replayed code: %d %v, want 400 invalid_grant (revoked)", status, res["error"])
+			}
 		})
 	}
 }

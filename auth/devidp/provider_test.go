@@ -186,7 +186,7 @@ func BenchmarkPasswordGrant(b *testing.B) {
 // BenchmarkUserinfo measures access-token verification plus the response.
 func BenchmarkUserinfo(b *testing.B) {
 	p := newBenchProvider(b)
-	resp, e := p.issue(p.clients["cli"], p.users["bob"], []string{"openid", "email"}, time.Now(), "")
+	resp, e := p.issue(p.clients["cli"], p.users["bob"], []string{"openid", "email"}, time.Now(), "", "f")
 	if e != nil {
 		b.Fatal(e.desc)
 	}

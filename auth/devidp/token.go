@@ -16,6 +16,7 @@ const grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 
 // refreshGrant is what a refresh token stands for. Each is single use.
 type refreshGrant struct {
+	family             string // shared by all rotations of one original grant
 	clientID, username string
 	scopes             []string
 	authTime, expires  time.Time
@@ -138,7 +139,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) (map[string]any
 			return nil, errInvalidScope
 		}
 		p.log.Info("devidp: password grant", "username", usr.Username, "client_id", c.ID)
-		return p.issue(c, usr, scopes, p.now(), "")
+		return p.issue(c, usr, scopes, p.now(), "", randomToken())
 	case "refresh_token":
 		return p.refreshGrant(c, form)
 	case grantDeviceCode:
@@ -154,7 +155,18 @@ func (p *Provider) codeGrant(c *Client, form url.Values) (map[string]any, *oauth
 	key := hashKey(form.Get("code"))
 	p.mu.Lock()
 	ac := p.codes[key]
-	delete(p.codes, key) // single use, whatever happens next
+	if ac != nil && ac.used {
+		for k, g := range p.refreshes {
+			if g.family == key {
+				delete(p.refreshes, k)
+			}
+		}
+		p.log.Warn("devidp: authorization code replayed; refresh tokens revoked", "client_id", c.ID)
+		ac = nil
+	}
+	if ac != nil {
+		ac.used = true // single use, whatever happens next
+	}
 	p.mu.Unlock()
 	if ac == nil || p.now().After(ac.expires) || ac.clientID != c.ID || ac.redirectURI != form.Get("redirect_uri") {
 		return nil, errInvalidGrant("code is invalid, expired, used, or issued to another client or redirect_uri")
@@ -164,7 +176,7 @@ func (p *Provider) codeGrant(c *Client, form url.Values) (map[string]any, *oauth
 		return nil, errInvalidGrant("code_verifier does not match code_challenge")
 	}
 	usr := p.users[ac.username]
-	return p.issue(c, usr, ac.scopes, ac.authTime, ac.nonce)
+	return p.issue(c, usr, ac.scopes, ac.authTime, ac.nonce, key)
 }
 
 func (p *Provider) refreshGrant(c *Client, form url.Values) (map[string]any, *oauthError) {
@@ -190,12 +202,12 @@ func (p *Provider) refreshGrant(c *Client, form url.Values) (map[string]any, *oa
 			return nil, errInvalidScope
 		}
 	}
-	return p.issue(c, p.users[g.username], scopes, g.authTime, "")
+	return p.issue(c, p.users[g.username], scopes, g.authTime, "", g.family)
 }
 
 // issue mints the access token, ID token and (with offline_access) a
-// refresh token, and returns the token response.
-func (p *Provider) issue(c *Client, u *User, scopes []string, authTime time.Time, nonce string) (map[string]any, *oauthError) {
+// refresh token of the given family, and returns the token response.
+func (p *Provider) issue(c *Client, u *User, scopes []string, authTime time.Time, nonce, family string) (map[string]any, *oauthError) {
 	now := p.now()
 	exp := now.Add(p.idTTL)
 	at := map[string]any{
@@ -236,7 +248,7 @@ func (p *Provider) issue(c *Client, u *User, scopes []string, authTime time.Time
 		p.mu.Lock()
 		ok := hasRoom(p, p.refreshes)
 		if ok {
-			p.refreshes[hashKey(rt)] = &refreshGrant{clientID: c.ID, username: u.Username, scopes: scopes,
+			p.refreshes[hashKey(rt)] = &refreshGrant{family: family, clientID: c.ID, username: u.Username, scopes: scopes,
 				authTime: authTime, expires: now.Add(p.refreshTTL)}
 		}
 		p.mu.Unlock()
