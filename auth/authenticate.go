@@ -152,6 +152,12 @@ func (a *Authenticator) refresh(r *http.Request, old *session) (*session, error)
 	run.at = a.now()
 	close(run.done)
 	if run.err != nil {
+		// Waiters already hold the error; a later request may try again.
+		g.mu.Lock()
+		if g.runs[old.ID] == run {
+			delete(g.runs, old.ID)
+		}
+		g.mu.Unlock()
 		return nil, run.err
 	}
 	cp := *run.s

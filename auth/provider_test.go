@@ -66,7 +66,7 @@ type grant struct {
 // testOP is an in-test OpenID provider: discovery, JWKS, authorize, token
 // (authorization_code with PKCE S256, refresh_token) and end_session.
 type testOP struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	clock *clock
 
@@ -85,7 +85,7 @@ type testOP struct {
 	down          bool // discovery answers 503
 }
 
-func newTestOP(t *testing.T, clk *clock) *testOP {
+func newTestOP(t testing.TB, clk *clock) *testOP {
 	t.Helper()
 	k := testKeys()
 	op := &testOP{
@@ -245,7 +245,7 @@ func (op *testOP) mintLocked(claims map[string]any) string {
 	return signWith(op.t, op.signer, jose.RS256, c)
 }
 
-func signWith(t *testing.T, k signingKey, alg jose.SignatureAlgorithm, claims map[string]any) string {
+func signWith(t testing.TB, k signingKey, alg jose.SignatureAlgorithm, claims map[string]any) string {
 	t.Helper()
 	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", k.kid)
 	s, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: k.priv}, opts)
