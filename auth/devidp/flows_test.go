@@ -58,6 +58,22 @@ func TestPasswordGrant(t *testing.T) {
 			if tok.RefreshToken != "" {
 				t.Errorf("refresh token issued without offline_access")
 			}
+			// The access token is a JWT an API can verify with the same keys.
+			at, err := e.verifier(t, client).Verify(t.Context(), tok.AccessToken)
+			if err != nil {
+				t.Fatalf("verify access token: %v", err)
+			}
+			var ac struct {
+				Scope    string `json:"scope"`
+				ClientID string `json:"client_id"`
+				Email    string `json:"email"`
+			}
+			if err := at.Claims(&ac); err != nil || ac.Scope != "openid profile email groups" || ac.ClientID != client || ac.Email != "bob@example.com" {
+				t.Errorf("access token claims = %+v, %v", ac, err)
+			}
+			if got := kidOf(t, tok.AccessToken); got == "" {
+				t.Error("access token has no kid")
+			}
 			ui, err := e.provider(t).UserInfo(e.ctx(t), oauth2.StaticTokenSource(tok))
 			if err != nil || ui.Email != "bob@example.com" || ui.Subject != "dev-bob" {
 				t.Errorf("userinfo = %+v, %v", ui, err)
@@ -347,20 +363,27 @@ func TestRefreshTokenRotation(t *testing.T) {
 			"client_id": {"web"}, "client_secret": {webSecret}})
 		return status, body
 	}
-	status, body := refresh(tok.RefreshToken)
-	next, _ := body["refresh_token"].(string)
-	if status != http.StatusOK || next == "" || next == tok.RefreshToken {
-		t.Fatalf("refresh: %d %v", status, body)
+	rotate := func(rt string) (string, map[string]any) {
+		t.Helper()
+		status, body := refresh(rt)
+		next, _ := body["refresh_token"].(string)
+		if status != http.StatusOK || next == "" || next == rt {
+			t.Fatalf("refresh: %d %v", status, body["error"])
+		}
+		return next, body
 	}
+	next, body := rotate(tok.RefreshToken)
 	idRaw, _ := body["id_token"].(string)
 	if _, err := e.verifier(t, "web").Verify(t.Context(), idRaw); err != nil {
 		t.Errorf("refreshed id_token: %v", err)
 	}
+	latest, _ := rotate(next)
 	if status, body := refresh(tok.RefreshToken); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
-		t.Errorf("old refresh token: %d %v, want invalid_grant", status, body)
+		t.Errorf("old refresh token: %d %v, want invalid_grant", status, body["error"])
 	}
-	if status, _ := refresh(next); status != http.StatusOK {
-		t.Errorf("new refresh token: status %d", status)
+	// The replay above means the family was stolen: the newest token is revoked too.
+	if status, body := refresh(latest); status != http.StatusBadRequest || body["error"] != "invalid_grant" {
+		t.Errorf("newest refresh token after a replay in its family: %d %v, want invalid_grant", status, body["error"])
 	}
 	// Through x/oauth2's TokenSource, as a relying party would.
 	tok2, err := cfg.PasswordCredentialsToken(e.ctx(t), "alice", "alice")

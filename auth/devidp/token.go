@@ -14,8 +14,11 @@ import (
 
 const grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
 
-// refreshGrant is what a refresh token stands for. Each is single use.
+// refreshGrant is what a refresh token stands for. Each is single use; a
+// used one is kept, marked, until it expires so that its replay (a sign the
+// token was stolen) revokes the whole family (OAuth 2.0 Security BCP 4.14).
 type refreshGrant struct {
+	used               bool
 	family             string // shared by all rotations of one original grant
 	clientID, username string
 	scopes             []string
@@ -156,11 +159,7 @@ func (p *Provider) codeGrant(c *Client, form url.Values) (map[string]any, *oauth
 	p.mu.Lock()
 	ac := p.codes[key]
 	if ac != nil && ac.used {
-		for k, g := range p.refreshes {
-			if g.family == key {
-				delete(p.refreshes, k)
-			}
-		}
+		p.revokeFamilyLocked(key)
 		p.log.Warn("devidp: authorization code replayed; refresh tokens revoked", "client_id", c.ID)
 		ac = nil
 	}
@@ -183,8 +182,13 @@ func (p *Provider) refreshGrant(c *Client, form url.Values) (map[string]any, *oa
 	key := hashKey(form.Get("refresh_token"))
 	p.mu.Lock()
 	g := p.refreshes[key]
-	if g != nil && g.clientID == c.ID {
-		delete(p.refreshes, key) // rotation: every refresh token is single use
+	switch {
+	case g != nil && g.used:
+		p.revokeFamilyLocked(g.family)
+		p.log.Warn("devidp: refresh token replayed; its family is revoked", "client_id", c.ID, "username", g.username)
+		g = nil
+	case g != nil && g.clientID == c.ID:
+		g.used = true // rotation: every refresh token is single use
 	}
 	p.mu.Unlock()
 	if g == nil || g.clientID != c.ID || p.now().After(g.expires) {
@@ -205,18 +209,26 @@ func (p *Provider) refreshGrant(c *Client, form url.Values) (map[string]any, *oa
 	return p.issue(c, p.users[g.username], scopes, g.authTime, "", g.family)
 }
 
+// revokeFamilyLocked deletes every refresh token descending from one grant.
+func (p *Provider) revokeFamilyLocked(family string) {
+	for k, g := range p.refreshes {
+		if g.family == family {
+			delete(p.refreshes, k)
+		}
+	}
+}
+
 // issue mints the access token, ID token and (with offline_access) a
 // refresh token of the given family, and returns the token response.
 func (p *Provider) issue(c *Client, u *User, scopes []string, authTime time.Time, nonce, family string) (map[string]any, *oauthError) {
 	now := p.now()
 	exp := now.Add(p.idTTL)
-	at := map[string]any{
-		"iss": p.issuer, "sub": subject(u), "aud": c.ID, "client_id": c.ID,
-		"iat": now.Unix(), "exp": exp.Unix(), "auth_time": authTime.Unix(),
-		"jti": randomToken(), "scope": strings.Join(scopes, " "),
-	}
-	if slices.Contains(scopes, "groups") {
-		at["groups"] = nonNil(u.Groups)
+	at := userClaims(u, scopes) // RFC 9068 allows identity claims in access tokens
+	for k, v := range map[string]any{
+		"iss": p.issuer, "aud": c.ID, "client_id": c.ID, "iat": now.Unix(), "exp": exp.Unix(),
+		"auth_time": authTime.Unix(), "jti": randomToken(), "scope": strings.Join(scopes, " "),
+	} {
+		at[k] = v
 	}
 	access, err := p.sign(typAccessToken, at)
 	if err != nil {
