@@ -189,10 +189,11 @@ type Authenticator struct {
 	log       *slog.Logger
 	audiences []string // accepted audiences, ClientID first
 	keys      []sessionKey
-	csrfKeys  [][]byte // per session key, same order
-	hashKey   []byte   // keyed token hash, from SessionKeys[0]
-	publicURL string   // origin of RedirectURL + "/" ("" without RedirectURL)
-	origin    string   // scheme://host of RedirectURL
+	csrfKeys  [][]byte            // per session key, same order
+	hashKey   []byte              // keyed token hash, from SessionKeys[0]
+	publicURL string              // origin of RedirectURL + "/" ("" without RedirectURL)
+	byEmail   map[string][]string // GroupMapping with lower-cased keys, for email lookups
+	origin    string              // scheme://host of RedirectURL
 
 	disc      discovery
 	tokens    *tokenCache
@@ -264,6 +265,11 @@ func New(cfg Config) (*Authenticator, error) {
 		}
 		a.origin = u.Scheme + "://" + u.Host
 		a.publicURL = a.origin + "/"
+	}
+	a.byEmail = make(map[string][]string, len(cfg.GroupMapping))
+	for k, v := range cfg.GroupMapping {
+		lk := strings.ToLower(k)
+		a.byEmail[lk] = appendUnique(a.byEmail[lk], v...)
 	}
 	a.audiences = appendUnique(nil, cfg.ClientID)
 	if cfg.PublicClientID != "" {

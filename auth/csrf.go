@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"mime"
 	"net/http"
 )
 
@@ -47,7 +48,10 @@ func (a *Authenticator) CheckCSRF(r *http.Request) error {
 		return ErrCSRF
 	}
 	got := r.Header.Get(CSRFHeader)
-	if got == "" {
+	if got == "" && isURLEncodedForm(r) {
+		// Only urlencoded bodies are parsed here: a multipart body would be
+		// spooled to disk before the check. Callers should bound bodies with
+		// http.MaxBytesReader.
 		got = r.PostFormValue(CSRFField)
 	}
 	if got == "" {
@@ -62,4 +66,9 @@ func (a *Authenticator) CheckCSRF(r *http.Request) error {
 	}
 	a.fail(r, ReasonCSRF, "wrong csrf token", "")
 	return ErrCSRF
+}
+
+func isURLEncodedForm(r *http.Request) bool {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && ct == "application/x-www-form-urlencoded"
 }

@@ -273,7 +273,7 @@ func (a *Authenticator) HandleLogout(w http.ResponseWriter, r *http.Request) {
 			RemoteAddr: a.cfg.ClientAddr(r), UserAgent: truncate(r.UserAgent(), 256)}); err != nil {
 			a.log.Error("audit auth.logout failed", "err", err) // the cookie is cleared regardless
 		}
-		if p := a.cachedProvider(); p != nil && p.endSession != "" {
+		if p, err := a.provider(r.Context()); err == nil && p.endSession != "" {
 			if u, err := url.Parse(p.endSession); err == nil {
 				q := u.Query()
 				if s.IDToken != "" {

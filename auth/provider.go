@@ -70,13 +70,6 @@ func (a *Authenticator) provider(ctx context.Context) (*provider, error) {
 	return p, nil
 }
 
-// cachedProvider returns the provider if discovery has already succeeded.
-func (a *Authenticator) cachedProvider() *provider {
-	a.disc.mu.Lock()
-	defer a.disc.mu.Unlock()
-	return a.disc.p
-}
-
 func (a *Authenticator) clientCtx(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, a.cfg.HTTPClient)
 }

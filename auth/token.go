@@ -275,12 +275,10 @@ func (a *Authenticator) identity(issuer string, c claims, idt *oidc.IDToken) (Id
 	}
 	id.Groups = parseGroups(all[a.cfg.GroupsClaim])
 	verified := emailVerified(c.EmailVerified)
-	keys := []string{id.Subject, id.ID()}
+	id.Groups = appendUnique(id.Groups, a.cfg.GroupMapping[id.Subject]...)
+	id.Groups = appendUnique(id.Groups, a.cfg.GroupMapping[id.ID()]...)
 	if id.Email != "" && verified {
-		keys = append(keys, strings.ToLower(id.Email))
-	}
-	for _, k := range keys {
-		id.Groups = appendUnique(id.Groups, a.cfg.GroupMapping[k]...)
+		id.Groups = appendUnique(id.Groups, a.byEmail[strings.ToLower(id.Email)]...)
 	}
 	if len(a.cfg.AllowedEmailDomains) > 0 {
 		if id.Email == "" || !verified {
