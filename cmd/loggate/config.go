@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+)
+
+// serveConfig is every setting of `loggate serve`. Each comes from a flag,
+// else the environment variable LOGGATE_<NAME> (upper case, '-' as '_'),
+// else the JSON config file (--config, keys are the flag names), else its
+// default. Secrets are never flags: they come from files or the environment.
+type serveConfig struct {
+	Config         string
+	Listen         string
+	Data           string
+	PublicURL      string
+	Dev            bool
+	DevAllowRemote bool
+	DevSourceToken string
+	DevDemoLogs    bool
+	Policies       string
+
+	Issuer           string
+	ClientID         string
+	ClientSecretFile string
+	PublicClientID   string
+	GroupsClaim      string
+	GroupMapFile     string
+	AllowedDomains   string
+	SessionKeyFile   string
+	SessionIdle      time.Duration
+	SessionAbsolute  time.Duration
+
+	TLSCert        string
+	TLSKey         string
+	TrustedProxies string
+	AllowedOrigins string
+
+	Redis                string
+	RedisAcceptWeakFsync bool
+
+	WebhookURL        string
+	WebhookSecretFile string
+	WebhookEvents     string
+	WebhookFormat     string
+
+	AuditCheckpointInterval time.Duration
+	LogLevel                string
+	LogFormat               string
+
+	// clientSecret and webhookSecret are read from files or the environment.
+	clientSecret  string
+	webhookSecret string
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Config, "config", "", "JSON configuration file (keys are flag names)")
+	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.Data, "data", "./loggate-data", "directory for state, audit trail, keys and log backlog")
+	fs.StringVar(&c.PublicURL, "public-url", "", "URL clients use to reach loggate (default: http(s)://<listen>)")
+	fs.BoolVar(&c.Dev, "dev", false, "development mode: built-in identity provider, demo users, demo log source")
+	fs.BoolVar(&c.DevAllowRemote, "dev-allow-remote", false, "let --dev listen on a non-loopback address")
+	fs.StringVar(&c.DevSourceToken, "dev-source-token", "", "fixed source token for both demo streams (--dev only)")
+	fs.BoolVar(&c.DevDemoLogs, "dev-demo-logs", true, "with --dev, write demo logs for checkout/staging and checkout/prod")
+	fs.StringVar(&c.Policies, "policies", "", "directory of Rego policies, hot-reloaded (default: the embedded policies)")
+	fs.StringVar(&c.Issuer, "issuer", "", "OIDC issuer URL (required without --dev)")
+	fs.StringVar(&c.ClientID, "client-id", "", "OIDC client id of the gateway (required without --dev)")
+	fs.StringVar(&c.ClientSecretFile, "client-secret-file", "", "file holding the OIDC client secret (or LOGGATE_CLIENT_SECRET)")
+	fs.StringVar(&c.PublicClientID, "public-client-id", "", "public client id the CLI uses (tokens for it are accepted too)")
+	fs.StringVar(&c.GroupsClaim, "groups-claim", "groups", "ID token claim holding the user's groups")
+	fs.StringVar(&c.GroupMapFile, "group-map-file", "", `JSON file mapping subject or email to groups, for providers that send none: {"alice@example.com":["engineers"]}`)
+	fs.StringVar(&c.AllowedDomains, "allowed-email-domains", "", "comma-separated email domains allowed to sign in (default: any)")
+	fs.StringVar(&c.SessionKeyFile, "session-key-file", "", "file of session keys, one per line, newest first (default: generated in --data)")
+	fs.DurationVar(&c.SessionIdle, "session-idle", 8*time.Hour, "browser session idle lifetime")
+	fs.DurationVar(&c.SessionAbsolute, "session-absolute", 24*time.Hour, "browser session absolute lifetime")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (serve HTTPS directly)")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is trusted")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open tails")
+	fs.StringVar(&c.Redis, "redis", "", "Redis URL for shared state across replicas (redis:// or rediss://)")
+	fs.BoolVar(&c.RedisAcceptWeakFsync, "redis-accept-weak-durability", false, "accept a Redis that does not fsync every write (managed Redis)")
+	fs.StringVar(&c.WebhookURL, "webhook-url", "", "URL receiving notifications (request created/approved/denied, break-glass, expiring, revoked)")
+	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook signing secret (or LOGGATE_WEBHOOK_SECRET)")
+	fs.StringVar(&c.WebhookEvents, "webhook-events", "", "comma-separated event kinds to send (default: all)")
+	fs.StringVar(&c.WebhookFormat, "webhook-format", "json", "webhook body: json (signed, Standard Webhooks headers) or slack")
+	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often a signed audit checkpoint is written")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+}
+
+// parseServeConfig applies flags, then the environment and the config file
+// for every flag not given on the command line.
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c.flags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: loggate serve [flags]\n\nExamples:\n  loggate serve --dev\n  loggate serve --issuer https://login.example.com --client-id loggate --public-url https://loggate.example.com\n\nFlags (each also LOGGATE_<FLAG> in the environment, or a key of --config):\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, &exitCodeError{code: exitOK}
+		}
+		return nil, &exitCodeError{code: exitUsage, err: err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError("serve takes no arguments, got %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var file map[string]any
+	cfgPath := c.Config
+	if cfgPath == "" {
+		cfgPath = getenv("LOGGATE_CONFIG")
+	}
+	if cfgPath != "" {
+		b, err := os.ReadFile(cfgPath)
+		if err != nil {
+			return nil, fmt.Errorf("read config file: %w", err)
+		}
+		if err := json.Unmarshal(b, &file); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", cfgPath, err)
+		}
+		for k := range file {
+			if fs.Lookup(k) == nil {
+				return nil, fmt.Errorf("config file %s: unknown setting %q", cfgPath, k)
+			}
+		}
+	}
+	var ferr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || ferr != nil || f.Name == "config" {
+			return
+		}
+		env := "LOGGATE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(env); v != "" {
+			if err := f.Value.Set(v); err != nil {
+				ferr = fmt.Errorf("%s: %w", env, err)
+			}
+			return
+		}
+		if v, ok := file[f.Name]; ok {
+			if err := f.Value.Set(fmt.Sprint(v)); err != nil {
+				ferr = fmt.Errorf("config %s: %w", f.Name, err)
+			}
+		}
+	})
+	if ferr != nil {
+		return nil, &exitCodeError{code: exitUsage, err: ferr}
+	}
+	var err error
+	if c.clientSecret, err = secret(c.ClientSecretFile, getenv("LOGGATE_CLIENT_SECRET")); err != nil {
+		return nil, fmt.Errorf("client secret: %w", err)
+	}
+	if c.webhookSecret, err = secret(c.WebhookSecretFile, getenv("LOGGATE_WEBHOOK_SECRET")); err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	if c.DevSourceToken != "" && !c.Dev {
+		return nil, usageError("--dev-source-token is for --dev only")
+	}
+	if !c.Dev && (c.Issuer == "" || c.ClientID == "") {
+		return nil, usageError("without --dev, --issuer and --client-id are required (or LOGGATE_ISSUER, LOGGATE_CLIENT_ID)")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return nil, usageError("--tls-cert and --tls-key go together")
+	}
+	return &c, nil
+}
+
+// secret reads a secret from a file (trailing newline trimmed) or falls back
+// to the value from the environment.
+func secret(file, env string) (string, error) {
+	if file == "" {
+		return env, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

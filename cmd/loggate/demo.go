@@ -1,0 +1,94 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"time"
+)
+
+// runDemoSource writes realistic checkout logs to the dev gateway's own
+// ingest endpoint, a few lines per second per environment, some carrying
+// fake secrets for the redaction rules to catch.
+func runDemoSource(ctx context.Context, baseURL string, tokens map[string]string, log *slog.Logger) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	tick := time.NewTicker(400 * time.Millisecond)
+	defer tick.Stop()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 42))
+	n := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for _, env := range []string{"staging", "prod"} {
+			tok := tokens["checkout/"+env]
+			if tok == "" {
+				continue
+			}
+			var body bytes.Buffer
+			for range 1 + rng.IntN(2) {
+				n++
+				b, _ := json.Marshal(demoLine(rng, env, n))
+				body.Write(b)
+				body.WriteByte('\n')
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost,
+				baseURL+"/api/v1/ingest?service=checkout&env="+env, &body)
+			if err != nil {
+				return
+			}
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Content-Type", "application/x-ndjson")
+			resp, err := client.Do(req)
+			if err != nil {
+				if ctx.Err() == nil {
+					log.Debug("demo ingest failed", "err", err)
+				}
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				log.Warn("demo ingest refused", "status", resp.StatusCode)
+			}
+		}
+	}
+}
+
+func demoLine(rng *rand.Rand, env string, n int) map[string]any {
+	order := fmt.Sprintf("ord_%06d", 100000+rng.IntN(900000))
+	user := fmt.Sprintf("u%04d", rng.IntN(10000))
+	trace := fmt.Sprintf("%032x", rng.Uint64())
+	base := map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano), "trace_id": trace[:32],
+		"pod":        fmt.Sprintf("checkout-%s-7d9f8-%c%c", env, 'a'+rune(rng.IntN(26)), 'a'+rune(rng.IntN(26))),
+		"request_id": fmt.Sprintf("req-%d", n)}
+	ms := 20 + rng.IntN(400)
+	switch k := rng.IntN(20); {
+	case k < 9:
+		base["level"], base["message"] = "info", fmt.Sprintf("POST /api/checkout 200 %dms order=%s user=%s", ms, order, user)
+		base["http.status"], base["duration_ms"] = 200, ms
+	case k < 12:
+		base["level"], base["message"] = "debug", fmt.Sprintf("cart recalculated: %d items, subtotal=%d.%02d EUR", 1+rng.IntN(6), rng.IntN(300), rng.IntN(100))
+	case k < 14:
+		base["level"], base["message"] = "warn", fmt.Sprintf("payment provider slow: %dms (threshold 800ms) order=%s", 800+rng.IntN(2000), order)
+	case k < 16:
+		base["level"], base["message"] = "error", fmt.Sprintf("POST /api/checkout 502 order=%s: upstream payments timed out after 3000ms", order)
+		base["http.status"] = 502
+	case k < 17:
+		// Fake secrets: redaction must mask these at ingest.
+		base["level"], base["message"] = "debug", "calling payments with Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaGVja291dCJ9.c2lnbmF0dXJlX2Zha2VfZGVtbw"
+	case k < 18:
+		base["level"], base["message"] = "warn", "card declined for card 4111 1111 1111 1111 order="+order
+	case k < 19:
+		base["level"], base["message"] = "info", "retrying webhook"
+		base["api_key"] = "sk_live_51DemoFakeKeyDoNotUse0000000000"
+	default:
+		base["level"], base["message"] = "info", fmt.Sprintf("email receipt queued for %s@example.com order=%s", user, order)
+	}
+	return base
+}

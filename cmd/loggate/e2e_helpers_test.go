@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+// gatewayT is a gateway started by runServe for a test, with helpers that
+// speak only its public HTTP contract.
+type gatewayT struct {
+	t    *testing.T
+	r    *running
+	url  string
+	done chan error
+}
+
+// startGateway runs `loggate serve --dev` on a loopback port with a
+// temporary data directory, exactly as main wires it.
+func startGateway(t *testing.T, extra ...string) *gatewayT {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *running, 1)
+	done := make(chan error, 1)
+	args := append([]string{"--dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--dev-demo-logs=false",
+		"--log-level", "warn"}, extra...)
+	go func() {
+		done <- runServe(ctx, args, func(string) string { return "" }, io.Discard, io.Discard,
+			&serveHooks{ready: func(r *running) { ready <- r }})
+	}()
+	select {
+	case r := <-ready:
+		g := &gatewayT{t: t, r: r, url: r.URL, done: done}
+		t.Cleanup(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("serve returned %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Error("serve did not stop within 20s of cancel")
+			}
+		})
+		return g
+	case err := <-done:
+		cancel()
+		t.Fatalf("serve failed to start: %v", err)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatal("serve did not become ready")
+	}
+	return nil
+}
+
+// token gets an ID token for a demo user with the password grant.
+func (g *gatewayT) token(user string) string {
+	g.t.Helper()
+	form := url.Values{"grant_type": {"password"}, "client_id": {"loggate"}, "username": {user}, "password": {user},
+		"scope": {"openid profile email groups"}}
+	resp, err := http.PostForm(g.url+"/dev/oidc/token", form)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		IDToken string `json:"id_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || resp.StatusCode != 200 || tok.IDToken == "" {
+		g.t.Fatalf("token for %s: status %d, err %v", user, resp.StatusCode, err)
+	}
+	return tok.IDToken
+}
+
+// call does an API request and decodes the JSON answer into out (if non-nil).
+func (g *gatewayT) call(method, path, token string, body any, out any) int {
+	g.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		buf, _ := json.Marshal(b)
+		rd = bytes.NewReader(buf)
+	}
+	req, err := http.NewRequest(method, g.url+path, rd)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			g.t.Fatalf("%s %s: status %d, body %q is not JSON: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+// ingest posts NDJSON lines to a stream with a source token.
+func (g *gatewayT) ingest(service, env, token string, lines ...string) int {
+	g.t.Helper()
+	req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest?service="+service+"&env="+env,
+		strings.NewReader(strings.Join(lines, "\n")+"\n"))
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+type requestJSON struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Decision struct {
+		ID                string   `json:"id"`
+		Allow             bool     `json:"allow"`
+		Reasons           []string `json:"reasons"`
+		ApprovalsRequired int      `json:"approvals_required"`
+		ApproverGroups    []string `json:"approver_groups"`
+	} `json:"decision"`
+	Grant *grantJSON `json:"grant"`
+}
+
+type grantJSON struct {
+	ID        string    `json:"id"`
+	Service   string    `json:"service"`
+	Env       string    `json:"env"`
+	State     string    `json:"state"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+type auditJSON struct {
+	ID       string         `json:"id"`
+	Seq      int64          `json:"seq"`
+	Time     time.Time      `json:"time"`
+	Action   string         `json:"action"`
+	Actor    map[string]any `json:"actor"`
+	Target   map[string]any `json:"target"`
+	Outcome  string         `json:"outcome"`
+	Details  map[string]any `json:"details"`
+	PrevHash string         `json:"prev_hash"`
+	Hash     string         `json:"hash"`
+}

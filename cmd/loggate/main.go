@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// Exit codes, documented in the README.
+const (
+	exitOK      = 0
+	exitError   = 1
+	exitUsage   = 2
+	exitDenied  = 3
+	exitEnded   = 4
+	exitAborted = 130
+)
+
+// exitError carries an exit code through run's error return.
+type exitCodeError struct {
+	code int
+	err  error
+}
+
+func (e *exitCodeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit %d", e.code)
+	}
+	return e.err.Error()
+}
+func (e *exitCodeError) Unwrap() error { return e.err }
+
+func usageError(format string, a ...any) error {
+	return &exitCodeError{code: exitUsage, err: fmt.Errorf(format, a...)}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	code := exitOK
+	if err != nil {
+		code = exitError
+		var ce *exitCodeError
+		if errors.As(err, &ce) {
+			code = ce.code
+		}
+		if ce == nil || ce.err != nil {
+			fmt.Fprintln(os.Stderr, "loggate:", err)
+		}
+	}
+	os.Exit(code)
+}
+
+const topUsage = `loggate — access-controlled debug log gateway
+
+Server:
+  loggate serve [--dev] [flags]        run the gateway (serve --help for flags)
+  loggate policy test [DIR]            run the Rego unit tests of a policy directory
+  loggate policy eval --input FILE     show the decision for an input document
+  loggate audit verify --data DIR      verify the audit trail offline
+
+Client:
+  loggate version
+
+Run 'loggate COMMAND --help' for a command's flags and examples.
+Exit codes: 0 ok, 1 error, 2 usage, 3 denied, 4 expired/revoked.
+`
+
+// run is the whole binary, testable: it never calls os.Exit.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, topUsage)
+		return &exitCodeError{code: exitUsage}
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr, nil)
+	case "policy":
+		return runPolicy(ctx, rest, stdout, stderr)
+	case "audit":
+		if len(rest) > 0 && rest[0] == "verify" {
+			return runAuditVerify(ctx, rest[1:], getenv, stdout, stderr)
+		}
+		return runClient(ctx, args, getenv, stdin, stdout, stderr)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "loggate", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, topUsage)
+		return nil
+	default:
+		return runClient(ctx, args, getenv, stdin, stdout, stderr)
+	}
+}

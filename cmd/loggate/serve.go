@@ -1,0 +1,375 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/auth/devidp"
+	"github.com/loggate/loggate/gateway"
+	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/logs"
+	"github.com/loggate/loggate/gateway/redact"
+	"github.com/loggate/loggate/gateway/store"
+	"github.com/loggate/loggate/policies"
+	"github.com/loggate/loggate/policy"
+	"github.com/loggate/loggate/web"
+)
+
+// devClientID is the development provider's public client.
+const devClientID = "loggate"
+
+// serveHooks lets tests learn the gateway's URL and reach its parts.
+type serveHooks struct {
+	ready func(s *running)
+}
+
+// running is a started gateway, for tests and the banner.
+type running struct {
+	URL          string
+	SourceTokens map[string]string // stream -> token (dev only)
+	Server       *gateway.Server
+	IDP          *devidp.Provider
+	Policy       *policy.Engine
+	DataDir      string
+}
+
+func newLogger(c *serveConfig, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		return nil, usageError("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.LogFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError("--log-format must be text or json")
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
+	c, err := parseServeConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(c, stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.Data, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+
+	// Listen first: the public URL (and so the development issuer) may
+	// depend on the port actually bound.
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return usageError("--listen %q: %v", c.Listen, err)
+	}
+	if c.Dev && !c.DevAllowRemote && !isLoopback(host) {
+		return usageError("--dev listens only on loopback (its demo users and password grant are for a laptop); " +
+			"use --listen 127.0.0.1:PORT, or --dev-allow-remote if you really mean it")
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	scheme := "http"
+	if c.TLSCert != "" {
+		scheme = "https"
+	}
+	publicURL := c.PublicURL
+	if publicURL == "" {
+		addr := ln.Addr().(*net.TCPAddr)
+		h := host
+		if h == "" || h == "0.0.0.0" || h == "::" {
+			h = "127.0.0.1"
+		}
+		publicURL = fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(h, fmt.Sprint(addr.Port)))
+	}
+	pub, err := url.Parse(strings.TrimRight(publicURL, "/"))
+	if err != nil || pub.Host == "" || (pub.Scheme != "http" && pub.Scheme != "https") {
+		return usageError("--public-url %q must be an absolute http(s) URL", publicURL)
+	}
+
+	reg := prometheus.NewRegistry()
+	var srv *gateway.Server // set below; the authenticator's hooks need it
+
+	// Identity.
+	issuer, clientID, publicClientID := c.Issuer, c.ClientID, c.PublicClientID
+	mounts := map[string]http.Handler{}
+	var idp *devidp.Provider
+	if c.Dev {
+		if issuer == "" {
+			issuer = pub.String() + "/dev/oidc"
+		}
+		if clientID == "" {
+			clientID = devClientID
+		}
+		if publicClientID == "" {
+			publicClientID = devClientID
+		}
+		idp, err = devidp.New(devidp.Config{Issuer: issuer, Users: devidp.DemoUsers(), Logger: log.With("component", "devidp"),
+			Clients: []devidp.Client{{ID: devClientID, RedirectURIs: []string{pub.String() + "/auth/callback"},
+				PostLogoutRedirectURIs: []string{pub.String() + "/"}}}})
+		if err != nil {
+			return fmt.Errorf("development identity provider: %w", err)
+		}
+		defer idp.Close()
+		mounts["/dev/oidc/"] = idp
+	}
+	sessionKeys, err := loadSessionKeys(c)
+	if err != nil {
+		return err
+	}
+	groupMap, err := loadGroupMap(c.GroupMapFile)
+	if err != nil {
+		return err
+	}
+	authn, err := auth.New(auth.Config{
+		IssuerURL: issuer, ClientID: clientID, ClientSecret: c.clientSecret, PublicClientID: publicClientID,
+		RedirectURL: pub.String() + "/auth/callback", GroupsClaim: c.GroupsClaim, GroupMapping: groupMap,
+		AllowedEmailDomains: splitList(c.AllowedDomains), SessionKeys: sessionKeys, SecureCookies: pub.Scheme == "https",
+		SessionIdle: c.SessionIdle, SessionAbsolute: c.SessionAbsolute,
+		ClientAddr: func(r *http.Request) string { return srv.ClientAddr(r) },
+		OnEvent: func(ctx context.Context, ev auth.Event) error {
+			if srv == nil {
+				return errors.New("gateway not started")
+			}
+			return srv.RecordAuth(ctx, ev)
+		},
+		Logger: log.With("component", "auth"),
+	})
+	if err != nil {
+		return fmt.Errorf("authenticator: %w", err)
+	}
+
+	// Policy.
+	pcfg := policy.Config{FS: policies.FS, Logger: log.With("component", "policy"), RunTestsOnLoad: true}
+	if c.Policies != "" {
+		pcfg.Dir = c.Policies
+	}
+	pol, err := policy.New(ctx, pcfg)
+	if err != nil {
+		return fmt.Errorf("load policies: %w", err)
+	}
+
+	// Audit trail, state, log pipeline.
+	aud, err := audit.Open(ctx, audit.Config{Dir: filepath.Join(c.Data, "audit"), CheckpointInterval: c.AuditCheckpointInterval,
+		Logger: log.With("component", "audit")})
+	if err != nil {
+		return fmt.Errorf("audit trail: %w", err)
+	}
+	defer aud.Close()
+	backend, err := store.OpenSQLite(ctx, filepath.Join(c.Data, "state.db"))
+	if err != nil {
+		return err
+	}
+	st := store.New(backend)
+	defer st.Close()
+	backlog, err := logs.OpenSQLiteBacklog(ctx, filepath.Join(c.Data, "logs.db"), log.With("component", "backlog"))
+	if err != nil {
+		return fmt.Errorf("log backlog: %w", err)
+	}
+	defer backlog.Close()
+	hub, err := logs.NewHub(logs.HubConfig{Backlog: backlog, Logger: log.With("component", "hub"),
+		Retention: map[string]logs.Retention{"prod": {MaxAge: 24 * time.Hour}, "": {}}})
+	if err != nil {
+		return fmt.Errorf("log hub: %w", err)
+	}
+	defer hub.Close()
+	red, err := redact.New(redact.Config{})
+	if err != nil {
+		return fmt.Errorf("redaction rules: %w", err)
+	}
+
+	proxies, err := parsePrefixes(c.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	pages, err := web.New(web.Config{Logger: log.With("component", "web")})
+	if err != nil {
+		return fmt.Errorf("web UI: %w", err)
+	}
+	srv, err = gateway.New(gateway.Config{
+		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies,
+		Auth: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red,
+		Pages: pages, Mounts: mounts, Registry: reg, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	go srv.Run(runCtx)
+	if c.Policies != "" {
+		go func() {
+			err := pol.Watch(runCtx, func(ev policy.ReloadEvent) { srv.RecordPolicyReload(runCtx, ev) })
+			if err != nil && runCtx.Err() == nil {
+				log.Error("policy watch stopped", "err", err)
+			}
+		}()
+	}
+
+	system := audit.Actor{Kind: audit.ActorSystem, Subject: "loggate"}
+	tokens := map[string]string{}
+	if c.Dev {
+		for _, env := range []string{"staging", "prod"} {
+			tok := c.DevSourceToken
+			if tok == "" {
+				tok = gateway.NewSourceToken()
+			}
+			stream := store.StreamRef{Service: "checkout", Env: env}
+			if _, err := srv.CreateSource(ctx, system, "demo checkout/"+env, tok, []store.StreamRef{stream}); err != nil {
+				return fmt.Errorf("create demo source: %w", err)
+			}
+			tokens["checkout/"+env] = tok
+		}
+	}
+
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return runCtx }}
+	serveErr := make(chan error, 1)
+	go func() {
+		if c.TLSCert != "" {
+			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			serveErr <- hs.ServeTLS(ln, c.TLSCert, c.TLSKey)
+			return
+		}
+		serveErr <- hs.Serve(ln)
+	}()
+
+	if c.Dev && c.DevDemoLogs {
+		go runDemoSource(runCtx, pub.String(), tokens, log.With("component", "demo-source"))
+	}
+	r := &running{URL: pub.String(), SourceTokens: tokens, Server: srv, IDP: idp, Policy: pol, DataDir: c.Data}
+	printBanner(stdout, c, r)
+	log.Info("loggate listening", "url", pub.String(), "dev", c.Dev, "policy_revision", pol.Revision())
+	if hooks != nil && hooks.ready != nil {
+		hooks.ready(r)
+	}
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: ending tails, draining requests")
+	shutCtx, shutCancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer shutCancel()
+	srv.Shutdown(shutCtx)
+	if err := hs.Shutdown(shutCtx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+	cancel()
+	srv.Wait()
+	log.Info("stopped")
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
+}
+
+func parsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range splitList(s) {
+		if !strings.Contains(p, "/") {
+			a, err := netip.ParseAddr(p)
+			if err != nil {
+				return nil, usageError("--trusted-proxies: %q is not an address or CIDR", p)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		pf, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, usageError("--trusted-proxies: %q is not a CIDR", p)
+		}
+		out = append(out, pf.Masked())
+	}
+	return out, nil
+}
+
+// loadSessionKeys reads keys (hex or raw lines, newest first) from
+// --session-key-file or LOGGATE_SESSION_KEYS, else the data directory's
+// generated key file (created with mode 0600).
+func loadSessionKeys(c *serveConfig) ([][]byte, error) {
+	path := c.SessionKeyFile
+	if path == "" {
+		path = filepath.Join(c.Data, "keys", "session.key")
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				return nil, err
+			}
+			var k [32]byte
+			_, _ = rand.Read(k[:])
+			if err := os.WriteFile(path, []byte(hex.EncodeToString(k[:])+"\n"), 0o600); err != nil {
+				return nil, fmt.Errorf("generate session key: %w", err)
+			}
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("session keys: %w", err)
+	}
+	var keys [][]byte
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, err := hex.DecodeString(line)
+		if err != nil {
+			k = []byte(line)
+		}
+		if len(k) < 32 {
+			return nil, fmt.Errorf("session keys in %s: each key needs at least 32 bytes", path)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("session keys: %s holds no key", path)
+	}
+	return keys, nil
+}
+
+func loadGroupMap(path string) (map[string][]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("group map: %w", err)
+	}
+	var m map[string][]string
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("group map %s: %w", path, err)
+	}
+	return m, nil
+}

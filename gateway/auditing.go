@@ -1,0 +1,93 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/store"
+)
+
+// systemActor is loggate itself: policy auto-approvals, expiry, lapses.
+var systemActor = audit.Actor{Kind: "system", Subject: "loggate"}
+
+func userActor(who auth.Identity) audit.Actor {
+	return audit.Actor{Kind: "user", Issuer: who.Issuer, Subject: who.Subject, Email: who.Email,
+		Name: who.Display(), Groups: who.Groups}
+}
+
+func subjectActor(s store.Subject) audit.Actor {
+	return audit.Actor{Kind: "user", Issuer: s.Issuer, Subject: s.Subject, Email: s.Email, Name: s.Name, Groups: s.Groups}
+}
+
+// record appends ev to the audit trail, filling in the request's
+// correlation id, client address and user agent. It returns errAudit (503)
+// when the trail cannot take the event: callers must not carry out the
+// action then.
+func (s *Server) record(ctx context.Context, r *http.Request, ev audit.Event) error {
+	ev.RequestID = requestID(ctx)
+	ev.SourceAddr = clientAddrFrom(ctx)
+	if r != nil {
+		ev.UserAgent = truncate(r.UserAgent(), 256)
+	}
+	if _, err := s.cfg.Audit.Append(ctx, ev); err != nil {
+		s.metrics.auditFailures.Inc()
+		return errAudit(err)
+	}
+	s.metrics.auditEvents.WithLabelValues(ev.Action).Inc()
+	return nil
+}
+
+// recordAll appends events in order, stopping at the first failure.
+func (s *Server) recordAll(ctx context.Context, r *http.Request, evs ...audit.Event) error {
+	for _, ev := range evs {
+		if err := s.record(ctx, r, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordAuth turns an authenticator event into an audit event. The gateway
+// passes it as the authenticator's OnEvent hook; an error fails the login.
+func (s *Server) RecordAuth(ctx context.Context, ev auth.Event) error {
+	ae := audit.Event{Action: ev.Action, Outcome: "success", Reason: ev.Reason,
+		SourceAddr: ev.RemoteAddr, UserAgent: truncate(ev.UserAgent, 256), RequestID: requestID(ctx),
+		Details: map[string]any{}}
+	if ev.Identity != nil {
+		ae.Actor = userActor(*ev.Identity)
+	} else {
+		ae.Actor = audit.Actor{Kind: audit.ActorUser, Name: "(unauthenticated)"}
+	}
+	if ev.Action == "auth.failed" {
+		ae.Outcome = "failure"
+	}
+	if ev.TokenHash != "" {
+		ae.Details["token_hash"] = ev.TokenHash
+	}
+	if ev.Detail != "" {
+		ae.Details["detail"] = ev.Detail
+	}
+	if ev.Count > 1 {
+		ae.Details["count"] = ev.Count
+	}
+	if _, err := s.cfg.Audit.Append(ctx, ae); err != nil {
+		s.metrics.auditFailures.Inc()
+		return err
+	}
+	s.metrics.auditEvents.WithLabelValues(ae.Action).Inc()
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8Start(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }

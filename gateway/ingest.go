@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loggate/loggate/gateway/ingest"
+	"github.com/loggate/loggate/gateway/logs"
+	"github.com/loggate/loggate/gateway/store"
+)
+
+// HashSourceToken is how source tokens are stored: never in clear.
+func HashSourceToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+// source authenticates an ingest request by its bearer source token. The
+// token is looked up by its hash, so no comparison of secrets happens here.
+func (s *Server) source(r *http.Request) (store.Source, error) {
+	h := r.Header.Get("Authorization")
+	token, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok {
+		token, ok = strings.CutPrefix(h, "bearer ")
+	}
+	token = strings.TrimSpace(token)
+	if !ok || token == "" {
+		return store.Source{}, errUnauthorized("source token required (Authorization: Bearer <token>)")
+	}
+	src, err := s.cfg.Store.SourceByTokenHash(r.Context(), HashSourceToken(token))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !src.RevokedAt.IsZero()) {
+		return store.Source{}, errUnauthorized("invalid source token")
+	}
+	if err != nil {
+		return store.Source{}, err
+	}
+	if !s.ingestLimiter.allow(src.ID) {
+		return store.Source{}, &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+			Message: "too many ingest requests for this source; retry later"}
+	}
+	return src, nil
+}
+
+// readIngest reads the body within the decompressed-size limit.
+func (s *Server) readIngest(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	// The wire limit is generous; the real limit applies after decompression.
+	r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxIngestBytes)
+	body, err := ingest.ReadBody(r.Body, r.Header.Get("Content-Encoding"), s.limits.MaxIngestBytes)
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.Is(err, ingest.ErrTooLarge), errors.As(err, &mbe):
+		return nil, errTooLarge(fmt.Sprintf("body over %d bytes after decompression", s.limits.MaxIngestBytes))
+	case errors.Is(err, ingest.ErrUnsupportedMediaType):
+		return nil, &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: err.Error()}
+	case err != nil:
+		return nil, errBadRequest("cannot read body: " + err.Error())
+	}
+	return body, nil
+}
+
+func (s *Server) decodeError(err error) error {
+	if errors.Is(err, ingest.ErrTooLarge) {
+		return errTooLarge(err.Error())
+	}
+	if errors.Is(err, ingest.ErrUnsupportedMediaType) {
+		return &apiError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: err.Error()}
+	}
+	return errBadRequest(err.Error())
+}
+
+// accept authorises every entry's stream for src, redacts and publishes.
+// A batch with any entry the source may not write is refused whole (403).
+func (s *Server) accept(r *http.Request, src store.Source, entries []logs.Entry) (int, error) {
+	for i := range entries {
+		if !src.Allows(entries[i].Service, entries[i].Env) {
+			s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
+			return 0, errForbidden(fmt.Sprintf("source may not write stream %s/%s", entries[i].Service, entries[i].Env))
+		}
+	}
+	for i := range entries {
+		s.cfg.Redactor.Entry(&entries[i])
+	}
+	if _, err := s.cfg.Hub.Publish(r.Context(), entries); err != nil {
+		return 0, errUnavailable("log pipeline unavailable", err)
+	}
+	s.metrics.ingestEntries.Add(float64(len(entries)))
+	return len(entries), nil
+}
+
+func (s *Server) ingestOptions() ingest.Options {
+	return ingest.Options{Now: s.now(), MaxLineBytes: s.limits.MaxLineBytes}
+}
+
+// handleIngestJSON takes NDJSON or a JSON array for one stream named in the
+// query: POST /api/v1/ingest?service=S&env=E.
+func (s *Server) handleIngestJSON(w http.ResponseWriter, r *http.Request) {
+	src, err := s.source(r)
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	stream := logs.Stream{Service: q.Get("service"), Env: q.Get("env")}
+	if !nameRE.MatchString(stream.Service) || !nameRE.MatchString(stream.Env) {
+		s.writeIngestError(w, r, errBadRequest("query parameters service and env are required (lower-case names)"))
+		return
+	}
+	if !src.Allows(stream.Service, stream.Env) {
+		s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
+		s.writeIngestError(w, r, errForbidden("source may not write stream "+stream.String()))
+		return
+	}
+	body, err := s.readIngest(w, r)
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	opts := s.ingestOptions()
+	opts.Mapping = ingest.Mapping{TimeField: q.Get("time_field"), LevelField: q.Get("level_field"), MessageField: q.Get("message_field")}
+	entries, err := ingest.DecodeJSONLines(body, stream, opts)
+	if err != nil {
+		s.writeIngestError(w, r, s.decodeError(err))
+		return
+	}
+	n, err := s.accept(r, src, entries)
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"accepted": n})
+}
+
+// handleIngestOTLP takes OTLP/HTTP logs (protobuf or JSON).
+func (s *Server) handleIngestOTLP(w http.ResponseWriter, r *http.Request) {
+	src, err := s.source(r)
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	body, err := s.readIngest(w, r)
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	ct := r.Header.Get("Content-Type")
+	entries, err := ingest.DecodeOTLP(body, ct, s.ingestOptions())
+	if err != nil {
+		s.writeIngestError(w, r, s.decodeError(err))
+		return
+	}
+	if _, err := s.accept(r, src, entries); err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	// An empty ExportLogsServiceResponse: full success.
+	if strings.HasPrefix(ct, "application/json") {
+		writeJSON(w, http.StatusOK, map[string]any{})
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(http.StatusOK)
+}
+
+// handleIngestLoki takes the Loki push API (JSON or snappy protobuf).
+func (s *Server) handleIngestLoki(w http.ResponseWriter, r *http.Request) {
+	src, err := s.source(r)
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	body, err := s.readIngest(w, r)
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	entries, err := ingest.DecodeLokiPush(body, r.Header.Get("Content-Type"), s.ingestOptions())
+	if err != nil {
+		s.writeIngestError(w, r, s.decodeError(err))
+		return
+	}
+	if _, err := s.accept(r, src, entries); err != nil {
+		s.writeIngestError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) writeIngestError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if errors.As(err, &ae) {
+		s.metrics.ingestRejected.WithLabelValues(ae.Code).Inc()
+		if ae.Status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", "1")
+		}
+	}
+	s.writeError(w, r, err)
+}
+
+// rateLimiter is a token bucket per key.
+type rateLimiter struct {
+	rate, burst float64
+	now         func() time.Time
+
+	mu      sync.Mutex
+	buckets map[string]*bucket // guarded by mu
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+func newRateLimiter(rate, burst float64, now func() time.Time) *rateLimiter {
+	return &rateLimiter{rate: rate, burst: burst, now: now, buckets: map[string]*bucket{}}
+}
+
+func (l *rateLimiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	b := l.buckets[key]
+	if b == nil {
+		if len(l.buckets) > 100000 {
+			clear(l.buckets)
+		}
+		b = &bucket{tokens: l.burst, last: now}
+		l.buckets[key] = b
+	}
+	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
+	b.last = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}

@@ -1,0 +1,213 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/loggate/loggate/auth"
+)
+
+// routes is the one route table.
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", s.handleHealthz)
+	m.HandleFunc("GET /readyz", s.handleReadyz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
+
+	m.HandleFunc("GET /login", s.cfg.Auth.HandleLogin)
+	m.HandleFunc("GET /auth/callback", s.cfg.Auth.HandleCallback)
+	m.HandleFunc("POST /logout", s.cfg.Auth.HandleLogout)
+	m.HandleFunc("GET /api/v1/auth/config", s.handleAuthConfig)
+
+	m.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
+	m.HandleFunc("GET /api/v1/streams", s.api(s.handleStreams))
+
+	m.HandleFunc("POST /api/v1/requests", s.api(s.handleCreateRequest))
+	m.HandleFunc("GET /api/v1/requests", s.api(s.handleListRequests))
+	m.HandleFunc("GET /api/v1/requests/{id}", s.api(s.handleGetRequest))
+	m.HandleFunc("POST /api/v1/requests/{id}/approve", s.api(s.handleApprove))
+	m.HandleFunc("POST /api/v1/requests/{id}/deny", s.api(s.handleDeny))
+	m.HandleFunc("POST /api/v1/requests/{id}/cancel", s.api(s.handleCancel))
+
+	m.HandleFunc("GET /api/v1/grants", s.api(s.handleListGrants))
+	m.HandleFunc("GET /api/v1/grants/{id}", s.api(s.handleGetGrant))
+	m.HandleFunc("POST /api/v1/grants/{id}/revoke", s.api(s.handleRevoke))
+	m.HandleFunc("POST /api/v1/grants/{id}/extend", s.api(s.handleExtend))
+	m.HandleFunc("GET /api/v1/grants/{id}/tail", s.handleTail)
+	m.HandleFunc("GET /api/v1/grants/{id}/timeline", s.api(s.handleTimeline))
+
+	m.HandleFunc("GET /api/v1/reviews", s.api(s.handleListReviews))
+	m.HandleFunc("POST /api/v1/reviews/{id}/close", s.api(s.handleCloseReview))
+
+	m.HandleFunc("GET /api/v1/audit", s.api(s.handleAuditSearch))
+	m.HandleFunc("GET /api/v1/audit/export", s.api(s.handleAuditExport))
+	m.HandleFunc("GET /api/v1/audit/checkpoint", s.api(s.handleAuditCheckpoint))
+	m.HandleFunc("GET /api/v1/audit/{id}/proof", s.api(s.handleAuditProof))
+
+	m.HandleFunc("GET /api/v1/sources", s.api(s.handleListSources))
+	m.HandleFunc("POST /api/v1/sources", s.api(s.handleCreateSource))
+	m.HandleFunc("POST /api/v1/sources/{id}/revoke", s.api(s.handleRevokeSource))
+	m.HandleFunc("GET /api/v1/policy", s.api(s.handlePolicyInfo))
+
+	m.HandleFunc("POST /api/v1/ingest", s.handleIngestJSON)
+	m.HandleFunc("POST /v1/logs", s.handleIngestOTLP)
+	m.HandleFunc("POST /loki/api/v1/push", s.handleIngestLoki)
+
+	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errNotFound("no such endpoint"))
+	})
+	for pattern, h := range s.cfg.Mounts {
+		m.Handle(pattern, h)
+	}
+	if s.cfg.Pages != nil {
+		m.Handle("/", s.cfg.Pages)
+	} else {
+		m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, map[string]string{"service": "loggate", "api": "/api/v1"})
+		})
+	}
+}
+
+// apiHandler is an authenticated API handler; it returns an error instead of
+// writing one so every error is mapped in one place.
+type apiHandler func(w http.ResponseWriter, r *http.Request, who auth.Identity) error
+
+// api authenticates the caller (401 without valid credentials), checks CSRF
+// for cookie-authenticated unsafe methods, and maps the handler's error.
+func (s *Server) api(h apiHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		who, err := s.cfg.Auth.Authenticate(r)
+		if err != nil {
+			if errors.Is(err, auth.ErrNoCredentials) {
+				s.writeError(w, r, errUnauthorized("authentication required"))
+			} else {
+				s.writeError(w, r, errUnauthorized("invalid token"))
+			}
+			return
+		}
+		if who.Via == "session" && !safeMethod(r.Method) {
+			if err := s.cfg.Auth.CheckCSRF(r); err != nil {
+				s.writeError(w, r, errForbidden("missing or invalid CSRF token"))
+				return
+			}
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+		if err := h(w, r, who); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// decodeBody reads a JSON object strictly: unknown fields, trailing data and
+// oversize bodies are client errors with a message naming the problem.
+func decodeBody(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooBig):
+			return errTooLarge(fmt.Sprintf("request body over %d bytes", tooBig.Limit))
+		case errors.Is(err, io.EOF):
+			return errBadRequest("request body is empty; expected a JSON object")
+		case errors.As(err, &syn):
+			return errBadRequest(fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, err))
+		case errors.As(err, &typ):
+			return errBadRequest(fmt.Sprintf("field %q: expected %s", typ.Field, typ.Type))
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return errBadRequest(strings.TrimPrefix(err.Error(), "json: ") + " in request body")
+		default:
+			return errBadRequest("malformed JSON: " + err.Error())
+		}
+	}
+	if dec.More() {
+		return errBadRequest("request body has data after the JSON object")
+	}
+	return nil
+}
+
+// decodeOptionalBody is decodeBody that accepts an empty body.
+func decodeOptionalBody(r *http.Request, v any) error {
+	if r.ContentLength == 0 && r.Header.Get("Transfer-Encoding") == "" {
+		return nil
+	}
+	err := decodeBody(r, v)
+	var ae *apiError
+	if errors.As(err, &ae) && strings.HasPrefix(ae.Message, "request body is empty") {
+		return nil
+	}
+	return err
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// handleReadyz reports each dependency; 503 when any is down.
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	ok := true
+	probe := func(name string, f func(context.Context) error) {
+		if err := f(ctx); err != nil {
+			checks[name] = err.Error()
+			ok = false
+		} else {
+			checks[name] = "ok"
+		}
+	}
+	probe("store", s.cfg.Store.Ping)
+	probe("identity_provider", s.cfg.Auth.Ready)
+	for name, f := range s.cfg.ReadyChecks {
+		probe(name, f)
+	}
+	select {
+	case <-s.shutdown:
+		checks["shutdown"] = "draining"
+		ok = false
+	default:
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+}
+
+func (s *Server) handleAuthConfig(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.cfg.Auth.ClientConfig())
+}
+
+func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	out := map[string]any{
+		"id": who.ID(), "issuer": who.Issuer, "subject": who.Subject, "email": who.Email,
+		"name": who.Name, "username": who.Username, "display": who.Display(), "groups": nonNil(who.Groups), "via": who.Via,
+	}
+	if who.Via == "session" {
+		out["csrf_token"] = s.cfg.Auth.CSRFToken(r)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,374 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/logs"
+	"github.com/loggate/loggate/gateway/redact"
+	"github.com/loggate/loggate/gateway/store"
+	"github.com/loggate/loggate/policy"
+)
+
+// Authenticator says who a request comes from.
+type Authenticator interface {
+	Authenticate(r *http.Request) (auth.Identity, error)
+	CheckCSRF(r *http.Request) error
+	CSRFToken(r *http.Request) string
+	HandleLogin(w http.ResponseWriter, r *http.Request)
+	HandleCallback(w http.ResponseWriter, r *http.Request)
+	HandleLogout(w http.ResponseWriter, r *http.Request)
+	ClientConfig() auth.ClientConfig
+	Ready(ctx context.Context) error
+}
+
+// Policy decides requests and who may act on them.
+type Policy interface {
+	Decide(ctx context.Context, in policy.Input) (policy.Decision, error)
+	Authorize(ctx context.Context, in policy.ActionInput) (policy.ActionDecision, error)
+	Revision() string
+}
+
+// Auditor is the audit trail as the gateway uses it.
+type Auditor interface {
+	Append(ctx context.Context, ev audit.Event) (audit.Event, error)
+	Search(ctx context.Context, q audit.Query) (audit.Page, error)
+	Get(ctx context.Context, id string) (audit.Event, error)
+	Proof(ctx context.Context, id string) (audit.InclusionProof, error)
+	LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error)
+	Export(ctx context.Context, w io.Writer, format string, q audit.Query) error
+}
+
+var (
+	_ Auditor       = (*audit.Store)(nil)
+	_ Policy        = (*policy.Engine)(nil)
+	_ Authenticator = (*auth.Authenticator)(nil)
+)
+
+// Limits bound what clients may send and hold.
+type Limits struct {
+	// MaxBodyBytes caps an API request body; zero means 1 MiB.
+	MaxBodyBytes int64
+	// MaxIngestBytes caps an ingest body after decompression; zero means 8 MiB.
+	MaxIngestBytes int64
+	// MaxLineBytes caps one ingested line; zero means 64 KiB.
+	MaxLineBytes int
+	// IngestRate is the requests per second allowed per source token, with a
+	// burst of twice that; zero means 200.
+	IngestRate float64
+	// MaxTailsPerUser caps concurrent tails per person; zero means 8.
+	MaxTailsPerUser int
+	// MaxTailsPerStream caps concurrent tails per stream; zero means 200.
+	MaxTailsPerStream int
+	// MaxTextLen caps reasons and comments in characters; zero means 1000.
+	MaxTextLen int
+}
+
+// Config wires a Server. Fields without a zero-value note are required.
+type Config struct {
+	// PublicURL is the origin browsers and clients use (scheme://host[:port]).
+	PublicURL *url.URL
+	// AllowedOrigins lists extra origins allowed to open WebSockets.
+	AllowedOrigins []string
+	// TrustedProxies are the addresses whose X-Forwarded-For is believed;
+	// nil means none: the peer address is the client address.
+	TrustedProxies []netip.Prefix
+
+	Auth     Authenticator
+	Policy   Policy
+	Audit    Auditor
+	Store    *store.Store
+	Hub      *logs.Hub
+	Redactor *redact.Redactor
+	// Broadcast carries revocations and policy changes to other replicas;
+	// nil means this is the only replica.
+	Broadcast Broadcaster
+	// Notifier queues notifications; nil means none are sent.
+	Notifier Notifier
+
+	Limits Limits
+	// TailProgressInterval is how often a long view writes stream.progress;
+	// zero means 1m.
+	TailProgressInterval time.Duration
+	// Pages serves the browser UI; nil means no UI (API only).
+	Pages http.Handler
+	// Mounts are extra handlers by pattern (e.g. the development identity
+	// provider at "/dev/oidc/").
+	Mounts map[string]http.Handler
+	// Registry receives the gateway's metrics; nil means a private registry.
+	Registry *prometheus.Registry
+	// ReadyChecks are extra readiness probes (e.g. Redis); each returns nil
+	// when healthy.
+	ReadyChecks map[string]func(context.Context) error
+
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Server is the gateway's HTTP face and workflow engine.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	now     func() time.Time
+	mux     *http.ServeMux
+	metrics *metrics
+	limits  Limits
+	origins map[string]bool
+
+	// tails is the registry of live tail sessions; see tails.go.
+	tails *tailRegistry
+	// ingestLimiter throttles ingest per source token.
+	ingestLimiter *rateLimiter
+
+	// shutdown is closed when Shutdown begins; tails end with 4003.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	wg           sync.WaitGroup // background loops
+}
+
+// New validates cfg and builds the route table.
+func New(cfg Config) (*Server, error) {
+	switch {
+	case cfg.PublicURL == nil:
+		return nil, errors.New("gateway: PublicURL is required")
+	case cfg.Auth == nil, cfg.Policy == nil, cfg.Audit == nil, cfg.Store == nil, cfg.Hub == nil, cfg.Redactor == nil:
+		return nil, errors.New("gateway: Auth, Policy, Audit, Store, Hub and Redactor are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.TailProgressInterval == 0 {
+		cfg.TailProgressInterval = time.Minute
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	l := &cfg.Limits
+	setDefault(&l.MaxBodyBytes, 1<<20)
+	setDefault(&l.MaxIngestBytes, 8<<20)
+	setDefault(&l.MaxLineBytes, 64<<10)
+	setDefault(&l.IngestRate, 200)
+	setDefault(&l.MaxTailsPerUser, 8)
+	setDefault(&l.MaxTailsPerStream, 200)
+	setDefault(&l.MaxTextLen, 1000)
+
+	s := &Server{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		now:      cfg.Now,
+		mux:      http.NewServeMux(),
+		limits:   cfg.Limits,
+		origins:  map[string]bool{originOf(cfg.PublicURL): true},
+		tails:    newTailRegistry(),
+		shutdown: make(chan struct{}),
+	}
+	for _, o := range cfg.AllowedOrigins {
+		s.origins[strings.TrimRight(o, "/")] = true
+	}
+	s.ingestLimiter = newRateLimiter(l.IngestRate, 2*l.IngestRate, cfg.Now)
+	s.metrics = newMetrics(cfg.Registry)
+	s.routes()
+	return s, nil
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+func originOf(u *url.URL) string { return u.Scheme + "://" + u.Host }
+
+// ServeHTTP implements http.Handler with request ids, panics contained and
+// security headers on every response.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := r.Header.Get("X-Request-Id")
+	if !validRequestID(id) {
+		id = newID("")
+	}
+	ctx := withRequestID(r.Context(), id)
+	ctx = withClientAddr(ctx, s.clientAddr(r))
+	r = r.WithContext(ctx)
+	h := w.Header()
+	h.Set("X-Request-Id", id)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+	if h.Get("Content-Security-Policy") == "" {
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	}
+	if s.cfg.PublicURL.Scheme == "https" {
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	start := s.now()
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
+			}
+			s.log.Error("handler panic", "panic", fmt.Sprint(p), "path", r.URL.Path, "request_id", id)
+			if sw.status == 0 {
+				s.writeError(sw, r, errors.New("panic"))
+			}
+		}
+		_, pattern := s.mux.Handler(r)
+		s.metrics.observeHTTP(r.Method, pattern, sw.status, s.now().Sub(start))
+	}()
+	s.mux.ServeHTTP(sw, r)
+}
+
+// Handler returns the server as an http.Handler.
+func (s *Server) Handler() http.Handler { return s }
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController and the WebSocket upgrader reach the
+// underlying connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack is needed by the WebSocket upgrader, which asserts http.Hijacker.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return h.Hijack()
+}
+
+// Flush supports streaming exports.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// clientAddr is the peer address, or the nearest untrusted X-Forwarded-For
+// hop when the peer is a trusted proxy, so the audited address cannot be
+// spoofed by a client.
+func (s *Server) clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil || !s.trusted(peer) {
+		return host
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			return host
+		}
+		if !s.trusted(a) {
+			return a.String()
+		}
+	}
+	return host
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientAddr exposes the trusted-proxy-aware client address for the
+// authenticator's audit events.
+func (s *Server) ClientAddr(r *http.Request) string {
+	if a := clientAddrFrom(r.Context()); a != "" {
+		return a
+	}
+	return s.clientAddr(r)
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns prefix + 20 random base32 characters (100 bits).
+func newID(prefix string) string {
+	var b [13]byte
+	_, _ = rand.Read(b[:])
+	return prefix + idEncoding.EncodeToString(b[:])[:20]
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+type ctxKey int
+
+const (
+	keyRequestID ctxKey = iota
+	keyClientAddr
+)
+
+func withRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, keyRequestID, id)
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(keyRequestID).(string)
+	return id
+}
+
+func withClientAddr(ctx context.Context, a string) context.Context {
+	return context.WithValue(ctx, keyClientAddr, a)
+}
+
+func clientAddrFrom(ctx context.Context) string {
+	a, _ := ctx.Value(keyClientAddr).(string)
+	return a
+}

@@ -1,0 +1,224 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"sort"
+	"time"
+
+	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/store"
+	"github.com/loggate/loggate/policy"
+)
+
+// knownStreams are the streams some source may write or that have entries.
+func (s *Server) knownStreams(ctx context.Context) []store.StreamRef {
+	seen := map[store.StreamRef]bool{}
+	cursor := ""
+	for range 50 {
+		srcs, next, err := s.cfg.Store.Sources(ctx, store.Query{State: "active", Limit: 1000, Cursor: cursor})
+		if err != nil {
+			break
+		}
+		for _, src := range srcs {
+			for _, st := range src.Streams {
+				if st.Service != "*" && st.Env != "*" {
+					seen[st] = true
+				}
+			}
+		}
+		if cursor = next; next == "" {
+			break
+		}
+	}
+	for _, info := range s.cfg.Hub.Streams() {
+		seen[store.StreamRef{Service: info.Stream.Service, Env: info.Stream.Env}] = true
+	}
+	out := make([]store.StreamRef, 0, len(seen))
+	for st := range seen {
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return out[i].Env < out[j].Env
+	})
+	return out
+}
+
+func (s *Server) knownStream(ctx context.Context, service, env string) bool {
+	for _, st := range s.knownStreams(ctx) {
+		if st.Service == service && st.Env == env {
+			return true
+		}
+	}
+	return false
+}
+
+type streamView struct {
+	Service           string   `json:"service"`
+	Env               string   `json:"env"`
+	AutoApprove       bool     `json:"auto_approve"`
+	ApprovalsRequired int      `json:"approvals_required"`
+	ApproverGroups    []string `json:"approver_groups"`
+	MaxDuration       string   `json:"max_duration"`
+	MaxLookback       string   `json:"max_lookback"`
+	BreakGlassAllowed bool     `json:"break_glass_allowed"`
+	ReasonPattern     string   `json:"reason_pattern,omitempty"`
+	PolicyRevision    string   `json:"policy_revision"`
+}
+
+// handleStreams lists the streams the caller may ask for and what policy
+// would require for each.
+func (s *Server) handleStreams(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	ctx := r.Context()
+	items := []streamView{}
+	subj := policySubject(subjectOf(who))
+	for _, st := range s.knownStreams(ctx) {
+		d, err := s.cfg.Policy.Decide(ctx, policy.Input{Action: "probe", Requester: subj, Service: st.Service,
+			Env: st.Env, Time: s.now()})
+		if err != nil || !d.Allow {
+			continue
+		}
+		bg, err := s.cfg.Policy.Decide(ctx, policy.Input{Action: "probe", Requester: subj, Service: st.Service,
+			Env: st.Env, Time: s.now(), BreakGlass: true, Reason: "probe: may this person break glass?"})
+		items = append(items, streamView{Service: st.Service, Env: st.Env, AutoApprove: d.AutoApprove(),
+			ApprovalsRequired: d.ApprovalsRequired, ApproverGroups: nonNil(d.ApproverGroups),
+			MaxDuration: durString(d.MaxDuration), MaxLookback: durString(d.MaxLookback),
+			BreakGlassAllowed: err == nil && bg.Allow && bg.BreakGlassAllowed, ReasonPattern: d.ReasonPattern,
+			PolicyRevision: d.Revision})
+	}
+	writeJSON(w, http.StatusOK, listView[streamView]{Items: items})
+	return nil
+}
+
+type sourceView struct {
+	ID        string            `json:"id"`
+	Name      string            `json:"name"`
+	Streams   []store.StreamRef `json:"streams"`
+	CreatedAt time.Time         `json:"created_at"`
+	CreatedBy string            `json:"created_by,omitempty"`
+	RevokedAt *time.Time        `json:"revoked_at,omitempty"`
+	// Token is returned once, at creation.
+	Token string `json:"token,omitempty"`
+}
+
+func viewSource(src store.Source) sourceView {
+	return sourceView{ID: src.ID, Name: src.Name, Streams: nonNil(src.Streams), CreatedAt: src.CreatedAt,
+		CreatedBy: src.CreatedBy, RevokedAt: timePtr(src.RevokedAt)}
+}
+
+func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	if !s.allowed(r.Context(), who, "manage_sources") {
+		return errForbidden("sources are managed by loggate-admins")
+	}
+	srcs, next, err := s.cfg.Store.Sources(r.Context(), store.Query{Limit: 1000, Cursor: r.URL.Query().Get("cursor")})
+	if err != nil {
+		return err
+	}
+	items := []sourceView{}
+	for _, src := range srcs {
+		items = append(items, viewSource(src))
+	}
+	writeJSON(w, http.StatusOK, listView[sourceView]{Items: items, NextCursor: next})
+	return nil
+}
+
+type createSourceBody struct {
+	Name    string            `json:"name"`
+	Streams []store.StreamRef `json:"streams"`
+}
+
+// NewSourceToken makes a random source token: "lgs_" + 43 base64url chars.
+func NewSourceToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return "lgs_" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// CreateSource stores a source bound to streams, with the given token (or a
+// new one) and returns it with the token. Used by the API and at start-up.
+func (s *Server) CreateSource(ctx context.Context, actor audit.Actor, name, token string, streams []store.StreamRef) (sourceView, error) {
+	if token == "" {
+		token = NewSourceToken()
+	}
+	src := store.Source{ID: newID("src_"), Name: name, TokenHash: HashSourceToken(token), Streams: streams,
+		CreatedAt: s.now(), CreatedBy: actor.Subject}
+	if existing, err := s.cfg.Store.SourceByTokenHash(ctx, src.TokenHash); err == nil {
+		src.ID, src.CreatedAt = existing.ID, existing.CreatedAt
+	}
+	if err := s.record(ctx, nil, audit.Event{Action: "source.created", Actor: actor, Outcome: "success",
+		Target: audit.Target{SourceID: src.ID}, Details: map[string]any{"name": name, "streams": streams,
+			"token_sha256_prefix": src.TokenHash[:12]}}); err != nil {
+		return sourceView{}, err
+	}
+	if err := s.cfg.Store.Update(ctx, func(tx *store.Txn) error { return tx.PutSource(&src) }); err != nil {
+		return sourceView{}, err
+	}
+	v := viewSource(src)
+	v.Token = token
+	return v, nil
+}
+
+func (s *Server) handleCreateSource(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	if !s.allowed(r.Context(), who, "manage_sources") {
+		return errForbidden("sources are managed by loggate-admins")
+	}
+	var body createSourceBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.Name == "" || len(body.Name) > 100 {
+		return errBadRequest(`"name" is required (at most 100 characters)`)
+	}
+	if len(body.Streams) == 0 {
+		return errBadRequest(`"streams" must list at least one {"service","env"}`)
+	}
+	for _, st := range body.Streams {
+		if !(nameRE.MatchString(st.Service) || st.Service == "*") || !(nameRE.MatchString(st.Env) || st.Env == "*") {
+			return errBadRequest("each stream needs a service and env: lower-case names or *")
+		}
+	}
+	v, err := s.CreateSource(r.Context(), userActor(who), body.Name, "", body.Streams)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+func (s *Server) handleRevokeSource(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	ctx := r.Context()
+	if !s.allowed(ctx, who, "manage_sources") {
+		return errForbidden("sources are managed by loggate-admins")
+	}
+	src, err := s.cfg.Store.Source(ctx, r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return errNotFound("no such source")
+	} else if err != nil {
+		return err
+	}
+	if !src.RevokedAt.IsZero() {
+		return errConflict("source already revoked")
+	}
+	if err := s.record(ctx, r, audit.Event{Action: "source.revoked", Actor: userActor(who), Outcome: "success",
+		Target: audit.Target{SourceID: src.ID}}); err != nil {
+		return err
+	}
+	src.RevokedAt = s.now()
+	if err := s.cfg.Store.Update(ctx, func(tx *store.Txn) error { return tx.PutSource(&src) }); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, viewSource(src))
+	return nil
+}
+
+func (s *Server) handlePolicyInfo(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	writeJSON(w, http.StatusOK, map[string]any{"revision": s.cfg.Policy.Revision()})
+	return nil
+}
