@@ -415,3 +415,19 @@ func tamper(tok string) string {
 	parts := splitParts(tok)
 	return parts[0] + "." + b64(mustJSONAny(c)) + "." + parts[2]
 }
+
+// TestBearerTakesPrecedence: a bad bearer token is refused even when a valid
+// session cookie rides along; there is no fallback to the cookie.
+func TestBearerTakesPrecedence(t *testing.T) {
+	e := newEnv(t, nil)
+	e.login(e.browser, "/")
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.AddCookie(e.sessionCookie(e.browser))
+	if id, err := e.a.Authenticate(r); err != nil || id.Via != "session" {
+		t.Fatalf("cookie alone: %+v, %v", id, err)
+	}
+	r.Header.Set("Authorization", "Bearer "+e.op.mint(with(baseClaims(), "aud", "other")))
+	if _, err := e.a.Authenticate(r); reasonOf(err) != ReasonWrongAudience {
+		t.Fatalf("bad bearer with good cookie: %v, want wrong_audience", err)
+	}
+}
