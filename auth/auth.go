@@ -326,7 +326,7 @@ func (a *Authenticator) emit(ctx context.Context, ev Event) error {
 	return nil
 }
 
-// fail records an authentication failure (aggregated) and returns err unchanged.
+// fail records an authentication failure; the aggregator decides when OnEvent sees it.
 func (a *Authenticator) fail(r *http.Request, reason, detail, tokenHash string) {
 	ev := Event{Action: ActionFailed, Reason: reason, Detail: detail, TokenHash: tokenHash}
 	if r != nil {

@@ -220,7 +220,7 @@ func (a *Authenticator) doRefresh(r *http.Request, old *session) (*session, erro
 	return &s, nil
 }
 
-// identityContext is a convenience for callers that keep the identity in a context.
+// identityKey is the context key for WithIdentity and FromContext.
 type identityKey struct{}
 
 // WithIdentity returns ctx carrying id.
