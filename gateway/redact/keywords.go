@@ -23,7 +23,9 @@ func (b *kwBits) intersects(o *kwBits) bool {
 type keywordIndex struct {
 	class  [256]uint8 // byte -> class; 0 is "no keyword contains this byte"
 	nclass int
-	delta  []uint16 // delta[state*nclass+class] -> next state
+	// delta[row+class] is the next state's row (state*nclass), with
+	// outBit set when that state completes a keyword.
+	delta  []uint32
 	hasOut []bool   // state completes at least one keyword
 	out    []kwBits // keywords completed on reaching the state
 	ids    map[string]int
@@ -103,11 +105,11 @@ func newKeywordIndex(keywords []string) (*keywordIndex, error) {
 		nodes[s].out.set(id)
 		nodes[s].has = true
 	}
-	if len(nodes) > 1<<16 {
+	if len(nodes)*k.nclass >= outBit {
 		return nil, fmt.Errorf("keywords too long")
 	}
 	// Breadth-first: failure links, output closure and the dense DFA.
-	k.delta = make([]uint16, len(nodes)*k.nclass)
+	next := make([]int, len(nodes)*k.nclass)
 	k.out = make([]kwBits, len(nodes))
 	k.hasOut = make([]bool, len(nodes))
 	fail := make([]int, len(nodes))
@@ -125,15 +127,22 @@ func newKeywordIndex(keywords []string) (*keywordIndex, error) {
 			t := nodes[s].next[c]
 			if t < 0 {
 				if s != 0 {
-					k.delta[s*k.nclass+c] = k.delta[fail[s]*k.nclass+c]
+					next[s*k.nclass+c] = next[fail[s]*k.nclass+c]
 				}
 				continue
 			}
 			if s != 0 {
-				fail[t] = int(k.delta[fail[s]*k.nclass+c])
+				fail[t] = next[fail[s]*k.nclass+c]
 			}
-			k.delta[s*k.nclass+c] = uint16(t)
+			next[s*k.nclass+c] = int(t)
 			queue = append(queue, int(t))
+		}
+	}
+	k.delta = make([]uint32, len(next))
+	for i, t := range next {
+		k.delta[i] = uint32(t * k.nclass)
+		if k.hasOut[t] {
+			k.delta[i] |= outBit
 		}
 	}
 	return k, nil
@@ -154,14 +163,17 @@ func (k *keywordIndex) bits(keywords []string) kwBits {
 	return b
 }
 
+const outBit = 1 << 31
+
 // scan reports which keywords occur in s.
 func (k *keywordIndex) scan(s string) (found kwBits, any bool) {
-	state := 0
-	n := k.nclass
+	var row uint32
+	delta, class := k.delta, &k.class
 	for i := 0; i < len(s); i++ {
-		state = int(k.delta[state*n+int(k.class[s[i]])])
-		if k.hasOut[state] {
-			found.or(&k.out[state])
+		row = delta[row+uint32(class[s[i]])]
+		if row&outBit != 0 {
+			row &^= outBit
+			found.or(&k.out[row/uint32(k.nclass)])
 			any = true
 		}
 	}
