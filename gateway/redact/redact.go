@@ -273,6 +273,9 @@ func (c *compiled) apply(s string) (string, int) {
 // isMasked reports whether a candidate is the output of an earlier mask, so
 // that a later, more generic rule does not mask (and count) it again.
 func isMasked(s string) bool {
+	if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+		s = s[1 : len(s)-1]
+	}
 	if strings.HasPrefix(s, RedactedMark) && strings.IndexByte(s, ']') == len(s)-1 {
 		return true
 	}

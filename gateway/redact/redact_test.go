@@ -319,3 +319,27 @@ func TestCards(t *testing.T) {
 		}
 	}
 }
+
+// TestCountedOnce checks that a value masked by a specific rule is not
+// masked (and counted) again by a generic one.
+func TestCountedOnce(t *testing.T) {
+	r := newDefault(t)
+	tests := []struct {
+		in   string
+		want map[string]int
+	}{
+		{`{"AWS_SECRET_ACCESS_KEY": "ZDz+TddJ8HyS5SUkCnD8zRA9a9SkpXz9w3QlY7Zk"}`, map[string]int{"aws-secret-key": 1}},
+		{"Authorization: Bearer " + knownSecrets[8].secret, map[string]int{"jwt": 1}},
+		{"token=" + knownSecrets[0].secret, map[string]int{"github-token": 1}},
+		{"token=5555 5555 5555 4444", map[string]int{"card-number": 1}},
+		{`password="sk_live_oQoaF1LlqsajAIxNKu8iS2G8"`, map[string]int{"stripe-key": 1}},
+		{"a@b.io c@d.io", map[string]int{"email": 2}},
+		{"nothing here", nil},
+	}
+	for _, tt := range tests {
+		_, got := r.String(tt.in)
+		if diff := cmp.Diff(tt.want, got); diff != "" {
+			t.Errorf("String(%q) counts (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}

@@ -123,8 +123,9 @@ func DefaultRules() []Rule {
 		},
 		{
 			Name:     "kv-secret",
-			Pattern:  `(?i)\b(?:[a-z0-9_.-]*[_.-])?(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|credentials?)["']?\s*[:=]\s*["']?(?P<secret>[^\s"'&;,]{4,})`,
+			Pattern:  `(?i)\b(?:[a-z0-9_.-]*[_.-])?(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|secret[_-]?key|private[_-]?key|credentials?)["']?\s*[:=]\s*(?P<secret>"[^"\n]{4,}"|'[^'\n]{4,}'|[^\s"'&;,]{4,})`,
 			Keywords: []string{"pass", "pwd", "secret", "token", "key", "credential"},
+			Mask:     keepQuotes("[REDACTED:kv-secret]"),
 		},
 		{
 			Name:     "email",
@@ -148,6 +149,17 @@ func keepPrefix(prefixes ...string) func(string) string {
 			return s[:4] + "****"
 		}
 		return "****"
+	}
+}
+
+// keepQuotes returns a mask that replaces a value but keeps the quotes
+// around it, so that masked JSON or key="value" text keeps its shape.
+func keepQuotes(mask string) func(string) string {
+	return func(s string) string {
+		if len(s) >= 2 && (s[0] == '"' || s[0] == '\'') && s[len(s)-1] == s[0] {
+			return s[:1] + mask + s[:1]
+		}
+		return mask
 	}
 }
 
