@@ -1,0 +1,128 @@
+package logs
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// BenchmarkPublishFanout publishes batches of 64 entries to N viewers with
+// the same (match-all) filter and reports the publish rate and the
+// publish-to-receive latency seen by the viewers' readers.
+func BenchmarkPublishFanout(b *testing.B) {
+	for _, viewers := range []int{10, 100} {
+		for _, filters := range []int{1, 4} {
+			b.Run(fmt.Sprintf("viewers=%d/filters=%d", viewers, filters), func(b *testing.B) {
+				benchFanout(b, viewers, filters, 64)
+			})
+		}
+	}
+}
+
+func benchFanout(b *testing.B, viewers, filters, batch int) {
+	h := newTestHub(b, HubConfig{QueueSize: 256, MaxViewerRate: 1 << 30})
+	levels := []string{LevelTrace, LevelDebug, LevelInfo, LevelWarn}
+	tmpl := makeEntries("GET /api/v1/orders/12345 200 in 12ms user=42 region=eu", batch)
+	for i := range tmpl {
+		tmpl[i].Attrs = map[string]string{"http.status": "200", "region": "eu"}
+		tmpl[i].Pod = "api-7f9c-xk2"
+	}
+	last := int64(b.N * batch)
+	pubTimes := make([]time.Time, b.N)
+	lat := make([][]time.Duration, viewers)
+	var wg sync.WaitGroup
+	vs := make([]*Viewer, viewers)
+	for i := range viewers {
+		// filters > 1: viewers spread over distinct keys that all match.
+		f := Filter{MinLevel: levels[i%filters]}
+		v := subscribe(b, h, SubscribeOptions{Filter: f})
+		vs[i] = v
+		lat[i] = make([]time.Duration, 0, b.N)
+		wg.Go(func() {
+			for m := range v.Messages() {
+				if m.Type == TypeEntries {
+					lat[i] = append(lat[i], time.Since(pubTimes[(m.FirstSeq-1)/int64(batch)]))
+				}
+				if m.LastSeq == last {
+					return
+				}
+			}
+		})
+	}
+	buf := make([]Entry, batch)
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		copy(buf, tmpl)
+		pubTimes[i] = time.Now()
+		if _, err := h.Publish(ctx, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	wg.Wait()
+	b.StopTimer()
+	var all []time.Duration
+	var dropped int64
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	for _, v := range vs {
+		dropped += v.Stats().Dropped
+	}
+	slices.Sort(all)
+	secs := b.Elapsed().Seconds()
+	b.ReportMetric(float64(last)/secs, "entries/s")
+	b.ReportMetric(float64(last)*float64(viewers)/secs, "deliveries/s")
+	if len(all) > 0 {
+		b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	}
+	b.ReportMetric(float64(dropped), "dropped")
+}
+
+// BenchmarkIdleViewerMemory subscribes 10k viewers that receive nothing and
+// reports the heap and stack they hold, per viewer.
+func BenchmarkIdleViewerMemory(b *testing.B) {
+	for b.Loop() {
+		b.ReportMetric(idleViewerBytes(b, 10000), "bytes/viewer")
+	}
+}
+
+func idleViewerBytes(tb testing.TB, n int) float64 {
+	h, err := NewHub(HubConfig{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer h.Close()
+	publish(tb, h, makeEntries("x", 1)) // the stream exists before measuring
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	vs := make([]*Viewer, n)
+	for i := range vs {
+		v, err := h.Subscribe(testStream, SubscribeOptions{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		vs[i] = v
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	used := (after.HeapAlloc + after.StackInuse) - (before.HeapAlloc + before.StackInuse)
+	runtime.KeepAlive(vs)
+	return float64(used) / float64(n)
+}
+
+func TestIdleViewerMemory(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("memory is not representative under -race or -short")
+	}
+	const limit = 32 << 10
+	if got := idleViewerBytes(t, 2000); got > limit {
+		t.Errorf("idle viewer holds %.0f bytes, want <= %d", got, limit)
+	}
+}
