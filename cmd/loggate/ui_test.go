@@ -1,0 +1,271 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+const xssLine = `<img src=x onerror=alert(1)><script>alert(2)</script>`
+
+// TestBrowserAccessFlow drives the UI in real Chromium, as three people in
+// three browsers: alice signs in through the development provider and asks
+// for prod; bob's open inbox shows the request without a reload and he
+// approves it; alice watches ingested lines arrive in the live viewer (a
+// hostile line stays text), searches, filters, pauses, loses and regains
+// follow mode, then revokes and sees the end banner; carol finds it all in
+// the audit search and the grant's timeline.
+func TestBrowserAccessFlow(t *testing.T) {
+	requireChromium(t)
+	g := startGateway(t)
+	src := g.r.SourceTokens["checkout/prod"]
+	if src == "" {
+		t.Fatal("no demo source token for checkout/prod")
+	}
+
+	alice := newBrowser(t, g, "alice")
+	bob := newBrowser(t, g, "bob")
+
+	// Signed out, a page offers sign-in that comes back to it.
+	alice.open("/")
+	alice.waitSignedOut()
+	if got, want := eval[string](alice, `document.getElementById("signin-link").getAttribute("href")`), "/login?next=%2F"; got != want {
+		t.Errorf("sign-in link = %q, want %q", got, want)
+	}
+	alice.screenshot("signin")
+	alice.signIn("alice", "alice")
+	if got := alice.text("#me-name"); got != "alice" {
+		t.Errorf("header name = %q, want alice", got)
+	}
+	if got := alice.text("#me"); !strings.Contains(got, "engineers") || !strings.Contains(got, "alice@example.com") {
+		t.Errorf("who-you-are panel = %q, want email and groups", got)
+	}
+	alice.waitFor("streams", `document.querySelector('#ask-stream option[value="checkout/prod"]')`, 10*time.Second)
+	if got := alice.text("#streams"); !strings.Contains(got, "1 approval from sre-leads") {
+		t.Errorf("streams table = %q, want checkout/prod needing 1 approval from sre-leads", got)
+	}
+
+	// Bob's inbox is open and empty before alice asks.
+	bob.open("/inbox")
+	bob.signIn("bob", "bob")
+	if got := eval[string](bob, `location.pathname`); got != "/inbox" {
+		t.Fatalf("after sign-in bob is on %q, want /inbox", got)
+	}
+	bob.waitFor("empty inbox", `!document.getElementById("inbox-empty").hidden`, 10*time.Second)
+	eval[bool](bob, `window.__sameDocument = true`)
+
+	alice.do("ask for checkout/prod",
+		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/prod"),
+		chromedp.SetValue(chromedp.ID("ask-duration"), "15m"),
+		chromedp.SendKeys(chromedp.ID("ask-reason"), "INC-4242 checkout returns 500s"),
+		chromedp.Click(chromedp.ID("ask-submit")),
+	)
+	alice.waitFor("pending result", `document.getElementById("ask-result").textContent.includes("pending")`, 10*time.Second)
+	alice.waitFor("request in list", `document.querySelector('#reqs tr[data-request]')`, 10*time.Second)
+
+	// It appears in bob's inbox without a reload.
+	bob.waitFor("request in inbox", `document.querySelector("#inbox [data-request]")`, 10*time.Second)
+	if !eval[bool](bob, `window.__sameDocument === true`) {
+		t.Error("bob's inbox reloaded; want the request to appear in the same document")
+	}
+	card := bob.text("#inbox [data-request]")
+	for _, want := range []string{"alice@example.com", "checkout/prod", "INC-4242 checkout returns 500s", "15m", "sre-leads", "No approval yet"} {
+		if !strings.Contains(card, want) {
+			t.Errorf("inbox card lacks %q: %q", want, card)
+		}
+	}
+	bob.screenshot("inbox")
+	bob.do("approve",
+		chromedp.SendKeys(chromedp.CSS(`#inbox [data-request] input[name="comment"]`), "ok, go"),
+		chromedp.Click(chromedp.CSS(`#inbox [data-request] button[type="submit"]`)),
+	)
+	bob.waitFor("decision recorded", `!document.querySelector("#inbox [data-request]") && document.querySelector("#decided li")`, 10*time.Second)
+	if got := bob.text("#decided"); !strings.Contains(got, "approved") {
+		t.Errorf("decided list = %q, want approved", got)
+	}
+
+	// Alice's page picks up the grant by itself; she opens the viewer.
+	alice.waitFor("active grant", `document.querySelector("#grants [data-grant]")`, 15*time.Second)
+	grantID := eval[string](alice, `document.querySelector("#grants [data-grant]").dataset.grant`)
+	alice.waitFor("countdown", `/\d+m \d+s/.test(document.querySelector("#grants [data-expires]").textContent)`, 5*time.Second)
+	alice.screenshot("home")
+	alice.do("open the viewer", chromedp.Click(chromedp.CSS(`#grants [data-grant] a.button`)))
+	alice.waitFor("viewer page", `location.pathname === "/grants/`+grantID+`/view"`, 10*time.Second)
+	alice.waitFor("live tail", `document.getElementById("v-state").textContent === "live"`, 10*time.Second)
+	if got := alice.text("#v-stream"); got != "checkout/prod" {
+		t.Errorf("viewer stream = %q", got)
+	}
+
+	hostile, _ := json.Marshal(map[string]string{"message": xssLine, "level": "warn"})
+	lines := []string{
+		`{"message":"payment failed for order ord_1","level":"error","order":"ord_1","http.status":"502"}`,
+		string(hostile),
+		`{"message":"calling payments with Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789","level":"debug"}`,
+	}
+	for i := range 20 {
+		lines = append(lines, fmt.Sprintf(`{"message":"GET /api/cart/%d 200 in %dms","level":"info","route":"/api/cart"}`, i, 10+i))
+	}
+	if code := g.ingest("checkout", "prod", src, lines...); code != 200 {
+		t.Fatalf("ingest: status %d", code)
+	}
+	alice.waitFor("lines rendered", `document.querySelectorAll("#log .line").length >= 23`, 10*time.Second)
+
+	// The hostile line is text: same characters, no element made from it,
+	// no dialog (checkProblems fails on any).
+	if !eval[bool](alice, `[...document.querySelectorAll("#log .line .msg")].some(m => m.textContent === `+jsString(xssLine)+`)`) {
+		t.Errorf("hostile line not shown verbatim as text")
+	}
+	if n := eval[int](alice, `document.querySelectorAll("#log img, #log script, #log [onerror]").length`); n != 0 {
+		t.Errorf("log view has %d img/script elements; a log line became markup", n)
+	}
+	if got := alice.text("#log"); strings.Contains(got, "abcdefghijklmnop") {
+		t.Error("a secret reached the viewer")
+	}
+	if got := alice.text("#v-redactions"); got == "0" || got == "" {
+		t.Errorf("redactions counter = %q, want > 0", got)
+	}
+
+	// Level filter and search with highlight.
+	if n := eval[int](alice, `(() => { const s = document.getElementById("v-level"); s.value = "error"; s.dispatchEvent(new Event("change")); return document.querySelectorAll("#log .line").length })()`); n != 1 {
+		t.Errorf("lines at level error+ = %d, want 1", n)
+	}
+	eval[bool](alice, `(() => { const s = document.getElementById("v-level"); s.value = ""; s.dispatchEvent(new Event("change")); return true })()`)
+	alice.do("search", chromedp.SendKeys(chromedp.ID("v-search"), "payment"))
+	alice.waitFor("highlight", `document.querySelectorAll("#log mark").length === 2 && [...document.querySelectorAll("#log mark")].every(m => m.textContent.toLowerCase() === "payment")`, 5*time.Second)
+	alice.screenshot("viewer")
+	alice.do("regex search", chromedp.Click(chromedp.ID("v-regex")))
+	alice.setInput("v-search", `cart/1\d`)
+	alice.waitFor("regex highlight", `document.querySelectorAll("#log mark").length === 10`, 5*time.Second)
+	alice.do("only matches", chromedp.Click(chromedp.ID("v-only")))
+	alice.waitFor("only matching lines", `document.querySelectorAll("#log .line").length === 10`, 5*time.Second)
+	alice.do("clear search", chromedp.Click(chromedp.ID("v-only")), chromedp.Click(chromedp.ID("v-regex")))
+	alice.setInput("v-search", "")
+	alice.waitFor("search cleared", `document.querySelectorAll("#log mark").length === 0 && document.querySelectorAll("#log .line").length === 23`, 5*time.Second)
+
+	// Follow mode: at the bottom while following; scrolling up stops it.
+	bulk := make([]string, 300)
+	for i := range bulk {
+		bulk[i] = fmt.Sprintf(`{"message":"bulk line %d","level":"info"}`, i)
+	}
+	g.ingest("checkout", "prod", src, bulk...)
+	alice.waitFor("bulk lines", `document.querySelectorAll("#log .line").length === 323`, 10*time.Second)
+	const atBottom = `(() => { const l = document.getElementById("log"); return l.scrollHeight - l.scrollTop - l.clientHeight < 24 })()`
+	alice.waitFor("following at bottom", atBottom, 5*time.Second)
+	eval[bool](alice, `(() => { document.getElementById("log").scrollTop = 0; return true })()`)
+	alice.waitFor("follow off", `document.getElementById("log").scrollTop === 0`, 5*time.Second)
+	g.ingest("checkout", "prod", src, `{"message":"while scrolled up","level":"info"}`)
+	alice.waitFor("follow button", `!document.getElementById("v-follow").hidden`, 10*time.Second)
+	if top := eval[float64](alice, `document.getElementById("log").scrollTop`); top > 50 {
+		t.Errorf("view moved to %v while scrolled up; want it to stay", top)
+	}
+	alice.do("resume following", chromedp.Click(chromedp.ID("v-follow")))
+	alice.waitFor("back at bottom", atBottom+` && document.getElementById("v-follow").hidden`, 5*time.Second)
+
+	// Pause buffers; resume shows what came meanwhile.
+	alice.do("pause", chromedp.Click(chromedp.ID("v-pause")))
+	g.ingest("checkout", "prod", src, `{"message":"p1"}`, `{"message":"p2"}`, `{"message":"p3"}`)
+	alice.waitFor("buffered while paused", `document.getElementById("v-buffered-n").textContent === "3"`, 10*time.Second)
+	if n := eval[int](alice, `document.querySelectorAll("#log .line").length`); n != 324 {
+		t.Errorf("lines while paused = %d, want 324", n)
+	}
+	alice.do("resume", chromedp.Click(chromedp.ID("v-pause")))
+	alice.waitFor("buffer flushed", `document.querySelectorAll("#log .line").length === 327`, 5*time.Second)
+
+	// Revoke from the viewer: the stream ends with a clear banner.
+	alice.do("revoke",
+		chromedp.Click(chromedp.ID("v-revoke")),
+		chromedp.SendKeys(chromedp.ID("v-revoke-reason"), "done debugging"),
+		chromedp.Click(chromedp.ID("v-revoke-confirm")),
+	)
+	alice.waitFor("end banner", `!document.getElementById("v-end").hidden`, 10*time.Second)
+	if got := alice.text("#v-end"); !strings.Contains(got, "revoked") || !strings.Contains(got, "done debugging") {
+		t.Errorf("end banner = %q, want revoked with the reason", got)
+	}
+	alice.screenshot("viewer-ended")
+
+	// Carol: security.
+	carol := newBrowser(t, g, "carol")
+	carol.open("/security")
+	carol.waitSignedOut()
+	if got, want := eval[string](carol, `document.getElementById("signin-link").getAttribute("href")`), "/login?next=%2Fsecurity"; got != want {
+		t.Errorf("sign-in link = %q, want %q", got, want)
+	}
+	carol.signIn("carol", "carol")
+	carol.waitFor("first results", `!document.getElementById("results").hidden`, 10*time.Second)
+	carol.do("search checkout/prod",
+		chromedp.SendKeys(chromedp.ID("q-service"), "checkout"),
+		chromedp.SendKeys(chromedp.ID("q-env"), "prod"),
+		chromedp.Click(chromedp.ID("q-submit")),
+	)
+	carol.waitFor("filtered results", `document.querySelector('#results tr[data-action="grant.revoked"]')`, 10*time.Second)
+	for _, action := range []string{"request.created", "request.approved", "grant.issued", "stream.opened", "grant.revoked"} {
+		if !eval[bool](carol, `!!document.querySelector('#results tr[data-action="`+action+`"]')`) {
+			t.Errorf("audit search lacks %s", action)
+		}
+	}
+	if got := eval[string](carol, `document.getElementById("export-csv").getAttribute("href")`); !strings.Contains(got, "format=csv") || !strings.Contains(got, "service=checkout") || !strings.Contains(got, "env=prod") {
+		t.Errorf("CSV export link = %q, want the current query", got)
+	}
+	status := eval[string](carol, `fetch(document.getElementById("export-ndjson").href).then(r => r.status + " " + r.headers.get("content-type"))`)
+	if status != "200 application/x-ndjson" {
+		t.Errorf("NDJSON export: %q", status)
+	}
+	carol.waitFor("integrity", `document.getElementById("integrity").textContent.indexOf("loading") < 0`, 10*time.Second)
+
+	// Paging: two per page, older page differs.
+	carol.setInput("q-limit", "2")
+	carol.do("page size 2", chromedp.Click(chromedp.ID("q-submit")))
+	carol.waitFor("page 1", `document.querySelectorAll("#results tbody tr").length === 2 && !document.getElementById("page-next").disabled`, 10*time.Second)
+	first := eval[string](carol, `document.querySelector("#results tbody tr").dataset.seq`)
+	carol.do("older page", chromedp.Click(chromedp.ID("page-next")))
+	carol.waitFor("page 2", `document.getElementById("page-n").textContent === "page 2" && document.querySelector("#results tbody tr").dataset.seq !== `+jsString(first), 10*time.Second)
+	carol.setInput("q-limit", "50")
+	carol.do("back to 50 per page", chromedp.Click(chromedp.ID("q-submit")))
+	carol.waitFor("page 1 again", `document.getElementById("page-n").textContent === "page 1" && document.querySelector('#results a.grant-link')`, 10*time.Second)
+
+	// The grant's timeline, from a link in the results.
+	carol.do("open the timeline", chromedp.Click(chromedp.CSS(`#results a.grant-link[data-grant="`+grantID+`"]`)))
+	carol.waitFor("timeline", `document.querySelector('#timeline li[data-action="grant.revoked"]')`, 10*time.Second)
+	if !eval[bool](carol, `!!document.querySelector('#timeline li[data-action="stream.closed"]')`) {
+		// stream.closed is written as the tail winds down; ask again.
+		carol.do("reload the timeline", chromedp.Click(chromedp.ID("t-submit")))
+		carol.waitFor("stream.closed in timeline", `document.querySelector('#timeline li[data-action="stream.closed"]')`, 10*time.Second)
+	}
+	for _, action := range []string{"request.created", "request.approved", "grant.issued", "stream.opened", "grant.revoked", "stream.closed"} {
+		if !eval[bool](carol, `!!document.querySelector('#timeline li[data-action="`+action+`"]')`) {
+			t.Errorf("timeline lacks %s", action)
+		}
+	}
+	if got := carol.text("#timeline-summary"); !strings.Contains(got, "alice@example.com") || !strings.Contains(got, "done debugging") || !strings.Contains(got, "INC-4242") {
+		t.Errorf("timeline summary = %q, want holder, revoke reason and request reason", got)
+	}
+	carol.screenshot("security")
+
+	// Admin page: sources for loggate-admins, refused for alice.
+	carol.open("/admin")
+	carol.waitFor("sources", `document.querySelector("#sources tbody tr")`, 10*time.Second)
+	if got := carol.text("#sources"); !strings.Contains(got, "checkout/prod") {
+		t.Errorf("sources table = %q, want checkout/prod", got)
+	}
+	carol.screenshot("admin")
+	alice.open("/admin")
+	alice.waitFor("refusal", `!document.getElementById("admin-denied").hidden`, 10*time.Second)
+
+	// Phone width: the home page fits without sideways scrolling.
+	alice.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	alice.open("/")
+	alice.waitFor("home loaded", `document.querySelector("#reqs tr[data-request]")`, 10*time.Second)
+	if w := eval[int](alice, `document.documentElement.scrollWidth`); w > 390 {
+		wide := eval[string](alice, `[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > 392).slice(0, 8).map(e => e.tagName + "#" + e.id + "." + e.className + " " + Math.round(e.getBoundingClientRect().right)).join("; ")`)
+		t.Errorf("home at phone width is %dpx wide, want <= 390; too wide: %s", w, wide)
+	}
+	alice.screenshot("home-phone")
+
+	for _, b := range []*browser{alice, bob, carol} {
+		b.checkProblems()
+	}
+}
