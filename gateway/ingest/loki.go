@@ -88,7 +88,11 @@ func lokiEntries(streams []lokiStream, opts Options) ([]logs.Entry, error) {
 		if service == "" || env == "" {
 			return nil, &StreamError{Record: fmt.Sprintf("streams[%d]", i), Service: service, Env: env}
 		}
-		levKey, level := firstLabel(st.labels, lokiLevelLabels)
+		levKey, labelLevel := firstLabel(st.labels, lokiLevelLabels)
+		streamLevel, ok := NormalizeLevel(labelLevel)
+		if !ok {
+			levKey, streamLevel = "", logs.LevelInfo // an unknown level stays a label
+		}
 		base := make(map[string]string, len(st.labels))
 		for k, v := range st.labels {
 			if k != svcKey && k != envKey && k != levKey {
@@ -96,16 +100,15 @@ func lokiEntries(streams []lokiStream, opts Options) ([]logs.Entry, error) {
 			}
 		}
 		for _, le := range st.entries {
-			e := logs.Entry{Time: now, Observed: now, Service: service, Env: env, Level: logs.LevelInfo, Message: le.line}
+			e := logs.Entry{Time: now, Observed: now, Service: service, Env: env, Level: streamLevel, Message: le.line}
 			if !le.ts.IsZero() {
 				e.Time = le.ts
 			}
 			lk, lv := firstLabel(le.meta, lokiLevelLabels)
-			if lv == "" {
-				lv = level
-			}
 			if l, ok := NormalizeLevel(lv); ok {
 				e.Level = l
+			} else {
+				lk = ""
 			}
 			e.Attrs = make(map[string]string, len(base)+len(le.meta))
 			for k, v := range base {

@@ -244,3 +244,27 @@ func FuzzDecodeLokiPush(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeLokiUnknownLevelKept(t *testing.T) {
+	body := `{"streams":[{"stream":{"app":"x","env":"p","level":"chatty"},"values":[["1","a"],["2","b",{"severity":"CRIT"}],["3","c",{"level":"loud"}]]}]}`
+	got, err := DecodeLokiPush([]byte(body), "application/json", Options{Now: testNow})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type lv struct {
+		Level string
+		Attrs map[string]string
+	}
+	var gotLv []lv
+	for _, e := range got {
+		gotLv = append(gotLv, lv{e.Level, e.Attrs})
+	}
+	want := []lv{
+		{"info", map[string]string{"level": "chatty"}},
+		{"fatal", map[string]string{"level": "chatty"}},
+		{"info", map[string]string{"level": "loud"}},
+	}
+	if diff := cmp.Diff(want, gotLv); diff != "" {
+		t.Errorf("levels (-want +got):\n%s", diff)
+	}
+}

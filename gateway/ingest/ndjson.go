@@ -17,6 +17,8 @@ import (
 // or a unix number (seconds, possibly fractional, milli-, micro- or
 // nanoseconds, told apart by magnitude), default opts.Now. Its level is
 // normalised (NormalizeLevel, or syslog/pino/OTLP numbers), default info.
+// A time or level that cannot be understood does not reject the line: the
+// default is used and the original field is kept as an attribute.
 // Every other field becomes an attribute: nested objects flattened with '.',
 // arrays kept as JSON text, numbers, booleans and null as their JSON text.
 // trace_id, span_id, host/hostname, pod/k8s.pod.name and
@@ -182,24 +184,27 @@ func (d *lineDecoder) decode(line string) (e logs.Entry, msg string) {
 		case kindNumber:
 			t, ok = parseTimeNumber(f.val)
 		}
-		if !ok {
-			return e, fmt.Sprintf("invalid time %q in field %q", truncateForError(f.val), f.key)
+		if ok {
+			e.Time = t
+		} else {
+			timeIdx = -1 // kept as an attribute; the entry gets the arrival time
 		}
-		e.Time = t
 	}
 	if levIdx >= 0 {
 		f := fields[levIdx]
+		l, ok := "", false
 		switch f.kind {
 		case kindString:
-			if l, ok := NormalizeLevel(f.val); ok {
-				e.Level = l
-			}
+			l, ok = NormalizeLevel(f.val)
 		case kindNumber:
-			if n, ok := smallInt(f.val); ok {
-				if l, ok := levelFromNumber(n); ok {
-					e.Level = l
-				}
+			if n, isInt := smallInt(f.val); isInt {
+				l, ok = levelFromNumber(n)
 			}
+		}
+		if ok {
+			e.Level = l
+		} else {
+			levIdx = -1 // unknown level: info, the original kept as an attribute
 		}
 	}
 	n := len(fields) - 1

@@ -343,3 +343,25 @@ func TestCountedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentUse shares one Redactor between goroutines (run with -race).
+func TestConcurrentUse(t *testing.T) {
+	r := newDefault(t)
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < 200; i++ {
+				e := logs.Entry{Message: "token=" + knownSecrets[i%len(knownSecrets)].secret, Attrs: map[string]string{"password": "x1234567"}}
+				r.Entry(&e)
+				if e.Redactions["secret-key"] != 1 {
+					t.Errorf("Redactions = %v", e.Redactions)
+					return
+				}
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+}
