@@ -22,7 +22,7 @@ func protoErr(where string, err error) error {
 
 // protoFields calls fn for each field of a message; fn gets the field
 // number, wire type and, for length-delimited fields, the bytes, for
-// varints the value. Unknown fields are skipped by returning false.
+// varints the value; fn ignores (returns nil for) fields it does not know.
 func protoFields(b []byte, where string, fn func(num protowire.Number, typ protowire.Type, data []byte, v uint64) error) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
