@@ -72,8 +72,11 @@ type Store struct {
 	quit   chan struct{}
 	done   chan struct{}
 
+	stats struct{ appends, commits, failures, checkpoints atomic.Int64 }
+
 	// Writer-owned state (only the writer goroutine touches it after Open).
 	st           chainState
+	stmts        map[string]*sql.Stmt                // prepared multi-row inserts on wdb
 	dirty        bool                                // last commit failed: reload state before the next
 	beforeCommit atomic.Pointer[func(*sql.Tx) error] // test seam: runs inside the transaction before COMMIT
 }
@@ -111,6 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		reqs:   make(chan *appendReq, maxBatch),
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
+		stmts:  map[string]*sql.Stmt{},
 	}
 	if s.origin == "" {
 		s.origin = DefaultOrigin
@@ -186,6 +190,9 @@ func (s *Store) init(ctx context.Context) error {
 	case v != "1":
 		return fmt.Errorf("%w: store schema version %s, want 1", ErrInvalid, v)
 	}
+	if err := s.prepareInserts(ctx); err != nil {
+		return err
+	}
 	if err := s.loadState(ctx); err != nil {
 		return err
 	}
@@ -245,6 +252,24 @@ func (s *Store) VerifierKey() string { return s.key.verifier }
 
 // Origin returns the log's origin line.
 func (s *Store) Origin() string { return s.origin }
+
+// Stats are counters for metrics.
+type Stats struct {
+	Appends     int64 // events durably committed since Open
+	Commits     int64 // append transactions committed (Appends/Commits is the mean group size)
+	Failures    int64 // append or checkpoint transactions that failed
+	Checkpoints int64 // checkpoints written since Open
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Appends:     s.stats.appends.Load(),
+		Commits:     s.stats.commits.Load(),
+		Failures:    s.stats.failures.Load(),
+		Checkpoints: s.stats.checkpoints.Load(),
+	}
+}
 
 // Close stops the writer after committing every accepted append, writes a
 // final checkpoint and closes the database. It is safe to call twice.

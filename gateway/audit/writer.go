@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -130,6 +131,7 @@ func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, er
 	defer func() {
 		if err != nil {
 			s.dirty = true
+			s.stats.failures.Add(1)
 		}
 	}()
 	tx, err := s.wdb.BeginTx(ctx, nil)
@@ -137,24 +139,13 @@ func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, er
 		return nil, unavailable("begin", err)
 	}
 	defer tx.Rollback() // no-op after Commit
-	insEvent, err := tx.PrepareContext(ctx, `INSERT INTO events(seq, id, time_ns, action, outcome,
-		actor_subject, actor_email, request_id, target_request_id, grant_id, service, env, record, hash)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return nil, unavailable("prepare", err)
-	}
-	defer insEvent.Close()
-	insTree, err := tx.PrepareContext(ctx, `INSERT INTO tree(leaf, hashes) VALUES (?,?)`)
-	if err != nil {
-		return nil, unavailable("prepare", err)
-	}
-	defer insTree.Close()
-
 	overlay := make(map[int64]tlog.Hash, 2*len(batch)+8)
 	r := &hashReader{ctx: ctx, q: tx, mem: []map[int64]tlog.Hash{overlay, s.st.frontier}}
 	size, prev := s.st.size, s.st.last
 	evs = make([]Event, len(batch))
 	blob := make([]byte, 0, 64*tlog.HashSize)
+	evArgs := make([]any, 0, len(batch)*len(eventCols))
+	treeArgs := make([]any, 0, len(batch)*len(treeCols))
 	for i, req := range batch {
 		seq := size + 1
 		rec := buildRecord(seq, prev, req.tail)
@@ -170,17 +161,19 @@ func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, er
 			blob = append(blob, x[:]...)
 		}
 		ev := req.ev
-		if _, err := insEvent.ExecContext(ctx, seq, ev.ID, ev.Time.UnixNano(), ev.Action, ev.Outcome,
+		evArgs = append(evArgs, seq, ev.ID, ev.Time.UnixNano(), ev.Action, ev.Outcome,
 			ev.Actor.Subject, ev.Actor.Email, ev.RequestID, ev.Target.RequestID, ev.Target.GrantID,
-			ev.Target.Service, ev.Target.Env, rec, h[:]); err != nil {
-			return nil, unavailable("insert event", err)
-		}
-		if _, err := insTree.ExecContext(ctx, size, blob); err != nil {
-			return nil, unavailable("insert tree", err)
-		}
+			ev.Target.Service, ev.Target.Env, rec, h[:])
+		treeArgs = append(treeArgs, size, append([]byte(nil), blob...))
 		ev.Seq, ev.PrevHash, ev.Hash = seq, hex.EncodeToString(prev[:]), hex.EncodeToString(h[:])
 		evs[i] = ev
 		prev, size = h, seq
+	}
+	if err := s.insertRows(ctx, tx, "events", eventCols, evArgs); err != nil {
+		return nil, unavailable("insert events", err)
+	}
+	if err := s.insertRows(ctx, tx, "tree", treeCols, treeArgs); err != nil {
+		return nil, unavailable("insert tree", err)
 	}
 	root, err := tlog.TreeHash(size, r)
 	if err != nil {
@@ -210,6 +203,8 @@ func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, er
 		frontier[x] = h
 	}
 	s.st = chainState{size: size, last: prev, root: root, frontier: frontier}
+	s.stats.commits.Add(1)
+	s.stats.appends.Add(int64(len(batch)))
 	return evs, nil
 }
 
@@ -233,6 +228,7 @@ func (s *Store) checkpoint(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
 			s.dirty = true
+			s.stats.failures.Add(1)
 			err = fmt.Errorf("audit checkpoint: %w", err)
 		}
 	}()
@@ -256,6 +252,7 @@ func (s *Store) checkpoint(ctx context.Context) (err error) {
 	if err := tx.Commit(); err != nil {
 		return unavailable("commit", err)
 	}
+	s.stats.checkpoints.Add(1)
 	return nil
 }
 
@@ -322,4 +319,63 @@ next:
 		copy(out[i][:], blob[off*tlog.HashSize:])
 	}
 	return out, nil
+}
+
+var (
+	eventCols = []string{"seq", "id", "time_ns", "action", "outcome", "actor_subject", "actor_email",
+		"request_id", "target_request_id", "grant_id", "service", "env", "record", "hash"}
+	treeCols = []string{"leaf", "hashes"}
+)
+
+// maxRowsPerInsert bounds a multi-row INSERT (14 columns x 256 rows stays
+// far below SQLite's 32766 parameters).
+const maxRowsPerInsert = 256
+
+// insertRows inserts len(args)/len(cols) rows with as few multi-row INSERT
+// statements as possible (sizes are powers of two, prepared once and cached).
+func (s *Store) insertRows(ctx context.Context, tx *sql.Tx, table string, cols []string, args []any) error {
+	w := len(cols)
+	for n := len(args) / w; n > 0; {
+		k := maxRowsPerInsert
+		for k > n {
+			k >>= 1
+		}
+		stmt, err := s.insertStmt(ctx, table, cols, k)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args[:k*w]...); err != nil {
+			return err
+		}
+		args, n = args[k*w:], n-k
+	}
+	return nil
+}
+
+func (s *Store) insertStmt(ctx context.Context, table string, cols []string, rows int) (*sql.Stmt, error) {
+	if st, ok := s.stmts[fmt.Sprintf("%s/%d", table, rows)]; ok {
+		return st, nil
+	}
+	return nil, fmt.Errorf("no prepared insert for %d rows of %s", rows, table)
+}
+
+// prepareInserts prepares the multi-row INSERTs on wdb. It runs at Open,
+// outside any transaction: wdb has one connection, which a transaction holds.
+func (s *Store) prepareInserts(ctx context.Context) error {
+	for _, t := range []struct {
+		table string
+		cols  []string
+	}{{"events", eventCols}, {"tree", treeCols}} {
+		row := "(" + strings.Repeat("?,", len(t.cols)-1) + "?)"
+		for rows := 1; rows <= maxRowsPerInsert; rows <<= 1 {
+			q := "INSERT INTO " + t.table + "(" + strings.Join(t.cols, ",") + ") VALUES " +
+				strings.Repeat(row+",", rows-1) + row
+			st, err := s.wdb.PrepareContext(ctx, q)
+			if err != nil {
+				return fmt.Errorf("prepare insert: %w", err)
+			}
+			s.stmts[fmt.Sprintf("%s/%d", t.table, rows)] = st
+		}
+	}
+	return nil
 }
