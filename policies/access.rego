@@ -6,72 +6,73 @@
 # always present, and "allow" is false whenever "reasons" is non-empty.
 package loggate.access
 
-# Seconds, so the numbers below read as durations.
-minute := 60
-
-hour := 60 * minute
-
 # Per-environment settings. An environment not listed here gets
-# other_environment. approver_groups are the groups whose members oversee
-# the stream: they approve requests when approvals_required > 0 and may
-# revoke its grants either way.
+# other_environment. approver_groups must approve a request when
+# approvals_required > 0; oversight_groups oversee the stream's grants
+# (they may view and revoke them, see authz.rego) even when no approval
+# is needed.
 environments := {
 	"staging": {
 		"approvals_required": 0,
-		"approver_groups": ["sre-leads"],
-		"max_duration_seconds": 8 * hour,
-		"max_lookback_seconds": 1 * hour,
+		"approver_groups": [],
+		"oversight_groups": ["sre-leads"],
+		"max_duration_seconds": 28800, # 8h
+		"max_lookback_seconds": 3600, # 1h
 		"pending_timeout_seconds": 0,
 		"reason_pattern": "",
+		"min_reason_length": 0,
 	},
 	"prod": {
 		"approvals_required": 1,
 		"approver_groups": ["sre-leads"],
-		"max_duration_seconds": 4 * hour,
-		"max_lookback_seconds": 15 * minute,
-		"pending_timeout_seconds": 1 * hour,
+		"oversight_groups": ["sre-leads"],
+		"max_duration_seconds": 14400, # 4h
+		"max_lookback_seconds": 900, # 15m
+		"pending_timeout_seconds": 3600, # 1h
 		"reason_pattern": "^(INC|CHG|SR)-[0-9]+",
+		"min_reason_length": 0,
 	},
 }
 
 other_environment := {
 	"approvals_required": 1,
 	"approver_groups": ["sre-leads"],
-	"max_duration_seconds": 2 * hour,
-	"max_lookback_seconds": 15 * minute,
-	"pending_timeout_seconds": 1 * hour,
+	"oversight_groups": ["sre-leads"],
+	"max_duration_seconds": 7200, # 2h
+	"max_lookback_seconds": 900, # 15m
+	"pending_timeout_seconds": 3600, # 1h
 	"reason_pattern": "",
+	"min_reason_length": 0,
 }
 
 # Only members of this group may ask for access at all.
 requester_group := "engineers"
 
 # Break-glass: members of this group may skip approval in an emergency,
-# with a short cap and a written reason.
+# with a short cap and a written reason instead of a ticket.
 break_glass_group := "oncall"
 
-break_glass_max_duration_seconds := 15 * minute
+break_glass_max_duration_seconds := 900 # 15m
 
-break_glass_max_lookback_seconds := 15 * minute
+break_glass_max_lookback_seconds := 900 # 15m
 
 break_glass_min_reason_length := 10
 
-# settings(env) is the settings object of an environment.
-settings(env) := environments[env]
+env_settings := environments[input.env] if true else := other_environment
 
-settings(env) := other_environment if not environments[env]
+# Durations are in seconds, written as literals above because OPA does
+# not fold constant arithmetic and every decision reads them.
+minute := 60
 
-env_settings := settings(input.env)
+hour := 3600
 
-requester_groups := {g | some g in input.requester.groups}
+is_requester if requester_group in input.requester.groups
 
-is_requester if requester_group in requester_groups
-
-is_break_glass_member if break_glass_group in requester_groups
+is_break_glass_member if break_glass_group in input.requester.groups
 
 default break_glass := false
 
-break_glass if input.break_glass == true
+break_glass := input.break_glass == true
 
 default break_glass_allowed := false
 
@@ -80,44 +81,25 @@ break_glass_allowed if {
 	is_break_glass_member
 }
 
-# Actions that ask for access now; "probe" only asks what a request would
-# need, so duration and reason are not checked for it.
-access_actions := {"request", "extend"}
+known_actions := {"request", "extend", "probe"}
 
-known_actions := access_actions | {"probe"}
 
-checks_request if input.action in access_actions
+# The limits in force: break-glass grants at once, with a short cap and
+# no ticket pattern; otherwise the environment's settings apply.
+limits := {
+	"approvals_required": 0,
+	"approver_groups": [],
+	"max_duration_seconds": min([env_settings.max_duration_seconds, break_glass_max_duration_seconds]),
+	"max_lookback_seconds": min([env_settings.max_lookback_seconds, break_glass_max_lookback_seconds]),
+	"pending_timeout_seconds": 0,
+	"reason_pattern": "",
+	"min_reason_length": break_glass_min_reason_length,
+} if input.break_glass == true else := env_settings
 
-approvals_required := 0 if break_glass
-
-approvals_required := env_settings.approvals_required if not break_glass
-
-approver_groups := [] if approvals_required == 0
-
-approver_groups := env_settings.approver_groups if approvals_required > 0
-
-max_duration_seconds := min({env_settings.max_duration_seconds, break_glass_max_duration_seconds}) if break_glass
-
-max_duration_seconds := env_settings.max_duration_seconds if not break_glass
-
-max_lookback_seconds := min({env_settings.max_lookback_seconds, break_glass_max_lookback_seconds}) if break_glass
-
-max_lookback_seconds := env_settings.max_lookback_seconds if not break_glass
-
-# A break-glass request has no one to wait for.
-pending_timeout_seconds := 0 if approvals_required == 0
-
-pending_timeout_seconds := env_settings.pending_timeout_seconds if approvals_required > 0
-
-# The ticket pattern is not applied to break-glass reasons; those need
-# min_reason_length characters of free text instead.
-reason_pattern := "" if break_glass
-
-reason_pattern := env_settings.reason_pattern if not break_glass
-
-min_reason_length := break_glass_min_reason_length if break_glass
-
-min_reason_length := 0 if not break_glass
+# The rules below that check duration and reason apply to the actions
+# that ask for access now ("request", "extend"), not to "probe", which
+# only asks what a request would need. Their first condition is on the
+# input, so OPA's rule index skips them when it does not hold.
 
 # human(s) prints a whole number of seconds the way people write caps.
 human(s) := sprintf("%dh", [s / hour]) if s % hour == 0
@@ -139,56 +121,52 @@ deny contains msg if {
 	msg := sprintf("requester is not a member of %s", [requester_group])
 }
 
-deny contains "service and env are required" if {
-	some field in ["service", "env"]
-	object.get(input, field, "") == ""
-}
+deny contains "service is required" if input.service == ""
+
+deny contains "env is required" if input.env == ""
 
 deny contains msg if {
-	break_glass
+	input.break_glass == true
 	not is_break_glass_member
 	msg := sprintf("break-glass is only for members of %s", [break_glass_group])
 }
 
 deny contains "duration must be at least 1s" if {
-	checks_request
+	input.action in {"request", "extend"}
 	not input.duration_seconds >= 1
 }
 
 deny contains msg if {
-	checks_request
-	input.duration_seconds > max_duration_seconds
-	msg := sprintf("duration %s exceeds the maximum of %s for %s", [input.duration, human(max_duration_seconds), scope])
+	input.action in {"request", "extend"}
+	input.duration_seconds > limits.max_duration_seconds
+	msg := sprintf("duration %s exceeds the maximum of %s for %s", [input.duration, human(limits.max_duration_seconds), scope])
 }
 
-scope := sprintf("break-glass in %s", [input.env]) if break_glass
-
-scope := input.env if not break_glass
+scope := sprintf("break-glass in %s", [input.env]) if break_glass else := input.env
 
 deny contains msg if {
-	checks_request
-	reason_pattern != ""
-	not regex.match(reason_pattern, object.get(input, "reason", ""))
-	msg := sprintf("reason must start with a ticket reference matching %s in %s", [reason_pattern, input.env])
+	input.action in {"request", "extend"}
+	limits.reason_pattern != ""
+	not regex.match(limits.reason_pattern, object.get(input, "reason", ""))
+	msg := sprintf("reason must start with a ticket reference matching %s in %s", [limits.reason_pattern, input.env])
 }
 
 deny contains msg if {
-	checks_request
-	break_glass
-	count(trim_space(object.get(input, "reason", ""))) < min_reason_length
-	msg := sprintf("break-glass needs a reason of at least %d characters", [min_reason_length])
+	input.action in {"request", "extend"}
+	count(trim_space(object.get(input, "reason", ""))) < limits.min_reason_length
+	msg := sprintf("a reason of at least %d characters is required for %s", [limits.min_reason_length, scope])
 }
 
 decision := {
 	"allow": count(deny) == 0,
 	"reasons": sort(deny),
-	"approvals_required": approvals_required,
-	"approver_groups": approver_groups,
-	"max_duration_seconds": max_duration_seconds,
-	"max_lookback_seconds": max_lookback_seconds,
-	"pending_timeout_seconds": pending_timeout_seconds,
+	"approvals_required": limits.approvals_required,
+	"approver_groups": limits.approver_groups,
+	"max_duration_seconds": limits.max_duration_seconds,
+	"max_lookback_seconds": limits.max_lookback_seconds,
+	"pending_timeout_seconds": limits.pending_timeout_seconds,
 	"break_glass": break_glass,
 	"break_glass_allowed": break_glass_allowed,
-	"reason_pattern": reason_pattern,
-	"min_reason_length": min_reason_length,
+	"reason_pattern": limits.reason_pattern,
+	"min_reason_length": limits.min_reason_length,
 }

@@ -12,7 +12,7 @@ security_group := "security"
 
 admin_group := "loggate-admins"
 
-actor_groups := {g | some g in input.actor.groups}
+actor_groups := input.actor.groups
 
 # The actor has a stable identity to compare with the requester's.
 identified if object.get(input.actor, "id", "") != ""
@@ -22,13 +22,13 @@ own_request if {
 	input.actor.id == object.get(input.requester, "id", "")
 }
 
-request_approver_groups := {g | some g in object.get(input, "approver_groups", [])}
+request_approver_groups := object.get(input, "approver_groups", [])
 
-# Groups that oversee the stream: the request's approvers plus whoever the
-# access policy names for the environment (staging is auto-approved, so
-# its requests carry no approver groups, yet someone must be able to
-# revoke).
-stream_groups := request_approver_groups | {g | some g in access.settings(input.env).approver_groups}
+# Groups that oversee the stream: the request's approvers plus the
+# environment's oversight groups from the access policy (staging is
+# auto-approved, so its requests carry no approver groups, yet someone
+# must be able to revoke).
+stream_groups := {g | some g in request_approver_groups} | {g | some g in access.env_settings.oversight_groups}
 
 is_request_approver if {
 	some g in request_approver_groups
@@ -48,7 +48,7 @@ review_actions := {"approve", "deny"}
 
 admin_actions := {"manage_sources", "manage_policies"}
 
-known_actions := review_actions | admin_actions | {"revoke", "view_request", "read_audit"}
+known_actions := {"approve", "deny", "manage_sources", "manage_policies", "revoke", "view_request", "read_audit"}
 
 default allow := false
 
@@ -133,17 +133,7 @@ why contains msg if {
 }
 
 # Explanations are only reported for a refusal; a refusal always has one.
-reasons := [] if allow
-
-reasons := sort(why) if {
-	not allow
-	count(why) > 0
-}
-
-reasons := ["not permitted"] if {
-	not allow
-	count(why) == 0
-}
+reasons := [] if allow else := sort(why) if count(why) > 0 else := ["not permitted"]
 
 decision := {
 	"allow": allow,

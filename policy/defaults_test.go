@@ -105,7 +105,7 @@ func TestDefaultAccessPolicy(t *testing.T) {
 			name: "bob breaks glass without a real reason",
 			in: policy.Input{Action: "request", Requester: bob, Service: "payments", Env: "prod", Duration: 10 * time.Minute,
 				Reason: "help", BreakGlass: true},
-			want: policy.Decision{Reasons: []string{"break-glass needs a reason of at least 10 characters"},
+			want: policy.Decision{Reasons: []string{"a reason of at least 10 characters is required for break-glass in prod"},
 				MaxDuration: 15 * time.Minute, MaxLookback: 15 * time.Minute, BreakGlass: true, BreakGlassAllowed: true, MinReasonLength: 10},
 		},
 		{

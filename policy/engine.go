@@ -54,6 +54,7 @@ type Engine struct {
 	now      func() time.Time
 	log      *slog.Logger
 	caps     *ast.Capabilities
+	keys     inputKeys // read-only after New
 
 	reloadMu sync.Mutex // serialises Reload; never held by evaluations
 	current  atomic.Pointer[compiled]
@@ -76,6 +77,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		now:      cfg.Now,
 		log:      cfg.Logger,
 		caps:     capabilities(),
+		keys:     newInputKeys(),
 	}
 	if e.dir != "" {
 		e.fsys = os.DirFS(e.dir)
@@ -138,7 +140,7 @@ func (e *Engine) Decide(ctx context.Context, in Input) (Decision, error) {
 	c := e.current.Load()
 	id := newID()
 	now := e.now()
-	obj, err := e.eval(ctx, c.access, accessInput(in, now), now)
+	obj, err := e.eval(ctx, c.access, e.keys.access(in, now), now)
 	var d Decision
 	if err == nil {
 		d, err = parseDecision(obj)
@@ -158,7 +160,7 @@ func (e *Engine) Authorize(ctx context.Context, in ActionInput) (ActionDecision,
 	c := e.current.Load()
 	id := newID()
 	now := e.now()
-	obj, err := e.eval(ctx, c.authz, actionInput(in, now), now)
+	obj, err := e.eval(ctx, c.authz, e.keys.action(in, now), now)
 	var d ActionDecision
 	if err == nil {
 		d, err = parseActionDecision(obj)

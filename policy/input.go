@@ -11,9 +11,32 @@ import (
 // The input documents are built as ast values directly, which spares OPA
 // a JSON round trip of a Go struct on every evaluation.
 
-func str(s string) *ast.Term { return ast.StringTerm(s) }
+// inputKeys holds the object keys of the input documents as terms, built
+// once per Engine and never modified, so each evaluation allocates only
+// its values (OPA shares interned terms across evaluations the same way).
+type inputKeys map[string]*ast.Term
 
-func item(k string, v *ast.Term) [2]*ast.Term { return ast.Item(ast.StringTerm(k), v) }
+func newInputKeys() inputKeys {
+	k := inputKeys{}
+	for _, s := range []string{
+		"action", "requester", "actor", "service", "env", "duration_seconds", "duration",
+		"reason", "break_glass", "approvals", "approver", "approver_groups", "time", "time_unix",
+		"id", "subject", "email", "name", "groups",
+	} {
+		k[s] = ast.StringTerm(s)
+	}
+	return k
+}
+
+func (k inputKeys) item(key string, v *ast.Term) [2]*ast.Term {
+	t, ok := k[key]
+	if !ok {
+		t = ast.StringTerm(key)
+	}
+	return [2]*ast.Term{t, v}
+}
+
+func str(s string) *ast.Term { return ast.StringTerm(s) }
 
 func stringArray(ss []string) *ast.Term {
 	ts := make([]*ast.Term, len(ss))
@@ -23,69 +46,67 @@ func stringArray(ss []string) *ast.Term {
 	return ast.ArrayTerm(ts...)
 }
 
-func subjectTerm(s Subject) *ast.Term {
+func (k inputKeys) subject(s Subject) *ast.Term {
 	return ast.ObjectTerm(
-		item("id", str(s.ID)),
-		item("subject", str(s.Subject)),
-		item("email", str(s.Email)),
-		item("name", str(s.Name)),
-		item("groups", stringArray(s.Groups)),
+		k.item("id", str(s.ID)),
+		k.item("subject", str(s.Subject)),
+		k.item("email", str(s.Email)),
+		k.item("name", str(s.Name)),
+		k.item("groups", stringArray(s.Groups)),
 	)
 }
 
 // seconds renders d as a JSON number of seconds, exact for whole seconds.
 func seconds(d time.Duration) *ast.Term {
 	if d%time.Second == 0 {
-		return ast.NumberTerm(json.Number(strconv.FormatInt(int64(d/time.Second), 10)))
+		return ast.InternedTerm(int64(d / time.Second))
 	}
 	return ast.NumberTerm(json.Number(strconv.FormatFloat(d.Seconds(), 'f', -1, 64)))
 }
 
-func timeItems(prefix string, t time.Time) [][2]*ast.Term {
-	return [][2]*ast.Term{
-		item(prefix, str(t.UTC().Format(time.RFC3339Nano))),
-		item(prefix+"_unix", ast.NumberTerm(json.Number(strconv.FormatInt(t.Unix(), 10)))),
-	}
+func (k inputKeys) times(t time.Time) (rfc3339, unix [2]*ast.Term) {
+	return k.item("time", str(t.UTC().Format(time.RFC3339Nano))),
+		k.item("time_unix", ast.InternedTerm(t.Unix()))
 }
 
-// accessInput builds the data.loggate.access input document; now stands
-// in for a zero in.Time.
-func accessInput(in Input, now time.Time) ast.Value {
+// access builds the data.loggate.access input document; now stands in for
+// a zero in.Time.
+func (k inputKeys) access(in Input, now time.Time) ast.Value {
 	t := in.Time
 	if t.IsZero() {
 		t = now
 	}
 	approvals := make([]*ast.Term, len(in.Approvals))
 	for i, a := range in.Approvals {
-		items := append([][2]*ast.Term{item("approver", subjectTerm(a.Approver))}, timeItems("time", a.Time)...)
-		approvals[i] = ast.ObjectTerm(items...)
+		at, au := k.times(a.Time)
+		approvals[i] = ast.ObjectTerm(k.item("approver", k.subject(a.Approver)), at, au)
 	}
-	items := [][2]*ast.Term{
-		item("action", str(in.Action)),
-		item("requester", subjectTerm(in.Requester)),
-		item("service", str(in.Service)),
-		item("env", str(in.Env)),
-		item("duration_seconds", seconds(in.Duration)),
-		item("duration", str(in.Duration.String())),
-		item("reason", str(in.Reason)),
-		item("break_glass", ast.BooleanTerm(in.BreakGlass)),
-		item("approvals", ast.ArrayTerm(approvals...)),
-	}
-	items = append(items, timeItems("time", t)...)
-	return ast.NewObject(items...)
+	tt, tu := k.times(t)
+	return ast.NewObject(
+		k.item("action", str(in.Action)),
+		k.item("requester", k.subject(in.Requester)),
+		k.item("service", str(in.Service)),
+		k.item("env", str(in.Env)),
+		k.item("duration_seconds", seconds(in.Duration)),
+		k.item("duration", str(in.Duration.String())),
+		k.item("reason", str(in.Reason)),
+		k.item("break_glass", ast.InternedTerm(in.BreakGlass)),
+		k.item("approvals", ast.ArrayTerm(approvals...)),
+		tt, tu,
+	)
 }
 
-// actionInput builds the data.loggate.authz input document.
-func actionInput(in ActionInput, now time.Time) ast.Value {
-	items := [][2]*ast.Term{
-		item("action", str(in.Action)),
-		item("actor", subjectTerm(in.Actor)),
-		item("requester", subjectTerm(in.Requester)),
-		item("service", str(in.Service)),
-		item("env", str(in.Env)),
-		item("break_glass", ast.BooleanTerm(in.BreakGlass)),
-		item("approver_groups", stringArray(in.ApproverGroups)),
-	}
-	items = append(items, timeItems("time", now)...)
-	return ast.NewObject(items...)
+// action builds the data.loggate.authz input document.
+func (k inputKeys) action(in ActionInput, now time.Time) ast.Value {
+	tt, tu := k.times(now)
+	return ast.NewObject(
+		k.item("action", str(in.Action)),
+		k.item("actor", k.subject(in.Actor)),
+		k.item("requester", k.subject(in.Requester)),
+		k.item("service", str(in.Service)),
+		k.item("env", str(in.Env)),
+		k.item("break_glass", ast.InternedTerm(in.BreakGlass)),
+		k.item("approver_groups", stringArray(in.ApproverGroups)),
+		tt, tu,
+	)
 }

@@ -56,7 +56,10 @@ func editFile(t *testing.T, dir, name, old, new string) {
 	writeFile(t, dir, name, strings.Replace(string(b), old, new, 1))
 }
 
-const stagingCap = `"max_duration_seconds": 8 * hour,`
+const (
+	stagingCap       = `"max_duration_seconds": 28800, # 8h`
+	editedStagingCap = `"max_duration_seconds": 21600, # 6h`
+)
 
 func stagingMax(t *testing.T, e *policy.Engine) time.Duration {
 	t.Helper()
@@ -103,7 +106,7 @@ func TestReload(t *testing.T) {
 	})
 
 	t.Run("failing Rego tests keep the old policy", func(t *testing.T) {
-		editFile(t, dir, "access.rego", stagingCap, `"max_duration_seconds": 6 * hour,`)
+		editFile(t, dir, "access.rego", stagingCap, editedStagingCap)
 		err := e.Reload(t.Context())
 		if !errors.Is(err, policy.ErrTestsFailed) {
 			t.Fatalf("Reload error = %v, want ErrTestsFailed", err)
@@ -180,7 +183,11 @@ func TestWatch(t *testing.T) {
 		}
 	}
 
-	edited := strings.Replace(readFile(t, dir, "access.rego"), stagingCap, `"max_duration_seconds": 6 * hour,`, 1)
+	original := readFile(t, dir, "access.rego")
+	edited := strings.Replace(original, stagingCap, editedStagingCap, 1)
+	if edited == original {
+		t.Fatalf("access.rego does not contain %q", stagingCap)
+	}
 	ev := awaitEvent(func() { writeFile(t, dir, "access.rego", edited) })
 	if !ev.OK || ev.Err != nil || ev.OldRevision != rev0 || ev.Revision == rev0 || ev.Revision != e.Revision() {
 		t.Fatalf("event = %+v, want OK from %s to the engine's new revision", ev, rev0)
