@@ -10,31 +10,39 @@ import (
 	"time"
 )
 
-// BenchmarkPublishFanout publishes batches of 64 entries to N viewers with
-// the same (match-all) filter and reports the publish rate and the
-// publish-to-receive latency seen by the viewers' readers.
+// BenchmarkPublishFanout publishes batches of 64 entries to N viewers whose
+// filters fall into 1 or 4 distinct keys, and reports the publish rate and
+// the publish-to-receive latency seen by the viewers' readers.
+//
+// mode=flood publishes as fast as it can, so latency includes queueing (and
+// viewers may drop); mode=lockstep waits until every viewer has the batch
+// before publishing the next, which measures the fan-out path alone.
 func BenchmarkPublishFanout(b *testing.B) {
-	for _, viewers := range []int{10, 100} {
-		for _, filters := range []int{1, 4} {
-			b.Run(fmt.Sprintf("viewers=%d/filters=%d", viewers, filters), func(b *testing.B) {
-				benchFanout(b, viewers, filters, 64)
-			})
+	for _, mode := range []string{"flood", "lockstep"} {
+		for _, viewers := range []int{10, 100} {
+			for _, filters := range []int{1, 4} {
+				b.Run(fmt.Sprintf("mode=%s/viewers=%d/filters=%d", mode, viewers, filters), func(b *testing.B) {
+					benchFanout(b, viewers, filters, 64, mode == "lockstep")
+				})
+			}
 		}
 	}
 }
 
-func benchFanout(b *testing.B, viewers, filters, batch int) {
+func benchFanout(b *testing.B, viewers, filters, batch int, lockstep bool) {
 	h := newTestHub(b, HubConfig{QueueSize: 256, MaxViewerRate: 1 << 30})
 	levels := []string{LevelTrace, LevelDebug, LevelInfo, LevelWarn}
 	tmpl := makeEntries("GET /api/v1/orders/12345 200 in 12ms user=42 region=eu", batch)
 	for i := range tmpl {
 		tmpl[i].Attrs = map[string]string{"http.status": "200", "region": "eu"}
 		tmpl[i].Pod = "api-7f9c-xk2"
+		tmpl[i].Level = LevelWarn // every filter below matches
 	}
 	last := int64(b.N * batch)
 	pubTimes := make([]time.Time, b.N)
 	lat := make([][]time.Duration, viewers)
 	var wg sync.WaitGroup
+	got := make(chan struct{}, viewers)
 	vs := make([]*Viewer, viewers)
 	for i := range viewers {
 		// filters > 1: viewers spread over distinct keys that all match.
@@ -46,6 +54,9 @@ func benchFanout(b *testing.B, viewers, filters, batch int) {
 			for m := range v.Messages() {
 				if m.Type == TypeEntries {
 					lat[i] = append(lat[i], time.Since(pubTimes[(m.FirstSeq-1)/int64(batch)]))
+					if lockstep {
+						got <- struct{}{}
+					}
 				}
 				if m.LastSeq == last {
 					return
@@ -61,6 +72,11 @@ func benchFanout(b *testing.B, viewers, filters, batch int) {
 		pubTimes[i] = time.Now()
 		if _, err := h.Publish(ctx, buf); err != nil {
 			b.Fatal(err)
+		}
+		if lockstep {
+			for range viewers {
+				<-got
+			}
 		}
 	}
 	wg.Wait()

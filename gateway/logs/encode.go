@@ -34,7 +34,8 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = appendString(b, e.Message)
 	if len(e.Attrs) > 0 {
 		b = append(b, `,"attributes":{`...)
-		for i, k := range sortedKeys(e.Attrs) {
+		var arr [16]string
+		for i, k := range appendSortedKeys(arr[:0], e.Attrs) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -51,7 +52,8 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = appendOptString(b, `,"container":`, e.Container)
 	if len(e.Redactions) > 0 {
 		b = append(b, `,"redactions":{`...)
-		for i, k := range sortedKeys(e.Redactions) {
+		var arr [8]string
+		for i, k := range appendSortedKeys(arr[:0], e.Redactions) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -68,7 +70,12 @@ func appendEntry(b []byte, e *Entry) []byte {
 }
 
 func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+	return appendSortedKeys(make([]string, 0, len(m)), m)
+}
+
+// appendSortedKeys appends the keys of m to keys, sorted; with a stack
+// array as keys it does not allocate for small maps.
+func appendSortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
