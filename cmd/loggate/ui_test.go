@@ -269,3 +269,117 @@ func TestBrowserAccessFlow(t *testing.T) {
 		b.checkProblems()
 	}
 }
+
+// TestBrowserBackfillFloodExpiryBreakGlass covers the rest of the viewer and
+// the emergency path: backfill on open, a flood of lines that the page caps
+// at 5,000 while still showing the newest, the end banner when the grant
+// expires by itself, break-glass through its confirmation dialog, and
+// security closing the review it opens.
+func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
+	requireChromium(t)
+	g := startGateway(t)
+	staging := g.r.SourceTokens["checkout/staging"]
+	if staging == "" {
+		t.Fatal("no demo source token for checkout/staging")
+	}
+	before := make([]string, 30)
+	for i := range before {
+		before[i] = fmt.Sprintf(`{"message":"before grant line %d","level":"info"}`, i)
+	}
+	if code := g.ingest("checkout", "staging", staging, before...); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+
+	alice := newBrowser(t, g, "alice")
+	alice.open("/")
+	alice.signIn("alice", "alice")
+	alice.waitFor("streams", `document.querySelector('#ask-stream option[value="checkout/staging"]')`, 10*time.Second)
+	alice.do("ask for staging",
+		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/staging"),
+		chromedp.SetValue(chromedp.ID("ask-duration"), "20s"),
+		chromedp.SendKeys(chromedp.ID("ask-reason"), "cart totals look wrong"),
+		chromedp.Click(chromedp.ID("ask-submit")),
+	)
+	alice.waitFor("auto-approved", `document.getElementById("ask-result").textContent.includes("Access granted")`, 10*time.Second)
+	alice.do("open the viewer", chromedp.Click(chromedp.CSS(`#ask-result a`)))
+
+	// Backfill: lines from before the grant, oldest first.
+	alice.waitFor("backfill", `document.querySelectorAll("#log .line").length === 30`, 10*time.Second)
+	if got := alice.text("#log .line .msg"); got != "before grant line 0" {
+		t.Errorf("first backfilled line = %q, want the oldest", got)
+	}
+
+	// A flood at 2,000 lines a second (under the hub's per-viewer sampling
+	// threshold): the DOM stays capped and the newest line is shown.
+	const flood, per = 6000, 2000
+	for start := 0; start < flood; start += per {
+		if start > 0 {
+			time.Sleep(time.Second)
+		}
+		batch := make([]string, per)
+		for i := range batch {
+			batch[i] = fmt.Sprintf(`{"message":"flood %d","level":"debug"}`, start+i)
+		}
+		if code := g.ingest("checkout", "staging", staging, batch...); code != 200 {
+			t.Fatalf("ingest flood: %d", code)
+		}
+	}
+	alice.waitFor("newest flood line", fmt.Sprintf(`(document.querySelector("#log .line:last-child .msg") || {}).textContent === "flood %d"`, flood-1), 15*time.Second)
+	if n := eval[int](alice, `document.querySelectorAll("#log .line").length`); n != 5000 {
+		t.Errorf("DOM holds %d lines after a flood, want the cap of 5000", n)
+	}
+	t.Logf("flood: received %s, dropped %s", alice.text("#v-count"), alice.text("#v-dropped"))
+
+	// The grant runs out: the page says so without being asked.
+	alice.waitFor("expiry banner", `!document.getElementById("v-end").hidden`, 25*time.Second)
+	if got := alice.text("#v-end"); !strings.Contains(got, "expired") {
+		t.Errorf("end banner = %q, want expired", got)
+	}
+	if got := alice.text("#v-countdown"); got != "expired" {
+		t.Errorf("countdown = %q, want expired", got)
+	}
+
+	// Break-glass: bob (oncall) goes through the confirmation dialog.
+	bob := newBrowser(t, g, "bob")
+	bob.open("/")
+	bob.signIn("bob", "bob")
+	bob.waitFor("streams", `document.querySelector('#ask-stream option[value="checkout/prod"]')`, 10*time.Second)
+	bob.do("choose break-glass",
+		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/prod"),
+		chromedp.SetValue(chromedp.ID("ask-duration"), "10m"),
+		chromedp.Click(chromedp.ID("ask-breakglass")),
+		chromedp.Click(chromedp.ID("ask-submit")),
+	)
+	bob.waitFor("dialog", `document.getElementById("bg-dialog").open`, 5*time.Second)
+	bob.do("cancel", chromedp.Click(chromedp.ID("bg-cancel")))
+	bob.waitFor("cancelled", `!document.getElementById("bg-dialog").open && document.getElementById("ask-result").textContent.includes("nothing was requested")`, 5*time.Second)
+	bob.do("try again", chromedp.Click(chromedp.ID("ask-submit")))
+	bob.waitFor("dialog again", `document.getElementById("bg-dialog").open`, 5*time.Second)
+	bob.setInput("bg-reason", "down")
+	bob.do("confirm with too short a reason", chromedp.Click(chromedp.ID("bg-confirm")))
+	bob.waitFor("reason refused", `document.getElementById("bg-dialog").open && document.getElementById("bg-error").textContent !== ""`, 5*time.Second)
+	bob.setInput("bg-reason", "checkout is down for everyone, paging did not help")
+	bob.screenshot("breakglass")
+	bob.do("confirm", chromedp.Click(chromedp.ID("bg-confirm")))
+	bob.waitFor("granted at once", `document.getElementById("ask-result").textContent.includes("Access granted")`, 10*time.Second)
+	bob.waitFor("break-glass grant", `document.querySelector("#grants [data-grant] .state-breakglass")`, 10*time.Second)
+
+	// Security sees the open review and closes it.
+	carol := newBrowser(t, g, "carol")
+	carol.open("/security")
+	carol.signIn("carol", "carol")
+	carol.waitFor("open review", `document.querySelector("#reviews [data-review]")`, 10*time.Second)
+	if got := carol.text("#reviews"); !strings.Contains(got, "checkout is down for everyone") || !strings.Contains(got, "checkout/prod") {
+		t.Errorf("review card = %q", got)
+	}
+	carol.screenshot("security-review")
+	carol.do("close the review",
+		chromedp.SendKeys(chromedp.CSS(`#reviews [data-review] input`), "justified: outage INC-77"),
+		chromedp.Click(chromedp.CSS(`#reviews [data-review] button[type="submit"]`)),
+	)
+	carol.waitFor("no open review", `!document.querySelector("#reviews [data-review]") && !document.getElementById("reviews-empty").hidden`, 10*time.Second)
+
+	for _, b := range []*browser{alice, bob, carol} {
+		b.checkProblems()
+	}
+}

@@ -130,6 +130,11 @@ export function countdown(expiresAt) {
   return e;
 }
 
+// verdictPast turns an approval verdict ("approve", "deny") into words.
+export function verdictPast(v) {
+  return { approve: "approved", deny: "denied" }[v] || v;
+}
+
 export function badge(state) {
   return el("span", { class: `badge state-${state}`, text: state });
 }

@@ -1,6 +1,6 @@
 // Home: who you are, streams you may ask for, the request form with
 // break-glass confirmation, your active grants and your requests.
-import { api, boot, el, $, clear, facts, badge, countdown, timeEl, stream, toast, errorText, poll, who } from "./app.js";
+import { api, boot, el, $, clear, facts, badge, countdown, timeEl, stream, toast, errorText, poll, who, verdictPast } from "./app.js";
 
 let streams = [];
 
@@ -183,7 +183,7 @@ async function loadRequests(grants) {
   const tbody = clear($("reqs").tBodies[0]);
   for (const r of items) {
     const g = byReq.get(r.id);
-    const approvals = (r.approvals || []).map((a) => `${a.verdict} by ${who(a.approver)}`).join("; ");
+    const approvals = (r.approvals || []).map((a) => `${verdictPast(a.verdict)} by ${who(a.approver)}`).join("; ");
     const actions = el("td", { class: "actions" });
     if (g) actions.append(el("a", { href: `/grants/${encodeURIComponent(g.id)}/view`, class: "button small", text: "View" }));
     if (r.state === "pending") {
@@ -224,6 +224,7 @@ async function main() {
   facts($("me"), [["Name", m.display || m.name], ["Email", m.email], ["Groups", (m.groups || []).join(", ") || "none"], ["Signed in via", m.via]]);
   $("ask-stream").addEventListener("change", describeSelected);
   $("ask").addEventListener("submit", submitAsk);
+  $("bg-reason").addEventListener("input", () => { $("bg-error").textContent = ""; });
   try { await loadStreams(); } catch (e) { toast("Could not load streams: " + errorText(e), "bad"); }
   poll(refresh, 3000);
 }

@@ -2,7 +2,7 @@
 // every two seconds so new requests and decisions made elsewhere show
 // without a reload. Cards are kept (not rebuilt) across polls so a comment
 // being typed survives.
-import { api, boot, el, $, clear, badge, timeEl, stream, toast, errorText, poll, who, countdown } from "./app.js";
+import { api, boot, el, $, clear, badge, timeEl, stream, toast, errorText, poll, who, countdown, verdictPast } from "./app.js";
 
 function approvalsLine(r) {
   const d = r.decision || {};
@@ -15,7 +15,7 @@ function fillApprovals(ul, r) {
   const list = r.approvals || [];
   if (!list.length) ul.append(el("li", { class: "muted", text: "No approval yet." }));
   for (const a of list) {
-    ul.append(el("li", {}, badge(a.verdict), " ", el("strong", { text: who(a.approver) }),
+    ul.append(el("li", {}, badge(verdictPast(a.verdict)), " ", el("strong", { text: who(a.approver) }),
       a.comment ? ` — ${a.comment}` : "", " ", timeEl(a.time)));
   }
 }

@@ -1,5 +1,5 @@
 // One request's details, for requester, approvers and security.
-import { api, boot, el, $, clear, facts, badge, timeEl, stream, errorText, who } from "./app.js";
+import { api, boot, el, $, clear, facts, badge, timeEl, stream, errorText, who, verdictPast } from "./app.js";
 
 async function main() {
   if (!(await boot())) return;
@@ -25,7 +25,7 @@ async function main() {
     ["Closed by", r.closed_by ? who(r.closed_by) : ""],
   ]);
   const ul = clear($("req-approvals"));
-  for (const a of r.approvals || []) ul.append(el("li", {}, badge(a.verdict), " ", who(a.approver), a.comment ? ` — ${a.comment}` : "", " ", timeEl(a.time)));
+  for (const a of r.approvals || []) ul.append(el("li", {}, badge(verdictPast(a.verdict)), " ", who(a.approver), a.comment ? ` — ${a.comment}` : "", " ", timeEl(a.time)));
   if (!(r.approvals || []).length) ul.append(el("li", { class: "muted", text: "none" }));
   if (r.grant) {
     clear($("req-grant")).append("Grant ", el("code", { text: r.grant.id }), " ", badge(r.grant.state), " ",

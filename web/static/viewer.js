@@ -239,6 +239,7 @@ function setState(text, cls) {
 
 function setExpires(t) {
   const c = $("v-countdown");
+  if (v.ended || !c) return;
   c.dataset.expires = t;
   c.textContent = fmtLeft(new Date(t).getTime() - Date.now());
 }
@@ -246,15 +247,15 @@ function setExpires(t) {
 function showEnd(reason, message) {
   v.ended = true;
   setState("ended", "ended");
-  const c = $("v-countdown");
-  delete c.dataset.expires;
-  c.textContent = reason === "expired" ? "expired" : "ended";
+  clear($("v-expiry")).append(el("strong", { id: "v-countdown", text: reason === "expired" ? "expired" : "ended" }));
+  // The server's message says why in full; the fixed text covers a close
+  // without one.
+  const said = message ? message.charAt(0).toUpperCase() + message.slice(1) : (END_TEXT[reason] || "");
   const b = $("v-end");
   clear(b).append(
     el("strong", { text: `Stream ended: ${reason}. ` }),
-    END_TEXT[reason] || "",
-    message ? el("span", { class: "detail", text: " " + message }) : null,
-    " ", el("a", { href: "/", text: "Back to your access" }));
+    el("span", { class: "detail", text: said + (/[.!?]$/.test(said) ? " " : ". ") }),
+    el("a", { href: "/", text: "Back to your access" }));
   b.className = "banner end reason-" + reason;
   b.hidden = false;
   $("v-revoke").hidden = true;
