@@ -45,30 +45,25 @@ other_environment := {
 	"min_reason_length": 0,
 }
 
-# Only members of this group may ask for access at all.
-requester_group := "engineers"
+# Who may do what, in short: only members of "engineers" may ask for
+# access at all; members of "oncall" may also break glass: access granted
+# at once, without a ticket pattern but with a reason of at least 10
+# characters, capped at 15 minutes of access and 15 minutes of lookback
+# (or the environment's caps, if lower). Group names and numbers are
+# written inline because every rule and constant costs evaluation time on
+# every decision (OPA does not fold constants).
 
-# Break-glass: members of this group may skip approval in an emergency,
-# with a short cap and a written reason instead of a ticket.
-break_glass_group := "oncall"
-
-break_glass_max_duration_seconds := 900 # 15m
-
-break_glass_max_lookback_seconds := 900 # 15m
-
-break_glass_min_reason_length := 10
-
+# "if true else" falls back to other_environment when the table has no
+# entry for the environment.
 env_settings := environments[input.env] if true else := other_environment
 
-# Durations are in seconds, written as literals above because OPA does
-# not fold constant arithmetic and every decision reads them.
-minute := 60
+default is_requester := false
 
-hour := 3600
+is_requester := "engineers" in input.requester.groups
 
-is_requester if requester_group in input.requester.groups
+default is_break_glass_member := false
 
-is_break_glass_member if break_glass_group in input.requester.groups
+is_break_glass_member := "oncall" in input.requester.groups
 
 default break_glass := false
 
@@ -76,24 +71,17 @@ break_glass := input.break_glass == true
 
 default break_glass_allowed := false
 
-break_glass_allowed if {
-	is_requester
-	is_break_glass_member
-}
+break_glass_allowed := is_break_glass_member if is_requester
 
-known_actions := {"request", "extend", "probe"}
-
-
-# The limits in force: break-glass grants at once, with a short cap and
-# no ticket pattern; otherwise the environment's settings apply.
+# The limits in force: the break-glass ones, or the environment's.
 limits := {
 	"approvals_required": 0,
 	"approver_groups": [],
-	"max_duration_seconds": min([env_settings.max_duration_seconds, break_glass_max_duration_seconds]),
-	"max_lookback_seconds": min([env_settings.max_lookback_seconds, break_glass_max_lookback_seconds]),
+	"max_duration_seconds": min([env_settings.max_duration_seconds, 900]), # 15m
+	"max_lookback_seconds": min([env_settings.max_lookback_seconds, 900]), # 15m
 	"pending_timeout_seconds": 0,
 	"reason_pattern": "",
-	"min_reason_length": break_glass_min_reason_length,
+	"min_reason_length": 10,
 } if input.break_glass == true else := env_settings
 
 # The rules below that check duration and reason apply to the actions
@@ -102,33 +90,29 @@ limits := {
 # input, so OPA's rule index skips them when it does not hold.
 
 # human(s) prints a whole number of seconds the way people write caps.
-human(s) := sprintf("%dh", [s / hour]) if s % hour == 0
+human(s) := sprintf("%dh", [s / 3600]) if s % 3600 == 0
 
-human(s) := sprintf("%dm", [s / minute]) if {
-	s % hour != 0
-	s % minute == 0
+human(s) := sprintf("%dm", [s / 60]) if {
+	s % 3600 != 0
+	s % 60 == 0
 }
 
-human(s) := sprintf("%ds", [s]) if s % minute != 0
+human(s) := sprintf("%ds", [s]) if s % 60 != 0
 
 deny contains msg if {
-	not input.action in known_actions
+	not input.action in {"request", "extend", "probe"}
 	msg := sprintf("unknown action %q", [input.action])
 }
 
-deny contains msg if {
-	not is_requester
-	msg := sprintf("requester is not a member of %s", [requester_group])
-}
+deny contains "requester is not a member of engineers" if is_requester == false
 
 deny contains "service is required" if input.service == ""
 
 deny contains "env is required" if input.env == ""
 
-deny contains msg if {
+deny contains "break-glass is only for members of oncall" if {
 	input.break_glass == true
-	not is_break_glass_member
-	msg := sprintf("break-glass is only for members of %s", [break_glass_group])
+	is_break_glass_member == false
 }
 
 deny contains "duration must be at least 1s" if {

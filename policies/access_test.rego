@@ -155,3 +155,23 @@ test_human_durations if {
 	access.human(900) == "15m"
 	access.human(90) == "90s"
 }
+
+test_extend_is_checked_like_request if {
+	d := access.decision with input as req(alice, "prod", {"action": "extend", "duration_seconds": 5 * 3600, "duration": "5h0m0s"})
+	d.reasons == ["duration 5h0m0s exceeds the maximum of 4h for prod"]
+}
+
+test_break_glass_in_staging_capped_at_15m if {
+	d := access.decision with input as req(bob, "staging", {
+		"break_glass": true, "reason": "staging on fire, paging",
+		"duration_seconds": 900, "duration": "15m0s",
+	})
+	d.allow
+	d.max_duration_seconds == 900
+	d.max_lookback_seconds == 900
+}
+
+test_missing_groups_denied if {
+	d := access.decision with input as object.remove(req(alice, "staging", {}), ["requester"])
+	d.reasons == ["requester is not a member of engineers"]
+}

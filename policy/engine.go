@@ -184,11 +184,19 @@ func (e *Engine) eval(ctx context.Context, q rego.PreparedEvalQuery, input ast.V
 			obj, err = nil, fmt.Errorf("policy evaluation panicked: %v", r)
 		}
 	}()
+	// OPA notices cancellation asynchronously, so a query may complete
+	// under a context that is already done; such a result is not used.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("evaluate: %w", err)
+	}
 	rs, err := q.Eval(ctx, rego.EvalParsedInput(input), rego.EvalTime(now))
-	if err != nil {
-		if ctxErr := ctx.Err(); ctxErr != nil {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		if err != nil {
 			return nil, fmt.Errorf("evaluate: %w (%w)", ctxErr, err)
 		}
+		return nil, fmt.Errorf("evaluate: %w", ctxErr)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("evaluate: %w", err)
 	}
 	return resultObject(rs)

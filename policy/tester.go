@@ -62,10 +62,10 @@ func runTests(ctx context.Context, set *policySet, caps *ast.Capabilities) ([]Te
 		switch {
 		case r.Error != nil:
 			tr.Fail = "error: " + r.Error.Error()
-		case r.Fail && r.FailedAt != nil:
-			tr.Fail = fmt.Sprintf("failed at %s: %s", r.FailedAt.Location, r.FailedAt)
+		case r.Fail && r.Location != nil:
+			tr.Fail = fmt.Sprintf("false or undefined (%s:%d)", r.Location.File, r.Location.Row)
 		case r.Fail:
-			tr.Fail = "failed"
+			tr.Fail = "false or undefined"
 		}
 		out = append(out, tr)
 	}
