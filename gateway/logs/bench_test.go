@@ -18,19 +18,35 @@ import (
 // viewers may drop); mode=lockstep waits until every viewer has the batch
 // before publishing the next, which measures the fan-out path alone.
 func BenchmarkPublishFanout(b *testing.B) {
+	type bench struct {
+		mode             string
+		viewers, filters int
+		chained          bool
+	}
+	var cases []bench
 	for _, mode := range []string{"flood", "lockstep"} {
 		for _, viewers := range []int{10, 100} {
-			for _, filters := range []int{1, 4} {
-				b.Run(fmt.Sprintf("mode=%s/viewers=%d/filters=%d", mode, viewers, filters), func(b *testing.B) {
-					benchFanout(b, viewers, filters, 64, mode == "lockstep")
-				})
+			for _, chained := range []bool{false, true} {
+				cases = append(cases, bench{mode, viewers, 1, chained})
 			}
 		}
+		cases = append(cases, bench{mode, 100, 4, true})
+	}
+	for _, c := range cases {
+		digest := "concat"
+		if c.chained {
+			digest = "chained"
+		}
+		name := fmt.Sprintf("mode=%s/viewers=%d/filters=%d/digest=%s", c.mode, c.viewers, c.filters, digest)
+		b.Run(name, func(b *testing.B) {
+			benchFanout(b, HubConfig{QueueSize: 256, MaxViewerRate: 1 << 30, ChainedDigest: c.chained},
+				c.viewers, c.filters, 64, c.mode == "lockstep")
+		})
 	}
 }
 
-func benchFanout(b *testing.B, viewers, filters, batch int, lockstep bool) {
-	h := newTestHub(b, HubConfig{QueueSize: 256, MaxViewerRate: 1 << 30})
+func benchFanout(b *testing.B, cfg HubConfig, viewers, filters, batch int, lockstep bool) {
+	h := newTestHub(b, cfg)
 	levels := []string{LevelTrace, LevelDebug, LevelInfo, LevelWarn}
 	tmpl := makeEntries("GET /api/v1/orders/12345 200 in 12ms user=42 region=eu", batch)
 	for i := range tmpl {

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"time"
@@ -71,7 +72,7 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 		if skipped > 0 {
 			for v := range g.viewers {
 				v.mu.Lock()
-				v.stats.Sampled += int64(skipped)
+				v.sampled += int64(skipped)
 				v.mu.Unlock()
 			}
 		}
@@ -84,6 +85,10 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 			continue
 		}
 		m := entriesMessage(sel)
+		if h.cfg.ChainedDigest && len(g.viewers) > 1 {
+			sum := sha256.Sum256(m.Data)
+			m.sum = &sum
+		}
 		for v := range g.viewers {
 			v.offer(m)
 		}

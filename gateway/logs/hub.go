@@ -29,6 +29,12 @@ type HubConfig struct {
 	// Backlog persists entries for restart and old resumes. If nil, the hub
 	// keeps entries in memory only.
 	Backlog Backlog
+	// ChainedDigest makes ViewerStats.Digest a hash chain over per-message
+	// hashes, each computed once per shared message, instead of a SHA-256
+	// over the concatenated bytes, which every viewer computes separately
+	// (the dominant fan-out cost with many viewers; see
+	// BenchmarkPublishFanout). If false, the concatenation digest.
+	ChainedDigest bool
 	// Now is the clock for Observed times, ages and rates. If nil, time.Now.
 	Now func() time.Time
 	// Logger receives operational messages (never log content). If nil,

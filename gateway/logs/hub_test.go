@@ -146,30 +146,62 @@ func TestSharedDataForEqualFilterKeys(t *testing.T) {
 }
 
 func TestStatsDigestAndRedactions(t *testing.T) {
-	h := newTestHub(t, HubConfig{})
-	v := subscribe(t, h, SubscribeOptions{})
-	es := makeEntries("x", 3)
-	es[0].Redactions = map[string]int{"email": 2}
-	es[2].Redactions = map[string]int{"email": 1, "jwt": 1}
-	publish(t, h, es)
-	publish(t, h, makeEntries("y", 2))
-	sum := sha256.New()
-	var bytes int64
-	for range 2 {
-		m := recv(t, v)
-		sum.Write(m.Data)
-		bytes += int64(len(m.Data))
+	concat := func(datas [][]byte) string {
+		h := sha256.New()
+		for _, d := range datas {
+			h.Write(d)
+		}
+		return hex.EncodeToString(h.Sum(nil))
 	}
-	v.Close()
-	got := v.Stats()
-	if want := hex.EncodeToString(sum.Sum(nil)); got.Digest != want {
-		t.Errorf("Digest = %s, want %s", got.Digest, want)
+	chained := func(datas [][]byte) string {
+		var d [32]byte
+		for _, data := range datas {
+			sum := sha256.Sum256(data)
+			d = sha256.Sum256(append(d[:], sum[:]...))
+		}
+		return hex.EncodeToString(d[:])
 	}
-	if got.Entries != 5 || got.Messages != 2 || got.Bytes != bytes || got.Dropped != 0 {
-		t.Errorf("Stats = %+v, want 5 entries, 2 messages, %d bytes, 0 dropped", got, bytes)
+	tests := []struct {
+		name    string
+		chained bool
+		digest  func([][]byte) string
+	}{
+		{"concatenation digest", false, concat},
+		{"chained digest", true, chained},
 	}
-	if got.Redactions["email"] != 3 || got.Redactions["jwt"] != 1 || len(got.Redactions) != 2 {
-		t.Errorf("Redactions = %v, want email:3 jwt:1", got.Redactions)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newTestHub(t, HubConfig{ChainedDigest: tt.chained})
+			v := subscribe(t, h, SubscribeOptions{})
+			other := subscribe(t, h, SubscribeOptions{}) // makes the message shared
+			es := makeEntries("x", 3)
+			es[0].Redactions = map[string]int{"email": 2}
+			es[2].Redactions = map[string]int{"email": 1, "jwt": 1}
+			publish(t, h, es)
+			publish(t, h, makeEntries("y", 2))
+			var datas [][]byte
+			var bytes int64
+			for range 2 {
+				m := recv(t, v)
+				datas = append(datas, m.Data)
+				bytes += int64(len(m.Data))
+			}
+			v.Close()
+			other.Close()
+			got := v.Stats()
+			if want := tt.digest(datas); got.Digest != want {
+				t.Errorf("Digest = %s, want %s", got.Digest, want)
+			}
+			if got.Entries != 5 || got.Messages != 2 || got.Bytes != bytes || got.Dropped != 0 {
+				t.Errorf("Stats = %+v, want 5 entries, 2 messages, %d bytes, 0 dropped", got, bytes)
+			}
+			if got.Redactions["email"] != 3 || got.Redactions["jwt"] != 1 || len(got.Redactions) != 2 {
+				t.Errorf("Redactions = %v, want email:3 jwt:1", got.Redactions)
+			}
+			if o := other.Stats(); o.Messages != 0 || o.Digest != tt.digest(nil) {
+				t.Errorf("unread viewer Stats = %+v, want nothing delivered", o)
+			}
+		})
 	}
 }
 

@@ -45,6 +45,9 @@ type Message struct {
 
 	// redactions sums Entry.Redactions over the entries; shared, read-only.
 	redactions map[string]int
+	// sum is SHA-256(Data), computed once per shared message when the hub
+	// uses chained digests.
+	sum *[sha256.Size]byte
 }
 
 // ViewerStats are the counters of one viewer, for the view-close audit event.
@@ -60,7 +63,9 @@ type ViewerStats struct {
 	// Redactions sums Entry.Redactions over the delivered entries.
 	Redactions map[string]int64
 	// Digest is the hex SHA-256 of the concatenated Data of every delivered
-	// message, in order.
+	// message, in order. With HubConfig.ChainedDigest it is instead the
+	// chain d = SHA-256(d || SHA-256(Data)) over the delivered messages,
+	// starting from 32 zero bytes.
 	Digest string
 }
 
@@ -96,21 +101,32 @@ type Viewer struct {
 	progressAt time.Time
 	slowTimer  *time.Timer
 	timerArmed bool
-	stats      ViewerStats // Digest and Redactions are filled in by Stats
-	redacted   map[string]int64
-	digest     hash.Hash
+	dropped    int64 // entries dropped while the queue was full
+	sampled    int64 // entries skipped by the rate sampler
+
+	// statsMu guards the delivery counters, written by the pump after each
+	// hand-off. It is separate from mu so that hashing never delays offer
+	// (and so Publish). Order: mu -> statsMu.
+	statsMu   sync.Mutex
+	delivered ViewerStats // Messages, Entries, Bytes only
+	redacted  map[string]int64
+	digest    hash.Hash         // concatenation digest (nil when chained)
+	chain     [sha256.Size]byte // chained digest
 }
 
 func newViewer(h *Hub, st *stream) *Viewer {
-	return &Viewer{
+	v := &Viewer{
 		hub:      h,
 		st:       st,
 		out:      make(chan Message),
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
-		digest:   sha256.New(),
 	}
+	if !h.cfg.ChainedDigest {
+		v.digest = sha256.New()
+	}
+	return v
 }
 
 // Messages returns the channel of messages. It is closed when the viewer
@@ -163,10 +179,18 @@ func (v *Viewer) SetFilter(f Filter) error {
 // Messages() is closed (or Close has returned), Stats is final.
 func (v *Viewer) Stats() ViewerStats {
 	v.mu.Lock()
-	defer v.mu.Unlock()
-	s := v.stats
+	dropped, sampled := v.dropped, v.sampled
+	v.mu.Unlock()
+	v.statsMu.Lock()
+	defer v.statsMu.Unlock()
+	s := v.delivered
+	s.Dropped, s.Sampled = dropped, sampled
 	s.Redactions = maps.Clone(v.redacted)
-	s.Digest = hex.EncodeToString(v.digest.Sum(nil))
+	if v.digest != nil {
+		s.Digest = hex.EncodeToString(v.digest.Sum(nil))
+	} else {
+		s.Digest = hex.EncodeToString(v.chain[:])
+	}
 	return s
 }
 
@@ -255,7 +279,7 @@ func (v *Viewer) offer(m Message) {
 		}
 		v.dropCount += int64(m.Entries)
 		v.dropTo = m.LastSeq
-		v.stats.Dropped += int64(m.Entries)
+		v.dropped += int64(m.Entries)
 		v.markFullLocked()
 		return
 	}
@@ -282,7 +306,7 @@ func (v *Viewer) slowCheck() {
 	v.st.leaveLocked(v)
 	v.endLocked(ErrSlow)
 	v.hub.log.Info("log viewer closed: too slow", "stream", v.st.key.String(),
-		"dropped", v.stats.Dropped, "slow_timeout", v.hub.slowTimeout)
+		"dropped", v.dropped, "slow_timeout", v.hub.slowTimeout)
 }
 
 // pop takes the next message for the pump. Popping makes room, which ends a
@@ -332,20 +356,33 @@ func (v *Viewer) pump() {
 		}
 		select {
 		case v.out <- m:
-			v.delivered(&m)
+			v.count(&m)
 		case <-v.done:
 			return
 		}
 	}
 }
 
-func (v *Viewer) delivered(m *Message) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	v.stats.Messages++
-	v.stats.Entries += int64(m.Entries)
-	v.stats.Bytes += int64(len(m.Data))
-	v.digest.Write(m.Data)
+// count adds a delivered message to the stats; only the pump calls it.
+func (v *Viewer) count(m *Message) {
+	v.statsMu.Lock()
+	defer v.statsMu.Unlock()
+	v.delivered.Messages++
+	v.delivered.Entries += int64(m.Entries)
+	v.delivered.Bytes += int64(len(m.Data))
+	if v.digest != nil {
+		v.digest.Write(m.Data)
+	} else {
+		sum := m.sum
+		if sum == nil {
+			s := sha256.Sum256(m.Data)
+			sum = &s
+		}
+		var buf [2 * sha256.Size]byte
+		copy(buf[:], v.chain[:])
+		copy(buf[sha256.Size:], sum[:])
+		v.chain = sha256.Sum256(buf[:])
+	}
 	if len(m.redactions) > 0 && v.redacted == nil {
 		v.redacted = make(map[string]int64, len(m.redactions))
 	}
