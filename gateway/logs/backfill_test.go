@@ -96,7 +96,7 @@ func TestBackfillLinesAndSince(t *testing.T) {
 	}
 }
 
-func TestBackfillIsSplitIntoMessages(t *testing.T) {
+func TestLargeBatchesAreSplitIntoMessages(t *testing.T) {
 	h := newTestHub(t, HubConfig{QueueSize: 2})
 	publish(t, h, makeEntries("x", 1200))
 	v := subscribe(t, h, SubscribeOptions{Lines: 1100})
@@ -115,6 +115,20 @@ func TestBackfillIsSplitIntoMessages(t *testing.T) {
 	}
 	if d := v.Stats().Dropped; d != 0 {
 		t.Errorf("backfill larger than QueueSize dropped %d entries", d)
+	}
+
+	// A live batch is split the same way.
+	h = newTestHub(t, HubConfig{})
+	v = subscribe(t, h, SubscribeOptions{})
+	publish(t, h, makeEntries("y", 1001))
+	sizes = nil
+	for n := 0; n < 1001; {
+		w := decode(t, recv(t, v))
+		sizes = append(sizes, len(w.Entries))
+		n += len(w.Entries)
+	}
+	if want := []int{500, 500, 1}; !slices.Equal(sizes, want) {
+		t.Errorf("live message sizes = %v, want %v", sizes, want)
 	}
 }
 

@@ -22,6 +22,14 @@ type Backlog interface {
 	Trim(ctx context.Context, s Stream, r Retention) error
 }
 
+// StreamLister is implemented by a Backlog that can list its streams; the
+// hub then knows them from the start.
+type StreamLister interface {
+	Streams(ctx context.Context) ([]Stream, error)
+}
+
+var _ StreamLister = (*SQLiteBacklog)(nil)
+
 const (
 	// maxPendingEntries is how far the backlog may fall behind before
 	// Publish waits for it (backpressure on ingest, never on viewers).

@@ -60,8 +60,13 @@ func (st *stream) leaveLocked(v *Viewer) {
 	st.viewers--
 }
 
+// maxEntriesPerMessage bounds an "entries" message (live and backfill), so a
+// huge Publish or backfill does not become one huge WebSocket message.
+const maxEntriesPerMessage = 500
+
 // fanoutLocked delivers a published batch (already in seq order) to every
 // group: filter once, encode once, offer the same Message to each viewer.
+// A batch becomes one message per group (more if over maxEntriesPerMessage).
 func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 	var scratch []Entry
 	for _, g := range st.groups {
@@ -81,16 +86,17 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 				v.offer(notice)
 			}
 		}
-		if len(sel) == 0 {
-			continue
-		}
-		m := entriesMessage(sel)
-		if h.cfg.ChainedDigest && len(g.viewers) > 1 {
-			sum := sha256.Sum256(m.Data)
-			m.sum = &sum
-		}
-		for v := range g.viewers {
-			v.offer(m)
+		for len(sel) > 0 {
+			n := min(len(sel), maxEntriesPerMessage)
+			m := entriesMessage(sel[:n])
+			sel = sel[n:]
+			if h.cfg.ChainedDigest && len(g.viewers) > 1 {
+				sum := sha256.Sum256(m.Data)
+				m.sum = &sum
+			}
+			for v := range g.viewers {
+				v.offer(m)
+			}
 		}
 	}
 }

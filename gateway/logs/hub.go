@@ -107,6 +107,17 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		h.maxRate = 5000
 	}
 	if cfg.Backlog != nil {
+		// Streams the backlog knows are listed (and restored on first use)
+		// even before anyone publishes to them again.
+		if l, ok := cfg.Backlog.(StreamLister); ok {
+			ss, err := l.Streams(context.Background())
+			if err != nil {
+				return nil, fmt.Errorf("new log hub: %w", err)
+			}
+			for _, s := range ss {
+				h.streams[s] = &stream{key: s, ret: h.retention(s.Env)}
+			}
+		}
 		h.writer = newBacklogWriter(cfg.Backlog, h.log, h.now, h.retention)
 		h.wg.Add(1)
 		go func() {
@@ -267,7 +278,10 @@ func (h *Hub) publishStream(ctx context.Context, key Stream, batch []Entry, now 
 	return nil
 }
 
-// Streams lists the streams the hub knows, sorted by service then env.
+// Streams lists the streams the hub knows (published to, subscribed to, or
+// found in a backlog that is a StreamLister), sorted by service then env.
+// A stream not restored from the backlog yet is restored now; one that
+// fails to restore is listed with what is known.
 func (h *Hub) Streams() []StreamInfo {
 	h.mu.Lock()
 	sts := make([]*stream, 0, len(h.streams))
@@ -278,6 +292,11 @@ func (h *Hub) Streams() []StreamInfo {
 	out := make([]StreamInfo, 0, len(sts))
 	for _, st := range sts {
 		st.mu.Lock()
+		if !st.loaded {
+			if err := h.restoreLocked(context.Background(), st); err != nil {
+				h.log.Error("restore log stream failed", "stream", st.key.String(), "err", err)
+			}
+		}
 		out = append(out, StreamInfo{
 			Stream: st.key, LastSeq: st.lastSeq, FirstSeq: st.ring.first(),
 			Entries: st.ring.len(), Bytes: st.ring.bytes, Viewers: st.viewers,

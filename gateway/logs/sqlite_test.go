@@ -42,6 +42,10 @@ func TestSQLiteBacklogSurvivesRestart(t *testing.T) {
 	b = openTestBacklog(t, path)
 	defer b.Close()
 	h = newTestHub(t, HubConfig{Backlog: b})
+	infos := h.Streams()
+	if len(infos) != 1 || infos[0].Stream != testStream || infos[0].LastSeq != 5 || infos[0].Entries != 5 {
+		t.Errorf("Streams() after restart = %+v, want %v with 5 entries up to seq 5", infos, testStream)
+	}
 	after := publish(t, h, makeEntries("after", 2))
 	if got, want := seqs(after), []int64{6, 7}; !slices.Equal(got, want) {
 		t.Fatalf("seqs after restart = %v, want %v", got, want)

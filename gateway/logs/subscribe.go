@@ -7,9 +7,6 @@ import (
 	"time"
 )
 
-// maxBackfillBatch is the number of entries per backfill message.
-const maxBackfillBatch = 500
-
 // SubscribeOptions say what a new viewer receives before the live entries.
 // Without After, Lines and Since it receives live entries only.
 type SubscribeOptions struct {
@@ -100,7 +97,7 @@ func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) []Message {
 		slices.Reverse(sel)
 	}
 	for len(sel) > 0 {
-		n := min(len(sel), maxBackfillBatch)
+		n := min(len(sel), maxEntriesPerMessage)
 		msgs = append(msgs, entriesMessage(sel[:n]))
 		sel = sel[n:]
 	}
