@@ -175,9 +175,10 @@ func recordHead(rec []byte) (seq int64, prev [32]byte, err error) {
 		for i < len(rest) && i < 20 && rest[i] >= '0' && rest[i] <= '9' {
 			i++
 		}
-		if i > 0 && bytes.HasPrefix(rest[i:], []byte(p2)) {
+		canonical := i > 0 && (rest[0] != '0' || i == 1) // JSON allows no leading zeros
+		if canonical && bytes.HasPrefix(rest[i:], []byte(p2)) {
 			h := rest[i+len(p2):]
-			if len(h) > 64 && h[64] == '"' {
+			if len(h) > 64 && h[64] == '"' && isLowerHex(h[:64]) {
 				n, perr := strconv.ParseInt(string(rest[:i]), 10, 64)
 				_, herr := hex.Decode(prev[:], h[:64])
 				if perr == nil && herr == nil {
@@ -222,4 +223,13 @@ func newEventID() string {
 	var b [16]byte
 	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
 	return "evt_" + idEncoding.EncodeToString(b[:])
+}
+
+func isLowerHex(b []byte) bool {
+	for _, c := range b {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -167,7 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 
 func writerDSN(path string) string {
 	return "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
-		"&_pragma=busy_timeout(10000)&_txlock=immediate"
+		"&_pragma=busy_timeout(10000)&_pragma=cache_size(-16384)&_txlock=immediate"
 }
 
 func readerDSN(path string) string {
