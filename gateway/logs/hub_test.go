@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestPublishSubscribeOrderAndSeq(t *testing.T) {
@@ -242,5 +243,79 @@ func TestBackfillAndLiveAreSeamless(t *testing.T) {
 		if want := seqRange(got[0], last); !slices.Equal(got, want) {
 			t.Errorf("viewer %d: seqs not a gapless run %d..%d: %v", i, got[0], last, got)
 		}
+	}
+}
+
+// TestTeardownRaces runs publishers, subscribers, filter changes, slow and
+// fast readers and viewer closes against a hub that is closed midway; run
+// with -race. Every viewer must end and every goroutine exit.
+func TestTeardownRaces(t *testing.T) {
+	h, err := NewHub(HubConfig{QueueSize: 4, SlowTimeout: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				if _, err := h.Publish(context.Background(), makeEntries("x", 10)); err != nil {
+					if !errors.Is(err, ErrHubClosed) {
+						t.Errorf("Publish: %v", err)
+					}
+					return
+				}
+			}
+		})
+	}
+	var mu sync.Mutex
+	var viewers []*Viewer
+	for i := range 4 {
+		wg.Go(func() {
+			for j := 0; ; j++ {
+				v, err := h.Subscribe(testStream, SubscribeOptions{Lines: j % 20, Filter: Filter{Grep: "x [0-4]"}})
+				if err != nil {
+					if !errors.Is(err, ErrHubClosed) {
+						t.Errorf("Subscribe: %v", err)
+					}
+					return
+				}
+				mu.Lock()
+				viewers = append(viewers, v)
+				mu.Unlock()
+				switch (i + j) % 4 {
+				case 0: // reads a few, then closes
+					for range 3 {
+						<-v.Messages()
+					}
+					v.Close()
+				case 1: // changes its filter while reading
+					v.SetFilter(Filter{MinLevel: LevelInfo})
+					go func() {
+						for range v.Messages() {
+						}
+					}()
+				case 2: // never reads: ends up ErrSlow or hub closed
+				case 3: // reads until the end
+					go func() {
+						for range v.Messages() {
+						}
+					}()
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := h.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	for _, v := range viewers {
+		<-v.Done()
+		if err := v.Err(); err != nil && !errors.Is(err, ErrSlow) && !errors.Is(err, ErrHubClosed) {
+			t.Errorf("viewer ended with %v", err)
+		}
+	}
+	if len(viewers) == 0 {
+		t.Fatal("no viewer subscribed")
 	}
 }
