@@ -8,6 +8,9 @@
 // on the page's own origin. Everything from the API, log lines above all, is
 // rendered as text through DOM APIs, never as HTML, so the pages work under
 // the gateway's strict Content-Security-Policy (no inline script or style).
+// Pages set their referrer policy to same-origin with a meta element: under
+// the gateway's "no-referrer" header a browser posts forms (sign-out) with
+// "Origin: null", which the CSRF check rightly refuses.
 //
 // It owns page routing for every path the API does not claim; it must not
 // import the gateway or any other loggate package, and it holds no secrets:

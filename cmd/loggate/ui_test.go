@@ -265,6 +265,13 @@ func TestBrowserAccessFlow(t *testing.T) {
 	}
 	alice.screenshot("home-phone")
 
+	// Signing out (a form POST carrying the CSRF token) ends the session.
+	carol.do("sign out", chromedp.Click(chromedp.CSS(`#who form.logout button`)))
+	carol.waitFor("signed-out page", `location.pathname !== "/admin" && document.readyState === "complete"`, 10*time.Second)
+	carol.waitSignedOut()
+	carol.open("/security")
+	carol.waitSignedOut()
+
 	for _, b := range []*browser{alice, bob, carol} {
 		b.checkProblems()
 	}
