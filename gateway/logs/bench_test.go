@@ -3,6 +3,7 @@ package logs
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"sync"
@@ -43,6 +44,37 @@ func BenchmarkPublishFanout(b *testing.B) {
 				c.viewers, c.filters, 64, c.mode == "lockstep")
 		})
 	}
+	// With the SQLite backlog: the writer goroutine must not slow fan-out.
+	b.Run("mode=flood/viewers=10/filters=1/digest=chained/backlog=sqlite", func(b *testing.B) {
+		bl, err := OpenSQLiteBacklog(context.Background(), filepath.Join(b.TempDir(), "b.db"), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer bl.Close()
+		benchFanout(b, HubConfig{QueueSize: 256, MaxViewerRate: 1 << 30, ChainedDigest: true, Backlog: bl},
+			10, 1, 64, false)
+	})
+}
+
+// BenchmarkSQLiteAppend measures the backlog's write rate in batches of 256.
+func BenchmarkSQLiteAppend(b *testing.B) {
+	bl, err := OpenSQLiteBacklog(context.Background(), filepath.Join(b.TempDir(), "b.db"), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bl.Close()
+	es := makeEntries("GET /api/v1/orders/12345 200 in 12ms user=42 region=eu", 256)
+	seq := int64(0)
+	for b.Loop() {
+		for i := range es {
+			seq++
+			es[i].Seq = seq
+		}
+		if err := bl.Append(context.Background(), es); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(seq)/b.Elapsed().Seconds(), "entries/s")
 }
 
 func benchFanout(b *testing.B, cfg HubConfig, viewers, filters, batch int, lockstep bool) {
