@@ -33,6 +33,10 @@ export async function api(method, path, body) {
   if (text) {
     try { data = JSON.parse(text); } catch { data = null; }
   }
+  if (resp.status === 401 && session.me) {
+    // The session ended (expired or signed out elsewhere): offer sign-in.
+    showSignIn();
+  }
   if (!resp.ok) {
     throw new APIError(resp.status, data && data.code, (data && data.error) || `HTTP ${resp.status}`);
   }
@@ -165,6 +169,15 @@ export function inGroup(g) {
 
 // boot loads who is signed in and draws the header. It resolves to the
 // identity, or to null after showing the sign-in panel.
+function showSignIn() {
+  const next = location.pathname + location.search;
+  const link = $("signin-link");
+  link.href = "/login?next=" + encodeURIComponent(next);
+  $("signin").hidden = false;
+  $("app").hidden = true;
+  clear($("who")).append(el("a", { class: "button", href: link.href, text: "Sign in" }));
+}
+
 export async function boot() {
   const whoBox = $("who");
   try {
@@ -172,11 +185,7 @@ export async function boot() {
     session.csrf = session.me.csrf_token || "";
   } catch (e) {
     if (e instanceof APIError && e.status === 401) {
-      const next = location.pathname + location.search;
-      const link = $("signin-link");
-      link.href = "/login?next=" + encodeURIComponent(next);
-      $("signin").hidden = false;
-      clear(whoBox).append(el("a", { class: "button", href: link.href, text: "Sign in" }));
+      showSignIn();
       return null;
     }
     clear(whoBox).append(el("span", { class: "error", text: "Cannot reach loggate: " + errorText(e) }));

@@ -277,6 +277,10 @@ function connect() {
   if (v.ws) { v.ws.onclose = null; v.ws.close(1000); v.ws = null; }
   v.ended = false;
   $("v-end").hidden = true;
+  $("v-revoke").hidden = false;
+  if (!$("v-countdown").classList.contains("countdown")) {
+    clear($("v-expiry")).append("expires in ", el("strong", { id: "v-countdown", class: "countdown", text: "–" }));
+  }
   setState("connecting");
   let backfill = parseInt($("v-backfill").value, 10) || 0;
   if (v.grant && v.grant.max_lookback === "0s") backfill = 0;
