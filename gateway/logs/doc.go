@@ -17,6 +17,19 @@
 // ended with ErrSlow. Backfill and live delivery are computed under the same
 // stream lock, so a new viewer sees every entry exactly once.
 //
+// # Messages
+//
+// Message.Data is one of (golden copies in testdata/):
+//
+//	{"type":"entries","entries":[Entry, ...]}            at most 500 entries
+//	{"type":"dropped","count":N,"from_seq":A,"to_seq":B,"reason":"slow_client"}
+//	{"type":"gap","from_seq":A,"to_seq":B,"reason":"retention"|"cursor_ahead"}
+//	{"type":"notice","message":"...","code":"sampling"|"sampling_end"}
+//
+// An "entries" message is encoded once per batch and filter key and its
+// Data shared by every viewer with that key. "dropped" and "gap" carry seq
+// numbers and counts only, never log content.
+//
 // # Lock order
 //
 // Locks are taken in this order and never the other way round:
