@@ -221,3 +221,61 @@ func readFile(t *testing.T, dir, name string) string {
 	}
 	return string(b)
 }
+
+// TestDecideDuringReload runs decisions while the policy is swapped back
+// and forth; every decision must come from one whole revision (run with
+// -race to check the swap).
+func TestDecideDuringReload(t *testing.T) {
+	dir := copyDefaults(t, false)
+	e, err := policy.New(t.Context(), policy.Config{Dir: dir, Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	original := readFile(t, dir, "access.rego")
+	edited := strings.Replace(original, stagingCap, editedStagingCap, 1)
+	caps := map[string]time.Duration{}
+
+	done := make(chan struct{})
+	errs := make(chan error, 1)
+	go func() {
+		defer close(done)
+		for i := range 10 {
+			body := original
+			if i%2 == 0 {
+				body = edited
+			}
+			if err := os.WriteFile(filepath.Join(dir, "access.rego"), []byte(body), 0o644); err != nil {
+				errs <- err
+				return
+			}
+			if err := e.Reload(t.Context()); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	in := policy.Input{Action: "probe", Requester: alice, Service: "payments", Env: "staging"}
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		d, err := e.Decide(t.Context(), in)
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		if prev, ok := caps[d.Revision]; ok && prev != d.MaxDuration {
+			t.Fatalf("revision %s gave caps %v and %v", d.Revision, prev, d.MaxDuration)
+		}
+		caps[d.Revision] = d.MaxDuration
+	}
+	select {
+	case err := <-errs:
+		t.Fatalf("reload: %v", err)
+	default:
+	}
+	if len(caps) == 0 {
+		t.Fatal("no decisions made")
+	}
+}
