@@ -197,7 +197,8 @@ func (v *verifier) addSigned(what string, note []byte, keys []string) (signedSiz
 // scan reads every record in seq order, checking each against itself and its
 // predecessor and feeding the recomputed tree.
 func (v *verifier) scan(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, record, hash FROM events ORDER BY seq`)
+	rows, err := tx.QueryContext(ctx, `SELECT e.seq, e.record, e.hash, t.hashes
+		FROM events e LEFT JOIN tree t ON t.leaf = e.seq - 1 ORDER BY e.seq`)
 	if err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}
@@ -212,8 +213,8 @@ func (v *verifier) scan(ctx context.Context, tx *sql.Tx) error {
 	)
 	for rows.Next() {
 		var seq int64
-		var rec, hash sql.RawBytes
-		if err := rows.Scan(&seq, &rec, &hash); err != nil {
+		var rec, hash, stored sql.RawBytes
+		if err := rows.Scan(&seq, &rec, &hash, &stored); err != nil {
 			return fmt.Errorf("read events: %w", err)
 		}
 		v.rep.Events++
@@ -244,8 +245,16 @@ func (v *verifier) scan(ctx context.Context, tx *sql.Tx) error {
 				v.add(ProblemModified, max(seq-1, 1), "chain broken between seq %d and %d: one of them was rewritten", seq-1, seq)
 			}
 		}
-		tree.append(tlog.RecordHash(rec))
+		made := tree.append(tlog.RecordHash(rec))
 		if gapless {
+			// The stored tree hashes back inclusion proofs: they must be the
+			// ones this leaf creates (tlog.StoredHashes order). Checked only
+			// while nothing earlier is wrong (later hashes depend on earlier
+			// leaves) and within the signed head (beyond it, "inserted" says it).
+			signed := v.head == nil || seq <= v.head.size
+			if !bad && v.first == 0 && signed && !equalHashes(stored, made) {
+				v.add(ProblemModified, seq, "stored tree hashes of leaf %d do not match the record", seq-1)
+			}
 			for sizeIdx < len(v.sizes) && v.sizes[sizeIdx].size <= tree.n {
 				if v.sizes[sizeIdx].size == tree.n {
 					v.roots[tree.n] = tree.root()
@@ -299,7 +308,7 @@ func (v *verifier) finish(ctx context.Context, tx *sql.Tx) {
 	if v.head != nil && last > v.head.size {
 		v.add(ProblemInserted, v.head.size+1, "events %d..%d are not covered by the signed head (size %d)", v.head.size+1, last, v.head.size)
 	}
-	if v.head != nil && v.head.size <= last && v.head.size > 0 {
+	if v.head != nil && v.head.size <= last && v.head.size > 0 && v.first == 0 {
 		// The stored tree hashes back every inclusion proof; they must give the head's root.
 		got, err := tlog.TreeHash(v.head.size, &hashReader{ctx: ctx, q: tx})
 		switch {
@@ -315,17 +324,36 @@ func (v *verifier) finish(ctx context.Context, tx *sql.Tx) {
 // the complete subtrees on the right edge, largest first.
 type compactRange struct {
 	hashes []tlog.Hash
+	made   []tlog.Hash
 	n      int64
 }
 
-func (c *compactRange) append(h tlog.Hash) {
+// append adds a leaf and returns the hashes it creates: the leaf hash and
+// the root of every subtree it completes, which is what tlog.StoredHashes
+// returns for the leaf. The slice is reused by the next call.
+func (c *compactRange) append(h tlog.Hash) []tlog.Hash {
+	c.made = append(c.made[:0], h)
 	c.hashes = append(c.hashes, h)
 	for i := c.n; i&1 == 1; i >>= 1 {
 		k := len(c.hashes)
 		c.hashes[k-2] = tlog.NodeHash(c.hashes[k-2], c.hashes[k-1])
 		c.hashes = c.hashes[:k-1]
+		c.made = append(c.made, c.hashes[k-2])
 	}
 	c.n++
+	return c.made
+}
+
+func equalHashes(blob []byte, hs []tlog.Hash) bool {
+	if len(blob) != len(hs)*tlog.HashSize {
+		return false
+	}
+	for i, h := range hs {
+		if [tlog.HashSize]byte(blob[i*tlog.HashSize:]) != h {
+			return false
+		}
+	}
+	return true
 }
 
 func (c *compactRange) root() tlog.Hash {

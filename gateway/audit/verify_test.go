@@ -125,7 +125,35 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					prevHash = h[:]
 				}
 			},
-			want: []string{"modified@0"}, // the close checkpoint's root
+			want: []string{"modified@5"}, // its stored tree hashes no longer match
+		},
+		{
+			name: "rewritten log, chain and tree",
+			tamper: func(t *testing.T, db *sql.DB) {
+				// Without the key, only the signed roots tell.
+				_, prevHash := record(t, db, 4)
+				for seq := int64(5); seq <= 10; seq++ {
+					rec, _ := record(t, db, seq)
+					if seq == 5 {
+						rec = bytes.Replace(rec, []byte(`"outcome":"success"`), []byte(`"outcome":"denied"`), 1)
+					}
+					prev := [32]byte(prevHash)
+					rec = buildRecord(seq, prev, tailOf(rec))
+					h := chainHash(prev, rec)
+					mustExec(t, db, `UPDATE events SET record = ?, hash = ? WHERE seq = ?`, rec, h[:], seq)
+					prevHash = h[:]
+				}
+				var tree compactRange
+				for seq := int64(1); seq <= 10; seq++ {
+					rec, _ := record(t, db, seq)
+					var blob []byte
+					for _, h := range tree.append(tlog.RecordHash(rec)) {
+						blob = append(blob, h[:]...)
+					}
+					mustExec(t, db, `UPDATE tree SET hashes = ? WHERE leaf = ?`, blob, seq-1)
+				}
+			},
+			want: []string{"modified@0"}, // the first signed size covering seq 5 fails
 		},
 		{
 			name:   "deleted row",
@@ -181,6 +209,18 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				mustExec(t, db, `INSERT INTO checkpoints(size, time_ns, note) VALUES (10, 0, ?)`, cp.Note)
 			},
 			want: []string{"bad_signature@0"},
+		},
+		{
+			name: "stored tree hashes altered",
+			tamper: func(t *testing.T, db *sql.DB) {
+				mustExec(t, db, `UPDATE tree SET hashes = zeroblob(length(hashes)) WHERE leaf = 3`)
+			},
+			want: []string{"modified@4"},
+		},
+		{
+			name:   "stored tree hashes deleted",
+			tamper: func(t *testing.T, db *sql.DB) { mustExec(t, db, `DELETE FROM tree WHERE leaf = 6`) },
+			want:   []string{"modified@7"},
 		},
 		{
 			name:   "head removed",
