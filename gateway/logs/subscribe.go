@@ -24,10 +24,11 @@ type SubscribeOptions struct {
 	Since time.Time
 }
 
-// Subscribe registers a viewer of stream. The backfill is computed and the
-// viewer registered under the stream lock, so every entry is delivered
-// exactly once: either in the backfill or live. Filter errors wrap
-// ErrInvalidFilter.
+// Subscribe registers a viewer of stream. The backfill entries are selected
+// and the viewer registered under the stream lock, so every entry is
+// delivered exactly once: either in the backfill or live (unless dropped,
+// which is reported). The backfill is encoded after the lock is released.
+// Filter errors wrap ErrInvalidFilter; ErrHubClosed after Close.
 func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 	m, err := opts.Filter.Compile()
 	if err != nil {
@@ -40,25 +41,43 @@ func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to %s: %w", s, err)
 	}
-	defer st.mu.Unlock()
 	if h.closed.Load() {
+		st.mu.Unlock()
 		return nil, fmt.Errorf("subscribe to %s: %w", s, ErrHubClosed)
 	}
 	v := newViewer(h, st)
 	st.ring.trim(st.ret, h.now().Add(-st.ret.MaxAge))
-	for _, msg := range backfillLocked(st, m, opts) {
-		v.pushLocked(msg) // backfill may exceed QueueSize: it is bounded by the ring
-	}
+	msgs, sel := backfillLocked(st, m, opts)
+	// Registered now: live entries from here on are queued for v, after
+	// the backfill selected above.
 	st.joinLocked(v, m)
-	h.wg.Add(1)
+	h.wg.Add(1) // under st.mu, so Close (which ends v) cannot miss it
+	st.mu.Unlock()
+
+	// Encoding the backfill is the slow part; it needs no lock because sel
+	// is a copy. It goes in front of whatever live messages came meanwhile
+	// (those count against QueueSize; the backfill, bounded by the ring,
+	// does not).
+	for len(sel) > 0 {
+		n := min(len(sel), maxEntriesPerMessage)
+		msgs = append(msgs, entriesMessage(sel[:n]))
+		sel = sel[n:]
+	}
+	if len(msgs) > 0 {
+		v.mu.Lock()
+		if !v.ended {
+			v.queue = append(msgs, v.queue[v.head:]...)
+			v.head = 0
+		}
+		v.mu.Unlock()
+	}
 	go v.pump()
 	return v, nil
 }
 
-// backfillLocked builds the messages a new viewer receives before live ones.
-func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) []Message {
-	var msgs []Message
-	var sel []Entry
+// backfillLocked selects what a new viewer receives before live entries: a
+// gap message, if any, and copies of the backfill entries.
+func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) (msgs []Message, sel []Entry) {
 	kept := st.ring.entries()
 	switch {
 	case opts.After > 0:
@@ -96,10 +115,5 @@ func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) []Message {
 		}
 		slices.Reverse(sel)
 	}
-	for len(sel) > 0 {
-		n := min(len(sel), maxEntriesPerMessage)
-		msgs = append(msgs, entriesMessage(sel[:n]))
-		sel = sel[n:]
-	}
-	return msgs
+	return msgs, sel
 }
