@@ -278,9 +278,9 @@ func TestBrowserAccessFlow(t *testing.T) {
 }
 
 // TestBrowserBackfillFloodExpiryBreakGlass covers the rest of the viewer and
-// the emergency path: backfill on open, a flood of lines that the page caps
-// at 5,000 while still showing the newest, the end banner when the grant
-// expires by itself, break-glass through its confirmation dialog, and
+// the emergency path: backfill on open, extending the grant from the viewer,
+// a flood of lines that the page caps at 5,000 while still showing the
+// newest, the end banner when the grant expires by itself, break-glass through its confirmation dialog, and
 // security closing the review it opens.
 func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
 	requireChromium(t)
@@ -303,7 +303,7 @@ func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
 	alice.waitFor("streams", `document.querySelector('#ask-stream option[value="checkout/staging"]')`, 10*time.Second)
 	alice.do("ask for staging",
 		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/staging"),
-		chromedp.SetValue(chromedp.ID("ask-duration"), "20s"),
+		chromedp.SetValue(chromedp.ID("ask-duration"), "15s"),
 		chromedp.SendKeys(chromedp.ID("ask-reason"), "cart totals look wrong"),
 		chromedp.Click(chromedp.ID("ask-submit")),
 	)
@@ -315,6 +315,16 @@ func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
 	if got := alice.text("#log .line .msg"); got != "before grant line 0" {
 		t.Errorf("first backfilled line = %q, want the oldest", got)
 	}
+
+	// More time from the viewer: staging auto-approves, and the open tail
+	// is told the new expiry.
+	alice.waitFor("countdown running", `/^\d+s$/.test(document.getElementById("v-countdown").textContent)`, 5*time.Second)
+	alice.do("open the extend form", chromedp.Click(chromedp.ID("v-extend")))
+	alice.setInput("v-extend-duration", "10s") // added to the current expiry
+	alice.setInput("v-extend-reason", "need a little longer")
+	alice.do("extend", chromedp.Click(chromedp.ID("v-extend-confirm")))
+	alice.waitFor("extended notice", `[...document.querySelectorAll("#v-notices li")].some(li => li.textContent.includes("extended"))`, 10*time.Second)
+	alice.waitFor("longer countdown", `parseInt(document.getElementById("v-countdown").textContent, 10) > 15`, 5*time.Second)
 
 	// A flood at 2,000 lines a second (under the hub's per-viewer sampling
 	// threshold): the DOM stays capped and the newest line is shown.
@@ -338,7 +348,7 @@ func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
 	t.Logf("flood: received %s, dropped %s", alice.text("#v-count"), alice.text("#v-dropped"))
 
 	// The grant runs out: the page says so without being asked.
-	alice.waitFor("expiry banner", `!document.getElementById("v-end").hidden`, 25*time.Second)
+	alice.waitFor("expiry banner", `!document.getElementById("v-end").hidden`, 30*time.Second)
 	if got := alice.text("#v-end"); !strings.Contains(got, "expired") {
 		t.Errorf("end banner = %q, want expired", got)
 	}

@@ -258,8 +258,7 @@ function showEnd(reason, message) {
     el("a", { href: "/", text: "Back to your access" }));
   b.className = "banner end reason-" + reason;
   b.hidden = false;
-  $("v-revoke").hidden = true;
-  $("v-revoke-form").hidden = true;
+  for (const id of ["v-revoke", "v-revoke-form", "v-extend", "v-extend-form"]) $(id).hidden = true;
   $("v-reconnect").disabled = !(reason === "shutdown" || reason === "too_slow" || reason === "backend_unavailable" || reason === "connection_lost");
   flush();
 }
@@ -278,6 +277,7 @@ function connect() {
   v.ended = false;
   $("v-end").hidden = true;
   $("v-revoke").hidden = false;
+  $("v-extend").hidden = false;
   if (!$("v-countdown").classList.contains("countdown")) {
     clear($("v-expiry")).append("expires in ", el("strong", { id: "v-countdown", class: "countdown", text: "–" }));
   }
@@ -396,6 +396,31 @@ function wire() {
     if (!f.hidden) $("v-revoke-reason").focus();
   });
   $("v-revoke-cancel").addEventListener("click", () => { $("v-revoke-form").hidden = true; });
+  $("v-extend").addEventListener("click", () => {
+    const f = $("v-extend-form");
+    f.hidden = !f.hidden;
+    if (!f.hidden) $("v-extend-duration").focus();
+  });
+  $("v-extend-cancel").addEventListener("click", () => { $("v-extend-form").hidden = true; });
+  $("v-extend-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const duration = $("v-extend-duration").value.trim();
+    const reason = $("v-extend-reason").value.trim();
+    if (!duration) { $("v-extend-duration").focus(); return; }
+    if (!reason) { $("v-extend-reason").focus(); return; }
+    $("v-extend-confirm").disabled = true;
+    try {
+      const r = await api("POST", `/api/v1/grants/${encodeURIComponent(v.id)}/extend`, { duration, reason });
+      if (r.state === "pending") notice("extension", `asked for ${r.duration} more; waiting for ${r.approvals_needed} approval(s)`);
+      else if (r.state === "denied") notice("extension", "denied: " + ((r.decision && r.decision.reasons) || []).join("; "));
+      else toast(`Extension ${r.state}.`);
+      $("v-extend-form").hidden = true;
+    } catch (e) {
+      toast("Could not extend: " + errorText(e), "bad");
+    } finally {
+      $("v-extend-confirm").disabled = false;
+    }
+  });
   $("v-revoke-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const reason = $("v-revoke-reason").value.trim();
