@@ -109,6 +109,10 @@ type recordTail struct {
 
 const maxActionLen = 128
 
+// MaxRecordBytes bounds one event's canonical encoding: an audit record holds
+// identifiers, counts and digests, never log content.
+const MaxRecordBytes = 64 << 10
+
 func validate(ev *Event) error {
 	switch {
 	case ev.Action == "":
@@ -148,6 +152,9 @@ func encodeTail(ev *Event) ([]byte, error) {
 	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 	if len(b) < 2 || b[0] != '{' {
 		return nil, fmt.Errorf("%w: encode event: unexpected encoding", ErrInvalid)
+	}
+	if len(b) > MaxRecordBytes {
+		return nil, fmt.Errorf("%w: event encodes to %d bytes, limit %d", ErrInvalid, len(b), MaxRecordBytes)
 	}
 	return b, nil
 }

@@ -153,6 +153,16 @@ func TestOpenRejectsBadConfig(t *testing.T) {
 	}
 }
 
+func TestOpenRejectsOriginChange(t *testing.T) {
+	dir := storeWith(t, 1)
+	if s, err := Open(context.Background(), Config{Dir: dir, Origin: "other.example/audit"}); !errors.Is(err, ErrInvalid) {
+		if s != nil {
+			s.Close()
+		}
+		t.Errorf("Open with another origin: %v, want ErrInvalid", err)
+	}
+}
+
 func TestVerifyWhileOpen(t *testing.T) {
 	dir := t.TempDir()
 	s := openTest(t, dir)

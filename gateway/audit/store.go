@@ -189,6 +189,14 @@ func (s *Store) init(ctx context.Context) error {
 		return fmt.Errorf("read meta: %w", err)
 	case v != "1":
 		return fmt.Errorf("%w: store schema version %s, want 1", ErrInvalid, v)
+	default:
+		var origin string
+		if err := s.wdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='origin'`).Scan(&origin); err != nil {
+			return fmt.Errorf("read meta: %w", err)
+		}
+		if origin != s.origin {
+			return fmt.Errorf("%w: store origin is %q, configured %q", ErrInvalid, origin, s.origin)
+		}
 	}
 	if err := s.prepareInserts(ctx); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,6 +87,7 @@ func TestAppendRejectsInvalid(t *testing.T) {
 		{"bad actor kind", func(e *Event) { e.Actor.Kind = "robot" }},
 		{"bad outcome", func(e *Event) { e.Outcome = "maybe" }},
 		{"unencodable details", func(e *Event) { e.Details = map[string]any{"c": make(chan int)} }},
+		{"oversized", func(e *Event) { e.Reason = strings.Repeat("x", MaxRecordBytes) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
