@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -175,6 +178,12 @@ func TestBrowserAccessFlow(t *testing.T) {
 	alice.do("resume", chromedp.Click(chromedp.ID("v-pause")))
 	alice.waitFor("buffer flushed", `document.querySelectorAll("#log .line").length === 327`, 5*time.Second)
 
+	// A page on another origin cannot open alice's tail with her cookie,
+	// though the cookie would go along (same site, other port).
+	if got := crossOriginTail(t, alice, g, grantID); got != "refused" {
+		t.Errorf("cross-origin page opening the tail: %q, want refused", got)
+	}
+
 	// Revoke from the viewer: the stream ends with a clear banner.
 	alice.do("revoke",
 		chromedp.Click(chromedp.ID("v-revoke")),
@@ -226,6 +235,18 @@ func TestBrowserAccessFlow(t *testing.T) {
 	carol.setInput("q-limit", "50")
 	carol.do("back to 50 per page", chromedp.Click(chromedp.ID("q-submit")))
 	carol.waitFor("page 1 again", `document.getElementById("page-n").textContent === "page 1" && document.querySelector('#results a.grant-link')`, 10*time.Second)
+
+	// The refused cross-origin tail is on record.
+	carol.setInput("q-service", "")
+	carol.setInput("q-env", "")
+	carol.setInput("q-action", "auth.failed")
+	carol.do("search refusals", chromedp.Click(chromedp.ID("q-submit")))
+	carol.waitFor("refusal in the trail", `[...document.querySelectorAll('#results tr[data-action="auth.failed"]')].some(tr => tr.textContent.includes("cross-origin tail refused"))`, 10*time.Second)
+	carol.setInput("q-action", "")
+	carol.setInput("q-service", "checkout")
+	carol.setInput("q-env", "prod")
+	carol.do("search checkout/prod again", chromedp.Click(chromedp.ID("q-submit")))
+	carol.waitFor("checkout/prod results", `document.querySelector('#results tr[data-action="grant.revoked"]')`, 10*time.Second)
 
 	// The grant's timeline, from a link in the results.
 	carol.do("open the timeline", chromedp.Click(chromedp.CSS(`#results a.grant-link[data-grant="`+grantID+`"]`)))
@@ -398,5 +419,41 @@ func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
 
 	for _, b := range []*browser{alice, bob, carol} {
 		b.checkProblems()
+	}
+}
+
+// crossOriginTail opens, in a new tab of b's browser, a page served from
+// another origin whose script tries to tail the grant, and returns what
+// happened: "refused", or "message: ..." if the gateway answered.
+func crossOriginTail(t *testing.T, b *browser, g *gatewayT, grantID string) string {
+	t.Helper()
+	ws := "ws" + strings.TrimPrefix(g.url, "http") + "/api/v1/grants/" + grantID + "/tail"
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>elsewhere</title><script>
+window.result = "pending";
+const ws = new WebSocket(%s);
+ws.onmessage = (e) => { window.result = "message: " + String(e.data).slice(0, 60); };
+ws.onclose = () => { if (window.result === "pending") window.result = "refused"; };
+</script>`, jsString(ws))
+	}))
+	defer evil.Close()
+	tab, cancel := chromedp.NewContext(b.ctx)
+	defer cancel()
+	ctx, cancelRun := context.WithTimeout(tab, 20*time.Second)
+	defer cancelRun()
+	if err := chromedp.Do(ctx, chromedp.Navigate(evil.URL)); err != nil {
+		t.Fatalf("open the other origin's page: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.result`))
+		if err == nil && got != "pending" {
+			return got
+		}
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("no outcome (%v)", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
