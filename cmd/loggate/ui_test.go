@@ -61,9 +61,20 @@ func TestBrowserAccessFlow(t *testing.T) {
 	bob.waitFor("empty inbox", `!document.getElementById("inbox-empty").hidden`, 10*time.Second)
 	eval[bool](bob, `window.__sameDocument = true`)
 
-	alice.do("ask for checkout/prod",
+	// Policy's refusal is shown with its reason.
+	alice.do("ask without a ticket",
 		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/prod"),
 		chromedp.SetValue(chromedp.ID("ask-duration"), "15m"),
+		chromedp.SendKeys(chromedp.ID("ask-reason"), "just looking"),
+		chromedp.Click(chromedp.ID("ask-submit")),
+	)
+	alice.waitFor("denial", `document.getElementById("ask-result").textContent.includes("denied")`, 10*time.Second)
+	if got := alice.text("#ask-result"); !strings.Contains(got, "ticket reference") {
+		t.Errorf("denial = %q, want the policy's reason", got)
+	}
+
+	alice.setInput("ask-reason", "")
+	alice.do("ask for checkout/prod",
 		chromedp.SendKeys(chromedp.ID("ask-reason"), "INC-4242 checkout returns 500s"),
 		chromedp.Click(chromedp.ID("ask-submit")),
 	)
@@ -379,8 +390,24 @@ func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
 
 	// Break-glass: bob (oncall) goes through the confirmation dialog.
 	bob := newBrowser(t, g, "bob")
-	bob.open("/")
+	bob.open("/inbox")
 	bob.signIn("bob", "bob")
+
+	// A request made and withdrawn elsewhere (the CLI) comes and goes in
+	// the open inbox.
+	aliceToken := g.token("alice")
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", aliceToken, map[string]any{"service": "checkout", "env": "prod",
+		"duration": "5m", "reason": "INC-5 from the CLI"}, &req); code != http.StatusCreated || req.State != "pending" {
+		t.Fatalf("create request: %d %+v", code, req)
+	}
+	bob.waitFor("request in inbox", `document.querySelector('#inbox [data-request="`+req.ID+`"]')`, 10*time.Second)
+	if code := g.call("POST", "/api/v1/requests/"+req.ID+"/cancel", aliceToken, nil, nil); code != http.StatusOK {
+		t.Fatalf("cancel: %d", code)
+	}
+	bob.waitFor("cancelled request gone", `!document.querySelector('#inbox [data-request="`+req.ID+`"]') && !document.getElementById("inbox-empty").hidden`, 10*time.Second)
+
+	bob.open("/")
 	bob.waitFor("streams", `document.querySelector('#ask-stream option[value="checkout/prod"]')`, 10*time.Second)
 	bob.do("choose break-glass",
 		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/prod"),
