@@ -1,0 +1,128 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// apiClient calls the gateway's JSON API with a bearer token.
+type apiClient struct {
+	c     *cli
+	base  string // server URL without trailing slash
+	token string // never printed
+}
+
+// apiError is a non-2xx answer: the status and the server's short message.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+// do sends a JSON request and decodes a JSON answer into out (when non-nil).
+// Errors come back with an exit code and a message naming the fix.
+func (a *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "loggate-cli/"+version)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := a.c.client().Do(req)
+	if err != nil {
+		return a.transportError(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("read answer from %s: %w", a.base, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return a.statusError(decodeAPIError(resp.StatusCode, data))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: the server's answer is not the expected JSON: %w", method, path, err)
+		}
+	}
+	return nil
+}
+
+func decodeAPIError(status int, data []byte) *apiError {
+	var body struct {
+		Error string `json:"error"`
+		Code  string `json:"code"`
+	}
+	_ = json.Unmarshal(data, &body)
+	if body.Error == "" {
+		body.Error = http.StatusText(status)
+	}
+	return &apiError{Status: status, Code: body.Code, Message: body.Error}
+}
+
+func (a *apiClient) transportError(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return &exitCodeError{code: exitAborted}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("%s did not answer in time: check the server and your network", a.base)
+	}
+	return fmt.Errorf("cannot reach %s (%v): check --server or LOGGATE_SERVER", a.base, unwrapURLError(err))
+}
+
+// unwrapURLError drops the "Get URL:" prefix so the message says the cause once.
+func unwrapURLError(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		if !strings.Contains(err.Error(), "://") {
+			return err
+		}
+		err = u
+	}
+}
+
+// statusError turns an API error into a message with a fix and an exit code:
+// 3 for refusals (403), 1 otherwise.
+func (a *apiClient) statusError(e *apiError) error {
+	switch {
+	case e.Status == http.StatusUnauthorized:
+		return &exitCodeError{code: exitError, err: fmt.Errorf("not signed in or your sign-in expired (%s): run `loggate login --server %s`", e.Message, a.base)}
+	case e.Status == http.StatusForbidden:
+		return &exitCodeError{code: exitDenied, err: fmt.Errorf("denied: %s", e.Message)}
+	case e.Status == http.StatusNotFound:
+		return &exitCodeError{code: exitError, err: fmt.Errorf("not found: %s", e.Message)}
+	case e.Status >= 500:
+		return &exitCodeError{code: exitError, err: fmt.Errorf("server error (%d %s): %s; try again shortly", e.Status, e.Code, e.Message)}
+	default:
+		return &exitCodeError{code: exitError, err: errors.New(e.Message)}
+	}
+}
+
+// pathEscape keeps an id from changing the path.
+func pathEscape(id string) string { return url.PathEscape(id) }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+)
+
+func auditSearchCommand() *command {
+	return &command{
+		name:    "audit search",
+		summary: "search the audit trail (security)",
+		usage:   "loggate audit search [--actor A] [--action X] [--outcome O] [--service S] [--env E] [--grant G] [--request R] [--since T] [--until T] [--limit N] [--output table|json|csv]",
+		help: `Searches the audit trail, newest first. --since and --until take an RFC 3339
+time or a duration before now (24h). Searching is itself audited.`,
+		example: `  loggate audit search --service checkout --env prod --since 24h
+  loggate audit search --action grant.revoked --output csv > revocations.csv
+  loggate audit search --actor alice@example.com --output json | jq .action`,
+		flags: func(fs *flag.FlagSet) {
+			addServerFlags(fs)
+			fs.String("actor", "", "who acted (email or subject)")
+			fs.String("action", "", "event action, e.g. grant.issued or stream.opened")
+			fs.String("outcome", "", "success, denied or error")
+			fs.String("service", "", "stream service")
+			fs.String("env", "", "stream environment")
+			fs.String("grant", "", "grant id")
+			fs.String("request", "", "request id")
+			fs.String("since", "", "from this time (RFC 3339) or this long ago (24h)")
+			fs.String("until", "", "up to this time (RFC 3339) or this long ago")
+			fs.Int("limit", 100, "at most this many events")
+			fs.String("output", "table", "table, json or csv")
+		},
+		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
+			if len(args) > 0 {
+				return usageError("audit search takes only flags (got %q)", args[0])
+			}
+			format := flagString(fs, "output")
+			if format == "text" {
+				format = "table"
+			}
+			if err := checkOutput(format, "table", "json", "csv"); err != nil {
+				return err
+			}
+			limit := fs.Lookup("limit").Value.(flag.Getter).Get().(int)
+			if limit < 1 {
+				return usageError("--limit must be at least 1")
+			}
+			q := url.Values{}
+			for _, name := range []string{"actor", "action", "outcome", "service", "env", "grant", "request", "since", "until"} {
+				if v := flagString(fs, name); v != "" {
+					q.Set(name, v)
+				}
+			}
+			q.Set("limit", fmt.Sprint(min(limit, 1000)))
+			a, err := c.session(ctx, fs)
+			if err != nil {
+				return err
+			}
+			raws, err := a.listAll(ctx, "/api/v1/audit", q, limit)
+			if err != nil {
+				return err
+			}
+			events, err := decodeEach[cliAuditEvent](raws)
+			if err != nil {
+				return err
+			}
+			if len(events) == 0 && format == "table" {
+				fmt.Fprintln(c.stderr, "No matching events.")
+				return nil
+			}
+			return auditTable(events, raws).write(c.stdout, format)
+		},
+	}
+}
+
+func auditTable(events []cliAuditEvent, raws []json.RawMessage) *table {
+	t := &table{header: []string{"SEQ", "TIME", "ACTOR", "ACTION", "OUTCOME", "TARGET", "REASON"}}
+	for i, e := range events {
+		t.add(raws[i], fmt.Sprint(e.Seq), fmtTime(e.Time), e.actor(), e.Action, e.Outcome, orDash(e.target()), orDash(e.Reason))
+	}
+	return t
+}
+
+func auditTimelineCommand() *command {
+	return &command{
+		name:    "audit timeline",
+		summary: "the story of one grant: request, decision, approvals, views, end",
+		usage:   "loggate audit timeline GRANT [--output text|json]",
+		help: `Shows everything that happened to one grant, in order: the request and the
+policy decision, approvals, each time the stream was opened and closed (with
+how many lines were sent), and how the grant ended. For the holder, the
+stream's approvers and security.`,
+		example: "  loggate audit timeline grt_01HXYZ",
+		flags: func(fs *flag.FlagSet) {
+			addServerFlags(fs)
+			fs.String("output", "text", "text or json")
+		},
+		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
+			if len(args) != 1 {
+				return usageError("audit timeline needs a grant id: loggate audit timeline GRANT")
+			}
+			format := flagString(fs, "output")
+			if err := checkOutput(format, "text", "json"); err != nil {
+				return err
+			}
+			a, err := c.session(ctx, fs)
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := a.do(ctx, http.MethodGet, "/api/v1/grants/"+pathEscape(args[0])+"/timeline", nil, &raw); err != nil {
+				return err
+			}
+			if format == "json" {
+				return writeCompactJSON(c.stdout, raw)
+			}
+			var tl struct {
+				Grant   cliGrant        `json:"grant"`
+				Request *cliRequest     `json:"request"`
+				Events  []cliAuditEvent `json:"events"`
+			}
+			if err := json.Unmarshal(raw, &tl); err != nil {
+				return fmt.Errorf("unexpected timeline from the server: %w", err)
+			}
+			writeTimeline(c, tl.Grant, tl.Request, tl.Events)
+			return nil
+		},
+	}
+}
+
+func writeTimeline(c *cli, g cliGrant, req *cliRequest, events []cliAuditEvent) {
+	w := c.stdout
+	fmt.Fprintf(w, "Grant %s: %s for %s, %s\n", g.ID, g.stream(), g.Holder.label(), g.State)
+	if req != nil {
+		fmt.Fprintf(w, "Reason: %s\n", oneLine(req.Reason, 200))
+	}
+	fmt.Fprintf(w, "Issued %s, expires %s\n\n", fmtTime(g.IssuedAt), fmtTime(g.ExpiresAt))
+	sort.SliceStable(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
+	for _, e := range events {
+		line := fmt.Sprintf("%s  %-22s %-8s %s", fmtTime(e.Time), e.Action, e.Outcome, e.actor())
+		if e.Reason != "" {
+			line += ": " + oneLine(e.Reason, 120)
+		}
+		if d := timelineDetails(e); d != "" {
+			line += " (" + d + ")"
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// timelineDetails picks the details worth a glance for stream events.
+func timelineDetails(e cliAuditEvent) string {
+	var parts []string
+	for _, k := range []string{"entries", "bytes", "dropped", "close_reason", "duration_ms"} {
+		if v, ok := e.Details[k]; ok {
+			if k == "duration_ms" {
+				if f, ok := v.(float64); ok {
+					parts = append(parts, "for "+(time.Duration(f)*time.Millisecond).Round(time.Second).String())
+					continue
+				}
+			}
+			parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+		}
+	}
+	return strings.Join(parts, " ")
+}

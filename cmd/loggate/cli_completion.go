@@ -1,0 +1,3 @@
+package main
+
+func completionCommand() *command { return &command{name: "completion"} }

@@ -1,0 +1,267 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// cliConfig is what `loggate login` stores in the user's config directory.
+// It holds tokens, so the file is written with mode 0600.
+type cliConfig struct {
+	Server   string    `json:"server"`
+	Issuer   string    `json:"issuer"`
+	ClientID string    `json:"client_id"`
+	Scopes   []string  `json:"scopes,omitempty"`
+	Tokens   cliTokens `json:"tokens"`
+}
+
+type cliTokens struct {
+	IDToken      string `json:"id_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	// Expiry is the ID token's exp claim.
+	Expiry time.Time `json:"expiry"`
+	// TokenEndpoint is where the refresh token is redeemed.
+	TokenEndpoint string `json:"token_endpoint,omitempty"`
+}
+
+// configPath is $LOGGATE_CONFIG, else $XDG_CONFIG_HOME/loggate/config.json,
+// else ~/.config/loggate/config.json.
+func (c *cli) configPath() (string, error) {
+	if p := c.getenv("LOGGATE_CONFIG"); p != "" {
+		return p, nil
+	}
+	if d := c.getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "loggate", "config.json"), nil
+	}
+	home := c.getenv("HOME")
+	if home == "" {
+		var err error
+		if home, err = os.UserHomeDir(); err != nil {
+			return "", errors.New("cannot find a config directory: set XDG_CONFIG_HOME or HOME")
+		}
+	}
+	return filepath.Join(home, ".config", "loggate", "config.json"), nil
+}
+
+// loadConfig reads the config; a missing file is an empty config.
+func (c *cli) loadConfig() (cliConfig, error) {
+	var cfg cliConfig
+	p, err := c.configPath()
+	if err != nil {
+		return cfg, err
+	}
+	data, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("config %s is not valid JSON (%v): delete it and run `loggate login`", p, err)
+	}
+	return cfg, nil
+}
+
+// saveConfig writes the config atomically with mode 0600 in a 0700 directory.
+func (c *cli) saveConfig(cfg cliConfig) error {
+	p, err := c.configPath()
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("create config directory: %w", err)
+	}
+	data, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".config-*.json")
+	if err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	if _, err := tmp.Write(append(data, '\n')); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("write config: %w", err)
+	}
+	return nil
+}
+
+// addServerFlags declares the flags every API command shares.
+func addServerFlags(fs *flag.FlagSet) {
+	fs.String("server", "", "gateway URL (else $LOGGATE_SERVER, else the one you logged in to)")
+	fs.String("token-file", "", "read the bearer token from this file (else $LOGGATE_TOKEN, else your login)")
+}
+
+func flagString(fs *flag.FlagSet, name string) string {
+	if f := fs.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
+}
+
+// normaliseServer validates a server URL and drops a trailing slash.
+func normaliseServer(s string) (string, error) {
+	s = strings.TrimRight(strings.TrimSpace(s), "/")
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usageError("server %q must be an http(s) URL like https://loggate.example.com", s)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return "", usageError("server %q must not carry credentials, a query or a fragment", s)
+	}
+	return s, nil
+}
+
+// serverURL resolves the server: --server, $LOGGATE_SERVER, the config.
+func (c *cli) serverURL(fs *flag.FlagSet, cfg cliConfig) (string, error) {
+	for _, s := range []string{flagString(fs, "server"), c.getenv("LOGGATE_SERVER"), cfg.Server} {
+		if s != "" {
+			return normaliseServer(s)
+		}
+	}
+	return "", errors.New("no server: pass --server URL, set LOGGATE_SERVER, or run `loggate login --server URL`")
+}
+
+// session is an API client for the resolved server with a bearer token:
+// --token-file, $LOGGATE_TOKEN, or the stored login (refreshed if needed).
+func (c *cli) session(ctx context.Context, fs *flag.FlagSet) (*apiClient, error) {
+	cfg, err := c.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	server, err := c.serverURL(fs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &apiClient{c: c, base: server}
+	if p := flagString(fs, "token-file"); p != "" {
+		tok, err := readTokenFile(p)
+		if err != nil {
+			return nil, err
+		}
+		a.token = tok
+		return a, nil
+	}
+	if tok := strings.TrimSpace(c.getenv("LOGGATE_TOKEN")); tok != "" {
+		a.token = tok
+		return a, nil
+	}
+	if cfg.Tokens.IDToken == "" || cfg.Server != server {
+		return nil, fmt.Errorf("not signed in to %s: run `loggate login --server %s`", server, server)
+	}
+	if c.clock().Add(30 * time.Second).After(cfg.Tokens.Expiry) {
+		if cfg, err = c.refresh(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	a.token = cfg.Tokens.IDToken
+	return a, nil
+}
+
+// readTokenFile reads a token from a file, refusing an empty one.
+func readTokenFile(p string) (string, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(data))
+	if tok == "" || strings.ContainsAny(tok, " \n\t") {
+		return "", fmt.Errorf("token file %s must hold exactly one token", p)
+	}
+	return tok, nil
+}
+
+// refresh redeems the stored refresh token for a new ID token and saves it.
+func (c *cli) refresh(ctx context.Context, cfg cliConfig) (cliConfig, error) {
+	relogin := fmt.Errorf("your sign-in to %s has expired: run `loggate login --server %s`", cfg.Server, cfg.Server)
+	if cfg.Tokens.RefreshToken == "" || cfg.Tokens.TokenEndpoint == "" {
+		return cfg, relogin
+	}
+	oc := oauth2.Config{ClientID: cfg.ClientID, Scopes: cfg.Scopes,
+		Endpoint: oauth2.Endpoint{TokenURL: cfg.Tokens.TokenEndpoint, AuthStyle: oauth2.AuthStyleInParams}}
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, c.client())
+	tok, err := oc.TokenSource(ctx, &oauth2.Token{RefreshToken: cfg.Tokens.RefreshToken}).Token()
+	if err != nil {
+		return cfg, relogin
+	}
+	if err := cfg.Tokens.update(tok); err != nil {
+		return cfg, relogin
+	}
+	if err := c.saveConfig(cfg); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// update takes the ID token (and a rotated refresh token) from a token response.
+func (t *cliTokens) update(tok *oauth2.Token) error {
+	id, _ := tok.Extra("id_token").(string)
+	if id == "" {
+		return errors.New("the identity provider returned no ID token (is the openid scope allowed?)")
+	}
+	claims, err := jwtClaims(id)
+	if err != nil {
+		return err
+	}
+	t.IDToken, t.Expiry = id, time.Unix(claims.Exp, 0).UTC()
+	if tok.RefreshToken != "" {
+		t.RefreshToken = tok.RefreshToken
+	}
+	return nil
+}
+
+// idClaims are the ID token claims the client reads. The client does not
+// verify the signature: the server does, on every request.
+type idClaims struct {
+	Exp   int64  `json:"exp"`
+	Nonce string `json:"nonce"`
+	Email string `json:"email"`
+}
+
+func jwtClaims(tok string) (idClaims, error) {
+	var c idClaims
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return c, errors.New("ID token is not a JWT")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return c, errors.New("ID token payload is not base64url")
+	}
+	if err := json.Unmarshal(payload, &c); err != nil || c.Exp == 0 {
+		return c, errors.New("ID token payload has no exp claim")
+	}
+	return c, nil
+}
+
+func (c *cli) client() *http.Client {
+	if c.httpClient != nil {
+		return c.httpClient
+	}
+	return &http.Client{Timeout: 30 * time.Second}
+}

@@ -1,0 +1,3 @@
+package main
+
+func shipCommand() *command { return &command{name: "ship"} }

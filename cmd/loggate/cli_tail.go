@@ -1,0 +1,517 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Close codes of the tail protocol (gateway/tail.go).
+const (
+	closeExpired     = 4001
+	closeRevoked     = 4002
+	closeShutdown    = 4003
+	closeLimit       = 4004
+	closeSlow        = 4005
+	closeUnavailable = 4006
+)
+
+func tailCommand() *command {
+	return &command{
+		name:    "tail",
+		summary: "follow a log stream you hold a grant for",
+		usage:   "loggate tail GRANT|SERVICE/ENV [--level L] [--grep RE] [--exclude RE] [--since 10m|--lines N] [--output text|json]",
+		help: `Follows the live stream of a grant, like kubectl logs -f. With SERVICE/ENV it
+uses your active grant for that stream.
+
+Lines go to stdout: coloured levels on a terminal, plain text when piped, one
+JSON object per line with --output json. Notices (dropped lines, gaps,
+redactions, reconnects, the coming expiry) go to stderr. After a network blip
+the tail reconnects and resumes after the last line it printed.
+
+Exit codes: 0 when the grant expires, 4 when it is revoked or had already
+ended, 130 on Ctrl-C.`,
+		example: `  loggate tail checkout/prod --level warn
+  loggate tail grt_01HXYZ --grep 'order=ord_12' --lines 200
+  loggate tail checkout/prod --output json | jq -r .message`,
+		flags: func(fs *flag.FlagSet) {
+			addServerFlags(fs)
+			addTailFlags(fs)
+		},
+		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
+			if len(args) != 1 {
+				return usageError("tail needs a grant id or SERVICE/ENV: loggate tail checkout/prod")
+			}
+			opts, err := tailOptionsFrom(fs)
+			if err != nil {
+				return err
+			}
+			a, err := c.session(ctx, fs)
+			if err != nil {
+				return err
+			}
+			grantID := args[0]
+			if service, env, ok := splitStream(args[0]); ok {
+				if grantID, err = c.activeGrant(ctx, a, service, env); err != nil {
+					return err
+				}
+			}
+			return c.tailGrant(ctx, a, grantID, opts)
+		},
+	}
+}
+
+// attrFlags collects repeated --attr K=V.
+type attrFlags map[string]string
+
+func (a attrFlags) String() string { return "" }
+func (a attrFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return errors.New("want KEY=VALUE")
+	}
+	a[k] = val
+	return nil
+}
+
+func addTailFlags(fs *flag.FlagSet) {
+	fs.String("level", "", "minimum level: trace, debug, info, warn, error, fatal")
+	fs.String("grep", "", "only lines whose message matches this regular expression")
+	fs.String("exclude", "", "drop lines whose message matches this regular expression")
+	fs.Var(attrFlags{}, "attr", "only lines with attribute KEY=VALUE (repeatable)")
+	fs.String("since", "", "first show lines from this long ago (e.g. 10m), within the grant's lookback")
+	fs.Int("lines", 0, "first show the last N lines, within the grant's lookback")
+	fs.String("output", "text", "text or json")
+	fs.String("color", "auto", "colour levels: auto (on a terminal), always, never")
+}
+
+type tailOptions struct {
+	level, grep, exclude string
+	attrs                map[string]string
+	since                string
+	lines                int
+	output               string
+	color                string
+}
+
+func tailOptionsFrom(fs *flag.FlagSet) (tailOptions, error) {
+	o := tailOptions{level: flagString(fs, "level"), grep: flagString(fs, "grep"), exclude: flagString(fs, "exclude"),
+		since: flagString(fs, "since"), output: flagString(fs, "output"), color: flagString(fs, "color")}
+	if f := fs.Lookup("attr"); f != nil {
+		o.attrs = f.Value.(attrFlags)
+	}
+	if f := fs.Lookup("lines"); f != nil {
+		o.lines = f.Value.(flag.Getter).Get().(int)
+	}
+	switch o.level {
+	case "", "trace", "debug", "info", "warn", "error", "fatal":
+	default:
+		return o, usageError("--level must be one of trace, debug, info, warn, error, fatal")
+	}
+	if err := checkOutput(o.output, "text", "json"); err != nil {
+		return o, err
+	}
+	if o.color != "auto" && o.color != "always" && o.color != "never" {
+		return o, usageError("--color must be auto, always or never")
+	}
+	if o.lines < 0 || o.lines > 10000 {
+		return o, usageError("--lines must be from 0 to 10000")
+	}
+	if o.since != "" {
+		if d, err := time.ParseDuration(o.since); err != nil || d <= 0 {
+			if _, err := time.Parse(time.RFC3339, o.since); err != nil {
+				return o, usageError(`--since must be a duration like 10m or an RFC 3339 time`)
+			}
+		}
+	}
+	return o, nil
+}
+
+// activeGrant finds the caller's active grant for a stream, or says how to get one.
+func (c *cli) activeGrant(ctx context.Context, a *apiClient, service, env string) (string, error) {
+	raws, err := a.listAll(ctx, "/api/v1/grants", url.Values{"state": {"active"}}, 0)
+	if err != nil {
+		return "", err
+	}
+	grants, err := decodeEach[cliGrant](raws)
+	if err != nil {
+		return "", err
+	}
+	var best *cliGrant
+	for i := range grants {
+		g := &grants[i]
+		if g.Service == service && g.Env == env && g.State == "active" && (best == nil || g.ExpiresAt.After(best.ExpiresAt)) {
+			best = g
+		}
+	}
+	if best != nil {
+		return best.ID, nil
+	}
+	stream := service + "/" + env
+	pending, err := a.listAll(ctx, "/api/v1/requests", url.Values{"state": {"pending"}, "scope": {"mine"}}, 0)
+	if err == nil {
+		reqs, _ := decodeEach[cliRequest](pending)
+		for _, r := range reqs {
+			if r.stream() == stream {
+				return "", fmt.Errorf("your request %s for %s is still pending: wait for it with `loggate wait %s`", r.ID, stream, r.ID)
+			}
+		}
+	}
+	return "", fmt.Errorf("no active grant for %s: ask for one with `loggate request %s --for 30m --reason \"...\" --wait`", stream, stream)
+}
+
+// tailEntry is one log line as the tail protocol sends it.
+type tailEntry struct {
+	Seq        int64             `json:"seq"`
+	Time       time.Time         `json:"time"`
+	Service    string            `json:"service"`
+	Env        string            `json:"env"`
+	Level      string            `json:"level"`
+	Message    string            `json:"message"`
+	Attrs      map[string]string `json:"attributes"`
+	TraceID    string            `json:"trace_id"`
+	Host       string            `json:"host"`
+	Pod        string            `json:"pod"`
+	Redactions map[string]int    `json:"redactions"`
+	Truncated  bool              `json:"truncated"`
+}
+
+// tailMessage is any server message of the tail protocol.
+type tailMessage struct {
+	Type      string            `json:"type"`
+	Entries   []json.RawMessage `json:"entries"`
+	ExpiresAt time.Time         `json:"expires_at"`
+	Code      string            `json:"code"`
+	Message   string            `json:"message"`
+	Count     int64             `json:"count"`
+	FromSeq   int64             `json:"from_seq"`
+	ToSeq     int64             `json:"to_seq"`
+	Reason    string            `json:"reason"`
+	GrantID   string            `json:"grant_id"`
+	Service   string            `json:"service"`
+	Env       string            `json:"env"`
+}
+
+// tailRun is the state of one `loggate tail` across reconnects. Only the
+// goroutine running tailGrant touches it, except warn (see warnLater).
+type tailRun struct {
+	c        *cli
+	grantID  string
+	opts     tailOptions
+	color    bool
+	lastSeq  int64     // highest seq printed
+	started  time.Time // first connect, for a resume before any line arrived
+	expires  time.Time
+	redacted map[string]bool
+	endMsg   string // message of the server's "end"
+	// subscribed is set after the first "subscribed" message.
+	subscribed bool
+
+	mu        sync.Mutex // guards stderr writes and warnTimer
+	warnTimer *time.Timer
+}
+
+func (t *tailRun) notef(format string, a ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.c.stderr, "loggate: "+format+"\n", a...)
+}
+
+// query builds the tail URL's query: the filter, then the backfill for the
+// first connection or the resume point for later ones.
+func (t *tailRun) query(resume bool) url.Values {
+	q := url.Values{}
+	o := t.opts
+	for k, v := range map[string]string{"level": o.level, "grep": o.grep, "exclude": o.exclude} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	for k, v := range o.attrs {
+		q.Set("attr."+k, v)
+	}
+	switch {
+	case resume && t.lastSeq > 0:
+		q.Set("after", strconv.FormatInt(t.lastSeq, 10))
+	case resume && o.since == "" && o.lines == 0:
+		// Nothing printed yet: ask for what arrived since the first connect.
+		q.Set("since", t.started.UTC().Format(time.RFC3339Nano))
+	default:
+		if o.since != "" {
+			q.Set("since", o.since)
+		}
+		if o.lines > 0 {
+			q.Set("lines", strconv.Itoa(o.lines))
+		}
+	}
+	return q
+}
+
+// tailGrant follows a grant until it ends, reconnecting after blips.
+func (c *cli) tailGrant(ctx context.Context, a *apiClient, grantID string, opts tailOptions) error {
+	t := &tailRun{c: c, grantID: grantID, opts: opts, started: c.clock(), redacted: map[string]bool{}}
+	t.color = opts.output == "text" && (opts.color == "always" ||
+		(opts.color == "auto" && isTerminal(c.stdout) && c.getenv("NO_COLOR") == "" && c.getenv("TERM") != "dumb"))
+	defer t.stopWarn()
+	backoff := 250 * time.Millisecond
+	var failingSince time.Time
+	for attempt := 0; ; attempt++ {
+		conn, err := t.dial(ctx, a, attempt > 0)
+		if err == nil {
+			failingSince = time.Time{}
+			backoff = 250 * time.Millisecond
+			err = t.serve(ctx, conn)
+			if err == nil {
+				return nil
+			}
+		}
+		var retry *retryableError
+		if !errors.As(err, &retry) {
+			return err
+		}
+		if ctx.Err() != nil {
+			return &exitCodeError{code: exitAborted}
+		}
+		now := c.clock()
+		if failingSince.IsZero() {
+			failingSince = now
+		}
+		if now.Sub(failingSince) > 5*time.Minute {
+			return fmt.Errorf("lost the tail of %s and could not reconnect for 5 minutes: %v", grantID, retry.err)
+		}
+		t.notef("%v; reconnecting in %s%s", retry.err, backoff, t.resumeNote())
+		select {
+		case <-ctx.Done():
+			return &exitCodeError{code: exitAborted}
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (t *tailRun) resumeNote() string {
+	if t.lastSeq > 0 {
+		return fmt.Sprintf(" (resuming after line %d)", t.lastSeq)
+	}
+	return ""
+}
+
+// retryableError marks a failure the tail recovers from by reconnecting.
+type retryableError struct{ err error }
+
+func (e *retryableError) Error() string { return e.err.Error() }
+
+// dial opens the WebSocket. Refusals before the upgrade map to exit codes:
+// an ended grant is 4 (0 when a running tail finds it expired), other 403s 3.
+func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websocket.Conn, error) {
+	u := wsURL(a.base) + "/api/v1/grants/" + pathEscape(t.grantID) + "/tail?" + t.query(resume).Encode()
+	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: http.ProxyFromEnvironment}
+	h := http.Header{"Authorization": {"Bearer " + a.token}, "User-Agent": {"loggate-cli/" + version}}
+	conn, resp, err := d.DialContext(ctx, u, h)
+	if err == nil {
+		return conn, nil
+	}
+	if ctx.Err() != nil {
+		return nil, &exitCodeError{code: exitAborted}
+	}
+	if resp == nil {
+		return nil, &retryableError{fmt.Errorf("cannot reach %s (%v)", a.base, unwrapURLError(err))}
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	ae := decodeAPIError(resp.StatusCode, body)
+	switch {
+	case ae.Code == "grant_expired" && resume:
+		t.notef("the grant expired while reconnecting; tail ended")
+		return nil, nil
+	case ae.Code == "grant_expired":
+		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s has expired: ask again with `loggate request`", t.grantID)}
+	case ae.Code == "grant_revoked":
+		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s was revoked", t.grantID)}
+	case ae.Status == http.StatusTooManyRequests || ae.Status >= 500:
+		return nil, &retryableError{fmt.Errorf("the server answered %d (%s)", ae.Status, ae.Message)}
+	}
+	return nil, a.statusError(ae)
+}
+
+// serve reads one connection until it ends. nil means the tail is over
+// (expiry); a *retryableError asks for a reconnect.
+func (t *tailRun) serve(ctx context.Context, conn *websocket.Conn) error {
+	if conn == nil { // dial found the grant expired on resume
+		return nil
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye"), time.Now().Add(time.Second))
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+	})
+	defer stop()
+	// The server pings every 30s; silence for much longer is a dead link.
+	const idle = 75 * time.Second
+	_ = conn.SetReadDeadline(time.Now().Add(idle))
+	conn.SetPingHandler(func(data string) error {
+		_ = conn.SetReadDeadline(time.Now().Add(idle))
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(5*time.Second))
+	})
+	conn.SetReadLimit(16 << 20)
+	for {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return t.ended(ctx, err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(idle))
+		if err := t.handle(data); err != nil {
+			return err
+		}
+	}
+}
+
+// ended maps how a connection ended to the tail's outcome.
+func (t *tailRun) ended(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return &exitCodeError{code: exitAborted}
+	}
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		return &retryableError{fmt.Errorf("connection lost (%v)", err)}
+	}
+	if ce.Code == websocket.CloseAbnormalClosure {
+		return &retryableError{fmt.Errorf("connection lost (%s)", orDash(ce.Text))}
+	}
+	msg := t.endMsg
+	if msg == "" {
+		msg = ce.Text
+	}
+	t.endMsg = ""
+	switch ce.Code {
+	case closeExpired:
+		t.notef("%s; tail ended", msg)
+		return nil
+	case closeRevoked:
+		return &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s ended: %s", t.grantID, msg)}
+	case closeLimit:
+		return fmt.Errorf("%s: close another tail first", msg)
+	case closeShutdown, closeSlow, closeUnavailable:
+		return &retryableError{errors.New(msg)}
+	default:
+		return &retryableError{fmt.Errorf("connection closed (%d %s)", ce.Code, ce.Text)}
+	}
+}
+
+// handle processes one server message.
+func (t *tailRun) handle(data []byte) error {
+	var m tailMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.notef("ignoring a message that is not JSON")
+		return nil
+	}
+	switch m.Type {
+	case "subscribed":
+		if !m.ExpiresAt.IsZero() {
+			t.setExpiry(m.ExpiresAt)
+		}
+		if t.subscribed {
+			t.notef("reconnected to %s/%s", m.Service, m.Env)
+		} else {
+			t.notef("following %s/%s with grant %s until %s (Ctrl-C to stop)", m.Service, m.Env, m.GrantID, fmtClock(m.ExpiresAt))
+		}
+		t.subscribed = true
+	case "entries":
+		return t.printEntries(m.Entries)
+	case "dropped":
+		t.notef("%d lines dropped (lines %d-%d%s): the tail could not keep up", m.Count, m.FromSeq, m.ToSeq, withReason(m.Reason))
+	case "gap":
+		t.notef("lines %d-%d are no longer kept by the server and were skipped%s", m.FromSeq, m.ToSeq, withReason(m.Reason))
+	case "notice":
+		if m.Code == "extended" && !m.ExpiresAt.IsZero() {
+			t.setExpiry(m.ExpiresAt)
+			t.notef("grant extended; it now ends at %s", fmtClock(m.ExpiresAt))
+			return nil
+		}
+		t.notef("%s", oneLine(m.Message, 300))
+	case "end":
+		t.endMsg = oneLine(m.Message, 300)
+	}
+	return nil
+}
+
+func withReason(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ", " + oneLine(r, 100)
+}
+
+func (t *tailRun) printEntries(raws []json.RawMessage) error {
+	w := t.c.stdout
+	for _, raw := range raws {
+		var e tailEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			continue
+		}
+		if e.Seq > 0 && e.Seq <= t.lastSeq {
+			continue // already printed before a reconnect
+		}
+		if e.Seq > 0 {
+			t.lastSeq = e.Seq
+		}
+		var newRules []string
+		for rule := range e.Redactions {
+			if !t.redacted[rule] {
+				t.redacted[rule] = true
+				newRules = append(newRules, rule)
+			}
+		}
+		if len(newRules) > 0 {
+			sort.Strings(newRules)
+			t.notef("values were redacted at ingest (%s)", strings.Join(newRules, ", "))
+		}
+		var err error
+		if t.opts.output == "json" {
+			err = writeCompactJSON(w, escapeC1(raw))
+		} else {
+			_, err = io.WriteString(w, formatEntry(e, t.color))
+		}
+		if err != nil {
+			return fmt.Errorf("write output: %w", err)
+		}
+	}
+	return nil
+}
+
+// setExpiry arms a warning one minute before the grant ends.
+func (t *tailRun) setExpiry(at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.expires = at
+	if t.warnTimer != nil {
+		t.warnTimer.Stop()
+	}
+	left := at.Sub(t.c.clock())
+	if left <= time.Minute {
+		return
+	}
+	id := t.grantID
+	t.warnTimer = time.AfterFunc(left-time.Minute, func() {
+		t.notef("grant %s ends in 1 minute (at %s); for more time: loggate extend %s --for 15m --reason \"...\"", id, fmtClock(at), id)
+	})
+}
+
+func (t *tailRun) stopWarn() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.warnTimer != nil {
+		t.warnTimer.Stop()
+	}
+}
