@@ -39,7 +39,7 @@ func TestPages(t *testing.T) {
 	}{
 		{"home", "/", 200, "/static/home.js", []string{`id="ask"`, `id="ask-breakglass"`, `id="grants"`, `id="bg-dialog"`, `aria-current="page">Access`}},
 		{"inbox", "/inbox", 200, "/static/inbox.js", []string{`id="inbox"`, `aria-current="page">Approvals`}},
-		{"viewer", "/grants/grt_abc-1/view", 200, "/static/viewer.js", []string{`data-id="grt_abc-1"`, `id="log"`, `role="log"`, `id="v-end"`, `id="v-pause"`}},
+		{"viewer", "/grants/grt_abc-1/view", 200, "/static/viewer.js", []string{`data-id="grt_abc-1"`, `id="log"`, `role="log" aria-live="off"`, `id="v-end"`, `id="v-pause"`}},
 		{"request", "/requests/req_x1", 200, "/static/request.js", []string{`data-id="req_x1"`}},
 		{"security", "/security", 200, "/static/security.js", []string{`id="search"`, `id="timeline-form"`, `id="export-csv"`, `id="reviews"`, `id="integrity"`}},
 		{"admin", "/admin", 200, "/static/admin.js", []string{`id="sources"`, `id="policy"`}},

@@ -176,9 +176,15 @@ async function loadGrants() {
   return items;
 }
 
+let lastRequests = "";
+
 async function loadRequests(grants) {
   const data = await api("GET", "/api/v1/requests?limit=50");
   const items = data.items || [];
+  // Rebuild only on change, so focus and selection in the table survive polls.
+  const sig = JSON.stringify([items, grants.map((g) => g.id)]);
+  if (sig === lastRequests) return;
+  lastRequests = sig;
   const byReq = new Map(grants.map((g) => [g.request_id, g]));
   const tbody = clear($("reqs").tBodies[0]);
   for (const r of items) {

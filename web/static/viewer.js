@@ -388,7 +388,8 @@ function wire() {
   $("v-regex").addEventListener("change", setSearch);
   $("v-only").addEventListener("change", setSearch);
   $("v-pause").addEventListener("click", togglePause);
-  $("v-clear").addEventListener("click", () => { v.entries = []; clear(log); updateStats(); });
+  // After Clear, a reconnect loads the backfill again instead of resuming.
+  $("v-clear").addEventListener("click", () => { v.entries = []; v.lastSeq = 0; clear(log); updateStats(); });
   $("v-reconnect").addEventListener("click", connect);
   $("v-revoke").addEventListener("click", () => {
     const f = $("v-revoke-form");
