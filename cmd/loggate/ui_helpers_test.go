@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
@@ -282,6 +283,16 @@ func (b *browser) setInput(id, value string) {
 	b.t.Helper()
 	eval[bool](b, `(() => { const e = document.getElementById(`+jsString(id)+`); e.value = `+jsString(value)+
 		`; e.dispatchEvent(new Event("input", {bubbles: true})); e.dispatchEvent(new Event("change", {bubbles: true})); return true })()`)
+}
+
+// colorScheme emulates the system's light or dark preference.
+func (b *browser) colorScheme(scheme string) {
+	b.t.Helper()
+	b.do("prefer "+scheme, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+		return err
+	}))
 }
 
 // jsString quotes s as a JavaScript string literal.

@@ -151,6 +151,12 @@ func TestBrowserAccessFlow(t *testing.T) {
 	alice.do("search", chromedp.SendKeys(chromedp.ID("v-search"), "payment"))
 	alice.waitFor("highlight", `document.querySelectorAll("#log mark").length === 2 && [...document.querySelectorAll("#log mark")].every(m => m.textContent.toLowerCase() === "payment")`, 5*time.Second)
 	alice.screenshot("viewer")
+	alice.colorScheme("dark")
+	if bg := eval[string](alice, `getComputedStyle(document.body).backgroundColor`); bg == "rgb(246, 248, 250)" {
+		t.Errorf("dark preference left the light background %s", bg)
+	}
+	alice.screenshot("viewer-dark")
+	alice.colorScheme("light")
 	alice.do("regex search", chromedp.Click(chromedp.ID("v-regex")))
 	alice.setInput("v-search", `cart/1\d`)
 	alice.waitFor("regex highlight", `document.querySelectorAll("#log mark").length === 10`, 5*time.Second)

@@ -221,12 +221,18 @@ function onEntries(list) {
     if (e.redactions) for (const n of Object.values(e.redactions)) v.redactions += n;
     if (v.paused) {
       v.pausedBuf.push(e);
-      if (v.pausedBuf.length > MAX_PAUSED) { v.pausedBuf.shift(); v.pausedOverflow++; }
     } else {
       v.queue.push(e);
     }
   }
   if (v.queue.length > 2 * MAX_LINES) v.queue.splice(0, v.queue.length - MAX_LINES);
+  // Trim the pause buffer in chunks: shifting one entry at a time would copy
+  // the whole buffer for every line at high rates.
+  if (v.pausedBuf.length > MAX_PAUSED + 1000) {
+    const over = v.pausedBuf.length - MAX_PAUSED;
+    v.pausedBuf.splice(0, over);
+    v.pausedOverflow += over;
+  }
   if (v.paused) updateStats();
   else schedule();
 }
