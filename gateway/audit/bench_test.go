@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -10,27 +11,32 @@ import (
 
 // BenchmarkAppendConcurrent measures durable appends (WAL, synchronous=FULL)
 // from many goroutines sharing transactions through group commit.
+// par is b.SetParallelism: par x GOMAXPROCS goroutines append in a loop.
 func BenchmarkAppendConcurrent(b *testing.B) {
-	s, err := Open(context.Background(), Config{Dir: b.TempDir(), CheckpointInterval: time.Hour})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ev := testEvent(1)
-	b.SetParallelism(16)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.Append(context.Background(), ev); err != nil {
-				b.Error(err)
-				return
+	for _, par := range []int{16, 64} {
+		b.Run(fmt.Sprintf("par=%d", par), func(b *testing.B) {
+			s, err := Open(context.Background(), Config{Dir: b.TempDir(), CheckpointInterval: time.Hour})
+			if err != nil {
+				b.Fatal(err)
 			}
-		}
-	})
-	b.StopTimer()
-	st := s.Stats()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
-	b.ReportMetric(float64(st.Appends)/float64(max(st.Commits, 1)), "events/commit")
+			defer s.Close()
+			ev := testEvent(1)
+			b.SetParallelism(par)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := s.Append(context.Background(), ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			st := s.Stats()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(st.Appends)/float64(max(st.Commits, 1)), "events/commit")
+		})
+	}
 }
 
 // BenchmarkAppendSerial is one caller: one transaction and fsync per event.
