@@ -160,3 +160,13 @@ func waitFor(t *testing.T, buf *syncBuffer, re string, timeout time.Duration) st
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// regexpFind returns the first submatch of re in s, failing the test without one.
+func regexpFind(t *testing.T, s, re string) string {
+	t.Helper()
+	m := regexp.MustCompile(re).FindStringSubmatch(s)
+	if m == nil {
+		t.Fatalf("no %q in:\n%s", re, s)
+	}
+	return m[len(m)-1]
+}
