@@ -2,8 +2,11 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -310,5 +313,34 @@ func TestAppendAfterClose(t *testing.T) {
 	s.Close()
 	if _, err := s.Append(context.Background(), testEvent(0)); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Append after Close error = %v, want ErrUnavailable", err)
+	}
+}
+
+// The JSON field names are a public API contract.
+func TestEventJSONFieldNames(t *testing.T) {
+	ev := testEvent(1)
+	ev.ID, ev.Seq, ev.Time, ev.PrevHash, ev.Hash, ev.Schema = "evt_x", 3, time.Unix(1, 0), "aa", "bb", 1
+	ev.Actor.ID, ev.Target.ReviewID, ev.Target.SourceID, ev.DecisionID, ev.PolicyRevision = "src", "rev", "src", "dec", "pol"
+	b, err := json.Marshal(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var sub struct{ Actor, Target map[string]any }
+	json.Unmarshal(b, &sub)
+	keys := func(m map[string]json.RawMessage) []string { return slices.Sorted(maps.Keys(m)) }
+	want := []string{"action", "actor", "decision_id", "details", "hash", "id", "outcome", "policy_revision",
+		"prev_hash", "reason", "request_id", "schema", "seq", "source_addr", "target", "time", "user_agent"}
+	if got := keys(m); !slices.Equal(got, want) {
+		t.Errorf("event keys = %v, want %v", got, want)
+	}
+	if got, want := slices.Sorted(maps.Keys(sub.Actor)), []string{"email", "groups", "id", "issuer", "kind", "name", "subject"}; !slices.Equal(got, want) {
+		t.Errorf("actor keys = %v, want %v", got, want)
+	}
+	if got, want := slices.Sorted(maps.Keys(sub.Target)), []string{"env", "grant_id", "request_id", "review_id", "service", "source_id"}; !slices.Equal(got, want) {
+		t.Errorf("target keys = %v, want %v", got, want)
 	}
 }
