@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,7 +77,10 @@ func ParseCheckpoint(b []byte, verifierKeys ...string) (Checkpoint, error) {
 		return Checkpoint{}, fmt.Errorf("%w: no verifier key", ErrInvalid)
 	}
 	vs := make([]note.Verifier, 0, len(verifierKeys))
-	for _, k := range verifierKeys {
+	for i, k := range verifierKeys {
+		if slices.Contains(verifierKeys[:i], k) {
+			continue // note rejects a key listed twice as ambiguous
+		}
 		v, err := note.NewVerifier(k)
 		if err != nil {
 			return Checkpoint{}, fmt.Errorf("%w: verifier key: %v", ErrInvalid, err)

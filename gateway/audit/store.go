@@ -204,6 +204,9 @@ func (s *Store) init(ctx context.Context) error {
 	if err := s.loadState(ctx); err != nil {
 		return err
 	}
+	if err := s.checkHead(ctx); err != nil {
+		return err
+	}
 	if err := s.checkpoint(ctx); err != nil {
 		return err
 	}
@@ -246,6 +249,37 @@ func (s *Store) loadState(ctx context.Context) error {
 	}
 	s.st = st
 	s.dirty = false
+	return nil
+}
+
+// checkHead refuses to continue a log whose tip no signature covers: every
+// commit re-signs the head in its own transaction, so after any crash the
+// head states exactly the stored size and root. Re-signing a tampered tip
+// would launder it.
+func (s *Store) checkHead(ctx context.Context) error {
+	var note string
+	err := s.wdb.QueryRowContext(ctx, `SELECT note FROM head WHERE id = 1`).Scan(&note)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if s.st.size == 0 {
+			return nil // a new store
+		}
+		return fmt.Errorf("%w: %d events but no signed head; run Verify", ErrTampered, s.st.size)
+	case err != nil:
+		return fmt.Errorf("read head: %w", err)
+	}
+	keys, err := readVerifierKeys(filepath.Join(s.cfg.Dir, keysDir, verifierFile))
+	if err != nil {
+		return err
+	}
+	cp, err := ParseCheckpoint([]byte(note), append(keys, s.key.verifier)...)
+	if err != nil {
+		return fmt.Errorf("signed head: %w; run Verify", err)
+	}
+	if root, _ := cp.Root(); cp.Size != s.st.size || root != s.st.root {
+		return fmt.Errorf("%w: signed head states %d events, store holds %d (or another root); run Verify",
+			ErrTampered, cp.Size, s.st.size)
+	}
 	return nil
 }
 

@@ -246,6 +246,41 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}
 }
 
+// Open refuses to extend a log whose tip is not covered by the signed head,
+// so a restart cannot launder tampering by re-signing it.
+func TestOpenRefusesTamperedTip(t *testing.T) {
+	tests := []struct {
+		name   string
+		tamper func(t *testing.T, db *sql.DB)
+	}{
+		{"row appended", func(t *testing.T, db *sql.DB) {
+			rec, _ := record(t, db, 3)
+			mustExec(t, db, `INSERT INTO events(seq, id, time_ns, action, outcome, actor_subject, actor_email,
+				request_id, target_request_id, grant_id, service, env, record, hash)
+				VALUES (4, 'evt_forged', 0, 'x', 'success', '', '', '', '', '', '', '', ?, zeroblob(32))`, rec)
+			mustExec(t, db, `INSERT INTO tree(leaf, hashes) VALUES (3, zeroblob(32))`)
+		}},
+		{"tail deleted", func(t *testing.T, db *sql.DB) {
+			mustExec(t, db, `DELETE FROM events WHERE seq = 3`)
+			mustExec(t, db, `DELETE FROM tree WHERE leaf = 2`)
+		}},
+		{"head deleted", func(t *testing.T, db *sql.DB) { mustExec(t, db, `DELETE FROM head`) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := storeWith(t, 3)
+			tt.tamper(t, rawDB(t, dir))
+			s, err := Open(context.Background(), Config{Dir: dir})
+			if err == nil {
+				s.Close()
+			}
+			if !errors.Is(err, ErrTampered) {
+				t.Errorf("Open error = %v, want ErrTampered", err)
+			}
+		})
+	}
+}
+
 // A rollback of the whole tail (events, tree, checkpoints and head restored
 // to an older signed state) is invisible locally; only a checkpoint exported
 // earlier exposes it.
