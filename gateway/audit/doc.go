@@ -18,6 +18,13 @@
 //     a checkpoint is appended every CheckpointInterval (also when idle) and at
 //     Close, so silence can be told from deletion.
 //
+// Files under Config.Dir: audit.db (+ -wal, -shm; mode 0600; schema in
+// schema.go), keys/audit.key (PKCS#8 Ed25519, 0600, generated if absent and
+// no SigningKeyFile is set) and keys/audit.pub (every note verifier key the
+// store has used, one per line). Open refuses (ErrTampered) to extend a log
+// whose tip the signed head does not cover, so a restart cannot launder
+// tampering by re-signing it.
+//
 // Verify recomputes everything from the stored record bytes, never from a
 // re-encoding. Export writes each record followed by its hash, so a consumer
 // can recompute the chain from an NDJSON line by stripping the final
