@@ -292,6 +292,8 @@ func TestBrowserAccessFlow(t *testing.T) {
 	carol.screenshot("admin")
 	alice.open("/admin")
 	alice.waitFor("refusal", `!document.getElementById("admin-denied").hidden`, 10*time.Second)
+	alice.open("/security")
+	alice.waitFor("security refusal", `!document.getElementById("sec-denied").hidden && document.getElementById("results").hidden`, 10*time.Second)
 
 	// Phone width: the home page fits without sideways scrolling.
 	alice.do("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))

@@ -156,6 +156,9 @@ async function loadReviews() {
   $("reviews-empty").hidden = items.length > 0;
 }
 
+// loadIntegrity shows the latest checkpoint. It doubles as the check that
+// the viewer is security (403 otherwise) without writing an audit record,
+// which a probing search would. It resolves to false when refused.
 async function loadIntegrity() {
   try {
     const cp = await api("GET", "/api/v1/audit/checkpoint");
@@ -167,20 +170,18 @@ async function loadIntegrity() {
       ["Log origin", cp.origin],
     ]);
   } catch (e) {
+    if (e instanceof APIError && e.status === 403) return false;
     facts($("integrity"), [["Status", el("span", { class: "error", text: errorText(e) })]]);
   }
+  return true;
 }
 
 async function main() {
   if (!(await boot())) return;
-  try {
-    await api("GET", "/api/v1/audit?limit=1");
-  } catch (e) {
-    if (e instanceof APIError && e.status === 403) {
-      $("sec-denied").hidden = false;
-      for (const s of document.querySelectorAll("#app > section, #app > .grid")) s.hidden = true;
-      return;
-    }
+  if (!(await loadIntegrity())) {
+    $("sec-denied").hidden = false;
+    for (const s of document.querySelectorAll("#app > section, #app > .grid")) s.hidden = true;
+    return;
   }
   $("search").addEventListener("submit", (ev) => { ev.preventDefault(); pages.cursors = [""]; pages.index = 0; search(); });
   $("page-next").addEventListener("click", () => { pages.index++; search(); });
@@ -188,7 +189,6 @@ async function main() {
   $("timeline-form").addEventListener("submit", (ev) => { ev.preventDefault(); const id = $("t-grant").value.trim(); if (id) showTimeline(id); });
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.get("grant")) showTimeline(hash.get("grant"));
-  loadIntegrity();
   loadReviews();
   search();
 }
