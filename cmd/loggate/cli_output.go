@@ -50,6 +50,9 @@ func (t *table) write(w io.Writer, format string) error {
 		for _, r := range t.rows {
 			safe := make([]string, len(r))
 			for i, cell := range r {
+				if cell == "-" { // the text form's "nothing"
+					cell = ""
+				}
 				safe[i] = csvSafe(cell)
 			}
 			_ = cw.Write(safe)
@@ -65,7 +68,7 @@ func (t *table) write(w io.Writer, format string) error {
 		for _, r := range t.rows {
 			cells := make([]string, len(r))
 			for i, cell := range r {
-				cells[i] = oneLine(cell, 60)
+				cells[i] = oneLine(cell, 80)
 			}
 			fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		}
