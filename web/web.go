@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 //go:embed templates/*.html
@@ -162,7 +163,10 @@ func (u *UI) render(w http.ResponseWriter, status int, name, nav, id string) {
 }
 
 func (u *UI) handleStatic(w http.ResponseWriter, r *http.Request) {
-	if strings.HasSuffix(r.URL.Path, "/") {
+	// Only plain asset names: the file server answers 500 for names the
+	// embedded file system cannot hold (bad UTF-8 and the like).
+	name := strings.TrimPrefix(r.URL.Path, "/static/")
+	if name == "" || strings.HasSuffix(name, "/") || !fs.ValidPath(name) || !utf8.ValidString(name) || strings.Contains(name, "\\") {
 		u.handleNotFound(w, r)
 		return
 	}

@@ -204,3 +204,34 @@ func TestConfigDefaults(t *testing.T) {
 		t.Errorf("product name not escaped")
 	}
 }
+
+// FuzzPaths: any path is answered with a page, a 404 or an asset, never a
+// panic or a 5xx, and nothing from the path reaches the HTML unescaped.
+func FuzzPaths(f *testing.F) {
+	for _, s := range []string{"/", "/inbox", "/grants/g1/view", "/grants/<script>/view", "/requests/%3Cimg%3E",
+		"/static/app.js", "/static/../web.go", "/static//style.css", "/a/b/c", "/grants//view"} {
+		f.Add(s)
+	}
+	u, err := New(Config{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		if !strings.HasPrefix(path, "/") || strings.ContainsAny(path, " \t\r\n#?") {
+			return
+		}
+		req, err := http.NewRequest("GET", "http://loggate.test"+path, nil)
+		if err != nil {
+			return
+		}
+		rec := httptest.NewRecorder()
+		u.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("GET %q: status %d", path, rec.Code)
+		}
+		if strings.HasPrefix(rec.Header().Get("Content-Type"), "text/html") && strings.Contains(path, "<") &&
+			strings.Contains(rec.Body.String(), req.URL.Path) && strings.Contains(req.URL.Path, "<") {
+			t.Fatalf("GET %q: path reflected unescaped", path)
+		}
+	})
+}

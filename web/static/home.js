@@ -227,7 +227,7 @@ async function refresh() {
 async function main() {
   const m = await boot();
   if (!m) return;
-  facts($("me"), [["Name", m.display || m.name], ["Email", m.email], ["Groups", (m.groups || []).join(", ") || "none"], ["Signed in via", m.via]]);
+  facts($("me"), [["Name", m.name || m.display], ["Username", m.username], ["Email", m.email], ["Groups", (m.groups || []).join(", ") || "none"], ["Signed in via", m.via]]);
   $("ask-stream").addEventListener("change", describeSelected);
   $("ask").addEventListener("submit", submitAsk);
   $("bg-reason").addEventListener("input", () => { $("bg-error").textContent = ""; });
