@@ -94,7 +94,7 @@ func TestTailExpiryExitsZero(t *testing.T) {
 		t.Errorf("request output = %q", out)
 	}
 	r := alice.start("tail", "checkout/staging", "--output", "json")
-	waitFor(t, r.stderr, `following checkout/staging`, 10*time.Second)
+	grantID := waitFor(t, r.stderr, `following checkout/staging with grant (grt_\S+)`, 10*time.Second)
 	g.ingest("checkout", "staging", g.r.SourceTokens["checkout/staging"], `{"message":"hello","level":"warn"}`)
 	if code := r.wait(t, 15*time.Second); code != 0 {
 		t.Fatalf("tail at expiry: exit %d, want 0\nstderr: %s", code, r.stderr)
@@ -107,6 +107,9 @@ func TestTailExpiryExitsZero(t *testing.T) {
 		t.Errorf("stderr does not say the grant expired: %s", r.stderr)
 	}
 	// The expired grant: exit 4 at once.
+	if _, errOut, code := alice.run("tail", grantID); code != exitEnded || !strings.Contains(errOut, "has expired") {
+		t.Errorf("tail of an expired grant: exit %d, want 4; stderr %q", code, errOut)
+	}
 	if _, _, code := alice.run("tail", "checkout/staging"); code != exitError {
 		t.Errorf("tail by stream after expiry: exit %d, want 1 (no active grant)", code)
 	}
