@@ -195,89 +195,157 @@ func (v *verifier) addSigned(what string, note []byte, keys []string) (signedSiz
 }
 
 // scan reads every record in seq order, checking each against itself and its
-// predecessor and feeding the recomputed tree.
+// predecessor and feeding the recomputed tree. Reading rows (SQLite) and
+// checking them (hashing) run on two goroutines.
 func (v *verifier) scan(ctx context.Context, tx *sql.Tx) error {
 	rows, err := tx.QueryContext(ctx, `SELECT e.seq, e.record, e.hash, t.hashes
 		FROM events e LEFT JOIN tree t ON t.leaf = e.seq - 1 ORDER BY e.seq`)
 	if err != nil {
 		return fmt.Errorf("read events: %w", err)
 	}
-	defer rows.Close()
-	var (
-		tree     compactRange
-		prevHash [32]byte // zero before seq 1
-		prevBad  bool
-		next     = int64(1)
-		gapless  = true // leaves so far sit at seq == leaf+1
-		sizeIdx  int
-	)
-	for rows.Next() {
-		var seq int64
-		var rec, hash, stored sql.RawBytes
-		if err := rows.Scan(&seq, &rec, &hash, &stored); err != nil {
-			return fmt.Errorf("read events: %w", err)
+	batches := make(chan scanBatch, 4)
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		readRows(rows, batches, stop)
+	}()
+	defer func() {
+		close(stop)
+		<-done
+		rows.Close()
+	}()
+
+	st := scanState{next: 1, gapless: true}
+	for b := range batches {
+		for i := range b.rows {
+			v.check(&st, &b.rows[i])
 		}
-		v.rep.Events++
-		if seq < next {
-			v.add(ProblemInserted, seq, "row with seq %d before the first event", seq)
-			continue
+		if b.err != nil {
+			return fmt.Errorf("read events: %w", b.err)
 		}
-		gap := seq > next
-		if gap {
-			v.add(ProblemDeleted, next, "events %d..%d are missing", next, seq-1)
-			gapless = false
-		}
-		bad := false
-		bseq, bprev, err := recordHead(rec)
-		switch {
-		case err != nil:
-			v.add(ProblemModified, seq, "record unreadable: %v", err)
-			bad = true
-		case bseq != seq:
-			v.add(ProblemReordered, seq, "row at seq %d holds the record of seq %d", seq, bseq)
-			bad = true
-		}
-		if !bad {
-			if len(hash) != 32 || chainHash(bprev, rec) != [32]byte(hash) {
-				v.add(ProblemModified, seq, "record does not match its hash")
-				bad = true
-			} else if !gap && !prevBad && bprev != prevHash {
-				v.add(ProblemModified, max(seq-1, 1), "chain broken between seq %d and %d: one of them was rewritten", seq-1, seq)
-			}
-		}
-		made := tree.append(tlog.RecordHash(rec))
-		if gapless {
-			// The stored tree hashes back inclusion proofs: they must be the
-			// ones this leaf creates (tlog.StoredHashes order). Checked only
-			// while nothing earlier is wrong (later hashes depend on earlier
-			// leaves) and within the signed head (beyond it, "inserted" says it).
-			signed := v.head == nil || seq <= v.head.size
-			if !bad && v.first == 0 && signed && !equalHashes(stored, made) {
-				v.add(ProblemModified, seq, "stored tree hashes of leaf %d do not match the record", seq-1)
-			}
-			for sizeIdx < len(v.sizes) && v.sizes[sizeIdx].size <= tree.n {
-				if v.sizes[sizeIdx].size == tree.n {
-					v.roots[tree.n] = tree.root()
-				}
-				sizeIdx++
-			}
-		}
-		if len(hash) == 32 {
-			prevHash = [32]byte(hash)
-		}
-		prevBad = bad
-		next = seq + 1
-		v.rep.LastSeq = seq
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read events: %w", err)
-	}
-	if gapless {
+	if st.gapless {
 		v.roots[0] = emptyRoot()
 	}
-	r := tree.root()
+	r := st.tree.root()
 	v.rep.Root = base64.StdEncoding.EncodeToString(r[:])
 	return nil
+}
+
+type scanRow struct {
+	seq               int64
+	rec, hash, stored []byte // stored is nil when the tree row is missing
+}
+
+type scanBatch struct {
+	rows []scanRow
+	err  error // set on the last batch if reading failed
+}
+
+// readRows copies rows into batches until the rows end or stop is closed;
+// it closes out when done.
+func readRows(rows *sql.Rows, out chan<- scanBatch, stop <-chan struct{}) {
+	defer close(out)
+	const size = 1024
+	for {
+		b := scanBatch{rows: make([]scanRow, 0, size)}
+		more := true
+		for len(b.rows) < size {
+			if more = rows.Next(); !more {
+				b.err = rows.Err()
+				break
+			}
+			var r scanRow
+			var rec, hash, stored sql.RawBytes
+			if err := rows.Scan(&r.seq, &rec, &hash, &stored); err != nil {
+				b.err, more = err, false
+				break
+			}
+			// One allocation per row; capacity is exact, so no append moves it.
+			buf := make([]byte, 0, len(rec)+len(hash)+len(stored))
+			buf = append(buf, rec...)
+			r.rec = buf[:len(rec):len(rec)]
+			buf = append(buf, hash...)
+			r.hash = buf[len(rec):len(buf):len(buf)]
+			if stored != nil {
+				r.stored = append(buf, stored...)[len(buf):]
+			}
+			b.rows = append(b.rows, r)
+		}
+		select {
+		case out <- b:
+		case <-stop:
+			return
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// scanState carries the scan from one row to the next.
+type scanState struct {
+	tree     compactRange
+	prevHash [32]byte // zero before seq 1
+	prevBad  bool
+	next     int64
+	gapless  bool // leaves so far sit at seq == leaf+1
+	sizeIdx  int
+}
+
+func (v *verifier) check(st *scanState, r *scanRow) {
+	seq, rec, hash := r.seq, r.rec, r.hash
+	v.rep.Events++
+	if seq < st.next {
+		v.add(ProblemInserted, seq, "row with seq %d before the first event", seq)
+		return
+	}
+	gap := seq > st.next
+	if gap {
+		v.add(ProblemDeleted, st.next, "events %d..%d are missing", st.next, seq-1)
+		st.gapless = false
+	}
+	bad := false
+	bseq, bprev, err := recordHead(rec)
+	switch {
+	case err != nil:
+		v.add(ProblemModified, seq, "record unreadable: %v", err)
+		bad = true
+	case bseq != seq:
+		v.add(ProblemReordered, seq, "row at seq %d holds the record of seq %d", seq, bseq)
+		bad = true
+	}
+	if !bad {
+		if len(hash) != 32 || chainHash(bprev, rec) != [32]byte(hash) {
+			v.add(ProblemModified, seq, "record does not match its hash")
+			bad = true
+		} else if !gap && !st.prevBad && bprev != st.prevHash {
+			v.add(ProblemModified, max(seq-1, 1), "chain broken between seq %d and %d: one of them was rewritten", seq-1, seq)
+		}
+	}
+	made := st.tree.append(tlog.RecordHash(rec))
+	if st.gapless {
+		// The stored tree hashes back inclusion proofs: they must be the
+		// ones this leaf creates (tlog.StoredHashes order). Checked only
+		// while nothing earlier is wrong (later hashes depend on earlier
+		// leaves) and within the signed head (beyond it, "inserted" says it).
+		signed := v.head == nil || seq <= v.head.size
+		if !bad && v.first == 0 && signed && !equalHashes(r.stored, made) {
+			v.add(ProblemModified, seq, "stored tree hashes of leaf %d do not match the record", seq-1)
+		}
+		for st.sizeIdx < len(v.sizes) && v.sizes[st.sizeIdx].size <= st.tree.n {
+			if v.sizes[st.sizeIdx].size == st.tree.n {
+				v.roots[st.tree.n] = st.tree.root()
+			}
+			st.sizeIdx++
+		}
+	}
+	if len(hash) == 32 {
+		st.prevHash = [32]byte(hash)
+	}
+	st.prevBad = bad
+	st.next = seq + 1
+	v.rep.LastSeq = seq
 }
 
 // finish compares every signed size with the log.
