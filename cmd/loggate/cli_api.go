@@ -18,6 +18,21 @@ type apiClient struct {
 	c     *cli
 	base  string // server URL without trailing slash
 	token string // never printed
+	// renew gets a fresh token after a 401 (nil: the token cannot be renewed).
+	renew func(ctx context.Context) (string, error)
+}
+
+// renewToken swaps in a fresh token; false when that is not possible.
+func (a *apiClient) renewToken(ctx context.Context) bool {
+	if a.renew == nil {
+		return false
+	}
+	tok, err := a.renew(ctx)
+	if err != nil || tok == "" || tok == a.token {
+		return false
+	}
+	a.token = tok
+	return true
 }
 
 // apiError is a non-2xx answer: the status and the server's short message.
@@ -32,6 +47,18 @@ func (e *apiError) Error() string { return e.Message }
 // do sends a JSON request and decodes a JSON answer into out (when non-nil).
 // Errors come back with an exit code and a message naming the fix.
 func (a *apiClient) do(ctx context.Context, method, path string, body, out any) error {
+	err := a.doOnce(ctx, method, path, body, out)
+	var ce *exitCodeError
+	if errors.As(err, &ce) && errors.Is(ce.err, errUnauthorized) && a.renewToken(ctx) {
+		err = a.doOnce(ctx, method, path, body, out)
+	}
+	return err
+}
+
+// errUnauthorized marks a 401 answer.
+var errUnauthorized = errors.New("not signed in or your sign-in expired")
+
+func (a *apiClient) doOnce(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -112,7 +139,7 @@ func unwrapURLError(err error) error {
 func (a *apiClient) statusError(e *apiError) error {
 	switch {
 	case e.Status == http.StatusUnauthorized:
-		return &exitCodeError{code: exitError, err: fmt.Errorf("not signed in or your sign-in expired (%s): run `loggate login --server %s`", e.Message, a.base)}
+		return &exitCodeError{code: exitError, err: fmt.Errorf("%w (%s): run `loggate login --server %s`", errUnauthorized, e.Message, a.base)}
 	case e.Status == http.StatusForbidden:
 		return &exitCodeError{code: exitDenied, err: fmt.Errorf("denied: %s", e.Message)}
 	case e.Status == http.StatusNotFound:

@@ -180,6 +180,24 @@ func (c *cli) session(ctx context.Context, fs *flag.FlagSet) (*apiClient, error)
 		}
 	}
 	a.token = cfg.Tokens.IDToken
+	if cfg.Tokens.RefreshToken != "" {
+		// A long tail or wait can outlive the ID token; the server then
+		// answers 401 and the client refreshes once and retries.
+		a.renew = func(ctx context.Context) (string, error) {
+			cur, err := c.loadConfig()
+			if err != nil {
+				return "", err
+			}
+			if cur.Server != server || cur.Tokens.RefreshToken == "" {
+				return "", errors.New("the stored sign-in changed")
+			}
+			cur, err = c.refresh(ctx, cur)
+			if err != nil {
+				return "", err
+			}
+			return cur.Tokens.IDToken, nil
+		}
+	}
 	return a, nil
 }
 

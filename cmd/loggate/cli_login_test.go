@@ -221,3 +221,39 @@ func playBrowser(authURL, user, pass string) error {
 	}
 	return nil
 }
+
+// TestRejectedTokenIsRenewedOnce: when the server refuses the stored ID
+// token (401), the client refreshes it once with the refresh token and
+// retries, so a long wait or tail outlives the ID token.
+func TestRejectedTokenIsRenewedOnce(t *testing.T) {
+	g := startGateway(t)
+	form := url.Values{"grant_type": {"password"}, "client_id": {"loggate"}, "username": {"alice"}, "password": {"alice"},
+		"scope": {"openid profile email groups offline_access"}}
+	resp, err := http.PostForm(g.url+"/dev/oidc/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		RefreshToken string `json:"refresh_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token from the development provider")
+	}
+	ct := newCLI(t, "")
+	bogus := "eyJhbGciOiJub25lIn0.eyJleHAiOjk5OTk5OTk5OTl9.x" // unsigned: the server refuses it
+	cfg := cliConfig{Server: g.url, Issuer: g.url + "/dev/oidc", ClientID: "loggate",
+		Scopes: []string{"openid", "profile", "email", "groups", "offline_access"},
+		Tokens: cliTokens{IDToken: bogus, RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(time.Hour),
+			TokenEndpoint: g.url + "/dev/oidc/token"}}
+	if err := ct.build(io.Discard, io.Discard).saveConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if out := ct.mustRun("whoami"); !strings.Contains(out, "alice@example.com") {
+		t.Errorf("whoami = %q", out)
+	}
+	if got, _ := readConfig(t, ct); got.Tokens.IDToken == bogus {
+		t.Error("the renewed token was not saved")
+	}
+}

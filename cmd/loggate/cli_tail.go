@@ -218,6 +218,8 @@ type tailRun struct {
 	endMsg   string // message of the server's "end"
 	// subscribed is set after the first "subscribed" message.
 	subscribed bool
+	// renewed is set when the token was renewed since the last good connection.
+	renewed bool
 
 	mu        sync.Mutex // guards stderr writes and warnTimer
 	warnTimer *time.Timer
@@ -272,6 +274,7 @@ func (c *cli) tailGrant(ctx context.Context, a *apiClient, grantID string, opts 
 		if err == nil {
 			failingSince = time.Time{}
 			backoff = 250 * time.Millisecond
+			t.renewed = false
 			err = t.serve(ctx, conn)
 			if err == nil {
 				return nil
@@ -339,6 +342,9 @@ func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websock
 		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s has expired: ask again with `loggate request`", t.grantID)}
 	case ae.Code == "grant_revoked":
 		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s was revoked", t.grantID)}
+	case ae.Status == http.StatusUnauthorized && !t.renewed && a.renewToken(ctx):
+		t.renewed = true
+		return nil, &retryableError{errors.New("the sign-in expired and was renewed")}
 	case ae.Status == http.StatusTooManyRequests || ae.Status >= 500:
 		return nil, &retryableError{fmt.Errorf("the server answered %d (%s)", ae.Status, ae.Message)}
 	}

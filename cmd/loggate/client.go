@@ -150,6 +150,9 @@ func groupHelp(cmds map[string]*command, group string) string {
 	for _, n := range names {
 		fmt.Fprintf(&b, "  %-16s %s\n", strings.TrimPrefix(n, group+" "), cmds[n].summary)
 	}
+	if group == "audit" {
+		fmt.Fprintf(&b, "  %-16s %s\n", "verify", "verify the audit trail offline (operators)")
+	}
 	fmt.Fprintf(&b, "\nRun 'loggate %s COMMAND --help' for flags and examples.\n", group)
 	return b.String()
 }
