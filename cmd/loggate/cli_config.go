@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -137,11 +138,29 @@ func normaliseServer(s string) (string, error) {
 	return s, nil
 }
 
+// plainRemote reports an http:// server that is not on this machine.
+func plainRemote(server string) bool {
+	u, err := url.Parse(server)
+	if err != nil || u.Scheme != "http" {
+		return false
+	}
+	h := u.Hostname()
+	if h == "localhost" {
+		return false
+	}
+	ip := net.ParseIP(h)
+	return ip == nil || !ip.IsLoopback()
+}
+
 // serverURL resolves the server: --server, $LOGGATE_SERVER, the config.
 func (c *cli) serverURL(fs *flag.FlagSet, cfg cliConfig) (string, error) {
 	for _, s := range []string{flagString(fs, "server"), c.getenv("LOGGATE_SERVER"), cfg.Server} {
 		if s != "" {
-			return normaliseServer(s)
+			server, err := normaliseServer(s)
+			if err == nil && plainRemote(server) {
+				fmt.Fprintf(c.stderr, "loggate: warning: %s is plain HTTP; tokens sent to it can be read on the network\n", server)
+			}
+			return server, err
 		}
 	}
 	return "", errors.New("no server: pass --server URL, set LOGGATE_SERVER, or run `loggate login --server URL`")
