@@ -38,7 +38,7 @@ to FILE (mode 0600) instead of the terminal. Give it to the shipper with
 		flags: func(fs *flag.FlagSet) {
 			addServerFlags(fs)
 			fs.String("name", "", "a name for the source (required)")
-			fs.Var(&streamList{}, "stream", "SERVICE/ENV the source may write (repeatable, * for any)")
+			fs.Var(&streamList{}, "stream", "`SERVICE/ENV` the source may write (repeatable, * for any)")
 			fs.String("token-out", "", "write the token to this file (mode 0600) instead of printing it")
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {

@@ -85,7 +85,7 @@ func addTailFlags(fs *flag.FlagSet) {
 	fs.String("level", "", "minimum level: trace, debug, info, warn, error, fatal")
 	fs.String("grep", "", "only lines whose message matches this regular expression")
 	fs.String("exclude", "", "drop lines whose message matches this regular expression")
-	fs.Var(attrFlags{}, "attr", "only lines with attribute KEY=VALUE (repeatable)")
+	fs.Var(attrFlags{}, "attr", "only lines with attribute `KEY=VALUE` (repeatable)")
 	fs.String("since", "", "first show lines from this long ago (e.g. 10m), within the grant's lookback")
 	fs.Int("lines", 0, "first show the last N lines, within the grant's lookback")
 	fs.String("output", "text", "text or json")

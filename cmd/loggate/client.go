@@ -110,10 +110,6 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		}
 		name, rest = name+" "+rest[0], rest[1:]
 	}
-	if name == "client-help" {
-		fmt.Fprint(c.stdout, clientUsageHeader)
-		return nil
-	}
 	cmd := cmds[name]
 	if cmd == nil {
 		return usageError("unknown command %q (run 'loggate help')", name)
