@@ -245,3 +245,62 @@ func TestTailReconnectResumes(t *testing.T) {
 		t.Errorf("Ctrl-C: exit %d, want 130", code)
 	}
 }
+
+// TestTailBackfillAndAutoApprovedWait: --lines shows the last lines first;
+// `request --wait` on an auto-approved stream starts tailing at once and
+// exits 0 when the grant expires.
+func TestTailBackfillAndAutoApprovedWait(t *testing.T) {
+	g := startGateway(t)
+	alice := newCLI(t, g.url).as(g.token("alice"))
+	src := g.r.SourceTokens["checkout/staging"]
+	for i := 1; i <= 5; i++ {
+		g.ingest("checkout", "staging", src, fmt.Sprintf(`{"message":"old %d","level":"info"}`, i))
+	}
+	r := alice.start("request", "checkout/staging", "--for", "3s", "--reason", "backfill", "--wait", "--lines", "2", "--level", "info")
+	waitFor(t, r.stderr, `following checkout/staging`, 10*time.Second)
+	if code := r.wait(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, r.stderr)
+	}
+	out := r.stdout.String()
+	if !strings.Contains(out, "Approved automatically by policy") || strings.Contains(out, "old 3") ||
+		!strings.Contains(out, "INFO  old 4\n") || !strings.Contains(out, "INFO  old 5\n") {
+		t.Errorf("stdout = %q, want the last 2 lines after the decision", out)
+	}
+}
+
+// TestTailNotices: dropped, gap, notice and extension messages reach stderr
+// in words; stdout stays clean.
+func TestTailNotices(t *testing.T) {
+	var out, errb syncBuffer
+	c := &cli{getenv: func(string) string { return "" }, stdout: &out, stderr: &errb}
+	tr := &tailRun{c: c, grantID: "grt_1", opts: tailOptions{output: "text"}, redacted: map[string]bool{}}
+	defer tr.stopWarn()
+	for _, m := range []string{
+		`{"type":"dropped","count":7,"from_seq":10,"to_seq":16,"reason":"viewer queue full"}`,
+		`{"type":"gap","from_seq":1,"to_seq":3,"reason":"evicted"}`,
+		`{"type":"notice","code":"backfill","message":"backfill limited to the last 15m0s by policy"}`,
+		`{"type":"notice","code":"extended","message":"grant extended","expires_at":"2099-01-01T00:00:00Z"}`,
+		`{"type":"entries","entries":[{"seq":4,"time":"2025-01-01T00:00:00Z","level":"warn","message":"x","redactions":{"bearer":1}},{"seq":4,"time":"2025-01-01T00:00:00Z","level":"warn","message":"dup"}]}`,
+		`not json`,
+	} {
+		if err := tr.handle([]byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := errb.String()
+	for _, want := range []string{
+		"loggate: 7 lines dropped (lines 10-16, viewer queue full): the tail could not keep up\n",
+		"loggate: lines 1-3 are no longer kept by the server and were skipped, evicted\n",
+		"loggate: backfill limited to the last 15m0s by policy\n",
+		"loggate: grant extended; it now ends at ",
+		"loggate: values were redacted at ingest (bearer)\n",
+		"loggate: ignoring a message that is not JSON\n",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, got)
+		}
+	}
+	if o := out.String(); strings.Count(o, "\n") != 1 || !strings.Contains(o, "WARN  x") {
+		t.Errorf("stdout = %q, want the one entry (the duplicate seq skipped)", o)
+	}
+}
