@@ -84,13 +84,9 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, who auth.Identity) 
 // for cookie-authenticated unsafe methods, and maps the handler's error.
 func (s *Server) api(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		who, err := s.cfg.Auth.Authenticate(r)
+		who, err := s.cfg.Auth.AuthenticateHTTP(w, r)
 		if err != nil {
-			if errors.Is(err, auth.ErrNoCredentials) {
-				s.writeError(w, r, errUnauthorized("authentication required"))
-			} else {
-				s.writeError(w, r, errUnauthorized("invalid token"))
-			}
+			s.writeError(w, r, authError(err))
 			return
 		}
 		if who.Via == "session" && !safeMethod(r.Method) {
@@ -104,6 +100,20 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// authError maps an authenticator error to the client's answer; the body
+// never says more than "invalid token" about a bad credential.
+func authError(err error) error {
+	switch {
+	case errors.Is(err, auth.ErrNoCredentials):
+		return errUnauthorized("authentication required")
+	case errors.Is(err, auth.ErrAudit):
+		return errAudit(err)
+	case errors.Is(err, auth.ErrProviderUnavailable):
+		return errUnavailable("identity provider unavailable", err)
+	}
+	return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "invalid token", Cause: err}
 }
 
 func safeMethod(m string) bool {

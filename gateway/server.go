@@ -29,7 +29,11 @@ import (
 
 // Authenticator says who a request comes from.
 type Authenticator interface {
+	// Authenticate identifies a request without touching cookies (used for
+	// the WebSocket upgrade).
 	Authenticate(r *http.Request) (auth.Identity, error)
+	// AuthenticateHTTP also refreshes and re-issues the session cookie.
+	AuthenticateHTTP(w http.ResponseWriter, r *http.Request) (auth.Identity, error)
 	CheckCSRF(r *http.Request) error
 	CSRFToken(r *http.Request) string
 	HandleLogin(w http.ResponseWriter, r *http.Request)

@@ -163,7 +163,7 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	}
 	who, err := s.cfg.Auth.Authenticate(r)
 	if err != nil {
-		s.writeError(w, r, errUnauthorized("authentication required"))
+		s.writeError(w, r, authError(err))
 		return
 	}
 	g, err := s.loadGrant(ctx, r.PathValue("id"))

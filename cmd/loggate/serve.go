@@ -163,6 +163,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("authenticator: %w", err)
 	}
+	defer authn.Close()
 
 	// Policy.
 	pcfg := policy.Config{FS: policies.FS, Logger: log.With("component", "policy"), RunTestsOnLoad: true}
@@ -284,6 +285,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cancel()
 	srv.Wait()
+	// Flush aggregated authentication failures while the audit trail is open.
+	if err := authn.Close(); err != nil {
+		log.Warn("close authenticator", "err", err)
+	}
 	log.Info("stopped")
 	return nil
 }

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/loggate/loggate"
+
+// TestImportRules enforces the layout: gateway is the hub, everything else
+// is a leaf that imports nothing of the project, or only the types it must.
+func TestImportRules(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found")
+	}
+	rules := []struct {
+		pkg     string
+		allowed []string // project packages it may import (directly or not)
+		why     string
+	}{
+		{"auth", nil, "auth says who you are, never what you may do; it must not know policy or the gateway"},
+		{"auth/devidp", nil, "the development provider is a stand-alone OIDC provider"},
+		{"policy", nil, "policy is OPA behind typed input/output; the policies come in as an fs.FS"},
+		{"policies", nil, "policies are data (Rego files)"},
+		{"web", nil, "the UI talks to the gateway only through its public API"},
+		{"gateway/audit", nil, "the audit trail is a self-contained store that anything can verify"},
+		{"gateway/logs", nil, "the entry schema and fan-out are transport-agnostic"},
+		{"gateway/store", nil, "the store remembers; it does not decide"},
+		{"gateway/ingest", []string{"gateway/logs"}, "decoders produce entries, nothing else"},
+		{"gateway/redact", []string{"gateway/logs"}, "redaction works on entries, nothing else"},
+		{"gateway", []string{"auth", "policy", "gateway/audit", "gateway/logs", "gateway/store", "gateway/ingest", "gateway/redact"},
+			"the hub wires leaves; it must not depend on the binary, the UI or the development provider"},
+	}
+	for _, r := range rules {
+		t.Run(r.pkg, func(t *testing.T) {
+			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+r.pkg).CombinedOutput()
+			if err != nil {
+				t.Fatalf("go list %s: %v\n%s", r.pkg, err, out)
+			}
+			allowed := map[string]bool{module + "/" + r.pkg: true}
+			for _, a := range r.allowed {
+				allowed[module+"/"+a] = true
+			}
+			for _, dep := range strings.Fields(string(out)) {
+				if strings.HasPrefix(dep, module+"/") && !allowed[dep] {
+					t.Errorf("%s imports %s: not allowed, because %s", r.pkg, strings.TrimPrefix(dep, module+"/"), r.why)
+				}
+			}
+		})
+	}
+}
