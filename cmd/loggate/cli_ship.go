@@ -115,8 +115,14 @@ func (c *cli) ship(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	}
 	err = s.loop(ctx, lines)
 	stopReading()
-	if rerr := <-readErr; err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
-		err = rerr
+	// A reader blocked on stdin cannot be interrupted; it ends with the
+	// process, so wait for it only briefly.
+	select {
+	case rerr := <-readErr:
+		if err == nil && rerr != nil && !errors.Is(rerr, context.Canceled) {
+			err = rerr
+		}
+	case <-time.After(time.Second):
 	}
 	fmt.Fprintf(c.stderr, "loggate ship: sent %d lines in %d requests", s.sent, s.requests)
 	if s.dropped > 0 {

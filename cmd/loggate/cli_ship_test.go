@@ -280,3 +280,25 @@ func TestShipFileToGateway(t *testing.T) {
 		t.Errorf("ship with a revoked token: exit %d, %q", code, errOut)
 	}
 }
+
+// TestShipStopsWithOpenStdin: Ctrl-C stops ship even while stdin stays
+// open, after sending what it had read.
+func TestShipStopsWithOpenStdin(t *testing.T) {
+	f := &fakeIngest{}
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	ct := shipCLI(t, srv.URL)
+	ct.modify = func(c *cli) { c.stdin = pr }
+	r := ct.start("ship", "--service", "s", "--env", "e", "--flush", "1h")
+	pw.Write([]byte("one\ntwo\n"))
+	time.Sleep(300 * time.Millisecond) // let the reader hand the lines over
+	r.cancel()
+	if code := r.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit %d: %s", code, r.stderr)
+	}
+	if got := strings.Join(f.lines(), ","); got != `{"message":"one"},{"message":"two"}` {
+		t.Errorf("shipped %s", got)
+	}
+}
