@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/loggate/loggate/auth"
@@ -138,5 +140,40 @@ func (s *Server) handleAuditProof(w http.ResponseWriter, r *http.Request, who au
 		return err
 	}
 	writeJSON(w, http.StatusOK, p)
+	return nil
+}
+
+// verifyCache remembers the last integrity check so the security page can
+// poll without re-verifying the whole trail each time.
+type verifyCache struct {
+	mu     sync.Mutex
+	at     time.Time
+	report audit.Report
+	err    error
+}
+
+// handleAuditVerify runs (at most every 30s) the offline verification of
+// the trail and reports its result.
+func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	if err := s.requireSecurity(r, who); err != nil {
+		return err
+	}
+	if s.cfg.VerifyAudit == nil {
+		return errNotFound("verification is not available on this deployment")
+	}
+	c := &s.verify
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.at.IsZero() || s.now().Sub(c.at) > 30*time.Second || r.URL.Query().Get("fresh") == "true" {
+		ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
+		c.report, c.err = s.cfg.VerifyAudit(ctx)
+		cancel()
+		c.at = s.now()
+	}
+	out := map[string]any{"verified": c.err == nil && c.report.OK(), "verified_at": c.at.UTC(), "report": c.report}
+	if c.err != nil {
+		out["verify_error"] = c.err.Error()
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }

@@ -50,6 +50,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/audit", s.api(s.handleAuditSearch))
 	m.HandleFunc("GET /api/v1/audit/export", s.api(s.handleAuditExport))
 	m.HandleFunc("GET /api/v1/audit/checkpoint", s.api(s.handleAuditCheckpoint))
+	m.HandleFunc("GET /api/v1/audit/verify", s.api(s.handleAuditVerify))
 	m.HandleFunc("GET /api/v1/audit/{id}/proof", s.api(s.handleAuditProof))
 
 	m.HandleFunc("GET /api/v1/sources", s.api(s.handleListSources))

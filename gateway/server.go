@@ -108,6 +108,13 @@ type Config struct {
 	Notifier Notifier
 
 	Limits Limits
+	// DigestKind names how the hub computes a view's digest, recorded in
+	// stream.closed ("sha256" over the bytes sent, or "sha256-chained":
+	// d = SHA256(d || SHA256(message)) from 32 zero bytes).
+	DigestKind string
+	// VerifyAudit runs an integrity check of the audit trail for the
+	// security page; nil means not offered.
+	VerifyAudit func(ctx context.Context) (audit.Report, error)
 	// TailProgressInterval is how often a long view writes stream.progress;
 	// zero means 1m.
 	TailProgressInterval time.Duration
@@ -138,6 +145,8 @@ type Server struct {
 
 	// tails is the registry of live tail sessions; see tails.go.
 	tails *tailRegistry
+	// verify caches the last audit verification.
+	verify verifyCache
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
 
@@ -217,7 +226,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Request-Id", id)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Frame-Options", "DENY")
 	if h.Get("Content-Security-Policy") == "" {
 		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")

@@ -198,8 +198,9 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	if admitted {
 		defer s.tails.remove(t)
 	}
+	viewID := newID("view_")
 	opened := audit.Event{Action: "stream.opened", Actor: userActor(who), Outcome: "success", Target: grantTarget(g),
-		Details: map[string]any{"level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude,
+		Details: map[string]any{"view_id": viewID, "level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude,
 			"attrs": tr.filter.Attrs, "lines": tr.opts.Lines, "after": tr.opts.After, "since": timeOrEmpty(tr.opts.Since)}}
 	if !admitted {
 		opened.Outcome, opened.Reason = "denied", "tail limit reached"
@@ -231,12 +232,13 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	viewer, err := s.cfg.Hub.Subscribe(stream, tr.opts)
 	if err != nil {
 		s.endTail(conn, endUnavailable, "could not subscribe to the stream")
-		s.recordClosed(r, who, g, start, nil, endUnavailable)
+		s.recordClosed(r, who, g, viewID, start, nil, endUnavailable)
 		return
 	}
 	defer viewer.Close()
 	end := s.serveTail(conn, t, viewer, g, who, tr)
-	s.recordClosed(r, who, g, start, viewer, end)
+	viewer.Close() // final stats
+	s.recordClosed(r, who, g, viewID, start, viewer, end)
 }
 
 func timeOrEmpty(t time.Time) string {
@@ -410,14 +412,15 @@ func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m clie
 
 // recordClosed writes stream.closed with what was sent. Failing to record
 // it is counted and logged; the stream has ended either way.
-func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant, start time.Time, v *logs.Viewer, e tailEnd) {
-	details := map[string]any{"close_reason": e.reason, "close_code": e.code,
+func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant, viewID string, start time.Time, v *logs.Viewer, e tailEnd) {
+	details := map[string]any{"view_id": viewID, "close_reason": e.reason, "close_code": e.code,
 		"duration_ms": s.now().Sub(start).Milliseconds(), "entries": 0, "bytes": 0, "dropped": 0}
 	if v != nil {
 		st := v.Stats()
 		details["entries"], details["bytes"], details["dropped"] = st.Entries, st.Bytes, st.Dropped
 		details["redactions"] = st.Redactions
 		details["sha256"] = st.Digest
+		details["digest_kind"] = s.cfg.DigestKind
 	}
 	ctx := withRequestID(context.Background(), requestID(r.Context()))
 	ctx = withClientAddr(ctx, clientAddrFrom(r.Context()))

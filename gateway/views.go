@@ -55,6 +55,7 @@ type requestView struct {
 	Approvals       []approvalView `json:"approvals"`
 	ApprovalsNeeded int            `json:"approvals_needed"`
 	Grant           *grantView     `json:"grant"`
+	GrantID         string         `json:"grant_id,omitempty"`
 	CreatedAt       time.Time      `json:"created_at"`
 	UpdatedAt       time.Time      `json:"updated_at"`
 	PendingUntil    *time.Time     `json:"pending_until,omitempty"`
@@ -156,7 +157,8 @@ func (s *Server) viewRequest(r store.Request, g *store.Grant) requestView {
 	v := requestView{ID: r.ID, State: r.State, Service: r.Service, Env: r.Env, Duration: durString(r.Duration),
 		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Extends: r.Extends,
 		Requester: viewSubject(r.Requester), Decision: viewDecision(r.Decision), Approvals: []approvalView{},
-		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ClosedBy: viewSubjectPtr(r.ClosedBy), ClosedComment: r.ClosedComment}
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ClosedBy: viewSubjectPtr(r.ClosedBy), ClosedComment: r.ClosedComment,
+		GrantID: r.GrantID}
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, approvalView{Approver: viewSubject(a.Approver), Verdict: a.Verdict, Comment: a.Comment, Time: a.Time})
 	}

@@ -193,7 +193,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("log backlog: %w", err)
 	}
 	defer backlog.Close()
-	hub, err := logs.NewHub(logs.HubConfig{Backlog: backlog, Logger: log.With("component", "hub"),
+	hub, err := logs.NewHub(logs.HubConfig{Backlog: backlog, Logger: log.With("component", "hub"), ChainedDigest: true,
 		Retention: map[string]logs.Retention{"prod": {MaxAge: 24 * time.Hour}, "": {}}})
 	if err != nil {
 		return fmt.Errorf("log hub: %w", err)
@@ -215,7 +215,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	srv, err = gateway.New(gateway.Config{
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies,
 		Auth: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red,
-		Pages: pages, Mounts: mounts, Registry: reg, Logger: log,
+		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
+		VerifyAudit: func(ctx context.Context) (audit.Report, error) {
+			return audit.Verify(ctx, filepath.Join(c.Data, "audit"), nil)
+		},
 	})
 	if err != nil {
 		return err
