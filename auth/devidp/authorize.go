@@ -243,13 +243,25 @@ func (p *Provider) checkPassword(username, password string) *User {
 // sameOrigin refuses form posts that a browser marks as cross-site
 // (Sec-Fetch-Site) or whose Origin is neither the issuer's nor the host the
 // request was sent to. Non-browser clients send neither header.
+//
+// A browser sends "Origin: null" for a form posted from a page served with
+// "Referrer-Policy: no-referrer" (and from sandboxed frames, data: URLs and
+// file: pages). Such a post is accepted only when the browser also vouches
+// for it with "Sec-Fetch-Site: same-origin", which a page cannot forge; an
+// opaque origin from a sandboxed frame on this host is "same-origin" too,
+// but it still needs the per-form request token, which only this
+// provider's own page carries.
 func (p *Provider) sameOrigin(r *http.Request) bool {
-	if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+	site := r.Header.Get("Sec-Fetch-Site")
+	if site == "cross-site" {
 		return false
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
+	}
+	if origin == "null" {
+		return site == "same-origin"
 	}
 	iss, _ := url.Parse(p.issuer)
 	return origin == iss.Scheme+"://"+iss.Host || origin == "http://"+r.Host || origin == "https://"+r.Host

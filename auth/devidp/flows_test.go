@@ -281,7 +281,7 @@ func TestLoginForm(t *testing.T) {
 	for header, want := range map[string]string{
 		"X-Frame-Options":         "DENY",
 		"X-Content-Type-Options":  "nosniff",
-		"Referrer-Policy":         "no-referrer",
+		"Referrer-Policy":         "same-origin",
 		"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
 	} {
 		if got := resp.Header.Get(header); got != want {
