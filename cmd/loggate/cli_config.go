@@ -234,8 +234,22 @@ func readTokenFile(p string) (string, error) {
 }
 
 // refresh redeems the stored refresh token for a new ID token and saves it.
+//
+// Several loggate processes share one refresh token, and a provider that
+// rotates refresh tokens treats a second use as a replay and revokes the
+// whole family. So refreshing is serialised with a lock file, and a process
+// that waited for the lock takes the token the other one just saved.
 func (c *cli) refresh(ctx context.Context, cfg cliConfig) (cliConfig, error) {
 	relogin := fmt.Errorf("your sign-in to %s has expired: run `loggate login --server %s`", cfg.Server, cfg.Server)
+	if unlock, err := c.lockConfig(ctx); err == nil {
+		defer unlock()
+		if cur, err := c.loadConfig(); err == nil && cur.Server == cfg.Server && cur.Tokens.RefreshToken != "" {
+			if cur.Tokens.IDToken != cfg.Tokens.IDToken && c.clock().Add(30*time.Second).Before(cur.Tokens.Expiry) {
+				return cur, nil // refreshed by another process meanwhile
+			}
+			cfg.Tokens.RefreshToken = cur.Tokens.RefreshToken
+		}
+	}
 	if cfg.Tokens.RefreshToken == "" || cfg.Tokens.TokenEndpoint == "" {
 		return cfg, relogin
 	}
@@ -301,4 +315,40 @@ func (c *cli) client() *http.Client {
 		return c.httpClient
 	}
 	return &http.Client{Timeout: 30 * time.Second}
+}
+
+// lockConfig takes the config's lock file, waiting up to 10s. A lock older
+// than 30s is left over from a crashed process and is broken.
+func (c *cli) lockConfig(ctx context.Context) (unlock func(), err error) {
+	p, err := c.configPath()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, err
+	}
+	lock := p + ".lock"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f, err := os.OpenFile(lock, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err == nil {
+			f.Close()
+			return func() { os.Remove(lock) }, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		if fi, err := os.Stat(lock); err == nil && time.Since(fi.ModTime()) > 30*time.Second {
+			os.Remove(lock)
+			continue
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("config lock busy")
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
 }

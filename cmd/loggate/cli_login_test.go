@@ -257,3 +257,56 @@ func TestRejectedTokenIsRenewedOnce(t *testing.T) {
 		t.Error("the renewed token was not saved")
 	}
 }
+
+// TestConcurrentRefreshKeepsTheSignIn: several commands find the ID token
+// expired at once. The development provider rotates refresh tokens and
+// revokes the family on a replay, so unserialised refreshes would sign the
+// user out; with the lock every command succeeds and the sign-in survives.
+func TestConcurrentRefreshKeepsTheSignIn(t *testing.T) {
+	g := startGateway(t)
+	form := url.Values{"grant_type": {"password"}, "client_id": {"loggate"}, "username": {"bob"}, "password": {"bob"},
+		"scope": {"openid profile email groups offline_access"}}
+	resp, err := http.PostForm(g.url+"/dev/oidc/token", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		IDToken      string `json:"id_token"`
+		RefreshToken string `json:"refresh_token"`
+	}
+	json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	ct := newCLI(t, "")
+	expire := func() {
+		cfg := cliConfig{Server: g.url, Issuer: g.url + "/dev/oidc", ClientID: "loggate",
+			Scopes: []string{"openid", "profile", "email", "groups", "offline_access"},
+			Tokens: cliTokens{IDToken: tok.IDToken, RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute),
+				TokenEndpoint: g.url + "/dev/oidc/token"}}
+		if cur, _ := readConfigIfAny(ct); cur.Tokens.RefreshToken != "" {
+			cfg.Tokens = cur.Tokens
+			cfg.Tokens.Expiry = time.Now().Add(-time.Minute)
+		}
+		if err := ct.build(io.Discard, io.Discard).saveConfig(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expire()
+	var runs []*runningCLI
+	for range 4 {
+		runs = append(runs, ct.start("whoami"))
+	}
+	for i, r := range runs {
+		if code := r.wait(t, 30*time.Second); code != 0 {
+			t.Errorf("whoami %d: exit %d: %s", i, code, r.stderr)
+		}
+	}
+	// The stored refresh token still works afterwards.
+	expire()
+	if out := ct.mustRun("whoami"); !strings.Contains(out, "bob@example.com") {
+		t.Errorf("whoami after concurrent refreshes = %q", out)
+	}
+}
+
+func readConfigIfAny(ct *cliT) (cliConfig, error) {
+	return ct.build(io.Discard, io.Discard).loadConfig()
+}
