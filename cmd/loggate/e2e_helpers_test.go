@@ -15,7 +15,7 @@ import (
 // gatewayT is a gateway started by runServe for a test, with helpers that
 // speak only its public HTTP contract.
 type gatewayT struct {
-	t    *testing.T
+	t    testing.TB
 	r    *running
 	url  string
 	done chan error
@@ -23,7 +23,7 @@ type gatewayT struct {
 
 // startGateway runs `loggate serve --dev` on a loopback port with a
 // temporary data directory, exactly as main wires it.
-func startGateway(t *testing.T, extra ...string) *gatewayT {
+func startGateway(t testing.TB, extra ...string) *gatewayT {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *running, 1)

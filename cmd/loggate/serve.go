@@ -194,7 +194,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer backlog.Close()
 	hub, err := logs.NewHub(logs.HubConfig{Backlog: backlog, Logger: log.With("component", "hub"), ChainedDigest: true,
-		Retention: map[string]logs.Retention{"prod": {MaxAge: 24 * time.Hour}, "": {}}})
+		MaxViewerRate: c.MaxViewerRate,
+		Retention:     map[string]logs.Retention{"prod": {MaxAge: 24 * time.Hour}, "": {}}})
 	if err != nil {
 		return fmt.Errorf("log hub: %w", err)
 	}
@@ -216,6 +217,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies,
 		Auth: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red,
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
+		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
+			IngestRate: c.IngestRate},
 		VerifyAudit: func(ctx context.Context) (audit.Report, error) {
 			return audit.Verify(ctx, filepath.Join(c.Data, "audit"), nil)
 		},
