@@ -72,7 +72,7 @@ type Store struct {
 	quit   chan struct{}
 	done   chan struct{}
 
-	stats struct{ appends, commits, failures, checkpoints atomic.Int64 }
+	stats struct{ appends, commits, failures, checkpoints, unavailable, purged atomic.Int64 }
 
 	// Writer-owned state (only the writer goroutine touches it after Open).
 	st           chainState
@@ -301,6 +301,11 @@ type Stats struct {
 	Commits     int64 // append transactions committed (Appends/Commits is the mean group size)
 	Failures    int64 // append or checkpoint transactions that failed
 	Checkpoints int64 // checkpoints written since Open
+	// Unavailable counts Append calls that returned ErrUnavailable: each is
+	// an audited action the caller had to refuse (503). Export it as a
+	// counter, e.g. loggate_audit_append_failures_total.
+	Unavailable int64
+	Purged      int64 // event records purged by retention since Open
 }
 
 // Stats returns the store's counters.
@@ -310,6 +315,8 @@ func (s *Store) Stats() Stats {
 		Commits:     s.stats.commits.Load(),
 		Failures:    s.stats.failures.Load(),
 		Checkpoints: s.stats.checkpoints.Load(),
+		Unavailable: s.stats.unavailable.Load(),
+		Purged:      s.stats.purged.Load(),
 	}
 }
 

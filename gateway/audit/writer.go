@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,6 +25,14 @@ import (
 // what happened), so callers must treat it as a failure and fail closed.
 // Use a context detached from the client's request with its own deadline.
 func (s *Store) Append(ctx context.Context, ev Event) (Event, error) {
+	out, err := s.append(ctx, ev)
+	if err != nil && errors.Is(err, ErrUnavailable) {
+		s.stats.unavailable.Add(1)
+	}
+	return out, err
+}
+
+func (s *Store) append(ctx context.Context, ev Event) (Event, error) {
 	if err := validate(&ev); err != nil {
 		return Event{}, fmt.Errorf("audit append: %w", err)
 	}
