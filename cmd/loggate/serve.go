@@ -243,9 +243,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	tokens := map[string]string{}
 	if c.Dev {
 		for _, env := range []string{"staging", "prod"} {
-			tok := c.DevSourceToken
-			if tok == "" {
-				tok = gateway.NewSourceToken()
+			tok, err := devSourceToken(c, env)
+			if err != nil {
+				return err
 			}
 			stream := store.StreamRef{Service: "checkout", Env: env}
 			if _, err := srv.CreateSource(ctx, system, "demo checkout/"+env, tok, []store.StreamRef{stream}); err != nil {
@@ -383,4 +383,24 @@ func loadGroupMap(path string) (map[string][]string, error) {
 		return nil, fmt.Errorf("group map %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// devSourceToken is --dev-source-token, or the demo source's token kept in
+// the data directory (mode 0600) so it survives restarts, created once.
+func devSourceToken(c *serveConfig, env string) (string, error) {
+	if c.DevSourceToken != "" {
+		return c.DevSourceToken, nil
+	}
+	path := filepath.Join(c.Data, "keys", "dev-source-checkout-"+env+".token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	tok := gateway.NewSourceToken()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save demo source token: %w", err)
+	}
+	return tok, nil
 }
