@@ -13,7 +13,6 @@ import (
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 )
@@ -74,51 +73,7 @@ func newBrowser(t *testing.T, g *gatewayT, name string) *browser {
 		t.Fatalf("%s: start chromium: %v", name, err)
 	}
 	b.watch()
-	b.patchLoginOrigin()
 	return b
-}
-
-// patchLoginOrigin works around a bug in the development identity
-// provider: the gateway (and the provider's own pages) send
-// "Referrer-Policy: no-referrer", so Chromium sends "Origin: null" when the
-// login form is posted, and the provider's same-origin check refuses it
-// ("Cross-site request refused"). Until the provider accepts Origin null
-// with Sec-Fetch-Site: same-origin, the test restores the real origin on
-// that one request (and says so in the log); every other request is left
-// alone.
-func (b *browser) patchLoginOrigin() {
-	t := b.t
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	paused := chromedp.Events(b.ctx, fetch.RequestPaused)
-	err := chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-		_, err := cdp.Call(ctx, tg, fetch.Enable, fetch.EnableParams{Patterns: []*fetch.RequestPattern{
-			{URLPattern: b.base + "/dev/oidc/auth*", RequestStage: fetch.RequestStageRequest}}})
-		return err
-	}))
-	if err != nil {
-		t.Fatalf("%s: enable request interception: %v", b.name, err)
-	}
-	go func() {
-		for ev, err := range paused {
-			if err != nil {
-				return
-			}
-			var headers []*fetch.HeaderEntry
-			for k, v := range ev.Request.Headers {
-				val := fmt.Sprint(v)
-				if strings.EqualFold(k, "Origin") && val == "null" {
-					t.Logf("%s: WORKAROUND: login form posted with Origin: null (devidp refuses it); sending Origin %s", b.name, b.base)
-					val = b.base
-				}
-				headers = append(headers, &fetch.HeaderEntry{Name: k, Value: val})
-			}
-			_, _ = chromedp.Run(b.ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-				_, err := cdp.Call(ctx, tg, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID, Headers: headers})
-				return err
-			}))
-		}
-	}()
 }
 
 // watch records what must never happen on our pages: an uncaught script
