@@ -85,7 +85,11 @@ func (s *Server) accept(r *http.Request, src store.Source, entries []logs.Entry)
 		}
 	}
 	for i := range entries {
-		s.cfg.Redactor.Entry(&entries[i])
+		red := s.cfg.Redactor
+		if r, ok := s.cfg.RedactorsByEnv[entries[i].Env]; ok {
+			red = r
+		}
+		red.Entry(&entries[i])
 	}
 	if _, err := s.cfg.Hub.Publish(r.Context(), entries); err != nil {
 		return 0, errUnavailable("log pipeline unavailable", err)

@@ -95,12 +95,16 @@ type Config struct {
 	// nil means none: the peer address is the client address.
 	TrustedProxies []netip.Prefix
 
-	Auth     Authenticator
-	Policy   Policy
-	Audit    Auditor
-	Store    *store.Store
-	Hub      *logs.Hub
+	Auth   Authenticator
+	Policy Policy
+	Audit  Auditor
+	Store  *store.Store
+	Hub    *logs.Hub
+	// Redactor masks secrets at ingest and in reasons and comments.
 	Redactor *redact.Redactor
+	// RedactorsByEnv overrides Redactor for entries of some environments
+	// (redaction profiles); nil means one rule set everywhere.
+	RedactorsByEnv map[string]*redact.Redactor
 	// Broadcast carries revocations and policy changes to other replicas;
 	// nil means this is the only replica.
 	Broadcast Broadcaster

@@ -52,6 +52,7 @@ type serveConfig struct {
 
 	AuditCheckpointInterval time.Duration
 	MaxTailsPerUser         int
+	RedactionFile           string
 	MaxTailsPerStream       int
 	MaxViewerRate           int
 	IngestRate              float64
@@ -94,6 +95,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookEvents, "webhook-events", "", "comma-separated event kinds to send (default: all)")
 	fs.StringVar(&c.WebhookFormat, "webhook-format", "json", "webhook body: json (signed, Standard Webhooks headers) or slack")
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often a signed audit checkpoint is written")
+	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
 	fs.IntVar(&c.MaxTailsPerUser, "max-tails-per-user", 8, "concurrent live tails per person")
 	fs.IntVar(&c.MaxTailsPerStream, "max-tails-per-stream", 200, "concurrent live tails per stream")
 	fs.IntVar(&c.MaxViewerRate, "max-viewer-rate", 5000, "entries per second a viewer receives before sampling (announced)")

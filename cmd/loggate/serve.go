@@ -26,7 +26,6 @@ import (
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/logs"
-	"github.com/loggate/loggate/gateway/redact"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policies"
 	"github.com/loggate/loggate/policy"
@@ -200,9 +199,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("log hub: %w", err)
 	}
 	defer hub.Close()
-	red, err := redact.New(redact.Config{})
+	red, redByEnv, err := loadRedaction(c.RedactionFile)
 	if err != nil {
-		return fmt.Errorf("redaction rules: %w", err)
+		return err
 	}
 
 	proxies, err := parsePrefixes(c.TrustedProxies)
@@ -215,7 +214,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	srv, err = gateway.New(gateway.Config{
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies,
-		Auth: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red,
+		Auth: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
 			IngestRate: c.IngestRate},
