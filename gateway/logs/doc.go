@@ -17,6 +17,14 @@
 // ended with ErrSlow. Backfill and live delivery are computed under the same
 // stream lock, so a new viewer sees every entry exactly once.
 //
+// # Several replicas
+//
+// With HubConfig.Sequencer set, seqs come from a shared feed (Redis, in
+// gateway/cluster): Publish stores entries there and every replica's feed
+// reader delivers them, seqs set, with PublishAssigned, which skips
+// duplicates and reports jumps as a "gap". EndViewers ends every viewer when
+// the feed is lost, leaving the hub open.
+//
 // # Messages
 //
 // Message.Data is one of (golden copies in testdata/):

@@ -35,6 +35,11 @@ type HubConfig struct {
 	// (the dominant fan-out cost with many viewers; see
 	// BenchmarkPublishFanout). If false, the concatenation digest.
 	ChainedDigest bool
+	// Sequencer, when set, assigns seqs for several replicas: Publish
+	// hands entries to it (after validation, with Observed set) and they
+	// reach this hub's ring and viewers only through PublishAssigned, called
+	// by the feed's reader. If nil, the hub assigns seqs itself.
+	Sequencer Sequencer
 	// Now is the clock for Observed times, ages and rates. If nil, time.Now.
 	Now func() time.Time
 	// Logger receives operational messages (never log content). If nil,
@@ -198,7 +203,9 @@ func (h *Hub) restoreLocked(ctx context.Context, st *stream) error {
 // ring and the backlog, and fans it out to the viewers. It never blocks on
 // a viewer; it may wait (bounded by ctx) when the backlog is far behind.
 //
-// Publish sets Seq, and Observed when zero, in entries and returns it. The
+// Publish sets Seq, and Observed when zero, in entries and returns it. With
+// a Sequencer, the sequencer sets Seq and the entries reach the viewers when
+// its reader calls PublishAssigned. The
 // hub keeps the entries' maps: do not modify entries after Publish.
 func (h *Hub) Publish(ctx context.Context, entries []Entry) ([]Entry, error) {
 	if len(entries) == 0 {
@@ -217,6 +224,16 @@ func (h *Hub) Publish(ctx context.Context, entries []Entry) ([]Entry, error) {
 		if e.Service != entries[0].Service || e.Env != entries[0].Env {
 			single = false
 		}
+	}
+	if h.cfg.Sequencer != nil {
+		if h.closed.Load() {
+			return nil, fmt.Errorf("publish log entries: %w", ErrHubClosed)
+		}
+		out, err := h.cfg.Sequencer.Publish(ctx, entries)
+		if err != nil {
+			return nil, fmt.Errorf("publish log entries: %w", err)
+		}
+		return out, nil
 	}
 	if single {
 		if err := h.publishStream(ctx, entries[0].Stream(), entries, now); err != nil {
