@@ -71,6 +71,18 @@ func (p *Provider) RotateKey() error {
 	return nil
 }
 
+// SignIDToken signs claims, exactly as given, as an ID token with the
+// current signing key. Tests use it to present tokens the provider would
+// never issue (another audience or issuer, an exp in the past) to a relying
+// party that trusts this provider's keys. It is an in-process API only: no
+// endpoint mints arbitrary claims.
+func (p *Provider) SignIDToken(claims map[string]any) (string, error) {
+	return p.sign(typIDToken, claims)
+}
+
+// Issuer is the issuer URL exactly as configured (the "iss" claim).
+func (p *Provider) Issuer() string { return p.issuer }
+
 // liveKeys returns the keys published in the JWKS, current first.
 func (p *Provider) liveKeys() []*signingKey {
 	p.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLoginFormOrigin pins which form posts the provider believes come from
@@ -54,5 +55,31 @@ func TestLoginFormOrigin(t *testing.T) {
 				t.Errorf("status = %d, want %d", resp.StatusCode, want)
 			}
 		})
+	}
+}
+
+func TestSignIDToken(t *testing.T) {
+	e := newEnv(t, nil)
+	raw, err := e.p.SignIDToken(map[string]any{"iss": e.p.Issuer(), "sub": "dev-alice", "aud": "web", "exp": e.clock.Now().Add(time.Minute).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := e.verifier(t, "web").Verify(t.Context(), raw)
+	if err != nil {
+		t.Fatalf("a signed token does not verify against the JWKS: %v", err)
+	}
+	if idt.Subject != "dev-alice" || e.p.Issuer() != e.issuer {
+		t.Errorf("subject %q issuer %q, want dev-alice and %q", idt.Subject, e.p.Issuer(), e.issuer)
+	}
+	// The provider's own endpoints still refuse it as an access token.
+	req, _ := http.NewRequest(http.MethodGet, e.issuer+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+raw)
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("userinfo with an ID token: status %d, want 401", resp.StatusCode)
 	}
 }
