@@ -263,13 +263,19 @@ func (s *Server) writeTailRaw(conn *websocket.Conn, b []byte) error {
 	return conn.WriteMessage(websocket.TextMessage, b)
 }
 
-// endTail sends the end message and a close frame, then waits briefly for
-// the client's close so the frame is not lost to a reset.
-func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
+// sendEnd writes the end message and the close frame; it never reads.
+func (s *Server) sendEnd(conn *websocket.Conn, e tailEnd, msg string) {
 	if e.code != websocket.CloseNormalClosure {
 		_ = s.writeTail(conn, map[string]string{"type": "end", "reason": e.reason, "message": msg})
 	}
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(e.code, e.text), time.Now().Add(time.Second))
+}
+
+// endTail sends the end and then waits briefly for the client's close so
+// the frame is not lost to a reset. Only for connections with no reader
+// goroutine; serveTail lets its reader see the close instead.
+func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
+	s.sendEnd(conn, e, msg)
 	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
 	for {
 		if _, _, err := conn.NextReader(); err != nil {
@@ -333,7 +339,10 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	start := s.now()
 	expiresAt := g.ExpiresAt
 	finish := func(e tailEnd, msg string) tailEnd {
-		s.endTail(conn, e, msg)
+		s.sendEnd(conn, e, msg)
+		// The reader goroutine owns reads: wait for it to see the close.
+		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		<-readErr
 		return e
 	}
 	for {

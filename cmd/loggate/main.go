@@ -43,6 +43,8 @@ func usageError(format string, a ...any) error {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// After the first signal, restore the default so a second one kills.
+	go func() { <-ctx.Done(); stop() }()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	code := exitOK
@@ -68,10 +70,19 @@ Server:
   loggate audit verify --data DIR      verify the audit trail offline
 
 Client:
+  loggate login --server URL           sign in (device code or browser)
+  loggate streams | whoami | logout
+  loggate request SVC/ENV --for 30m --reason "..." [--break-glass] [--wait]
+  loggate tail GRANT|SVC/ENV [--level L] [--grep RE] [--output json]
+  loggate requests | approve | deny | cancel | wait | grants | revoke | extend
+  loggate audit search | timeline      (security)
+  loggate source create | list | revoke (loggate-admins)
+  loggate ship --token-file F --service S --env E [FILE|-]
+  loggate completion bash|zsh|fish
   loggate version
 
 Run 'loggate COMMAND --help' for a command's flags and examples.
-Exit codes: 0 ok, 1 error, 2 usage, 3 denied, 4 expired/revoked.
+Exit codes: 0 ok, 1 error, 2 usage, 3 denied, 4 expired/revoked, 130 interrupted.
 `
 
 // run is the whole binary, testable: it never calls os.Exit.
