@@ -1,0 +1,17 @@
+// Package cluster lets several loggate replicas share one Redis: it carries
+// control messages (revocations, expiries, extensions) between replicas
+// over pub/sub (Control), the live log feed with shared per-stream seqs
+// (Feed: one Redis Stream per log stream, read by every replica and fanned
+// out locally), and one gapless hash-chained audit trail (Audit).
+//
+// It imports only gateway/logs and gateway/audit, for their types; it knows
+// nothing of HTTP, grants or users. The gateway adapts Message to its own
+// control events.
+//
+// Requirements on Redis: version 6.2 or later, a single primary (not Redis
+// Cluster: the feed's script touches keys of several streams), and for the
+// audit trail persistence of every write (appendonly yes, appendfsync
+// always), which CheckDurability verifies.
+//
+// Every goroutine belongs to a Run method and ends with its context.
+package cluster
