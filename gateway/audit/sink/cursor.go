@@ -1,0 +1,70 @@
+package sink
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// readCursor returns the seq saved in path, or 0 if the file does not exist.
+func readCursor(path string) (int64, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read cursor: %w", err)
+	}
+	return parseCursor(b)
+}
+
+func parseCursor(b []byte) (int64, error) {
+	s := string(bytes.TrimSpace(b))
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != s {
+		return 0, fmt.Errorf("cursor file holds %q, want a seq", s)
+	}
+	return n, nil
+}
+
+// writeCursor replaces path with seq: write a temporary file, fsync, rename,
+// fsync the directory. A crash leaves the old or the new cursor, never a
+// torn one.
+func writeCursor(path string, seq int64) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("write cursor: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.WriteString(strconv.FormatInt(seq, 10) + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write cursor: %w", err)
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir: %w", err)
+	}
+	return nil
+}
