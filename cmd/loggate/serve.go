@@ -212,8 +212,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("web UI: %w", err)
 	}
+	notifier, err := newNotifier(ctx, c, pub.String(), log)
+	if err != nil {
+		return err
+	}
+	defer notifier.Close()
 	srv, err = gateway.New(gateway.Config{
-		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies,
+		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
 		Auth: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
@@ -225,6 +230,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	notifier.bind(srv)
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
