@@ -54,6 +54,11 @@ type keySet struct {
 	keys    []jose.JSONWebKey
 	fetched time.Time // last successful fetch
 	tried   time.Time // last attempt
+	// missTried is the last refetch for an unknown key id. It has its own
+	// clock so that a scheduled fetch made just before the provider rotates
+	// does not hide the new key, while a flood of random kids still costs
+	// one fetch per keysMinRefetch.
+	missTried time.Time
 }
 
 func newKeySet(url string, client *http.Client, algs []string, now func() time.Time, log *slog.Logger) *keySet {
@@ -93,6 +98,11 @@ func (k *keySet) refetch(ctx context.Context, limited bool) error {
 	if limited && !last.IsZero() && k.now().Sub(last) < keysMinRefetch {
 		return nil
 	}
+	return k.fetchLocked(ctx)
+}
+
+// fetchLocked downloads the JWKS and caches it; the caller holds fetchMu.
+func (k *keySet) fetchLocked(ctx context.Context) error {
 	k.mu.Lock()
 	k.tried = k.now()
 	k.mu.Unlock()
@@ -105,6 +115,27 @@ func (k *keySet) refetch(ctx context.Context, limited bool) error {
 	k.keys, k.fetched = keys, k.now()
 	k.mu.Unlock()
 	return nil
+}
+
+// refetchUnknownKid refetches the JWKS for a key id missing from the cache,
+// at most once per keysMinRefetch (on the missTried clock). Concurrent
+// callers wait for a fetch in flight and use its result.
+func (k *keySet) refetchUnknownKid(ctx context.Context, kid, alg string) error {
+	k.fetchMu.Lock()
+	defer k.fetchMu.Unlock()
+	if len(k.candidates(kid, alg)) > 0 {
+		return nil // fetched while this caller waited
+	}
+	k.mu.Lock()
+	skip := !k.missTried.IsZero() && k.now().Sub(k.missTried) < keysMinRefetch
+	if !skip {
+		k.missTried = k.now()
+	}
+	k.mu.Unlock()
+	if skip {
+		return nil
+	}
+	return k.fetchLocked(ctx)
 }
 
 func (k *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
@@ -199,7 +230,7 @@ func (k *keySet) verify(ctx context.Context, raw string) ([]byte, error) {
 	cands := k.candidates(hdr.KeyID, hdr.Algorithm)
 	if len(cands) == 0 && hdr.KeyID != "" {
 		// Possibly a rotation: the provider signs with a key we have not seen.
-		if err := k.refetch(ctx, true); err != nil {
+		if err := k.refetchUnknownKid(ctx, hdr.KeyID, hdr.Algorithm); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrProviderUnavailable, err)
 		}
 		cands = k.candidates(hdr.KeyID, hdr.Algorithm)
