@@ -141,30 +141,39 @@ func (s *Server) handleIngestJSON(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"accepted": n})
 }
 
+// decodeFunc is an ingest format whose records name their own streams.
+type decodeFunc func(body []byte, contentType string, opts ingest.Options) ([]logs.Entry, error)
+
+// ingestBody authenticates the source, reads and decodes the body, and
+// accepts its entries; it reports whether it succeeded (having written the
+// error otherwise).
+func (s *Server) ingestBody(w http.ResponseWriter, r *http.Request, decode decodeFunc) bool {
+	src, err := s.source(r)
+	if err == nil {
+		var body []byte
+		if body, err = s.readIngest(w, r); err == nil {
+			var entries []logs.Entry
+			if entries, err = decode(body, r.Header.Get("Content-Type"), s.ingestOptions()); err != nil {
+				err = s.decodeError(err)
+			} else {
+				_, err = s.accept(r, src, entries)
+			}
+		}
+	}
+	if err != nil {
+		s.writeIngestError(w, r, err)
+		return false
+	}
+	return true
+}
+
 // handleIngestOTLP takes OTLP/HTTP logs (protobuf or JSON).
 func (s *Server) handleIngestOTLP(w http.ResponseWriter, r *http.Request) {
-	src, err := s.source(r)
-	if err != nil {
-		s.writeIngestError(w, r, err)
-		return
-	}
-	body, err := s.readIngest(w, r)
-	if err != nil {
-		s.writeIngestError(w, r, err)
-		return
-	}
-	ct := r.Header.Get("Content-Type")
-	entries, err := ingest.DecodeOTLP(body, ct, s.ingestOptions())
-	if err != nil {
-		s.writeIngestError(w, r, s.decodeError(err))
-		return
-	}
-	if _, err := s.accept(r, src, entries); err != nil {
-		s.writeIngestError(w, r, err)
+	if !s.ingestBody(w, r, ingest.DecodeOTLP) {
 		return
 	}
 	// An empty ExportLogsServiceResponse: full success.
-	if strings.HasPrefix(ct, "application/json") {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
 		writeJSON(w, http.StatusOK, map[string]any{})
 		return
 	}
@@ -174,26 +183,9 @@ func (s *Server) handleIngestOTLP(w http.ResponseWriter, r *http.Request) {
 
 // handleIngestLoki takes the Loki push API (JSON or snappy protobuf).
 func (s *Server) handleIngestLoki(w http.ResponseWriter, r *http.Request) {
-	src, err := s.source(r)
-	if err != nil {
-		s.writeIngestError(w, r, err)
-		return
+	if s.ingestBody(w, r, ingest.DecodeLokiPush) {
+		w.WriteHeader(http.StatusNoContent)
 	}
-	body, err := s.readIngest(w, r)
-	if err != nil {
-		s.writeIngestError(w, r, err)
-		return
-	}
-	entries, err := ingest.DecodeLokiPush(body, r.Header.Get("Content-Type"), s.ingestOptions())
-	if err != nil {
-		s.writeIngestError(w, r, s.decodeError(err))
-		return
-	}
-	if _, err := s.accept(r, src, entries); err != nil {
-		s.writeIngestError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
 }
 
 func (s *Server) writeIngestError(w http.ResponseWriter, r *http.Request, err error) {

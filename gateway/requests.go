@@ -203,24 +203,8 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 		return store.Request{}, nil, err
 	}
 	err := s.cfg.Store.Update(ctx, func(tx *store.Txn) error {
-		if grant != nil && a.extends != nil {
-			cur, err := tx.Grant(a.extends.ID)
-			if err != nil {
-				return err
-			}
-			if !cur.ActiveAt(now) {
-				return errConflict("grant is no longer active")
-			}
-			cur.ExpiresAt = cur.ExpiresAt.Add(a.duration)
-			cur.ExpiryWarned = false
-			*grant = cur
-			if err := tx.PutGrant(&cur); err != nil {
-				return err
-			}
-		} else if grant != nil {
-			if err := tx.PutGrant(grant); err != nil {
-				return err
-			}
+		if err := putGrant(tx, grant, req, now); err != nil {
+			return err
 		}
 		if review != nil {
 			if err := tx.PutReview(review); err != nil {
@@ -262,6 +246,29 @@ func (s *Server) issue(req *store.Request, now time.Time) (*store.Grant, audit.E
 		Details: map[string]any{"duration": dur.String(), "expires_at": g.ExpiresAt.UTC().Format(time.RFC3339),
 			"break_glass": g.BreakGlass, "holder": req.Requester.ID}}
 	return g, ev
+}
+
+// putGrant stores the grant an approval issues. For an extension it
+// instead moves the existing grant's expiry by the requested duration, if
+// that grant is still active, and updates *grant to the stored result.
+func putGrant(tx *store.Txn, grant *store.Grant, req store.Request, now time.Time) error {
+	if grant == nil {
+		return nil
+	}
+	if req.Extends == "" {
+		return tx.PutGrant(grant)
+	}
+	g, err := tx.Grant(req.Extends)
+	if err != nil {
+		return err
+	}
+	if !g.ActiveAt(now) {
+		return errConflict("the grant to extend has ended")
+	}
+	g.ExpiresAt = g.ExpiresAt.Add(req.Duration)
+	g.ExpiryWarned = false
+	*grant = g
+	return tx.PutGrant(&g)
 }
 
 type verdictBody struct {
@@ -359,24 +366,8 @@ func (s *Server) handleVerdict(w http.ResponseWriter, r *http.Request, who auth.
 		if cur.State != store.StatePending || len(cur.Approvals) != len(req.Approvals)-1 {
 			return errConflict("request changed while you were deciding; reload it")
 		}
-		if grant != nil {
-			if req.Extends != "" {
-				g, err := tx.Grant(req.Extends)
-				if err != nil {
-					return err
-				}
-				if !g.ActiveAt(now) {
-					return errConflict("the grant to extend has ended")
-				}
-				g.ExpiresAt = g.ExpiresAt.Add(req.Duration)
-				g.ExpiryWarned = false
-				*grant = g
-				if err := tx.PutGrant(&g); err != nil {
-					return err
-				}
-			} else if err := tx.PutGrant(grant); err != nil {
-				return err
-			}
+		if err := putGrant(tx, grant, req, now); err != nil {
+			return err
 		}
 		return tx.PutRequest(&req)
 	})
