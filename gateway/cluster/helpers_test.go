@@ -85,3 +85,10 @@ func entries(s logs.Stream, prefix string, n int) []logs.Entry {
 	}
 	return out
 }
+
+// redisXAdd builds a forged audit stream entry.
+type redisXAdd struct{ stream, id, rec, hash string }
+
+func (x redisXAdd) args() *redis.XAddArgs {
+	return &redis.XAddArgs{Stream: x.stream, ID: x.id, Values: []any{"r", x.rec, "h", x.hash}}
+}

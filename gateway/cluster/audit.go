@@ -1,0 +1,447 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/loggate/loggate/gateway/audit"
+)
+
+// Audit is the audit trail shared by replicas: one gapless hash-chained
+// sequence in a Redis Stream. Records have the format of the SQLite store
+// (gateway/audit): `{"seq":N,"prev_hash":"<hex>",...}` with
+// hash = SHA-256(prev hash || record), the first prev hash being 32 zero
+// bytes. The stream entry id is "<seq>-0".
+//
+// Append builds the record for the head it read and commits it with a Lua
+// script that checks the head is unchanged (seq and hash) and then, in one
+// atomic step, XADDs the record and moves the head; when another replica
+// appended first it reads the new head and tries again. With appendfsync
+// always, a successful Append is on disk.
+//
+// Search, Get (through an id index) and Export scan the stream: fine for
+// the sizes tests and small deployments reach, linear in the trail's
+// length for filtered searches. Inclusion proofs and signed checkpoints are
+// not supported with Redis yet.
+//
+// Keys under Prefix: <p>audit (stream), <p>audit:head (hash: seq, hash),
+// <p>audit:ids (hash: event id -> seq).
+type Audit struct {
+	c      *redis.Client
+	prefix string
+	now    func() time.Time
+	log    *slog.Logger
+	append *redis.Script
+	mu     sync.Mutex // serialises this replica's appends (fewer lost races)
+}
+
+// AuditConfig configures an Audit.
+type AuditConfig struct {
+	// Client is the Redis connection (required; not closed by Audit).
+	Client *redis.Client
+	// Prefix namespaces the keys; zero means "loggate:".
+	Prefix string
+	// Now stamps events without a time; nil means time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// ErrNotSupported reports an audit feature the Redis trail lacks.
+var ErrNotSupported = errors.New("not supported with Redis yet")
+
+// appendScript: KEYS stream, head, ids; ARGV expected seq, expected hash,
+// record, new hash, event id. Returns 1, or 0 when the head moved.
+const appendScript = `
+local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
+local h = redis.call('HGET', KEYS[2], 'hash') or ''
+if seq ~= tonumber(ARGV[1]) or h ~= ARGV[2] then
+  return 0
+end
+if redis.call('HSETNX', KEYS[3], ARGV[5], seq + 1) == 0 then
+  return redis.error_reply('duplicate event id')
+end
+redis.call('XADD', KEYS[1], string.format('%d-0', seq + 1), 'r', ARGV[3], 'h', ARGV[4])
+redis.call('HSET', KEYS[2], 'seq', seq + 1, 'hash', ARGV[4])
+return 1
+`
+
+// NewAudit validates cfg.
+func NewAudit(cfg AuditConfig) (*Audit, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("cluster audit: Client is required")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = "loggate:"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Audit{c: cfg.Client, prefix: cfg.Prefix, now: cfg.Now, log: cfg.Logger, append: redis.NewScript(appendScript)}, nil
+}
+
+func (a *Audit) streamKey() string { return a.prefix + "audit" }
+func (a *Audit) headKey() string   { return a.prefix + "audit:head" }
+func (a *Audit) idsKey() string    { return a.prefix + "audit:ids" }
+
+func unavailable(what string, err error) error {
+	return fmt.Errorf("%w: redis %s: %v", audit.ErrUnavailable, what, err)
+}
+
+// recordTail mirrors the audit package's canonical field order (the part of
+// a record after seq and prev_hash).
+type recordTail struct {
+	ID             string         `json:"id"`
+	Schema         int            `json:"schema"`
+	Time           time.Time      `json:"time"`
+	Action         string         `json:"action"`
+	Actor          audit.Actor    `json:"actor"`
+	SourceAddr     string         `json:"source_addr,omitempty"`
+	UserAgent      string         `json:"user_agent,omitempty"`
+	RequestID      string         `json:"request_id,omitempty"`
+	Target         audit.Target   `json:"target,omitzero"`
+	Outcome        string         `json:"outcome"`
+	Reason         string         `json:"reason,omitempty"`
+	DecisionID     string         `json:"decision_id,omitempty"`
+	PolicyRevision string         `json:"policy_revision,omitempty"`
+	Details        map[string]any `json:"details,omitempty"`
+}
+
+func validate(ev *audit.Event) error {
+	switch {
+	case ev.Action == "" || len(ev.Action) > 128:
+		return fmt.Errorf("%w: action must be 1..128 bytes", audit.ErrInvalid)
+	case ev.Actor.Kind != audit.ActorUser && ev.Actor.Kind != audit.ActorSource && ev.Actor.Kind != audit.ActorSystem:
+		return fmt.Errorf("%w: actor kind %q", audit.ErrInvalid, ev.Actor.Kind)
+	}
+	switch ev.Outcome {
+	case audit.OutcomeSuccess, audit.OutcomeDenied, audit.OutcomeFailure, audit.OutcomeError, audit.OutcomeInterrupted:
+		return nil
+	}
+	return fmt.Errorf("%w: outcome %q", audit.ErrInvalid, ev.Outcome)
+}
+
+func encodeTail(ev *audit.Event) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	err := enc.Encode(recordTail{ID: ev.ID, Schema: ev.Schema, Time: ev.Time, Action: ev.Action, Actor: ev.Actor,
+		SourceAddr: ev.SourceAddr, UserAgent: ev.UserAgent, RequestID: ev.RequestID, Target: ev.Target,
+		Outcome: ev.Outcome, Reason: ev.Reason, DecisionID: ev.DecisionID, PolicyRevision: ev.PolicyRevision,
+		Details: ev.Details})
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode event: %v", audit.ErrInvalid, err)
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	if len(b) > audit.MaxRecordBytes {
+		return nil, fmt.Errorf("%w: event encodes to %d bytes, limit %d", audit.ErrInvalid, len(b), audit.MaxRecordBytes)
+	}
+	return b, nil
+}
+
+func buildRecord(seq int64, prevHex string, tail []byte) []byte {
+	rec := make([]byte, 0, len(tail)+100)
+	rec = append(rec, `{"seq":`...)
+	rec = strconv.AppendInt(rec, seq, 10)
+	rec = append(rec, `,"prev_hash":"`...)
+	rec = append(rec, prevHex...)
+	rec = append(rec, `",`...)
+	return append(rec, tail[1:]...)
+}
+
+// ChainHash is SHA-256(prev || record), the audit chain's link.
+func ChainHash(prev [32]byte, rec []byte) [32]byte {
+	h := sha256.New()
+	h.Write(prev[:])
+	h.Write(rec)
+	var out [32]byte
+	h.Sum(out[:0])
+	return out
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func newEventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return "evt_" + idEncoding.EncodeToString(b[:])
+}
+
+var zeroHex = strings.Repeat("0", 64)
+
+// Append implements gateway.Auditor: it assigns ID (when empty), Seq, Time
+// (when zero), Schema, PrevHash and Hash and returns the stored event once
+// Redis acknowledged it. Errors wrap audit.ErrUnavailable (fail closed) or
+// audit.ErrInvalid.
+func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error) {
+	if err := validate(&ev); err != nil {
+		return audit.Event{}, err
+	}
+	if ev.ID == "" {
+		ev.ID = newEventID()
+	}
+	if ev.Time.IsZero() {
+		ev.Time = a.now()
+	}
+	ev.Time = ev.Time.UTC()
+	ev.Schema = audit.SchemaVersion
+	tail, err := encodeTail(&ev)
+	if err != nil {
+		return audit.Event{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		head, err := a.c.HMGet(ctx, a.headKey(), "seq", "hash").Result()
+		if err != nil {
+			return audit.Event{}, unavailable("read head", err)
+		}
+		var seq int64
+		var prevHex string
+		if s, ok := head[0].(string); ok {
+			seq, _ = strconv.ParseInt(s, 10, 64)
+		}
+		if h, ok := head[1].(string); ok {
+			prevHex = h
+		}
+		prev := [32]byte{}
+		if prevHex != "" {
+			if _, err := hex.Decode(prev[:], []byte(prevHex)); err != nil {
+				return audit.Event{}, fmt.Errorf("%w: chain head hash %q", audit.ErrTampered, prevHex)
+			}
+		}
+		rec := buildRecord(seq+1, hex.EncodeToString(prev[:]), tail)
+		sum := ChainHash(prev, rec)
+		newHex := hex.EncodeToString(sum[:])
+		ok, err := a.append.Run(ctx, a.c, []string{a.streamKey(), a.headKey(), a.idsKey()},
+			seq, prevHex, rec, newHex, ev.ID).Int()
+		if err != nil {
+			if strings.Contains(err.Error(), "duplicate event id") {
+				return audit.Event{}, fmt.Errorf("%w: event id %s exists", audit.ErrInvalid, ev.ID)
+			}
+			return audit.Event{}, unavailable("append", err)
+		}
+		if ok == 1 {
+			ev.Seq, ev.PrevHash, ev.Hash = seq+1, hex.EncodeToString(prev[:]), newHex
+			return ev, nil
+		}
+		if attempt > 1000 {
+			return audit.Event{}, unavailable("append", errors.New("lost 1000 races for the chain head"))
+		}
+	}
+}
+
+// stored is one record as kept in the stream.
+type stored struct {
+	seq  int64
+	rec  []byte
+	hash string
+}
+
+func parseStored(m redis.XMessage) (stored, error) {
+	ms, _, _ := strings.Cut(m.ID, "-")
+	seq, err := strconv.ParseInt(ms, 10, 64)
+	r, _ := m.Values["r"].(string)
+	h, _ := m.Values["h"].(string)
+	if err != nil || r == "" {
+		return stored{}, fmt.Errorf("%w: malformed audit stream entry %s", audit.ErrTampered, m.ID)
+	}
+	return stored{seq: seq, rec: []byte(r), hash: h}, nil
+}
+
+func (s stored) event() (audit.Event, error) {
+	var ev audit.Event
+	dec := json.NewDecoder(bytes.NewReader(s.rec))
+	dec.UseNumber()
+	if err := dec.Decode(&ev); err != nil {
+		return audit.Event{}, fmt.Errorf("%w: event seq %d: %v", audit.ErrTampered, s.seq, err)
+	}
+	ev.Hash = s.hash
+	return ev, nil
+}
+
+// scan calls fn for stored records, newest first (rev) or oldest first,
+// starting after (or before, with rev) the seq bound (0: from the end).
+func (a *Audit) scan(ctx context.Context, rev bool, bound int64, fn func(stored) (bool, error)) error {
+	const page = 500
+	var start, end string
+	if rev {
+		start, end = "+", "-"
+		if bound > 0 {
+			start = "(" + strconv.FormatInt(bound, 10) + "-0"
+		}
+	} else {
+		start, end = "-", "+"
+		if bound > 0 {
+			start = "(" + strconv.FormatInt(bound, 10) + "-0"
+		}
+	}
+	for {
+		var ms []redis.XMessage
+		var err error
+		if rev {
+			ms, err = a.c.XRevRangeN(ctx, a.streamKey(), start, end, page).Result()
+		} else {
+			ms, err = a.c.XRangeN(ctx, a.streamKey(), start, end, page).Result()
+		}
+		if err != nil {
+			return unavailable("read", err)
+		}
+		for _, m := range ms {
+			s, err := parseStored(m)
+			if err != nil {
+				return err
+			}
+			more, err := fn(s)
+			if err != nil || !more {
+				return err
+			}
+		}
+		if len(ms) < page {
+			return nil
+		}
+		start = "(" + ms[len(ms)-1].ID
+	}
+}
+
+const cursorPrefix = "c1."
+
+func encodeCursor(seq int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
+}
+
+func decodeCursor(c string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		if s, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
+			if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+				return n, nil
+			}
+		}
+	}
+	return 0, fmt.Errorf("%w: cursor", audit.ErrInvalid)
+}
+
+func matchQuery(q audit.Query, ev *audit.Event) bool {
+	if q.Actor != "" && ev.Actor.Subject != q.Actor && ev.Actor.Email != q.Actor {
+		return false
+	}
+	if q.Action != "" && q.Action != "*" {
+		if p, ok := strings.CutSuffix(q.Action, "*"); ok && strings.HasSuffix(p, ".") {
+			if !strings.HasPrefix(ev.Action, p) {
+				return false
+			}
+		} else if ev.Action != q.Action {
+			return false
+		}
+	}
+	switch {
+	case q.Outcome != "" && ev.Outcome != q.Outcome,
+		q.GrantID != "" && ev.Target.GrantID != q.GrantID,
+		q.RequestID != "" && ev.Target.RequestID != q.RequestID && ev.RequestID != q.RequestID,
+		q.Service != "" && ev.Target.Service != q.Service,
+		q.Env != "" && ev.Target.Env != q.Env,
+		!q.Since.IsZero() && ev.Time.Before(q.Since),
+		!q.Until.IsZero() && !ev.Time.Before(q.Until):
+		return false
+	}
+	return true
+}
+
+// Search implements gateway.Auditor (newest first, by scanning).
+func (a *Audit) Search(ctx context.Context, q audit.Query) (audit.Page, error) {
+	var before int64
+	if q.Cursor != "" {
+		var err error
+		if before, err = decodeCursor(q.Cursor); err != nil {
+			return audit.Page{}, fmt.Errorf("audit search: %w", err)
+		}
+	}
+	limit := q.Limit
+	switch {
+	case limit <= 0:
+		limit = audit.DefaultLimit
+	case limit > audit.MaxLimit:
+		limit = audit.MaxLimit
+	}
+	page := audit.Page{Items: []audit.Event{}}
+	err := a.scan(ctx, true, before, func(s stored) (bool, error) {
+		ev, err := s.event()
+		if err != nil {
+			return false, err
+		}
+		if !matchQuery(q, &ev) {
+			return true, nil
+		}
+		if len(page.Items) == limit {
+			page.NextCursor = encodeCursor(page.Items[limit-1].Seq)
+			return false, nil
+		}
+		page.Items = append(page.Items, ev)
+		return true, nil
+	})
+	if err != nil {
+		return audit.Page{}, fmt.Errorf("audit search: %w", err)
+	}
+	return page, nil
+}
+
+// Get implements gateway.Auditor.
+func (a *Audit) Get(ctx context.Context, id string) (audit.Event, error) {
+	seq, err := a.c.HGet(ctx, a.idsKey(), id).Int64()
+	if errors.Is(err, redis.Nil) {
+		return audit.Event{}, fmt.Errorf("audit get %s: %w", id, audit.ErrNotFound)
+	}
+	if err != nil {
+		return audit.Event{}, fmt.Errorf("audit get: %w", unavailable("read", err))
+	}
+	id0 := strconv.FormatInt(seq, 10) + "-0"
+	ms, err := a.c.XRange(ctx, a.streamKey(), id0, id0).Result()
+	if err != nil {
+		return audit.Event{}, fmt.Errorf("audit get: %w", unavailable("read", err))
+	}
+	if len(ms) != 1 {
+		return audit.Event{}, fmt.Errorf("audit get %s: %w: indexed at seq %d but missing", id, audit.ErrTampered, seq)
+	}
+	s, err := parseStored(ms[0])
+	if err != nil {
+		return audit.Event{}, err
+	}
+	return s.event()
+}
+
+// Proof is not supported with Redis yet.
+func (a *Audit) Proof(context.Context, string) (audit.InclusionProof, error) {
+	return audit.InclusionProof{}, fmt.Errorf("audit proof: %w", ErrNotSupported)
+}
+
+// LatestCheckpoint is not supported with Redis yet.
+func (a *Audit) LatestCheckpoint(context.Context) (audit.Checkpoint, error) {
+	return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: %w", ErrNotSupported)
+}
+
+// Ping checks that Redis answers.
+func (a *Audit) Ping(ctx context.Context) error {
+	if err := a.c.Ping(ctx).Err(); err != nil {
+		return unavailable("ping", err)
+	}
+	return nil
+}
