@@ -20,9 +20,20 @@ var (
 type LineError struct {
 	Line int // 1-based line, or element index of a JSON array
 	Msg  string
+	// TooLarge marks a line over the line-size limit: it unwraps to
+	// ErrTooLarge, so the client is told 413 rather than 400.
+	TooLarge bool
 }
 
 func (e *LineError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// Unwrap makes an over-long line an ErrTooLarge.
+func (e *LineError) Unwrap() error {
+	if e.TooLarge {
+		return ErrTooLarge
+	}
+	return nil
+}
 
 // StreamError rejects a record that names no stream: no service or no
 // environment.

@@ -46,7 +46,7 @@ func DecodeJSONLines(body []byte, stream logs.Stream, opts Options) ([]logs.Entr
 			continue
 		}
 		if len(line) > d.maxLine {
-			return nil, &LineError{Line: lineNo, Msg: fmt.Sprintf("line of %d bytes is over the %d byte limit", len(line), d.maxLine)}
+			return nil, &LineError{Line: lineNo, Msg: fmt.Sprintf("line of %d bytes is over the %d byte limit", len(line), d.maxLine), TooLarge: true}
 		}
 		e, msg := d.decode(string(line))
 		if msg != "" {
@@ -106,7 +106,7 @@ func (d *lineDecoder) decodeArray(s string) ([]logs.Entry, error) {
 			}
 			elem := s[start:outer.pos]
 			if len(elem) > d.maxLine {
-				return nil, &LineError{Line: n, Msg: fmt.Sprintf("element of %d bytes is over the %d byte limit", len(elem), d.maxLine)}
+				return nil, &LineError{Line: n, Msg: fmt.Sprintf("element of %d bytes is over the %d byte limit", len(elem), d.maxLine), TooLarge: true}
 			}
 			// A copy, so that entries do not keep the whole body alive.
 			e, msg := d.decode(strings.Clone(elem))

@@ -98,6 +98,7 @@ func TestDecodeJSONLinesErrors(t *testing.T) {
 		stream   logs.Stream
 		max      int
 		wantLine int
+		status   int // zero: 400
 	}{
 		{name: "bad second line", body: "{\"message\":\"a\"}\n{\"message\":\n{\"message\":\"c\"}", wantLine: 2},
 		{name: "line numbers count blank lines", body: "{\"message\":\"a\"}\n\n\n{}", wantLine: 4},
@@ -110,7 +111,7 @@ func TestDecodeJSONLinesErrors(t *testing.T) {
 		{name: "array element bad", body: `[{"message":"a"},{"message":1},{}]`, wantLine: 3},
 		{name: "array element not object", body: `[{"message":"a"}, 3]`, wantLine: 2},
 		{name: "array unterminated", body: `[{"message":"a"}`, wantLine: 1},
-		{name: "line too long", body: "{\"message\":\"a\"}\n{\"message\":\"" + string(make([]byte, 100)) + "\"}", max: 50, wantLine: 2},
+		{name: "line too long", body: "{\"message\":\"a\"}\n{\"message\":\"" + string(make([]byte, 100)) + "\"}", max: 50, wantLine: 2, status: 413},
 		{name: "no stream", body: `{"message":"a"}`, stream: logs.Stream{Service: "x"}},
 	}
 	for _, tt := range tests {
@@ -123,8 +124,12 @@ func TestDecodeJSONLinesErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("DecodeJSONLines succeeded, want error")
 			}
-			if !IsClientError(err) || HTTPStatus(err) != 400 {
-				t.Errorf("error %v: IsClientError false or status %d, want 400", err, HTTPStatus(err))
+			want := 400
+			if tt.status != 0 {
+				want = tt.status
+			}
+			if HTTPStatus(err) != want || (want == 400 && !IsClientError(err)) {
+				t.Errorf("error %v: status %d (client error %v), want %d", err, HTTPStatus(err), IsClientError(err), want)
 			}
 			if tt.wantLine == 0 {
 				var se *StreamError
