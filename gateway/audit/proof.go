@@ -56,6 +56,8 @@ func (s *Store) Proof(ctx context.Context, id string) (InclusionProof, error) {
 		return InclusionProof{}, fmt.Errorf("audit proof %q: %w", id, ErrNotFound)
 	case err != nil:
 		return InclusionProof{}, fmt.Errorf("audit proof: %w", unavailable("query", err))
+	case len(rec) == 0:
+		return InclusionProof{}, fmt.Errorf("audit proof %q: %w: purged by retention", id, ErrNotFound)
 	}
 	cp, err := s.readHead(ctx, tx)
 	if err != nil {

@@ -10,6 +10,8 @@ package audit
 //   - checkpoints: periodic signed notes (also written when idle, at Open and
 //     at Close).
 //   - head: the newest signed note, re-signed in every commit's transaction.
+//   - meta: schema_version (2), origin, and purge_horizon: the highest seq
+//     whose record retention may empty (it only grows).
 //
 // Triggers make the tables append-only for ordinary SQL; they protect
 // against mistakes, not against someone with the file (that is what the
@@ -57,9 +59,12 @@ CREATE TABLE IF NOT EXISTS head(
 	id   INTEGER PRIMARY KEY CHECK (id = 1),
 	note TEXT NOT NULL
 ) STRICT;
-CREATE TRIGGER IF NOT EXISTS events_append_only_u BEFORE UPDATE ON events
-	BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events
+CREATE TRIGGER IF NOT EXISTS meta_purge_horizon_u BEFORE UPDATE ON meta
+	WHEN OLD.key = 'purge_horizon' AND (NEW.key != OLD.key OR CAST(NEW.value AS INTEGER) < CAST(OLD.value AS INTEGER))
+	BEGIN SELECT RAISE(ABORT, 'the audit purge horizon only moves forward'); END;
+CREATE TRIGGER IF NOT EXISTS meta_purge_horizon_d BEFORE DELETE ON meta WHEN OLD.key = 'purge_horizon'
+	BEGIN SELECT RAISE(ABORT, 'the audit purge horizon only moves forward'); END;
+` + eventsUpdateTriggerSQL + `CREATE TRIGGER IF NOT EXISTS events_append_only_d BEFORE DELETE ON events
 	BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
 CREATE TRIGGER IF NOT EXISTS tree_append_only_u BEFORE UPDATE ON tree
 	BEGIN SELECT RAISE(ABORT, 'audit tree is append-only'); END;
@@ -70,3 +75,24 @@ CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_u BEFORE UPDATE ON checkpoi
 CREATE TRIGGER IF NOT EXISTS checkpoints_append_only_d BEFORE DELETE ON checkpoints
 	BEGIN SELECT RAISE(ABORT, 'audit checkpoints are append-only'); END;
 `
+
+// schemaVersion is the current on-disk schema. Version 2 (retention) lets
+// the events trigger empty a record at or below the purge horizon.
+const schemaVersion = "2"
+
+// eventsUpdateTriggerSQL allows exactly one UPDATE of an event row: retention
+// emptying its record (and the copied search columns) while seq, id, time,
+// action, outcome and hash stay, and only at or below the purge horizon.
+// Everything else is refused. DELETE stays refused: the hash and the tree
+// hashes of a purged event are kept so the chain still verifies.
+const eventsUpdateTriggerSQL = `
+CREATE TRIGGER IF NOT EXISTS events_append_only_u BEFORE UPDATE ON events
+	WHEN NOT (NEW.seq = OLD.seq AND NEW.id = OLD.id AND NEW.time_ns = OLD.time_ns AND NEW.hash = OLD.hash
+		AND NEW.action = OLD.action AND NEW.outcome = OLD.outcome AND length(NEW.record) = 0
+		AND OLD.seq <= (SELECT coalesce(max(CAST(value AS INTEGER)), 0) FROM meta WHERE key = 'purge_horizon'))
+	BEGIN SELECT RAISE(ABORT, 'audit events are append-only (retention may only empty records at or below the purge horizon)'); END;
+`
+
+// migrateV1 replaces version 1's unconditional update trigger.
+const migrateV1SQL = `DROP TRIGGER IF EXISTS events_append_only_u;` + eventsUpdateTriggerSQL +
+	`UPDATE meta SET value = '2' WHERE key = 'schema_version';`

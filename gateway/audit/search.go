@@ -40,7 +40,7 @@ type Page struct {
 
 // where renders the filters (not the cursor) as SQL.
 func (q Query) where() (string, []any) {
-	var conds []string
+	conds := []string{"length(record) > 0"} // records emptied by retention are not searchable
 	var args []any
 	add := func(cond string, a ...any) {
 		conds = append(conds, cond)
@@ -77,9 +77,6 @@ func (q Query) where() (string, []any) {
 	}
 	if !q.Until.IsZero() {
 		add("time_ns < ?", q.Until.UnixNano())
-	}
-	if len(conds) == 0 {
-		return "1", nil
 	}
 	return strings.Join(conds, " AND "), args
 }
@@ -163,6 +160,8 @@ func (s *Store) Get(ctx context.Context, id string) (Event, error) {
 		return Event{}, fmt.Errorf("audit get %q: %w", id, ErrNotFound)
 	case err != nil:
 		return Event{}, fmt.Errorf("audit get: %w", unavailable("query", err))
+	case len(rec) == 0:
+		return Event{}, fmt.Errorf("audit get %q: %w: purged by retention", id, ErrNotFound)
 	}
 	ev, err := decodeRecord(rec, hash)
 	if err != nil {

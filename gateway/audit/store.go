@@ -46,6 +46,12 @@ type Config struct {
 	// Logger receives operational messages, never event contents. If nil,
 	// nothing is logged.
 	Logger *slog.Logger
+	// Retention is how long event records are kept: every
+	// RetentionInterval, records older than this are purged (see Purge)
+	// unless a legal hold is on. If zero, records are kept forever.
+	Retention time.Duration
+	// RetentionInterval is how often retention runs. If zero, one hour.
+	RetentionInterval time.Duration
 }
 
 // maxBatch bounds how many appends share one transaction.
@@ -66,11 +72,18 @@ type Store struct {
 
 	// mu guards closed; Append holds it shared while enqueueing so Close can
 	// tell when no more requests will arrive.
-	mu     sync.RWMutex
-	closed bool
-	reqs   chan *appendReq
-	quit   chan struct{}
-	done   chan struct{}
+	mu      sync.RWMutex
+	closed  bool
+	closing bool // Close has begun (retention is stopping); appends still work
+	reqs    chan *appendReq
+	quit    chan struct{}
+	done    chan struct{}
+
+	// retMu serialises Purge and SetLegalHold. retStop/retDone own the
+	// retention goroutine (nil when Config.Retention is zero).
+	retMu   sync.Mutex
+	retStop context.CancelFunc
+	retDone chan struct{}
 
 	stats struct{ appends, commits, failures, checkpoints, unavailable, purged atomic.Int64 }
 
@@ -162,6 +175,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("open audit store: %w", err)
 	}
 	go s.run()
+	if cfg.Retention > 0 {
+		if s.cfg.RetentionInterval <= 0 {
+			s.cfg.RetentionInterval = time.Hour
+		}
+		var rctx context.Context
+		rctx, s.retStop = context.WithCancel(context.Background())
+		s.retDone = make(chan struct{})
+		go s.retentionLoop(rctx)
+	}
 	return s, nil
 }
 
@@ -182,14 +204,20 @@ func (s *Store) init(ctx context.Context) error {
 	err := s.wdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='schema_version'`).Scan(&v)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		if _, err := s.wdb.ExecContext(ctx, `INSERT INTO meta(key,value) VALUES('schema_version','1'),('origin',?)`, s.origin); err != nil {
+		if _, err := s.wdb.ExecContext(ctx, `INSERT INTO meta(key,value) VALUES('schema_version',?),('origin',?)`,
+			schemaVersion, s.origin); err != nil {
 			return fmt.Errorf("write meta: %w", err)
 		}
 	case err != nil:
 		return fmt.Errorf("read meta: %w", err)
-	case v != "1":
-		return fmt.Errorf("%w: store schema version %s, want 1", ErrInvalid, v)
+	case v != "1" && v != schemaVersion:
+		return fmt.Errorf("%w: store schema version %s, want %s", ErrInvalid, v, schemaVersion)
 	default:
+		if v == "1" {
+			if err := s.migrateV1(ctx); err != nil {
+				return err
+			}
+		}
 		var origin string
 		if err := s.wdb.QueryRowContext(ctx, `SELECT value FROM meta WHERE key='origin'`).Scan(&origin); err != nil {
 			return fmt.Errorf("read meta: %w", err)
@@ -211,6 +239,21 @@ func (s *Store) init(ctx context.Context) error {
 		return err
 	}
 	s.log.Info("audit store open", "dir", s.cfg.Dir, "size", s.st.size, "origin", s.origin)
+	return nil
+}
+
+func (s *Store) migrateV1(ctx context.Context) error {
+	tx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, migrateV1SQL); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("migrate schema: %w", err)
+	}
 	return nil
 }
 
@@ -324,10 +367,17 @@ func (s *Store) Stats() Stats {
 // final checkpoint and closes the database. It is safe to call twice.
 func (s *Store) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.closing {
 		s.mu.Unlock()
 		return nil
 	}
+	s.closing = true
+	s.mu.Unlock()
+	if s.retStop != nil {
+		s.retStop() // retention appends, so it stops before the writer
+		<-s.retDone
+	}
+	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
 	close(s.quit)

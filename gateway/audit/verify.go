@@ -35,12 +35,14 @@ type Problem struct {
 
 // Report is the result of Verify.
 type Report struct {
-	Events       int64     `json:"events"`        // rows read
-	LastSeq      int64     `json:"last_seq"`      // highest seq seen
-	Root         string    `json:"root_hash"`     // base64 root recomputed over all records read
-	Checkpoints  int       `json:"checkpoints"`   // stored checkpoints checked (head not included)
-	Head         int64     `json:"head_size"`     // size stated by the signed head
-	Exported     int64     `json:"exported_size"` // size stated by the exported checkpoint, if given
+	Events       int64     `json:"events"`                  // rows read
+	LastSeq      int64     `json:"last_seq"`                // highest seq seen
+	Root         string    `json:"root_hash"`               // base64 root recomputed over all records read
+	Checkpoints  int       `json:"checkpoints"`             // stored checkpoints checked (head not included)
+	Head         int64     `json:"head_size"`               // size stated by the signed head
+	Exported     int64     `json:"exported_size"`           // size stated by the exported checkpoint, if given
+	Purged       int64     `json:"purged,omitempty"`        // rows whose record retention emptied (hash and tree hashes kept)
+	PurgeHorizon int64     `json:"purge_horizon,omitempty"` // seq_to of the newest retention.purged event
 	Problems     []Problem `json:"problems"`
 	MoreProblems int       `json:"more_problems,omitempty"` // problems not listed (over MaxProblems)
 }
@@ -103,6 +105,10 @@ func VerifyWith(ctx context.Context, cfg VerifyConfig) (Report, error) {
 	if err := v.loadCheckpoints(ctx, tx, keys, cfg.Checkpoint); err != nil {
 		return Report{}, fmt.Errorf("audit verify: %w", err)
 	}
+	if v.horizon, err = authorizedHorizon(ctx, tx); err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	v.rep.PurgeHorizon = v.horizon
 	if err := v.scan(ctx, tx); err != nil {
 		return Report{}, fmt.Errorf("audit verify: %w", err)
 	}
@@ -129,6 +135,9 @@ type verifier struct {
 	roots map[int64]tlog.Hash // recomputed roots at the signed sizes
 	first int64               // seq of the first chain problem, 0 if none
 	head  *signedSize
+	// horizon is the highest seq whose record may be empty: seq_to of the
+	// newest intact retention.purged event.
+	horizon int64
 }
 
 func (v *verifier) add(kind ProblemKind, seq int64, format string, args ...any) {
@@ -306,24 +315,44 @@ func (v *verifier) check(st *scanState, r *scanRow) {
 		st.gapless = false
 	}
 	bad := false
-	bseq, bprev, err := recordHead(rec)
-	switch {
-	case err != nil:
-		v.add(ProblemModified, seq, "record unreadable: %v", err)
-		bad = true
-	case bseq != seq:
-		v.add(ProblemReordered, seq, "row at seq %d holds the record of seq %d", seq, bseq)
-		bad = true
-	}
-	if !bad {
-		if len(hash) != 32 || chainHash(bprev, rec) != [32]byte(hash) {
-			v.add(ProblemModified, seq, "record does not match its hash")
+	var leaf tlog.Hash
+	if len(rec) == 0 {
+		// An emptied record: retention kept its hash (checked by the next
+		// record's prev_hash) and its leaf hash (checked by every signed
+		// root over it), and may empty only what a retention.purged covers.
+		if seq > v.horizon {
+			v.add(ProblemModified, seq, "record removed, but retention.purged covers only up to seq %d", v.horizon)
 			bad = true
-		} else if !gap && !st.prevBad && bprev != st.prevHash {
-			v.add(ProblemModified, max(seq-1, 1), "chain broken between seq %d and %d: one of them was rewritten", seq-1, seq)
+		} else {
+			v.rep.Purged++
 		}
+		if len(r.stored) >= tlog.HashSize {
+			leaf = tlog.Hash(r.stored[:tlog.HashSize])
+		} else if !bad {
+			v.add(ProblemModified, seq, "purged record has no stored leaf hash")
+			bad = true
+		}
+	} else {
+		bseq, bprev, err := recordHead(rec)
+		switch {
+		case err != nil:
+			v.add(ProblemModified, seq, "record unreadable: %v", err)
+			bad = true
+		case bseq != seq:
+			v.add(ProblemReordered, seq, "row at seq %d holds the record of seq %d", seq, bseq)
+			bad = true
+		}
+		if !bad {
+			if len(hash) != 32 || chainHash(bprev, rec) != [32]byte(hash) {
+				v.add(ProblemModified, seq, "record does not match its hash")
+				bad = true
+			} else if !gap && !st.prevBad && bprev != st.prevHash {
+				v.add(ProblemModified, max(seq-1, 1), "chain broken between seq %d and %d: one of them was rewritten", seq-1, seq)
+			}
+		}
+		leaf = tlog.RecordHash(rec)
 	}
-	made := st.tree.append(tlog.RecordHash(rec))
+	made := st.tree.append(leaf)
 	if st.gapless {
 		// The stored tree hashes back inclusion proofs: they must be the
 		// ones this leaf creates (tlog.StoredHashes order). Checked only
