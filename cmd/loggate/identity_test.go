@@ -384,6 +384,7 @@ func TestIdentitySecureCookiesBehindTLSTerminator(t *testing.T) {
 		t.Fatalf("public URL = %q", g.url)
 	}
 	c := newWebClient(t, g.url, schemeRewriter{})
+	c.idpAuth = "http://" + addr + "/dev/oidc/auth"
 	resp := c.login("/inbox", "alice")
 	sc := setCookie(resp, "__Host-loggate_session")
 	if sc == nil {
