@@ -448,6 +448,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.I
 	if err != nil {
 		return err
 	}
+	s.notify(ctx, req, nil)
 	writeJSON(w, http.StatusOK, s.viewRequest(req, nil))
 	return nil
 }
