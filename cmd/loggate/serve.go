@@ -25,7 +25,6 @@ import (
 	"github.com/loggate/loggate/auth/devidp"
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/audit"
-	"github.com/loggate/loggate/gateway/logs"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policies"
 	"github.com/loggate/loggate/policy"
@@ -174,31 +173,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("load policies: %w", err)
 	}
 
-	// Audit trail, state, log pipeline.
-	aud, err := audit.Open(ctx, audit.Config{Dir: filepath.Join(c.Data, "audit"), CheckpointInterval: c.AuditCheckpointInterval,
-		Logger: log.With("component", "audit")})
-	if err != nil {
-		return fmt.Errorf("audit trail: %w", err)
-	}
-	defer aud.Close()
-	backend, err := store.OpenSQLite(ctx, filepath.Join(c.Data, "state.db"))
+	// Audit trail, state, log pipeline: local files, or Redis (--redis).
+	sp, err := openState(ctx, c, log)
 	if err != nil {
 		return err
 	}
-	st := store.New(backend)
-	defer st.Close()
-	backlog, err := logs.OpenSQLiteBacklog(ctx, filepath.Join(c.Data, "logs.db"), log.With("component", "backlog"))
-	if err != nil {
-		return fmt.Errorf("log backlog: %w", err)
-	}
-	defer backlog.Close()
-	hub, err := logs.NewHub(logs.HubConfig{Backlog: backlog, Logger: log.With("component", "hub"), ChainedDigest: true,
-		MaxViewerRate: c.MaxViewerRate,
-		Retention:     map[string]logs.Retention{"prod": {MaxAge: 24 * time.Hour}, "": {}}})
-	if err != nil {
-		return fmt.Errorf("log hub: %w", err)
-	}
-	defer hub.Close()
+	defer sp.Close()
+	aud, st, hub := sp.audit, sp.store, sp.hub
 	red, redByEnv, err := loadRedaction(c.RedactionFile)
 	if err != nil {
 		return err
@@ -223,9 +204,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
 			IngestRate: c.IngestRate},
-		VerifyAudit: func(ctx context.Context) (audit.Report, error) {
-			return audit.Verify(ctx, filepath.Join(c.Data, "audit"), nil)
-		},
+		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks,
 	})
 	if err != nil {
 		return err
@@ -235,6 +214,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	go srv.Run(runCtx)
+	waitState := sp.start(runCtx, srv)
 	if c.Policies != "" {
 		go func() {
 			err := pol.Watch(runCtx, func(ev policy.ReloadEvent) { srv.RecordPolicyReload(runCtx, ev) })
@@ -296,6 +276,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	cancel()
 	srv.Wait()
+	waitState()
 	// Flush aggregated authentication failures while the audit trail is open.
 	if err := authn.Close(); err != nil {
 		log.Warn("close authenticator", "err", err)
