@@ -131,5 +131,5 @@ func (s *Store) readHead(ctx context.Context, q rowQuerier) (Checkpoint, error) 
 	case err != nil:
 		return Checkpoint{}, unavailable("read head", err)
 	}
-	return ParseCheckpoint([]byte(note), s.key.verifier)
+	return ParseCheckpoint([]byte(note), s.VerifierKeys()...)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -65,7 +66,13 @@ type Store struct {
 	origin string
 	now    func() time.Time
 	log    *slog.Logger
-	key    *signingKey
+	// key is the current checkpoint signer; verifiers lists every note
+	// verifier key the store knows (audit.pub and the current key). Both
+	// change only in RotateKey.
+	key       atomic.Pointer[signingKey]
+	verifiers atomic.Pointer[[]string]
+	rotMu     sync.Mutex // serialises RotateKey
+	ckReqs    chan chan error
 
 	wdb *sql.DB // one connection, used only by the writer goroutine (and Open/Close)
 	rdb *sql.DB // read-only pool for Search, Get, Proof, Export
@@ -128,6 +135,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		quit:   make(chan struct{}),
 		done:   make(chan struct{}),
 		stmts:  map[string]*sql.Stmt{},
+		ckReqs: make(chan chan error),
 	}
 	if s.origin == "" {
 		s.origin = DefaultOrigin
@@ -151,7 +159,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit store: %w", err)
 	}
-	s.key = key
+	s.key.Store(key)
+	if err := s.loadVerifiers(); err != nil {
+		return nil, fmt.Errorf("open audit store: %w", err)
+	}
 
 	path := filepath.Join(cfg.Dir, dbFile)
 	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err != nil {
@@ -315,7 +326,7 @@ func (s *Store) checkHead(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cp, err := ParseCheckpoint([]byte(note), append(keys, s.key.verifier)...)
+	cp, err := ParseCheckpoint([]byte(note), append(keys, s.key.Load().verifier)...)
 	if err != nil {
 		return fmt.Errorf("signed head: %w; run Verify", err)
 	}
@@ -328,12 +339,19 @@ func (s *Store) checkHead(ctx context.Context) error {
 
 // PublicKey returns the checkpoint signing key's public half.
 func (s *Store) PublicKey() ed25519.PublicKey {
-	return s.key.priv.Public().(ed25519.PublicKey)
+	return s.key.Load().priv.Public().(ed25519.PublicKey)
 }
 
 // VerifierKey returns the note verifier key ("<origin>+<hash>+<base64>") that
 // checks this store's checkpoints; give it to ParseCheckpoint or VerifyConfig.
-func (s *Store) VerifierKey() string { return s.key.verifier }
+func (s *Store) VerifierKey() string { return s.key.Load().verifier }
+
+// VerifierKeys returns every note verifier key the store has signed with,
+// oldest first, the current one last: what a client needs to check any
+// checkpoint the store ever wrote (publish it, e.g. GET /api/v1/audit/keys).
+func (s *Store) VerifierKeys() []string {
+	return slices.Clone(*s.verifiers.Load())
+}
 
 // Origin returns the log's origin line.
 func (s *Store) Origin() string { return s.origin }

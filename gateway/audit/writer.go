@@ -85,6 +85,8 @@ func (s *Store) run() {
 			if err := s.checkpoint(context.Background()); err != nil {
 				s.log.Error("audit checkpoint failed", "err", err)
 			}
+		case reply := <-s.ckReqs:
+			reply <- s.checkpoint(context.Background())
 		case <-s.quit:
 			for {
 				if batch = s.fill(batch[:0]); len(batch) == 0 {
@@ -188,7 +190,7 @@ func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, er
 	if err != nil {
 		return nil, unavailable("tree root", err)
 	}
-	cp, err := signCheckpoint(s.key, s.origin, size, root, s.now())
+	cp, err := signCheckpoint(s.key.Load(), s.origin, size, root, s.now())
 	if err != nil {
 		return nil, unavailable("sign", err)
 	}
@@ -242,7 +244,7 @@ func (s *Store) checkpoint(ctx context.Context) (err error) {
 		}
 	}()
 	now := s.now()
-	cp, err := signCheckpoint(s.key, s.origin, s.st.size, s.st.root, now)
+	cp, err := signCheckpoint(s.key.Load(), s.origin, s.st.size, s.st.root, now)
 	if err != nil {
 		return unavailable("sign", err)
 	}
