@@ -162,11 +162,14 @@ func flagErr(err error) error {
 }
 
 const auditVerifyUsage = `Usage: loggate audit verify --data DIR [--checkpoint FILE] [--json]
+       loggate audit verify --redis URL [--json]
 
 Verifies the audit trail offline: every event's hash from its stored bytes,
 the hash chain, the gapless sequence, the Merkle tree and every signed
 checkpoint. With --checkpoint (a checkpoint exported earlier, e.g. from
 GET /api/v1/audit/checkpoint), also detects truncation of the trail.
+With --redis, checks the chain the replicas share in Redis instead (seqs,
+hashes and the chain head; there are no checkpoints there yet).
 Exits 0 when intact, 1 when any problem is found.
 `
 
@@ -177,8 +180,12 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 	data := set.String("data", "./loggate-data", "the gateway's data directory (or its audit/ subdirectory)")
 	cpFile := set.String("checkpoint", "", "an exported checkpoint file")
 	asJSON := set.Bool("json", false, "print the report as JSON")
+	redisURL := set.String("redis", getenv("LOGGATE_REDIS"), "verify the trail shared by replicas in this Redis (redis:// or rediss:// URL)")
 	if err := set.Parse(args); err != nil {
 		return flagErr(err)
+	}
+	if *redisURL != "" {
+		return runAuditVerifyRedis(ctx, *redisURL, *asJSON, stdout)
 	}
 	dir := *data
 	if _, err := os.Stat(filepath.Join(dir, "audit", "audit.db")); err == nil {

@@ -118,15 +118,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	mounts := map[string]http.Handler{}
 	var idp *devidp.Provider
 	if c.Dev {
-		if issuer == "" {
-			issuer = pub.String() + "/dev/oidc"
-		}
 		if clientID == "" {
 			clientID = devClientID
 		}
 		if publicClientID == "" {
 			publicClientID = devClientID
 		}
+	}
+	// With --issuer, --dev trusts that provider (another replica's, say)
+	// instead of starting its own.
+	if c.Dev && issuer == "" {
+		issuer = pub.String() + "/dev/oidc"
 		idp, err = devidp.New(devidp.Config{Issuer: issuer, Users: devidp.DemoUsers(), Logger: log.With("component", "devidp"),
 			Clients: []devidp.Client{{ID: devClientID, RedirectURIs: []string{pub.String() + "/auth/callback"},
 				PostLogoutRedirectURIs: []string{pub.String() + "/"}}}})
