@@ -61,7 +61,7 @@ func TestBrokenPolicyRejectedOnReload(t *testing.T) {
 		name, file, content string
 		wantReason          string
 	}{
-		{"does not compile", "broken.rego", "package loggate.access\n\nallow if {\n", "parse error"},
+		{"does not compile", "broken.rego", "package loggate.access\n\nallow if {\n", "rego_parse_error"},
 		{"fails its own tests", "access.rego", strings.Replace(string(original),
 			`"max_duration_seconds": 28800, # 8h`, `"max_duration_seconds": 60,`, 1), "policy tests failed"},
 	}
