@@ -25,6 +25,19 @@
 // whose tip the signed head does not cover, so a restart cannot launder
 // tampering by re-signing it.
 //
+// Retention (Purge, Config.Retention) empties the records of a prefix of the
+// log but keeps each row's hash and tree hashes and every checkpoint; it
+// first appends retention.purged (seq_from, seq_to, ...), and Verify accepts
+// an empty record only at or below the seq_to of the newest intact
+// retention.purged event, so the chain, the tree and the signed roots still
+// verify end to end. A legal hold (SetLegalHold, itself an event) blocks
+// purging. RotateKey replaces the signing key, keeping every old verifier key
+// in audit.pub, and records config.key_rotated.
+//
+// After (stored records past a seq) feeds the sinks in the sink subpackage;
+// OpenViews finds stream.opened events without a stream.closed (same
+// details.view_id) so start-up can close views a crash cut off.
+//
 // Verify recomputes everything from the stored record bytes, never from a
 // re-encoding. Export writes each record followed by its hash, so a consumer
 // can recompute the chain from an NDJSON line by stripping the final
