@@ -376,15 +376,14 @@ func TestIdentityTrustedProxies(t *testing.T) {
 func TestIdentitySecureCookiesBehindTLSTerminator(t *testing.T) {
 	port := freePort(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	// The gateway reaches its own development provider over plain HTTP;
-	// browsers see the https public URL.
+	// Browsers see the https public URL (the development issuer is under
+	// it); the gateway reaches its own provider in-process.
 	g, _ := startGatewayArgs(t, "--dev", "--listen", addr, "--data", t.TempDir(), "--dev-demo-logs=false", "--log-level", "error",
-		"--public-url", "https://"+addr, "--issuer", "http://"+addr+"/dev/oidc")
+		"--public-url", "https://"+addr)
 	if g.url != "https://"+addr {
 		t.Fatalf("public URL = %q", g.url)
 	}
 	c := newWebClient(t, g.url, schemeRewriter{})
-	c.idpAuth = "http://" + addr + "/dev/oidc/auth"
 	resp := c.login("/inbox", "alice")
 	sc := setCookie(resp, "__Host-loggate_session")
 	if sc == nil {
@@ -428,6 +427,11 @@ func TestIdentityDirectTLS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil || !strings.Contains(resp.Header.Get("Strict-Transport-Security"), "max-age=") {
 		t.Errorf("/healthz over TLS: %d TLS=%v HSTS %q", resp.StatusCode, resp.TLS != nil, resp.Header.Get("Strict-Transport-Security"))
+	}
+	// A full browser login over TLS, the provider reached on the same listener.
+	c := newWebClient(t, g.url, tlsClient(pool).Transport)
+	if resp := c.loginAttempt("/", "alice"); resp.StatusCode != http.StatusFound || setCookie(resp, "__Host-loggate_session") == nil {
+		t.Errorf("login over TLS: callback %d, cookies %s; want 302 with a __Host- session cookie", resp.StatusCode, cookieNames(resp))
 	}
 	// The listener speaks only TLS.
 	plain, err := http.Get("http://" + addr + "/healthz")

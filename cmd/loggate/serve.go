@@ -158,7 +158,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return srv.RecordAuth(ctx, ev)
 		},
-		Logger: log.With("component", "auth"),
+		HTTPClient: devProviderClient(idp, issuer), // nil without --dev
+		Logger:     log.With("component", "auth"),
 	})
 	if err != nil {
 		return fmt.Errorf("authenticator: %w", err)
