@@ -221,3 +221,32 @@ func TestIdentitySessionKeyRotation(t *testing.T) {
 	}
 	_ = g
 }
+
+// TestIdentityGeneratedSessionKey: without --session-key-file, development
+// generates one key into the data directory, readable by the owner only,
+// and reuses it across restarts (sessions survive a restart).
+func TestIdentityGeneratedSessionKey(t *testing.T) {
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	data := t.TempDir()
+	args := []string{"--dev", "--listen", addr, "--data", data, "--dev-demo-logs=false", "--log-level", "error"}
+	g, stop := startGatewayArgs(t, args...)
+	c := newWebClient(t, g.url, nil)
+	c.login("/", "alice")
+	stop()
+	path := filepath.Join(data, "keys", "session.key")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s mode %v, want 0600", path, fi.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err != nil || len(k) < 32 {
+		t.Errorf("generated key is not 32+ bytes of hex (%d bytes, %v)", len(k), err)
+	}
+	startGatewayArgs(t, args...)
+	if status, _ := c.me(); status != http.StatusOK {
+		t.Errorf("session after a restart with the generated key: %d, want 200", status)
+	}
+}
