@@ -73,15 +73,15 @@ func startAudit(ctx context.Context, a auditOps, aud *audit.Store, dir string, g
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, ns := range sinks {
+	for i, ns := range sinks {
 		r, err := sink.NewRunner(sink.Config{
 			Name: ns.name, Source: aud, Sink: ns.sink, CursorFile: filepath.Join(cdir, ns.name+".cursor"),
 			Observe: m.observe, Logger: log.With("component", "audit-sink"),
 		})
 		if err != nil {
 			cancel()
-			wg.Wait()
-			for _, o := range sinks {
+			wg.Wait() // started runners close their own sinks
+			for _, o := range sinks[i:] {
 				o.sink.Close()
 			}
 			return nil, err
