@@ -51,6 +51,7 @@ type serveConfig struct {
 	WebhookFormat     string
 
 	AuditCheckpointInterval time.Duration
+	AuditOps                auditOps
 	MaxTailsPerUser         int
 	RedactionFile           string
 	MaxTailsPerStream       int
@@ -95,6 +96,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookEvents, "webhook-events", "", "comma-separated event kinds to send (default: all)")
 	fs.StringVar(&c.WebhookFormat, "webhook-format", "json", "webhook body: json (signed, Standard Webhooks headers) or slack")
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often a signed audit checkpoint is written")
+	c.AuditOps.flags(fs)
 	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
 	fs.IntVar(&c.MaxTailsPerUser, "max-tails-per-user", 8, "concurrent live tails per person")
 	fs.IntVar(&c.MaxTailsPerStream, "max-tails-per-stream", 200, "concurrent live tails per stream")

@@ -183,6 +183,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer sp.Close()
 	aud, st, hub := sp.audit, sp.store, sp.hub
+	if local, ok := aud.(*audit.Store); ok {
+		stopAudit, err := startAudit(ctx, c.AuditOps, local, filepath.Join(c.Data, "audit"), getenv, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopAudit()
+	}
 	red, redByEnv, err := loadRedaction(c.RedactionFile)
 	if err != nil {
 		return err

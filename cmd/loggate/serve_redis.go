@@ -193,7 +193,7 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 		return sp, nil
 	}
 	dir := filepath.Join(c.Data, "audit")
-	aud, err := audit.Open(ctx, audit.Config{Dir: dir, CheckpointInterval: c.AuditCheckpointInterval,
+	aud, err := audit.Open(ctx, audit.Config{Dir: dir, CheckpointInterval: c.AuditCheckpointInterval, Retention: c.AuditOps.Retention,
 		Logger: log.With("component", "audit")})
 	if err != nil {
 		return nil, fmt.Errorf("audit trail: %w", err)
