@@ -252,3 +252,24 @@ func TestReplicasFailClosedWhileRedisIsDownAndRecover(t *testing.T) {
 		t.Error("same grant twice")
 	}
 }
+
+func TestRedisWithoutFsyncIsRefusedUnlessAccepted(t *testing.T) {
+	srv := redistest.Start(t, "--appendfsync", "everysec")
+	args := []string{"--dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--dev-demo-logs=false", "--redis", srv.URL()}
+	err := runServe(t.Context(), args, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "appendfsync") || !strings.Contains(err.Error(), "--redis-accept-weak-durability") {
+		t.Fatalf("serve with appendfsync everysec: %v, want a refusal naming appendfsync and the flag", err)
+	}
+
+	g := startGateway(t, "--redis", srv.URL(), "--redis-accept-weak-durability")
+	carol := g.token("carol")
+	var trail struct {
+		Items []auditJSON `json:"items"`
+	}
+	if code := g.call("GET", "/api/v1/audit?action=config.weak_durability", carol, nil, &trail); code != 200 || len(trail.Items) != 1 {
+		t.Fatalf("audit config.weak_durability: %d %+v, want one event", code, trail.Items)
+	}
+	if d, _ := trail.Items[0].Details["check"].(string); !strings.Contains(d, "appendfsync=everysec") {
+		t.Errorf("weak durability event details = %v", trail.Items[0].Details)
+	}
+}

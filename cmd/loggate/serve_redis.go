@@ -238,3 +238,13 @@ func (sp *stateParts) Close() error {
 	sp.closers = nil
 	return errors.Join(errs...)
 }
+
+// readyNotes are /readyz details that do not change readiness: an accepted
+// weak Redis durability is shown there. (Wiring needs gateway.Config to
+// carry them; see the report to the lead.)
+func (sp *stateParts) readyNotes() map[string]string {
+	if sp.redis == nil || sp.redis.weak == nil {
+		return nil
+	}
+	return map[string]string{"redis_durability": "weak, accepted by --redis-accept-weak-durability: " + sp.redis.weak.Error()}
+}

@@ -177,8 +177,8 @@ func (f *Feed) Publish(ctx context.Context, entries []logs.Entry) ([]logs.Entry,
 func decodeMessage(s logs.Stream, m redis.XMessage) (logs.Entry, error) {
 	ms, _, _ := strings.Cut(m.ID, "-")
 	seq, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil {
-		return logs.Entry{}, fmt.Errorf("feed: stream %s id %q: %w", s, m.ID, err)
+	if err != nil || seq <= 0 {
+		return logs.Entry{}, fmt.Errorf("feed: stream %s: malformed id %q", s, m.ID)
 	}
 	raw, _ := m.Values["e"].(string)
 	var e logs.Entry
