@@ -236,7 +236,7 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer viewer.Close()
-	end := s.serveTail(conn, t, viewer, g, who, tr)
+	end := s.serveTail(conn, t, viewer, g, who, tr, viewID)
 	viewer.Close() // final stats
 	s.recordClosed(r, who, g, viewID, start, viewer, end)
 }
@@ -295,7 +295,7 @@ type clientMessage struct {
 
 // serveTail is the tail's write loop. It owns conn's writes; a reader
 // goroutine passes client messages in and exits when conn closes.
-func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest) tailEnd {
+func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string) tailEnd {
 	sub := map[string]any{"type": "subscribed", "grant_id": g.ID, "service": g.Service, "env": g.Env,
 		"expires_at": g.ExpiresAt.UTC().Format(time.RFC3339Nano), "max_lookback": durString(g.MaxLookback),
 		"filter":   map[string]any{"level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude, "attrs": tr.filter.Attrs},
@@ -394,7 +394,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 		case <-progress.C:
 			st := v.Stats()
 			s.recordBestEffort(context.Background(), nil, audit.Event{Action: "stream.progress", Actor: userActor(who),
-				Outcome: "success", Target: grantTarget(g), Details: map[string]any{"entries": st.Entries,
+				Outcome: "success", Target: grantTarget(g), Details: map[string]any{"view_id": viewID, "entries": st.Entries,
 					"bytes": st.Bytes, "dropped": st.Dropped, "seconds": int(s.now().Sub(start).Seconds())}})
 		}
 	}

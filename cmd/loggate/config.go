@@ -53,6 +53,7 @@ type serveConfig struct {
 	AuditCheckpointInterval time.Duration
 	AuditOps                auditOps
 	MaxTailsPerUser         int
+	TailProgressInterval    time.Duration
 	RedactionFile           string
 	MaxTailsPerStream       int
 	MaxViewerRate           int
@@ -98,6 +99,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often a signed audit checkpoint is written")
 	c.AuditOps.flags(fs)
 	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
+	fs.DurationVar(&c.TailProgressInterval, "tail-progress-interval", time.Minute, "how often a long view writes a stream.progress audit event")
 	fs.IntVar(&c.MaxTailsPerUser, "max-tails-per-user", 8, "concurrent live tails per person")
 	fs.IntVar(&c.MaxTailsPerStream, "max-tails-per-stream", 200, "concurrent live tails per stream")
 	fs.IntVar(&c.MaxViewerRate, "max-viewer-rate", 5000, "entries per second a viewer receives before sampling (announced)")

@@ -214,12 +214,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
 			IngestRate: c.IngestRate},
-		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks,
+		TailProgressInterval: c.TailProgressInterval,
+		VerifyAudit:          sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks,
 	})
 	if err != nil {
 		return err
 	}
 	notifier.bind(srv)
+	if n, err := srv.RecoverInterruptedViews(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("closed views interrupted by the last stop", "views", n)
+	}
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
@@ -237,16 +243,25 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	system := audit.Actor{Kind: audit.ActorSystem, Subject: "loggate"}
 	tokens := map[string]string{}
 	if c.Dev {
-		for _, env := range []string{"staging", "prod"} {
-			tok, err := devSourceToken(c, env)
-			if err != nil {
-				return err
-			}
-			stream := store.StreamRef{Service: "checkout", Env: env}
-			if _, err := srv.CreateSource(ctx, system, "demo checkout/"+env, tok, []store.StreamRef{stream}); err != nil {
+		if c.DevSourceToken != "" {
+			// One source, bound to both demo streams, with the fixed token.
+			streams := []store.StreamRef{{Service: "checkout", Env: "staging"}, {Service: "checkout", Env: "prod"}}
+			if _, err := srv.CreateSource(ctx, system, "demo checkout", c.DevSourceToken, streams); err != nil {
 				return fmt.Errorf("create demo source: %w", err)
 			}
-			tokens["checkout/"+env] = tok
+			tokens["checkout/staging"], tokens["checkout/prod"] = c.DevSourceToken, c.DevSourceToken
+		} else {
+			for _, env := range []string{"staging", "prod"} {
+				tok, err := devSourceToken(c, env)
+				if err != nil {
+					return err
+				}
+				stream := store.StreamRef{Service: "checkout", Env: env}
+				if _, err := srv.CreateSource(ctx, system, "demo checkout/"+env, tok, []store.StreamRef{stream}); err != nil {
+					return fmt.Errorf("create demo source: %w", err)
+				}
+				tokens["checkout/"+env] = tok
+			}
 		}
 	}
 
@@ -381,12 +396,9 @@ func loadGroupMap(path string) (map[string][]string, error) {
 	return m, nil
 }
 
-// devSourceToken is --dev-source-token, or the demo source's token kept in
-// the data directory (mode 0600) so it survives restarts, created once.
+// devSourceToken is the demo source's token kept in the data directory
+// (mode 0600) so it survives restarts, created once.
 func devSourceToken(c *serveConfig, env string) (string, error) {
-	if c.DevSourceToken != "" {
-		return c.DevSourceToken, nil
-	}
 	path := filepath.Join(c.Data, "keys", "dev-source-checkout-"+env+".token")
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
 		return strings.TrimSpace(string(b)), nil

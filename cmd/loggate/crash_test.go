@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// TestMain lets a test run the real binary in a child process (to kill it
+// hard): with LOGGATE_TEST_RUN_MAIN=1 the test binary is loggate itself.
+func TestMain(m *testing.M) {
+	if os.Getenv("LOGGATE_TEST_RUN_MAIN") == "1" {
+		args := strings.Split(os.Getenv("LOGGATE_TEST_ARGS"), "\x1f")
+		err := run(context.Background(), args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// startChild runs `loggate serve --dev` in a child process on a fixed port
+// and waits until it answers /healthz.
+func startChild(t *testing.T, addr, data string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LOGGATE_TEST_RUN_MAIN=1", "LOGGATE_TEST_ARGS="+strings.Join([]string{
+		"serve", "--dev", "--listen", addr, "--data", data, "--dev-demo-logs=false", "--log-level", "warn",
+		"--tail-progress-interval", "200ms", "--dev-source-token", "lgs_crash_test_token"}, "\x1f"))
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { // drain so the child never blocks on a full pipe
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+		}
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
+			resp.Body.Close()
+			return cmd
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("child gateway did not start")
+	return nil
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestCrashRecovery kills the gateway mid-view and checks that the next
+// start records what the crash left open: the view as interrupted (with its
+// last saved counts) and the grant that expired while it was down, and
+// that the audit trail still verifies.
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	addr, data := freeAddr(t), t.TempDir()
+	child := startChild(t, addr, data)
+	g := &gatewayT{t: t, url: "http://" + addr}
+	alice := g.token("alice")
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+		"duration": "3s", "reason": "INC-9 crash test"}, &req); code != 201 || req.Grant == nil {
+		t.Fatalf("request: %d %+v", code, req)
+	}
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/grants/"+req.Grant.ID+"/tail",
+		http.Header{"Authorization": {"Bearer " + alice}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var sub map[string]any
+	if err := conn.ReadJSON(&sub); err != nil {
+		t.Fatal(err)
+	}
+	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", `{"message":"one"}`, `{"message":"two"}`); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	readEntries(t, conn, 2)
+	time.Sleep(600 * time.Millisecond) // a stream.progress or two
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+
+	time.Sleep(3 * time.Second) // the grant expires while loggate is down
+	startChild(t, addr, data)
+	carol := g.token("carol")
+	var closed, expired struct {
+		Items []auditJSON `json:"items"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		g.call("GET", "/api/v1/audit?action=stream.closed&grant="+req.Grant.ID, carol, nil, &closed)
+		g.call("GET", "/api/v1/audit?action=grant.expired&grant="+req.Grant.ID, carol, nil, &expired)
+		if (len(closed.Items) > 0 && len(expired.Items) > 0) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(closed.Items) != 1 || closed.Items[0].Outcome != "interrupted" {
+		t.Fatalf("stream.closed after the crash = %+v, want one, interrupted", closed.Items)
+	}
+	if n, _ := closed.Items[0].Details["entries"].(float64); n != 2 {
+		t.Errorf("interrupted view's entries = %v, want 2 (from its last progress event)", closed.Items[0].Details["entries"])
+	}
+	if len(expired.Items) != 1 {
+		t.Errorf("grant.expired events = %d, want 1", len(expired.Items))
+	}
+	var verify struct {
+		Verified bool `json:"verified"`
+	}
+	if code := g.call("GET", "/api/v1/audit/verify?fresh=true", carol, nil, &verify); code != 200 || !verify.Verified {
+		t.Errorf("audit verify after crash: %d %+v", code, verify)
+	}
+}
