@@ -51,6 +51,11 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /api/v1/audit/export", s.api(s.handleAuditExport))
 	m.HandleFunc("GET /api/v1/audit/checkpoint", s.api(s.handleAuditCheckpoint))
 	m.HandleFunc("GET /api/v1/audit/verify", s.api(s.handleAuditVerify))
+	m.HandleFunc("GET /api/v1/audit/keys", s.handleAuditKeys)
+	m.HandleFunc("GET /api/v1/audit/legal-hold", s.api(s.handleGetLegalHold))
+	m.HandleFunc("POST /api/v1/audit/legal-hold", s.api(s.handleSetLegalHold))
+	m.HandleFunc("POST /api/v1/audit/purge", s.api(s.handlePurge))
+	m.HandleFunc("POST /api/v1/audit/rotate-key", s.api(s.handleRotateAuditKey))
 	m.HandleFunc("GET /api/v1/audit/{id}/proof", s.api(s.handleAuditProof))
 
 	m.HandleFunc("GET /api/v1/sources", s.api(s.handleListSources))

@@ -46,9 +46,10 @@ is_admin if admin_group in actor_groups
 
 review_actions := {"approve", "deny"}
 
-admin_actions := {"manage_sources", "manage_policies"}
+# manage_audit: retention purges, legal hold, signing-key rotation.
+admin_actions := {"manage_sources", "manage_policies", "manage_audit"}
 
-known_actions := {"approve", "deny", "manage_sources", "manage_policies", "revoke", "view_request", "read_audit"}
+known_actions := {"approve", "deny", "manage_sources", "manage_policies", "manage_audit", "revoke", "view_request", "read_audit"}
 
 default allow := false
 

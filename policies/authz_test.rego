@@ -100,6 +100,10 @@ test_manage_only_admins if {
 	policies.allow
 	d := authz.decision with input as act("manage_policies", bob, dave, "", [])
 	d.reasons == ["only members of loggate-admins may manage policies"]
+	audit := authz.decision with input as act("manage_audit", carol, dave, "", [])
+	audit.allow
+	no := authz.decision with input as act("manage_audit", bob, dave, "", [])
+	no.reasons == ["only members of loggate-admins may manage audit"]
 }
 
 test_anonymous_actor_denied if {

@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/audit"
+)
+
+// auditAdmin is what a local audit store offers loggate-admins: retention,
+// legal hold and signing-key rotation. A store without it (Redis) answers
+// 404 on these endpoints.
+type auditAdmin interface {
+	SetLegalHold(ctx context.Context, on bool, reason string, actor audit.Actor) (audit.Event, error)
+	LegalHold(ctx context.Context) (audit.LegalHold, error)
+	Purge(ctx context.Context, before time.Time, actor audit.Actor) (audit.PurgeResult, error)
+	RotateKey(ctx context.Context, actor audit.Actor) error
+	VerifierKeys() []string
+}
+
+var _ auditAdmin = (*audit.Store)(nil)
+
+func (s *Server) auditAdmin(r *http.Request, who auth.Identity) (auditAdmin, error) {
+	if !s.allowed(r.Context(), who, "manage_audit") {
+		return nil, errForbidden("audit retention and keys are managed by loggate-admins")
+	}
+	a, ok := s.cfg.Audit.(auditAdmin)
+	if !ok {
+		return nil, errNotFound("this audit backend has no retention or key management")
+	}
+	return a, nil
+}
+
+// handleAuditKeys publishes the verifier keys of every checkpoint signing
+// key, so anyone can check an exported checkpoint. No authentication: the
+// keys are public by design.
+func (s *Server) handleAuditKeys(w http.ResponseWriter, r *http.Request) {
+	a, ok := s.cfg.Audit.(auditAdmin)
+	if !ok {
+		s.writeError(w, r, errNotFound("this audit backend publishes no keys"))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"verifier_keys": a.VerifierKeys(),
+		"format": "golang.org/x/mod/sumdb/note verifier keys (Ed25519)"})
+}
+
+func (s *Server) handleGetLegalHold(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	if !s.allowed(r.Context(), who, "manage_audit") && !s.allowed(r.Context(), who, "read_audit") {
+		return errForbidden("the legal hold is for security and loggate-admins")
+	}
+	a, ok := s.cfg.Audit.(auditAdmin)
+	if !ok {
+		return errNotFound("this audit backend has no legal hold")
+	}
+	h, err := a.LegalHold(r.Context())
+	if err != nil {
+		return errUnavailable("audit trail unavailable", err)
+	}
+	writeJSON(w, http.StatusOK, h)
+	return nil
+}
+
+type legalHoldBody struct {
+	On     *bool  `json:"on"`
+	Reason string `json:"reason"`
+}
+
+func (s *Server) handleSetLegalHold(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	a, err := s.auditAdmin(r, who)
+	if err != nil {
+		return err
+	}
+	var body legalHoldBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.On == nil {
+		return errBadRequest(`"on" (true or false) is required`)
+	}
+	reason, err := s.cleanText("reason", body.Reason, true)
+	if err != nil {
+		return err
+	}
+	if _, err := a.SetLegalHold(r.Context(), *body.On, reason, userActor(who)); err != nil {
+		return auditAdminError(err)
+	}
+	h, err := a.LegalHold(r.Context())
+	if err != nil {
+		return errUnavailable("audit trail unavailable", err)
+	}
+	writeJSON(w, http.StatusOK, h)
+	return nil
+}
+
+type purgeBody struct {
+	Before time.Time `json:"before"`
+}
+
+// handlePurge empties the records of events older than "before", keeping
+// their hashes so the trail still verifies; refused under a legal hold.
+func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	a, err := s.auditAdmin(r, who)
+	if err != nil {
+		return err
+	}
+	var body purgeBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	if body.Before.IsZero() || body.Before.After(s.now()) {
+		return errBadRequest(`"before" must be an RFC 3339 time in the past`)
+	}
+	res, err := a.Purge(r.Context(), body.Before, userActor(who))
+	if err != nil {
+		return auditAdminError(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"from_seq": res.From, "to_seq": res.To, "count": res.Count,
+		"event_id": res.Event.ID})
+	return nil
+}
+
+func (s *Server) handleRotateAuditKey(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	a, err := s.auditAdmin(r, who)
+	if err != nil {
+		return err
+	}
+	if err := a.RotateKey(r.Context(), userActor(who)); err != nil {
+		return auditAdminError(err)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"verifier_keys": a.VerifierKeys()})
+	return nil
+}
+
+func auditAdminError(err error) error {
+	switch {
+	case errors.Is(err, audit.ErrLegalHold):
+		return errConflict("a legal hold is in force: nothing may be purged")
+	case errors.Is(err, audit.ErrInvalid):
+		return errConflict(err.Error())
+	}
+	return errAudit(err)
+}
