@@ -35,17 +35,24 @@ type ControlConfig struct {
 	ReplicaID string
 	// Now stamps Message.Sent; nil means time.Now.
 	Now func() time.Time
+	// Block is how long one XREAD waits; zero means 1s. It bounds how long
+	// Subscribe takes to notice that its context ended.
+	Block time.Duration
 	// Logger receives connection problems; nil discards them.
 	Logger *slog.Logger
 }
 
-// Control broadcasts control messages to the other replicas.
+// Control broadcasts control messages to the other replicas through a
+// Redis Stream (<prefix>control) rather than pub/sub, so a replica that
+// loses its connection for a moment still gets every revocation sent
+// meanwhile when it reconnects.
 type Control struct {
-	c       *redis.Client
-	channel string
-	id      string
-	now     func() time.Time
-	log     *slog.Logger
+	c      *redis.Client
+	stream string
+	block  time.Duration
+	id     string
+	now    func() time.Time
+	log    *slog.Logger
 }
 
 // NewControl validates cfg.
@@ -65,7 +72,10 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Control{c: cfg.Client, channel: cfg.Prefix + "control", id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger}, nil
+	if cfg.Block <= 0 {
+		cfg.Block = time.Second
+	}
+	return &Control{c: cfg.Client, stream: cfg.Prefix + "control", block: cfg.Block, id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger}, nil
 }
 
 // NewReplicaID returns a random replica id.
@@ -78,55 +88,82 @@ func NewReplicaID() string {
 // ReplicaID returns this replica's id.
 func (c *Control) ReplicaID() string { return c.id }
 
-// Publish sends a control message to every other replica.
+// Publish sends a control message to every other replica: it is appended
+// to the control stream (capped at about 10,000 messages).
 func (c *Control) Publish(ctx context.Context, kind, grantID, reason string, expiresAt time.Time) error {
 	b, err := json.Marshal(Message{Replica: c.id, Kind: kind, GrantID: grantID, Reason: reason, ExpiresAt: expiresAt, Sent: c.now()})
 	if err != nil {
 		return fmt.Errorf("publish control message: %w", err)
 	}
-	if err := c.c.Publish(ctx, c.channel, b).Err(); err != nil {
+	err = c.c.XAdd(ctx, &redis.XAddArgs{Stream: c.stream, MaxLen: 10000, Approx: true, Values: []any{"m", b}}).Err()
+	if err != nil {
 		return fmt.Errorf("publish control message: %w: %v", ErrUnavailable, err)
 	}
 	return nil
 }
 
-// Subscribe delivers the other replicas' messages to fn until ctx ends,
-// resubscribing after connection losses (messages sent while disconnected
-// are lost: the gateway re-checks grants when tails resume, and a lost
-// Redis ends every tail through the Feed). fn runs on one goroutine; it
-// must not block for long. ready, if non-nil, is closed once subscribed.
+// Subscribe delivers the other replicas' messages to fn, in order, until
+// ctx ends. It reads the control stream from its end at the time of the
+// call; after a connection loss it resumes where it stopped, so messages
+// sent meanwhile (by replicas that could reach Redis) are not lost. fn runs
+// on this goroutine and must not block for long. ready, if non-nil, is
+// closed once the starting position is known (Redis reached).
 func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(Message)) error {
-	ps := c.c.Subscribe(ctx, c.channel)
-	defer ps.Close()
-	if _, err := ps.Receive(ctx); err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
-		c.log.Warn("control subscription not confirmed yet; retrying in the background", "err", err)
-	}
-	if ready != nil {
-		close(ready)
-	}
-	ch := ps.Channel(redis.WithChannelHealthCheckInterval(5 * time.Second))
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m, ok := <-ch:
-			if !ok {
-				return nil
-			}
-			var msg Message
-			if err := json.Unmarshal([]byte(m.Payload), &msg); err != nil {
-				c.log.Warn("ignoring malformed control message", "err", err)
+	last := ""
+	backoff := 50 * time.Millisecond
+	for ctx.Err() == nil {
+		if last == "" {
+			ms, err := c.c.XRevRangeN(ctx, c.stream, "+", "-", 1).Result()
+			if err != nil {
+				c.wait(ctx, &backoff, err)
 				continue
 			}
-			if msg.Replica == c.id {
-				continue
+			last = "0-0"
+			if len(ms) == 1 {
+				last = ms[0].ID
 			}
-			fn(msg)
+			if ready != nil {
+				close(ready)
+				ready = nil
+			}
+		}
+		res, err := c.c.XRead(ctx, &redis.XReadArgs{Streams: []string{c.stream, last}, Count: 100, Block: c.block}).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			c.wait(ctx, &backoff, err)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		for _, xs := range res {
+			for _, m := range xs.Messages {
+				last = m.ID
+				raw, _ := m.Values["m"].(string)
+				var msg Message
+				if err := json.Unmarshal([]byte(raw), &msg); err != nil {
+					c.log.Warn("ignoring malformed control message", "id", m.ID, "err", err)
+					continue
+				}
+				if msg.Replica != c.id {
+					fn(msg)
+				}
+			}
 		}
 	}
+	return nil
+}
+
+func (c *Control) wait(ctx context.Context, backoff *time.Duration, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	c.log.Warn("control stream unreachable; retrying", "err", err)
+	select {
+	case <-ctx.Done():
+	case <-time.After(*backoff):
+	}
+	*backoff = min(2**backoff, time.Second)
 }
 
 // ErrUnavailable reports that Redis could not be reached.

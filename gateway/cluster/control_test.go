@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 func TestControlReachesOthersNotItself(t *testing.T) {
@@ -50,4 +52,52 @@ func TestControlReachesOthersNotItself(t *testing.T) {
 	if !seen["b"] || !seen["c"] {
 		t.Errorf("receivers = %v, want b and c", seen)
 	}
+}
+
+// TestControlResumesAfterDisconnect: a revoke sent while a replica is cut
+// off from Redis reaches it when it reconnects.
+func TestControlResumesAfterDisconnect(t *testing.T) {
+	e := newEnv(t)
+	opt, err := redis.ParseURL(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, opt.Addr)
+	opt.Addr = proxy.addr()
+	opt.MaxRetries = -1
+	opt.DialTimeout = 200 * time.Millisecond
+	viaProxy := redis.NewClient(opt)
+	defer viaProxy.Close()
+
+	a, _ := NewControl(ControlConfig{Client: e.client(t), Prefix: e.prefix, ReplicaID: "a"})
+	b, _ := NewControl(ControlConfig{Client: viaProxy, Prefix: e.prefix, ReplicaID: "b", Block: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan Message, 10)
+	ready := make(chan struct{})
+	done := make(chan struct{})
+	go func() { defer close(done); b.Subscribe(ctx, ready, func(m Message) { got <- m }) }()
+	defer func() { cancel(); <-done }()
+	<-ready
+	recvGrant := func(want string) {
+		t.Helper()
+		select {
+		case m := <-got:
+			if m.GrantID != want {
+				t.Fatalf("got %+v, want grant %s", m, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no message for %s", want)
+		}
+	}
+	if err := a.Publish(ctx, "revoked", "g1", "", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	recvGrant("g1")
+	proxy.cut(true)
+	time.Sleep(300 * time.Millisecond) // b is failing to read now
+	if err := a.Publish(ctx, "revoked", "g2", "while b was away", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	proxy.cut(false)
+	recvGrant("g2")
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/loggate/loggate/gateway/logs"
 )
 
@@ -195,5 +197,54 @@ func TestFeedOutageEndsViewersAndRecovers(t *testing.T) {
 	}
 	if got := seqsOf(collect(t, w, 2)); !slices.Equal(got, []int64{3, 4}) {
 		t.Errorf("after recovery: seqs %v, want 3 4 (continuing the persisted counter)", got)
+	}
+}
+
+// TestFeedReplicaCutOffCatchesUp: a replica cut off from Redis ends its
+// tails, and when it is back it has every entry the others published
+// meanwhile, with the same seqs.
+func TestFeedReplicaCutOffCatchesUp(t *testing.T) {
+	e := newEnv(t)
+	opt, err := redis.ParseURL(e.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newCutProxy(t, opt.Addr)
+	opt.Addr, opt.MaxRetries, opt.DialTimeout = proxy.addr(), -1, 200*time.Millisecond
+	viaProxy := redis.NewClient(opt)
+	defer viaProxy.Close()
+	a, b := e.replica(t), e.replicaOn(t, viaProxy)
+	ctx := context.Background()
+	v, err := b.hub.Subscribe(checkout, logs.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.hub.Publish(ctx, entries(checkout, "before", 2)); err != nil {
+		t.Fatal(err)
+	}
+	collect(t, v, 2)
+	proxy.cut(true)
+	select {
+	case <-v.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("tail on the cut-off replica did not end")
+	}
+	if _, err := a.hub.Publish(ctx, entries(checkout, "meanwhile", 3)); err != nil {
+		t.Fatal(err)
+	}
+	proxy.cut(false)
+	waitFor(t, "cut-off replica healthy again", func() bool { return b.feed.Healthy() == nil })
+	waitFor(t, "cut-off replica caught up", func() bool {
+		infos := b.hub.Streams()
+		return len(infos) == 1 && infos[0].LastSeq == 5
+	})
+	w, err := b.hub.Subscribe(checkout, logs.SubscribeOptions{After: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	got := collect(t, w, 3)
+	if !slices.Equal(seqsOf(got), []int64{3, 4, 5}) || got[0].Message != "meanwhile 0" {
+		t.Errorf("resume on the cut-off replica = %v", seqsOf(got))
 	}
 }

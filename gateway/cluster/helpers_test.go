@@ -3,6 +3,9 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,9 +45,11 @@ type replica struct {
 	hub  *logs.Hub
 }
 
-func (e *env) replica(t testing.TB) *replica {
+func (e *env) replica(t testing.TB) *replica { return e.replicaOn(t, e.client(t)) }
+
+func (e *env) replicaOn(t testing.TB, c *redis.Client) *replica {
 	t.Helper()
-	f, err := NewFeed(FeedConfig{Client: e.client(t), Prefix: e.prefix, Block: 200 * time.Millisecond})
+	f, err := NewFeed(FeedConfig{Client: c, Prefix: e.prefix, Block: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,4 +96,61 @@ type redisXAdd struct{ stream, id, rec, hash string }
 
 func (x redisXAdd) args() *redis.XAddArgs {
 	return &redis.XAddArgs{Stream: x.stream, ID: x.id, Values: []any{"r", x.rec, "h", x.hash}}
+}
+
+// cutProxy forwards TCP to Redis and can cut every connection, to take one
+// client (not the server) off the network for a while.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  []net.Conn
+}
+
+func newCutProxy(t testing.TB, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.cut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.down {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, up)
+			p.mu.Unlock()
+			go func() { io.Copy(up, c); up.Close() }()
+			go func() { io.Copy(c, up); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) addr() string { return p.ln.Addr().String() }
+
+// cut closes every connection and refuses new ones while down.
+func (p *cutProxy) cut(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
 }
