@@ -156,23 +156,40 @@ async function loadReviews() {
   $("reviews-empty").hidden = items.length > 0;
 }
 
-// loadIntegrity shows the latest checkpoint. It doubles as the check that
-// the viewer is security (403 otherwise) without writing an audit record,
-// which a probing search would. It resolves to false when refused.
+// loadIntegrity shows the latest checkpoint and the result of verifying
+// the whole trail. The checkpoint read doubles as the check that the viewer
+// is security (403 otherwise) without writing an audit record, which a
+// probing search would. It resolves to false when refused.
 async function loadIntegrity() {
+  let cp;
   try {
-    const cp = await api("GET", "/api/v1/audit/checkpoint");
-    facts($("integrity"), [
-      ["Status", el("span", { class: "ok", text: cp.signature ? "signed checkpoint present" : "checkpoint unsigned" })],
-      ["Events covered", String(cp.size)],
-      ["Root hash", el("code", { class: "hash", text: cp.root_hash })],
-      ["Signed at", timeEl(cp.time)],
-      ["Log origin", cp.origin],
-    ]);
+    cp = await api("GET", "/api/v1/audit/checkpoint");
   } catch (e) {
     if (e instanceof APIError && e.status === 403) return false;
     facts($("integrity"), [["Status", el("span", { class: "error", text: errorText(e) })]]);
+    return true;
   }
+  const status = el("span", { class: "muted", text: "verifying…" });
+  const rows = [
+    ["Verification", status],
+    ["Events covered", String(cp.size)],
+    ["Root hash", el("code", { class: "hash", text: cp.root_hash })],
+    ["Signed at", timeEl(cp.time)],
+    ["Log origin", cp.origin],
+  ];
+  facts($("integrity"), rows);
+  try {
+    const v = await api("GET", "/api/v1/audit/verify");
+    const problems = (v.report && v.report.problems) || [];
+    const text = v.verified
+      ? `verified: ${v.report.events} events, chain and signed checkpoints intact`
+      : `FAILED: ${problems.length ? problems[0].kind + " at seq " + problems[0].seq + ": " + problems[0].detail : (v.verify_error || "unknown problem")}`;
+    rows[0][1] = el("span", { class: v.verified ? "ok" : "error", text });
+    rows.push(["Verified at", timeEl(v.verified_at)]);
+  } catch (e) {
+    rows[0][1] = el("span", { class: "error", text: errorText(e) });
+  }
+  facts($("integrity"), rows);
   return true;
 }
 
