@@ -47,9 +47,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // to the viewer reading the line: p50_ms, p99_ms (goal p99 <= 20ms).
 func BenchmarkReplicaIngestToViewer(b *testing.B) {
 	srv := redistest.Start(b)
-	flags := []string{"--max-tails-per-user", "20", "--max-viewer-rate", "1000000", "--ingest-rate", "1000"}
-	a := startGateway(b, append([]string{"--redis", srv.URL(), "--dev-source-token", replicaSourceToken}, flags...)...)
-	g2 := startGateway(b, append([]string{"--redis", srv.URL(), "--dev-source-token", replicaSourceToken, "--issuer", a.url + "/dev/oidc"}, flags...)...)
+	a, g2 := startReplicas(b, srv.URL(), "--max-tails-per-user", "20", "--max-viewer-rate", "1000000", "--ingest-rate", "1000")
 	alice, bob := a.token("alice"), a.token("bob")
 	grant := benchGrant(b, a, g2, alice, bob)
 
@@ -146,8 +144,7 @@ func BenchmarkReplicaIngestToViewer(b *testing.B) {
 // (goal p99 <= 250ms).
 func BenchmarkReplicaRevokeToClose(b *testing.B) {
 	srv := redistest.Start(b)
-	a := startGateway(b, "--redis", srv.URL(), "--dev-source-token", replicaSourceToken)
-	g2 := startGateway(b, "--redis", srv.URL(), "--dev-source-token", replicaSourceToken, "--issuer", a.url+"/dev/oidc")
+	a, g2 := startReplicas(b, srv.URL())
 	alice, bob := a.token("alice"), a.token("bob")
 	var lat []time.Duration
 	b.ResetTimer()

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,11 +22,23 @@ const replicaSourceToken = "lgs_replica_test_token_0123456789abcdef"
 
 // startReplicas runs two gateways on one Redis. B trusts A's development
 // identity provider (same --issuer), so tokens from a.token work on both.
-func startReplicas(t *testing.T, redisURL string) (a, b *gatewayT) {
+func startReplicas(t testing.TB, redisURL string, extra ...string) (a, b *gatewayT) {
 	t.Helper()
-	a = startGateway(t, "--redis", redisURL, "--dev-source-token", replicaSourceToken)
-	b = startGateway(t, "--redis", redisURL, "--dev-source-token", replicaSourceToken, "--issuer", a.url+"/dev/oidc")
+	keys := sharedKeyFile(t)
+	a = startGateway(t, append([]string{"--redis", redisURL, "--dev-source-token", replicaSourceToken, "--session-key-file", keys}, extra...)...)
+	b = startGateway(t, append([]string{"--redis", redisURL, "--dev-source-token", replicaSourceToken, "--session-key-file", keys,
+		"--issuer", a.url + "/dev/oidc"}, extra...)...)
 	return a, b
+}
+
+// sharedKeyFile writes a session key file for replicas to share.
+func sharedKeyFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "session.keys")
+	if err := os.WriteFile(p, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // tailConn is an open tail WebSocket.
@@ -255,13 +269,19 @@ func TestReplicasFailClosedWhileRedisIsDownAndRecover(t *testing.T) {
 
 func TestRedisWithoutFsyncIsRefusedUnlessAccepted(t *testing.T) {
 	srv := redistest.Start(t, "--appendfsync", "everysec")
-	args := []string{"--dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--dev-demo-logs=false", "--redis", srv.URL()}
-	err := runServe(t.Context(), args, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	keys := sharedKeyFile(t)
+	base := []string{"--dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--dev-demo-logs=false", "--redis", srv.URL()}
+	err := runServe(t.Context(), base, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "--session-key-file") {
+		t.Errorf("serve --redis without shared session keys: %v, want a refusal naming --session-key-file", err)
+	}
+	args := append(base, "--session-key-file", keys)
+	err = runServe(t.Context(), args, func(string) string { return "" }, io.Discard, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "appendfsync") || !strings.Contains(err.Error(), "--redis-accept-weak-durability") {
 		t.Fatalf("serve with appendfsync everysec: %v, want a refusal naming appendfsync and the flag", err)
 	}
 
-	g := startGateway(t, "--redis", srv.URL(), "--redis-accept-weak-durability")
+	g := startGateway(t, "--redis", srv.URL(), "--redis-accept-weak-durability", "--session-key-file", keys)
 	carol := g.token("carol")
 	var trail struct {
 		Items []auditJSON `json:"items"`

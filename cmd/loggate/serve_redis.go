@@ -38,6 +38,11 @@ type redisParts struct {
 // wireRedis connects to --redis and checks it persists every write,
 // refusing to start otherwise unless --redis-accept-weak-durability.
 func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) logs.Retention, log *slog.Logger) (*redisParts, error) {
+	if c.SessionKeyFile == "" {
+		// A key generated in each replica's --data would make a session
+		// from one replica invalid on the others.
+		return nil, usageError("--redis needs --session-key-file (or LOGGATE_SESSION_KEY_FILE): every replica must share the same session keys")
+	}
 	client, err := cluster.Dial(c.Redis)
 	if err != nil {
 		return nil, usageError("--redis: %v", err)
