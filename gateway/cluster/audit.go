@@ -235,6 +235,12 @@ func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error)
 			seq, prevHex, rec, newHex, ev.ID).Int()
 		if err != nil {
 			if strings.Contains(err.Error(), "duplicate event id") {
+				// Either a caller reused an id, or an earlier attempt of this
+				// Append landed and only its reply was lost (a retry after a
+				// network error): then the stored event is ours.
+				if got, gerr := a.Get(ctx, ev.ID); gerr == nil && sameEvent(got, ev) {
+					return got, nil
+				}
 				return audit.Event{}, fmt.Errorf("%w: event id %s exists", audit.ErrInvalid, ev.ID)
 			}
 			return audit.Event{}, unavailable("append", err)
@@ -247,6 +253,13 @@ func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error)
 			return audit.Event{}, unavailable("append", errors.New("lost 1000 races for the chain head"))
 		}
 	}
+}
+
+// sameEvent reports whether stored is ev as Append would have written it.
+func sameEvent(stored, ev audit.Event) bool {
+	a, err1 := encodeTail(&stored)
+	b, err2 := encodeTail(&ev)
+	return err1 == nil && err2 == nil && bytes.Equal(a, b)
 }
 
 // stored is one record as kept in the stream.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/loggate/loggate/gateway/audit"
 )
@@ -248,5 +249,33 @@ func TestCheckDurability(t *testing.T) {
 	e.srv.Stop()
 	if err := CheckDurability(ctx, c); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("down: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestAuditAppendRetryAfterLostReply: an append whose reply was lost is
+// retried with the same id; the retry returns the stored event instead of
+// writing it twice, and a different event reusing the id is refused.
+func TestAuditAppendRetryAfterLostReply(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	a := e.audit(t)
+	ev := event("grant.issued", "g1")
+	ev.ID = "evt_fixed"
+	ev.Time = time.Date(2026, 11, 25, 1, 2, 3, 0, time.UTC)
+	first, err := a.Append(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := a.Append(ctx, ev)
+	if err != nil || again.Seq != first.Seq || again.Hash != first.Hash {
+		t.Errorf("retry = %+v, %v; want the stored event (seq %d)", again, err, first.Seq)
+	}
+	other := event("grant.revoked", "g1")
+	other.ID = "evt_fixed"
+	if _, err := a.Append(ctx, other); !errors.Is(err, audit.ErrInvalid) {
+		t.Errorf("different event reusing the id: %v, want ErrInvalid", err)
+	}
+	if rep, err := a.Verify(ctx); err != nil || rep.Events != 1 || !rep.OK() {
+		t.Errorf("verify = %+v, %v; want one event", rep, err)
 	}
 }
