@@ -1,8 +1,9 @@
 // Package cluster lets several loggate replicas share one Redis: it carries
-// control messages (revocations, expiries, extensions) between replicas
-// over pub/sub (Control), the live log feed with shared per-stream seqs
+// control messages (revocations, expiries, extensions) between replicas on
+// a control stream a reconnecting replica resumes (Control), the live log feed with shared per-stream seqs
 // (Feed: one Redis Stream per log stream, read by every replica and fanned
-// out locally), and one gapless hash-chained audit trail (Audit).
+// out locally), one gapless hash-chained audit trail (Audit), and
+// single-use marks (Once).
 //
 // It imports only gateway/logs and gateway/audit, for their types; it knows
 // nothing of HTTP, grants or users. The gateway adapts Message to its own
