@@ -83,7 +83,9 @@ func (s *Server) handleCreateRequest(w http.ResponseWriter, r *http.Request, who
 	if err != nil {
 		return err
 	}
-	if !s.knownStream(r.Context(), body.Service, body.Env) {
+	if known, err := s.knownStream(r.Context(), body.Service, body.Env); err != nil {
+		return err
+	} else if !known {
 		return errNotFound(fmt.Sprintf("unknown stream %s/%s", body.Service, body.Env))
 	}
 	req, grant, err := s.openRequest(r.Context(), r, who, openArgs{service: body.Service, env: body.Env,

@@ -192,6 +192,9 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	for name, f := range s.cfg.ReadyChecks {
 		probe(name, f)
 	}
+	for name, note := range s.cfg.ReadyNotes {
+		checks[name] = note
+	}
 	select {
 	case <-s.shutdown:
 		checks["shutdown"] = "draining"

@@ -132,6 +132,9 @@ type Config struct {
 	// ReadyChecks are extra readiness probes (e.g. Redis); each returns nil
 	// when healthy.
 	ReadyChecks map[string]func(context.Context) error
+	// ReadyNotes are shown in /readyz's checks without affecting readiness
+	// (e.g. an accepted weak Redis durability); nil means none.
+	ReadyNotes map[string]string
 
 	Now    func() time.Time
 	Logger *slog.Logger

@@ -16,13 +16,14 @@ import (
 )
 
 // knownStreams are the streams some source may write or that have entries.
-func (s *Server) knownStreams(ctx context.Context) []store.StreamRef {
+// A store failure is returned (fail closed: 503), not read as "no streams".
+func (s *Server) knownStreams(ctx context.Context) ([]store.StreamRef, error) {
 	seen := map[store.StreamRef]bool{}
 	cursor := ""
 	for range 50 {
 		srcs, next, err := s.cfg.Store.Sources(ctx, store.Query{State: "active", Limit: 1000, Cursor: cursor})
 		if err != nil {
-			break
+			return nil, err
 		}
 		for _, src := range srcs {
 			for _, st := range src.Streams {
@@ -48,16 +49,17 @@ func (s *Server) knownStreams(ctx context.Context) []store.StreamRef {
 		}
 		return out[i].Env < out[j].Env
 	})
-	return out
+	return out, nil
 }
 
-func (s *Server) knownStream(ctx context.Context, service, env string) bool {
-	for _, st := range s.knownStreams(ctx) {
+func (s *Server) knownStream(ctx context.Context, service, env string) (bool, error) {
+	sts, err := s.knownStreams(ctx)
+	for _, st := range sts {
 		if st.Service == service && st.Env == env {
-			return true
+			return true, nil
 		}
 	}
-	return false
+	return false, err
 }
 
 type streamView struct {
@@ -79,7 +81,11 @@ func (s *Server) handleStreams(w http.ResponseWriter, r *http.Request, who auth.
 	ctx := r.Context()
 	items := []streamView{}
 	subj := policySubject(subjectOf(who))
-	for _, st := range s.knownStreams(ctx) {
+	sts, err := s.knownStreams(ctx)
+	if err != nil {
+		return err
+	}
+	for _, st := range sts {
 		d, err := s.cfg.Policy.Decide(ctx, policy.Input{Action: "probe", Requester: subj, Service: st.Service,
 			Env: st.Env, Time: s.now()})
 		if err != nil || !d.Allow {

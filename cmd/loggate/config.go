@@ -170,6 +170,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if ferr != nil {
 		return nil, &exitCodeError{code: exitUsage, err: ferr}
 	}
+	if c.Redis == "" {
+		c.Redis = getenv("LOGGATE_REDIS_URL") // the documented alias of LOGGATE_REDIS
+	}
 	var err error
 	if c.clientSecret, err = secret(c.ClientSecretFile, getenv("LOGGATE_CLIENT_SECRET")); err != nil {
 		return nil, fmt.Errorf("client secret: %w", err)

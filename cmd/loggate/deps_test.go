@@ -28,6 +28,7 @@ func TestImportRules(t *testing.T) {
 		{"gateway/logs", nil, "the entry schema and fan-out are transport-agnostic"},
 		{"gateway/store", nil, "the store remembers; it does not decide"},
 		{"gateway/audit/sink", []string{"gateway/audit"}, "sinks ship audit records, nothing else"},
+		{"gateway/cluster", []string{"gateway/logs", "gateway/audit"}, "the Redis replica pieces carry entries, control messages and audit records, nothing else"},
 		{"gateway/ingest", []string{"gateway/logs"}, "decoders produce entries, nothing else"},
 		{"gateway/redact", []string{"gateway/logs"}, "redaction works on entries, nothing else"},
 		{"gateway", []string{"auth", "policy", "gateway/audit", "gateway/logs", "gateway/store", "gateway/ingest", "gateway/redact"},

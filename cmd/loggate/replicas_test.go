@@ -238,6 +238,10 @@ func TestReplicasFailClosedWhileRedisIsDownAndRecover(t *testing.T) {
 	if code := a.call("POST", "/api/v1/grants/"+grant+"/revoke", bob, map[string]string{"reason": "x"}, nil); code != http.StatusServiceUnavailable {
 		t.Errorf("revoke with Redis down: %d, want 503", code)
 	}
+	if code := a.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "prod",
+		"duration": "5m", "reason": "INC-78"}, nil); code != http.StatusServiceUnavailable {
+		t.Errorf("new request with Redis down: %d, want 503", code)
+	}
 	if code := a.ingest("checkout", "prod", replicaSourceToken, `{"message":"lost"}`); code != http.StatusServiceUnavailable {
 		t.Errorf("ingest with Redis down: %d, want 503", code)
 	}
@@ -283,6 +287,13 @@ func TestRedisWithoutFsyncIsRefusedUnlessAccepted(t *testing.T) {
 
 	g := startGateway(t, "--redis", srv.URL(), "--redis-accept-weak-durability", "--session-key-file", keys)
 	carol := g.token("carol")
+	var ready struct {
+		Ready  bool              `json:"ready"`
+		Checks map[string]string `json:"checks"`
+	}
+	if code := g.call("GET", "/readyz", "", nil, &ready); code != 200 || !ready.Ready || !strings.Contains(ready.Checks["redis_durability"], "weak") {
+		t.Errorf("/readyz with weak durability accepted: %d %+v, want ready with a redis_durability note", code, ready)
+	}
 	var trail struct {
 		Items []auditJSON `json:"items"`
 	}

@@ -215,7 +215,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval,
-		VerifyAudit:          sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks,
+		VerifyAudit:          sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
 	})
 	if err != nil {
 		return err
