@@ -177,6 +177,11 @@ type Config struct {
 	OnEvent func(context.Context, Event) error
 	// FailureWindow is the aggregation window for auth.failed. Zero: 10s.
 	FailureWindow time.Duration
+	// ConsumeOnce marks a login state used, reporting whether this was the
+	// first use; replicas share it (Redis) so a callback cannot be replayed
+	// on another replica. An error fails the login closed. Zero: an
+	// in-memory set, enough for one instance.
+	ConsumeOnce func(ctx context.Context, key string, until time.Time) (bool, error)
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time
 	// Logger receives operational logs (never secrets). Zero: discard.

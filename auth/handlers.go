@@ -161,7 +161,17 @@ func (a *Authenticator) HandleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sum := sha256.Sum256([]byte(f.State))
-	if !a.usedState.consume(hex.EncodeToString(sum[:]), time.Unix(f.Expires, 0), now) {
+	first := true
+	if a.cfg.ConsumeOnce != nil {
+		var err error
+		if first, err = a.cfg.ConsumeOnce(ctx, "login-state:"+hex.EncodeToString(sum[:]), time.Unix(f.Expires, 0)); err != nil {
+			a.loginFailed(w, r, http.StatusServiceUnavailable, ReasonProvider, "login state store unavailable")
+			return
+		}
+	} else {
+		first = a.usedState.consume(hex.EncodeToString(sum[:]), time.Unix(f.Expires, 0), now)
+	}
+	if !first {
 		a.loginFailed(w, r, http.StatusBadRequest, ReasonState, "state already used")
 		return
 	}

@@ -53,6 +53,7 @@ type serveConfig struct {
 	AuditCheckpointInterval time.Duration
 	AuditOps                auditOps
 	MaxTailsPerUser         int
+	LogRetention            string
 	TailProgressInterval    time.Duration
 	RedactionFile           string
 	MaxTailsPerStream       int
@@ -100,6 +101,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	c.AuditOps.flags(fs)
 	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
 	fs.DurationVar(&c.TailProgressInterval, "tail-progress-interval", time.Minute, "how often a long view writes a stream.progress audit event")
+	fs.StringVar(&c.LogRetention, "log-retention", "prod=//24h", "backlog kept per environment for backfill and resume: ENV=ENTRIES/BYTES/AGE,... (ENV * is the default; empty parts keep 10000/16MiB/24h)")
 	fs.IntVar(&c.MaxTailsPerUser, "max-tails-per-user", 8, "concurrent live tails per person")
 	fs.IntVar(&c.MaxTailsPerStream, "max-tails-per-stream", 200, "concurrent live tails per stream")
 	fs.IntVar(&c.MaxViewerRate, "max-viewer-rate", 5000, "entries per second a viewer receives before sampling (announced)")

@@ -138,6 +138,20 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		defer idp.Close()
 		mounts["/dev/oidc/"] = idp
 	}
+	// Audit trail, state, log pipeline: local files, or Redis (--redis).
+	sp, err := openState(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	defer sp.Close()
+	aud, st, hub := sp.audit, sp.store, sp.hub
+	if local, ok := aud.(*audit.Store); ok {
+		stopAudit, err := startAudit(ctx, c.AuditOps, local, filepath.Join(c.Data, "audit"), getenv, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopAudit()
+	}
 	sessionKeys, err := loadSessionKeys(c)
 	if err != nil {
 		return err
@@ -158,8 +172,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			}
 			return srv.RecordAuth(ctx, ev)
 		},
-		HTTPClient: devProviderClient(idp, issuer), // nil without --dev
-		Logger:     log.With("component", "auth"),
+		HTTPClient:  devProviderClient(idp, issuer), // nil without --dev
+		ConsumeOnce: sp.consumeOnce(),               // nil on one machine
+		Logger:      log.With("component", "auth"),
 	})
 	if err != nil {
 		return fmt.Errorf("authenticator: %w", err)
@@ -176,20 +191,6 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("load policies: %w", err)
 	}
 
-	// Audit trail, state, log pipeline: local files, or Redis (--redis).
-	sp, err := openState(ctx, c, log)
-	if err != nil {
-		return err
-	}
-	defer sp.Close()
-	aud, st, hub := sp.audit, sp.store, sp.hub
-	if local, ok := aud.(*audit.Store); ok {
-		stopAudit, err := startAudit(ctx, c.AuditOps, local, filepath.Join(c.Data, "audit"), getenv, reg, log)
-		if err != nil {
-			return err
-		}
-		defer stopAudit()
-	}
 	red, redByEnv, err := loadRedaction(c.RedactionFile)
 	if err != nil {
 		return err

@@ -172,7 +172,10 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 			sp.Close()
 		}
 	}()
-	retention := map[string]logs.Retention{"prod": {MaxAge: 24 * time.Hour}, "": {}}
+	retention, err := parseRetention(c.LogRetention)
+	if err != nil {
+		return nil, err
+	}
 	hubCfg := logs.HubConfig{Logger: log.With("component", "hub"), ChainedDigest: true,
 		MaxViewerRate: c.MaxViewerRate, Retention: retention}
 	if c.Redis != "" {
@@ -252,4 +255,17 @@ func (sp *stateParts) readyNotes() map[string]string {
 		return nil
 	}
 	return map[string]string{"redis_durability": "weak, accepted by --redis-accept-weak-durability: " + sp.redis.weak.Error()}
+}
+
+// consumeOnce marks login states used across replicas (Redis); nil on one
+// machine, where the authenticator's in-memory set is enough.
+func (sp *stateParts) consumeOnce() func(ctx context.Context, key string, until time.Time) (bool, error) {
+	if sp.redis == nil {
+		return nil
+	}
+	once, err := cluster.NewOnce(sp.redis.client, redisPrefix)
+	if err != nil {
+		return func(context.Context, string, time.Time) (bool, error) { return false, err }
+	}
+	return once.Consume
 }
