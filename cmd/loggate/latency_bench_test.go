@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"net/http"
 	"slices"
@@ -29,6 +30,8 @@ func BenchmarkIngestToViewer(b *testing.B) {
 		})
 	}
 }
+
+var sentNsKey = []byte(`"sent_ns":"`)
 
 func benchIngestToViewer(b *testing.B, viewers, rate int, dur time.Duration) {
 	g := startGateway(b, "--max-tails-per-user", "1000", "--max-tails-per-stream", "1000",
@@ -70,12 +73,12 @@ func benchIngestToViewer(b *testing.B, viewers, rate int, dur time.Duration) {
 				// the cores with the gateway, so the harness stays light.
 				rest := data
 				for {
-					i := strings.Index(string(rest), `"sent_ns":"`)
+					i := bytes.Index(rest, sentNsKey)
 					if i < 0 {
 						break
 					}
-					rest = rest[i+len(`"sent_ns":"`):]
-					j := strings.IndexByte(string(rest), '"')
+					rest = rest[i+len(sentNsKey):]
+					j := bytes.IndexByte(rest, '"')
 					if ns, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
 						local = append(local, now.Sub(time.Unix(0, ns)))
 					}
