@@ -11,6 +11,9 @@ const (
 	ControlRevoked  = "revoked"
 	ControlExpired  = "expired"
 	ControlExtended = "extended"
+	// ControlPolicy tells other replicas that the policy files changed;
+	// Reason carries the new revision.
+	ControlPolicy = "policy"
 )
 
 // ControlEvent tells every replica about a change to live tails.
@@ -46,6 +49,10 @@ func (s *Server) broadcast(ctx context.Context, ev ControlEvent) {
 // ApplyControl delivers a control event (local or from another replica) to
 // the live tails of its grant.
 func (s *Server) ApplyControl(ev ControlEvent) {
+	if ev.Kind == ControlPolicy {
+		s.reloadPolicy(ev.Reason)
+		return
+	}
 	for _, t := range s.tails.forGrant(ev.GrantID) {
 		t.control(ev)
 	}

@@ -234,7 +234,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	waitState := sp.start(runCtx, srv)
 	if c.Policies != "" {
 		go func() {
-			err := pol.Watch(runCtx, func(ev policy.ReloadEvent) { srv.RecordPolicyReload(runCtx, ev) })
+			err := pol.Watch(runCtx, func(ev policy.ReloadEvent) { srv.PolicyChanged(runCtx, ev) })
 			if err != nil && runCtx.Err() == nil {
 				log.Error("policy watch stopped", "err", err)
 			}
