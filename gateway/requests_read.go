@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/store"
+	"github.com/loggate/loggate/policy"
+)
+
+// canSeeRequest: the requester, an eligible approver, or security.
+func (s *Server) canSeeRequest(ctx context.Context, who auth.Identity, req store.Request) bool {
+	if req.Requester.ID == who.ID() {
+		return true
+	}
+	return s.mayApprove(ctx, who, req) || s.allowed(ctx, who, "read_audit")
+}
+
+func (s *Server) mayApprove(ctx context.Context, who auth.Identity, req store.Request) bool {
+	if req.Requester.ID == who.ID() {
+		return false
+	}
+	d, err := s.cfg.Policy.Authorize(ctx, policy.ActionInput{Action: "approve", Actor: policySubject(subjectOf(who)),
+		Requester: policySubject(req.Requester), Service: req.Service, Env: req.Env, BreakGlass: req.BreakGlass,
+		ApproverGroups: req.Decision.ApproverGroups})
+	return err == nil && d.Allow
+}
+
+// allowed asks the policy about an action on no particular object.
+func (s *Server) allowed(ctx context.Context, who auth.Identity, action string) bool {
+	d, err := s.cfg.Policy.Authorize(ctx, policy.ActionInput{Action: action, Actor: policySubject(subjectOf(who))})
+	return err == nil && d.Allow
+}
+
+func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	ctx := r.Context()
+	req, err := s.cfg.Store.Request(ctx, r.PathValue("id"))
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return errNotFound("no such request")
+		}
+		return err
+	}
+	if !s.canSeeRequest(ctx, who, req) {
+		return errForbidden("you may not see this request")
+	}
+	var grant *store.Grant
+	if req.GrantID != "" {
+		if g, err := s.cfg.Store.Grant(ctx, req.GrantID); err == nil {
+			grant = &g
+		}
+	}
+	writeJSON(w, http.StatusOK, s.viewRequest(req, grant))
+	return nil
+}
+
+// handleListRequests lists requests visible to the caller. scope=mine (the
+// default without state=pending) shows one's own; state=pending without a
+// scope shows what the caller may act on; scope=all is for security.
+func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	state := q.Get("state")
+	switch state {
+	case "", store.StatePending, store.StateApproved, store.StateDenied, store.StateCancelled, store.StateLapsed:
+	default:
+		return errBadRequest("state must be one of pending, approved, denied, cancelled, lapsed")
+	}
+	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	if err != nil {
+		return err
+	}
+	scope := q.Get("scope")
+	if scope == "" {
+		scope = "mine"
+		if state == store.StatePending {
+			scope = "approvable"
+		}
+	}
+	sq := store.Query{State: state, Limit: limit, Cursor: q.Get("cursor")}
+	var keep func(store.Request) bool
+	switch scope {
+	case "mine":
+		sq.Owner = who.ID()
+	case "approvable":
+		keep = func(req store.Request) bool { return req.State == store.StatePending && s.mayApprove(ctx, who, req) }
+	case "all":
+		if !s.allowed(ctx, who, "read_audit") {
+			return errForbidden("scope=all is for security")
+		}
+	default:
+		return errBadRequest("scope must be mine, approvable or all")
+	}
+	items := []requestView{}
+	cursor := sq.Cursor
+	// Filtered scopes may need several store pages to fill one API page.
+	for range 20 {
+		sq.Cursor = cursor
+		reqs, next, err := s.cfg.Store.Requests(ctx, sq)
+		if err != nil {
+			return err
+		}
+		for _, req := range reqs {
+			if keep == nil || keep(req) {
+				items = append(items, s.viewRequest(req, nil))
+			}
+		}
+		cursor = next
+		if next == "" || len(items) >= limit {
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, listView[requestView]{Items: items, NextCursor: cursor})
+	return nil
+}
+
+func parseLimit(v string, def, maxN int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, errBadRequest("limit must be a positive integer")
+	}
+	return min(n, maxN), nil
+}
