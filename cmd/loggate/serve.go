@@ -204,7 +204,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return fmt.Errorf("web UI: %w", err)
 	}
-	notifier, err := newNotifier(ctx, c, pub.String(), log)
+	notifier, err := newNotifier(ctx, c, pub.String(), sp.notifyRedis(), log)
 	if err != nil {
 		return err
 	}

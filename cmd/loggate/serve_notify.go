@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/notify"
 )
@@ -24,9 +26,11 @@ type serveNotifier struct {
 	srv atomic.Pointer[gateway.Server]
 }
 
-// newNotifier opens the outbox in the data directory and starts delivery
-// when --webhook-url is set; without it, notifications are off.
-func newNotifier(ctx context.Context, c *serveConfig, publicURL string, log *slog.Logger) (*serveNotifier, error) {
+// newNotifier opens the outbox and starts delivery when --webhook-url is
+// set; without it, notifications are off. The outbox is a SQLite file in
+// the data directory, or, with --redis (rc non-nil), a Redis Stream shared
+// by the replicas, each message delivered by one of them.
+func newNotifier(ctx context.Context, c *serveConfig, publicURL string, rc *redis.Client, log *slog.Logger) (*serveNotifier, error) {
 	sn := &serveNotifier{}
 	if c.WebhookURL == "" {
 		return sn, nil
@@ -41,11 +45,13 @@ func newNotifier(ctx context.Context, c *serveConfig, publicURL string, log *slo
 		}
 	}
 	n, err := notify.New(ctx, notify.Config{
-		Path:      filepath.Join(c.Data, "notify-outbox.db"),
-		Targets:   []notify.Target{{URL: c.WebhookURL, Secret: c.webhookSecret, Kinds: kinds, Format: c.WebhookFormat}},
-		PublicURL: publicURL,
-		OnAttempt: sn.count,
-		Logger:    log.With("component", "notify"),
+		Path:        filepath.Join(c.Data, "notify-outbox.db"),
+		Redis:       rc,
+		RedisPrefix: redisPrefix,
+		Targets:     []notify.Target{{URL: c.WebhookURL, Secret: c.webhookSecret, Kinds: kinds, Format: c.WebhookFormat}},
+		PublicURL:   publicURL,
+		OnAttempt:   sn.count,
+		Logger:      log.With("component", "notify"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("notifications: %w", err)
@@ -80,4 +86,13 @@ func (sn *serveNotifier) Close() error {
 		return nil
 	}
 	return sn.n.Close()
+}
+
+// notifyRedis is the Redis client the notification outbox shares with the
+// other replicas; nil on one machine.
+func (sp *stateParts) notifyRedis() *redis.Client {
+	if sp.redis == nil {
+		return nil
+	}
+	return sp.redis.client
 }

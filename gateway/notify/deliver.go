@@ -45,7 +45,7 @@ func (n *Notifier) dispatch() time.Duration {
 	n.finished = n.finished[:0]
 	n.mu.Unlock()
 	now := n.now()
-	rows, err := dueRows(ctx, n.db, now, 64)
+	rows, next, err := n.box.due(ctx, now, 64)
 	if err != nil {
 		n.log.Error("notify: read outbox", "err", err)
 		return time.Second
@@ -77,15 +77,14 @@ func (n *Notifier) dispatch() time.Duration {
 		// A finishing attempt wakes the loop; this is only a fallback.
 		return time.Second
 	}
-	next, err := nextDue(ctx, n.db, now)
-	if err != nil {
-		n.log.Error("notify: read outbox", "err", err)
-		return time.Second
+	wait := idlePoll
+	if mw := n.box.maxWait(); mw > 0 {
+		wait = min(wait, mw)
 	}
 	if next.IsZero() {
-		return idlePoll
+		return wait
 	}
-	return min(max(next.Sub(n.now()), time.Millisecond), idlePoll)
+	return min(max(next.Sub(n.now()), time.Millisecond), wait)
 }
 
 // attempt makes one delivery attempt of r and records its outcome.
@@ -108,7 +107,7 @@ func (n *Notifier) attempt(r row) {
 	if t == nil {
 		// The target was removed from the configuration since this was queued.
 		n.log.Warn("notify: target no longer configured; abandoning message", "kind", r.Kind, "id", r.MsgID)
-		if err := failRow(ctx, n.db, r.ID, n.now(), true, "target no longer configured"); err != nil {
+		if err := n.box.fail(ctx, r, n.now(), true, "target no longer configured"); err != nil {
 			n.log.Error("notify: update outbox", "err", err)
 		}
 		return
@@ -118,7 +117,7 @@ func (n *Notifier) attempt(r row) {
 		return // aborted by Close: not an attempt; the row stays due
 	}
 	if err == nil {
-		if derr := deleteRow(ctx, n.db, r.ID); derr != nil {
+		if derr := n.box.done(ctx, r); derr != nil {
 			n.log.Error("notify: update outbox", "err", derr)
 		}
 		n.report(r.Kind, OutcomeDelivered)
@@ -136,7 +135,7 @@ func (n *Notifier) attempt(r row) {
 	}
 	n.log.Warn("notify: delivery failed", "kind", r.Kind, "id", r.MsgID, "target", r.Target,
 		"attempt", r.Attempts+1, "status", status, "err", err, "retry_in", delay, "abandoned", abandon)
-	if ferr := failRow(ctx, n.db, r.ID, now.Add(delay), abandon, truncate(err.Error(), 500)); ferr != nil {
+	if ferr := n.box.fail(ctx, r, now.Add(delay), abandon, truncate(err.Error(), 500)); ferr != nil {
 		n.log.Error("notify: update outbox", "err", ferr)
 	}
 	n.report(r.Kind, outcome)

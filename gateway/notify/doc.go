@@ -9,6 +9,13 @@
 // outbox; delivery happens later, so a restart or an unreachable receiver
 // loses nothing: undelivered messages are retried on the next start.
 //
+// With Config.Redis the outbox is instead a Redis Stream shared by every
+// replica and read through a consumer group: each message is attempted by
+// one live replica at a time, and what a dead replica held is claimed by
+// another after Config.RedisClaimIdle (at least once across a crash; the
+// webhook-id stays the same, so receivers deduplicate). This package may
+// import go-redis, never the project's cluster code.
+//
 // It must not decide anything about access, import the gateway, or write a
 // secret (signing keys, target URLs, which for Slack carry a token) to a log
 // line or to the outbox file: the outbox names a target by a hash.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -16,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Event kinds the gateway sends. Targets may list any of them in Kinds.
@@ -70,8 +71,21 @@ type Target struct {
 // Config configures a Notifier. Fields without a zero-value note are
 // required.
 type Config struct {
-	// Path is the outbox's SQLite file, created if absent.
+	// Path is the outbox's SQLite file, created if absent. Required unless
+	// Redis is set (then it is unused).
 	Path string
+	// Redis, if set, holds the outbox shared by every replica instead of
+	// the SQLite file: a Redis Stream read through a consumer group, so
+	// each message is attempted by one replica at a time, and one a dead
+	// replica held is claimed by another after RedisClaimIdle. Not closed
+	// by the Notifier. Nil: the SQLite outbox at Path.
+	Redis *redis.Client
+	// RedisPrefix namespaces the outbox's keys. Zero: "loggate:".
+	RedisPrefix string
+	// RedisClaimIdle is how long a message held by another replica must
+	// sit untouched (its replica dead or stalled) before this one claims
+	// it. Live replicas touch what they hold well within it. Zero: 30s.
+	RedisClaimIdle time.Duration
 	// Targets receive the messages. Empty: Notify stores nothing.
 	Targets []Target
 	// PublicURL, if set, is the gateway's origin; Slack texts link to it.
@@ -123,7 +137,7 @@ type Notifier struct {
 	cfg     Config
 	log     *slog.Logger
 	now     func() time.Time
-	db      *sql.DB
+	box     outbox
 	targets []*target
 	byKey   map[string]*target
 
@@ -150,8 +164,8 @@ type Notifier struct {
 // New validates cfg, opens (creating) the outbox and starts the delivery
 // goroutine, which picks up anything left undelivered by a previous run.
 func New(ctx context.Context, cfg Config) (*Notifier, error) {
-	if cfg.Path == "" {
-		return nil, errors.New("notify: Config.Path is required")
+	if cfg.Path == "" && cfg.Redis == nil {
+		return nil, errors.New("notify: Config.Path (or Config.Redis) is required")
 	}
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: 10 * time.Second}
@@ -182,11 +196,11 @@ func New(ctx context.Context, cfg Config) (*Notifier, error) {
 		n.targets = append(n.targets, vt)
 		n.byKey[vt.key] = vt
 	}
-	db, err := openOutbox(ctx, cfg.Path)
+	box, err := newOutbox(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	n.db = db
+	n.box = box
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	go n.run()
 	return n, nil
@@ -272,7 +286,7 @@ func (n *Notifier) Notify(ctx context.Context, kind string, payload map[string]a
 		rows = append(rows, row{ID: ev.ID + "." + t.key, MsgID: ev.ID, Target: t.key, Kind: kind, Body: b,
 			Urgent: urgent(kind), Created: now, NextAt: now})
 	}
-	if err := insertRows(ctx, n.db, rows); err != nil {
+	if err := n.box.add(ctx, rows); err != nil {
 		return fmt.Errorf("notify %s: %w", kind, err)
 	}
 	n.poke()
@@ -302,7 +316,7 @@ func (n *Notifier) poke() {
 
 // Pending counts messages still to be delivered (not abandoned).
 func (n *Notifier) Pending(ctx context.Context) (int, error) {
-	return countRows(ctx, n.db, "state = 'pending'")
+	return n.box.pending(ctx)
 }
 
 // Close stops accepting messages, keeps delivering what is due for up to
@@ -315,7 +329,7 @@ func (n *Notifier) Close() error {
 		n.mu.Unlock()
 		deadline := time.Now().Add(n.cfg.DrainTimeout)
 		for time.Now().Before(deadline) {
-			due, err := countRows(context.Background(), n.db, "state = 'pending' AND next_at <= ?", n.now().UnixNano())
+			due, err := n.box.countDue(context.Background(), n.now())
 			n.mu.Lock()
 			busy := len(n.inflight) - len(n.finished)
 			n.mu.Unlock()
@@ -329,7 +343,7 @@ func (n *Notifier) Close() error {
 		<-n.done
 		n.cancel()
 		n.attempts.Wait()
-		n.closeErr = n.db.Close()
+		n.closeErr = n.box.close()
 	})
 	return n.closeErr
 }

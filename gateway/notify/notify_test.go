@@ -312,7 +312,7 @@ func TestAbandonedAfterMaxAge(t *testing.T) {
 	if p, _ := n.Pending(context.Background()); p != 0 {
 		t.Errorf("Pending = %d after abandoning, want 0", p)
 	}
-	left, err := countRows(context.Background(), n.db, "state = 'abandoned'")
+	left, err := countRows(context.Background(), n.box.(*sqliteOutbox).db, "state = 'abandoned'")
 	if err != nil || left != 1 {
 		t.Errorf("abandoned rows = %d, %v; want 1 kept for inspection", left, err)
 	}
@@ -325,7 +325,7 @@ func TestOutboxHoldsNoURLOrSecret(t *testing.T) {
 		t.Fatal(err)
 	}
 	var targets []string
-	rs, err := n.db.Query(`SELECT target FROM outbox`)
+	rs, err := n.box.(*sqliteOutbox).db.Query(`SELECT target FROM outbox`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,62 @@ type row struct {
 	NextAt   time.Time
 }
 
+// outbox is where messages wait for delivery: a SQLite file per replica
+// (sqliteOutbox) or, shared by replicas, a Redis Stream read through a
+// consumer group (redisOutbox). Row ids are unique within one outbox.
+type outbox interface {
+	// add queues rows atomically: all or none.
+	add(ctx context.Context, rows []row) error
+	// due returns up to limit rows due at now this replica may attempt,
+	// urgent first, and the earliest later due time (zero: none known).
+	due(ctx context.Context, now time.Time, limit int) ([]row, time.Time, error)
+	// done removes a delivered row.
+	done(ctx context.Context, r row) error
+	// fail records a failed attempt: retry at next, or keep as abandoned.
+	fail(ctx context.Context, r row, next time.Time, abandon bool, msg string) error
+	// pending counts rows still to be delivered (not abandoned).
+	pending(ctx context.Context) (int, error)
+	// countDue counts rows this replica would attempt at now.
+	countDue(ctx context.Context, now time.Time) (int, error)
+	// maxWait bounds the delivery loop's sleep (zero: no bound).
+	maxWait() time.Duration
+	close() error
+}
+
+// sqliteOutbox is the outbox of one replica, in its own SQLite file.
+type sqliteOutbox struct{ db *sql.DB }
+
+func (o *sqliteOutbox) add(ctx context.Context, rows []row) error { return insertRows(ctx, o.db, rows) }
+
+func (o *sqliteOutbox) due(ctx context.Context, now time.Time, limit int) ([]row, time.Time, error) {
+	rows, err := dueRows(ctx, o.db, now, limit)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	next, err := nextDue(ctx, o.db, now)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("read outbox: %w", err)
+	}
+	return rows, next, nil
+}
+
+func (o *sqliteOutbox) done(ctx context.Context, r row) error { return deleteRow(ctx, o.db, r.ID) }
+
+func (o *sqliteOutbox) fail(ctx context.Context, r row, next time.Time, abandon bool, msg string) error {
+	return failRow(ctx, o.db, r.ID, next, abandon, msg)
+}
+
+func (o *sqliteOutbox) pending(ctx context.Context) (int, error) {
+	return countRows(ctx, o.db, "state = 'pending'")
+}
+
+func (o *sqliteOutbox) countDue(ctx context.Context, now time.Time) (int, error) {
+	return countRows(ctx, o.db, "state = 'pending' AND next_at <= ?", now.UnixNano())
+}
+
+func (o *sqliteOutbox) maxWait() time.Duration { return 0 }
+func (o *sqliteOutbox) close() error           { return o.db.Close() }
+
 func openOutbox(ctx context.Context, path string) (*sql.DB, error) {
 	dsn := "file:" + path + "?_txlock=immediate&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)"
 	db, err := sql.Open("sqlite", dsn)
