@@ -44,6 +44,9 @@ type serveConfig struct {
 
 	Redis                string
 	RedisAcceptWeakFsync bool
+	// AuditSigningKeyFile is the Ed25519 key signing audit checkpoints;
+	// required with --redis (every replica loads the same file).
+	AuditSigningKeyFile string
 
 	WebhookURL        string
 	WebhookSecretFile string
@@ -92,6 +95,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is trusted")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open tails")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL for shared state across replicas (redis:// or rediss://)")
+	fs.StringVar(&c.AuditSigningKeyFile, "audit-signing-key-file", "", "Ed25519 key (PKCS#8 PEM) signing audit checkpoints (default: generated in --data; required with --redis, the same file on every replica)")
 	fs.BoolVar(&c.RedisAcceptWeakFsync, "redis-accept-weak-durability", false, "accept a Redis that does not fsync every write (managed Redis)")
 	fs.StringVar(&c.WebhookURL, "webhook-url", "", "URL receiving notifications (request created/approved/denied, break-glass, expiring, revoked)")
 	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook signing secret (or LOGGATE_WEBHOOK_SECRET)")

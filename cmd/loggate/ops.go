@@ -162,14 +162,15 @@ func flagErr(err error) error {
 }
 
 const auditVerifyUsage = `Usage: loggate audit verify --data DIR [--checkpoint FILE] [--json]
-       loggate audit verify --redis URL [--json]
+       loggate audit verify --redis URL [--audit-signing-key-file FILE] [--json]
 
 Verifies the audit trail offline: every event's hash from its stored bytes,
 the hash chain, the gapless sequence, the Merkle tree and every signed
 checkpoint. With --checkpoint (a checkpoint exported earlier, e.g. from
 GET /api/v1/audit/checkpoint), also detects truncation of the trail.
 With --redis, checks the chain the replicas share in Redis instead (seqs,
-hashes and the chain head; there are no checkpoints there yet).
+hashes, the chain head, and the Merkle root against the latest signed
+checkpoint; its signature too with --audit-signing-key-file).
 Exits 0 when intact, 1 when any problem is found.
 `
 
@@ -181,11 +182,12 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 	cpFile := set.String("checkpoint", "", "an exported checkpoint file")
 	asJSON := set.Bool("json", false, "print the report as JSON")
 	redisURL := set.String("redis", getenv("LOGGATE_REDIS"), "verify the trail shared by replicas in this Redis (redis:// or rediss:// URL)")
+	keyFile := set.String("audit-signing-key-file", getenv("LOGGATE_AUDIT_SIGNING_KEY_FILE"), "with --redis: the replicas' checkpoint signing key, to check the checkpoint's signature")
 	if err := set.Parse(args); err != nil {
 		return flagErr(err)
 	}
 	if *redisURL != "" {
-		return runAuditVerifyRedis(ctx, *redisURL, *asJSON, stdout)
+		return runAuditVerifyRedis(ctx, *redisURL, *keyFile, *asJSON, stdout)
 	}
 	dir := *data
 	if _, err := os.Stat(filepath.Join(dir, "audit", "audit.db")); err == nil {

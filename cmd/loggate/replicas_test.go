@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -24,10 +25,11 @@ const replicaSourceToken = "lgs_replica_test_token_0123456789abcdef"
 // identity provider (same --issuer), so tokens from a.token work on both.
 func startReplicas(t testing.TB, redisURL string, extra ...string) (a, b *gatewayT) {
 	t.Helper()
-	keys := sharedKeyFile(t)
-	a = startGateway(t, append([]string{"--redis", redisURL, "--dev-source-token", replicaSourceToken, "--session-key-file", keys}, extra...)...)
+	keys, auditKey := sharedKeyFile(t), sharedAuditKeyFile(t)
+	a = startGateway(t, append([]string{"--redis", redisURL, "--dev-source-token", replicaSourceToken, "--session-key-file", keys,
+		"--audit-signing-key-file", auditKey}, extra...)...)
 	b = startGateway(t, append([]string{"--redis", redisURL, "--dev-source-token", replicaSourceToken, "--session-key-file", keys,
-		"--issuer", a.url + "/dev/oidc"}, extra...)...)
+		"--audit-signing-key-file", auditKey, "--issuer", a.url + "/dev/oidc"}, extra...)...)
 	return a, b
 }
 
@@ -36,6 +38,18 @@ func sharedKeyFile(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "session.keys")
 	if err := os.WriteFile(p, []byte(strings.Repeat("ab", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sharedAuditKeyFile writes the audit checkpoint key every replica loads
+// (a note signer key; a fixed seed is fine in tests).
+func sharedAuditKeyFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "audit.key")
+	seed := base64.StdEncoding.EncodeToString(append([]byte{1}, bytes.Repeat([]byte{7}, 32)...))
+	if err := os.WriteFile(p, []byte("PRIVATE+KEY+loggate/audit+00000000+"+seed+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return p
@@ -281,11 +295,18 @@ func TestRedisWithoutFsyncIsRefusedUnlessAccepted(t *testing.T) {
 	}
 	args := append(base, "--session-key-file", keys)
 	err = runServe(t.Context(), args, func(string) string { return "" }, io.Discard, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "--audit-signing-key-file") {
+		t.Errorf("serve --redis without a shared audit key: %v, want a refusal naming --audit-signing-key-file", err)
+	}
+	auditKey := sharedAuditKeyFile(t)
+	args = append(args, "--audit-signing-key-file", auditKey)
+	err = runServe(t.Context(), args, func(string) string { return "" }, io.Discard, io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), "appendfsync") || !strings.Contains(err.Error(), "--redis-accept-weak-durability") {
 		t.Fatalf("serve with appendfsync everysec: %v, want a refusal naming appendfsync and the flag", err)
 	}
 
-	g := startGateway(t, "--redis", srv.URL(), "--redis-accept-weak-durability", "--session-key-file", keys)
+	g := startGateway(t, "--redis", srv.URL(), "--redis-accept-weak-durability", "--session-key-file", keys,
+		"--audit-signing-key-file", auditKey)
 	carol := g.token("carol")
 	var ready struct {
 		Ready  bool              `json:"ready"`

@@ -43,6 +43,15 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 		// from one replica invalid on the others.
 		return nil, usageError("--redis needs --session-key-file (or LOGGATE_SESSION_KEY_FILE): every replica must share the same session keys")
 	}
+	if c.AuditSigningKeyFile == "" {
+		// Checkpoints signed with a key generated per replica would not
+		// verify against one another.
+		return nil, usageError("--redis needs --audit-signing-key-file (or LOGGATE_AUDIT_SIGNING_KEY_FILE): every replica must sign audit checkpoints with the same key")
+	}
+	auditKey, err := cluster.LoadSigningKey(c.AuditSigningKeyFile)
+	if err != nil {
+		return nil, usageError("--audit-signing-key-file: %v", err)
+	}
 	client, err := cluster.Dial(c.Redis)
 	if err != nil {
 		return nil, usageError("--redis: %v", err)
@@ -73,7 +82,7 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 		Logger: log.With("component", "feed")}); err != nil {
 		return nil, err
 	}
-	if p.audit, err = cluster.NewAudit(cluster.AuditConfig{Client: client, Prefix: redisPrefix,
+	if p.audit, err = cluster.NewAudit(cluster.AuditConfig{Client: client, Prefix: redisPrefix, SigningKey: auditKey,
 		Logger: log.With("component", "audit")}); err != nil {
 		return nil, err
 	}
@@ -201,7 +210,7 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 		return sp, nil
 	}
 	dir := filepath.Join(c.Data, "audit")
-	aud, err := audit.Open(ctx, audit.Config{Dir: dir, CheckpointInterval: c.AuditCheckpointInterval, Retention: c.AuditOps.Retention,
+	aud, err := audit.Open(ctx, audit.Config{Dir: dir, SigningKeyFile: c.AuditSigningKeyFile, CheckpointInterval: c.AuditCheckpointInterval, Retention: c.AuditOps.Retention,
 		Logger: log.With("component", "audit")})
 	if err != nil {
 		return nil, fmt.Errorf("audit trail: %w", err)

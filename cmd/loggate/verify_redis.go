@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,9 +12,19 @@ import (
 
 // runAuditVerifyRedis is `loggate audit verify --redis URL`: it checks the
 // audit chain the replicas share (gapless seqs, prev_hash links, hashes,
-// the chain head) and prints the report like the file-based check.
-func runAuditVerifyRedis(ctx context.Context, url string, asJSON bool, stdout io.Writer) error {
-	rep, err := cluster.VerifyURL(ctx, url, redisPrefix)
+// the chain head, the Merkle tree root against the latest signed
+// checkpoint, whose signature is checked with keyFile, the replicas'
+// --audit-signing-key-file, when given) and prints the report like the
+// file-based check.
+func runAuditVerifyRedis(ctx context.Context, url, keyFile string, asJSON bool, stdout io.Writer) error {
+	var key ed25519.PrivateKey
+	if keyFile != "" {
+		var err error
+		if key, err = cluster.LoadSigningKey(keyFile); err != nil {
+			return err
+		}
+	}
+	rep, err := cluster.VerifyURL(ctx, url, redisPrefix, key)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -38,6 +49,9 @@ func runAuditVerifyRedis(ctx context.Context, url string, asJSON bool, stdout io
 		return &exitCodeError{code: exitError}
 	}
 	if !asJSON {
+		if key == nil {
+			fmt.Fprintln(stdout, "checkpoint signature not checked (pass --audit-signing-key-file)")
+		}
 		fmt.Fprintln(stdout, "OK: shared audit trail intact")
 	}
 	return nil

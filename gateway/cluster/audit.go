@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
@@ -36,18 +37,22 @@ import (
 //
 // Search, Get (through an id index) and Export scan the stream: fine for
 // the sizes tests and small deployments reach, linear in the trail's
-// length for filtered searches. Inclusion proofs and signed checkpoints are
-// not supported with Redis yet.
+// length for filtered searches. The RFC 6962 Merkle tree over the records
+// is kept beside them (audit_tree.go), written by the same script, and
+// with a signing key every append signs a checkpoint of it, so Proof and
+// LatestCheckpoint work as on the SQLite store.
 //
-// Keys under Prefix: <p>audit (stream), <p>audit:head (hash: seq, hash),
-// <p>audit:ids (hash: event id -> seq).
+// Keys under Prefix: <p>audit (stream), <p>audit:head (hash: seq, hash,
+// tree, cp), <p>audit:ids (hash: event id -> seq), <p>audit:tree (hash:
+// tree storage index -> hash).
 type Audit struct {
 	c      *redis.Client
 	prefix string
 	now    func() time.Time
 	log    *slog.Logger
 	append *redis.Script
-	mu     sync.Mutex // serialises this replica's appends (fewer lost races)
+	signer *treeSigner // nil: no checkpoints or proofs
+	mu     sync.Mutex  // serialises this replica's appends (fewer lost races)
 }
 
 // AuditConfig configures an Audit.
@@ -60,13 +65,21 @@ type AuditConfig struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// SigningKey signs a checkpoint of the Merkle tree with every append
+	// (every replica must use the same key; see LoadSigningKey). Nil: the
+	// tree is kept but Proof and LatestCheckpoint return ErrNotSupported.
+	SigningKey ed25519.PrivateKey
+	// Origin names the log in checkpoints. Zero: audit.DefaultOrigin.
+	Origin string
 }
 
 // ErrNotSupported reports an audit feature the Redis trail lacks.
 var ErrNotSupported = errors.New("not supported with Redis yet")
 
-// appendScript: KEYS stream, head, ids; ARGV expected seq, expected hash,
-// record, new hash, event id. Returns 1, or 0 when the head moved.
+// appendScript: KEYS stream, head, ids, tree; ARGV expected seq, expected
+// hash, record, new hash, event id, signed checkpoint ("" for none), "1"
+// when the trail keeps a tree, then tree index/hash pairs. Returns 1, or 0
+// when the head moved.
 const appendScript = `
 local seq = tonumber(redis.call('HGET', KEYS[2], 'seq') or '0')
 local h = redis.call('HGET', KEYS[2], 'hash') or ''
@@ -78,6 +91,15 @@ if redis.call('HSETNX', KEYS[3], ARGV[5], seq + 1) == 0 then
 end
 redis.call('XADD', KEYS[1], string.format('%d-0', seq + 1), 'r', ARGV[3], 'h', ARGV[4])
 redis.call('HSET', KEYS[2], 'seq', seq + 1, 'hash', ARGV[4])
+if ARGV[7] == '1' then
+  for i = 8, #ARGV, 2 do
+    redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  end
+  redis.call('HSET', KEYS[2], 'tree', '1')
+end
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[2], 'cp', ARGV[6])
+end
 return 1
 `
 
@@ -95,7 +117,17 @@ func NewAudit(cfg AuditConfig) (*Audit, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Audit{c: cfg.Client, prefix: cfg.Prefix, now: cfg.Now, log: cfg.Logger, append: redis.NewScript(appendScript)}, nil
+	a := &Audit{c: cfg.Client, prefix: cfg.Prefix, now: cfg.Now, log: cfg.Logger, append: redis.NewScript(appendScript)}
+	if cfg.SigningKey != nil {
+		if cfg.Origin == "" {
+			cfg.Origin = audit.DefaultOrigin
+		}
+		var err error
+		if a.signer, err = newTreeSigner(cfg.SigningKey, cfg.Origin); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
 }
 
 func (a *Audit) streamKey() string { return a.prefix + "audit" }
@@ -210,7 +242,7 @@ func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for attempt := 0; ; attempt++ {
-		head, err := a.c.HMGet(ctx, a.headKey(), "seq", "hash").Result()
+		head, err := a.c.HMGet(ctx, a.headKey(), "seq", "hash", "tree").Result()
 		if err != nil {
 			return audit.Event{}, unavailable("read head", err)
 		}
@@ -231,8 +263,17 @@ func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error)
 		rec := buildRecord(seq+1, hex.EncodeToString(prev[:]), tail)
 		sum := ChainHash(prev, rec)
 		newHex := hex.EncodeToString(sum[:])
-		ok, err := a.append.Run(ctx, a.c, []string{a.streamKey(), a.headKey(), a.idsKey()},
-			seq, prevHex, rec, newHex, ev.ID).Int()
+		args := []any{seq, prevHex, rec, newHex, ev.ID}
+		if t, _ := head[2].(string); seq == 0 || t == "1" {
+			cp, pairs, err := a.treeAppend(ctx, seq, rec)
+			if err != nil {
+				return audit.Event{}, fmt.Errorf("audit append: %w", err)
+			}
+			args = append(append(args, cp, "1"), pairs...)
+		} else {
+			args = append(args, "", "")
+		}
+		ok, err := a.append.Run(ctx, a.c, []string{a.streamKey(), a.headKey(), a.idsKey(), a.treeKey()}, args...).Int()
 		if err != nil {
 			if strings.Contains(err.Error(), "duplicate event id") {
 				// Either a caller reused an id, or an earlier attempt of this
@@ -439,16 +480,6 @@ func (a *Audit) Get(ctx context.Context, id string) (audit.Event, error) {
 		return audit.Event{}, err
 	}
 	return s.event()
-}
-
-// Proof is not supported with Redis yet.
-func (a *Audit) Proof(context.Context, string) (audit.InclusionProof, error) {
-	return audit.InclusionProof{}, fmt.Errorf("audit proof: %w", ErrNotSupported)
-}
-
-// LatestCheckpoint is not supported with Redis yet.
-func (a *Audit) LatestCheckpoint(context.Context) (audit.Checkpoint, error) {
-	return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: %w", ErrNotSupported)
 }
 
 // Ping checks that Redis answers.
