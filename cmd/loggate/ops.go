@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -236,10 +237,14 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 }
 
 // checkpointBytes accepts a raw checkpoint note or the JSON the API returns.
+// A saved note may carry extra trailing newlines (`jq -r .note > FILE` adds
+// one, editors add CRLF): a note ends with exactly one newline, so trailing
+// white space is normalised to that.
 func checkpointBytes(b []byte) []byte {
 	var cp audit.Checkpoint
 	if json.Unmarshal(b, &cp) == nil && len(cp.Bytes()) > 0 {
 		return cp.Bytes()
 	}
-	return b
+	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
+	return append(bytes.TrimRight(b, " \t\r\n"), '\n')
 }
