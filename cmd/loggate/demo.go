@@ -63,7 +63,7 @@ func runDemoSource(ctx context.Context, baseURL string, tokens map[string]string
 func demoLine(rng *rand.Rand, env string, n int) map[string]any {
 	order := fmt.Sprintf("ord_%06d", 100000+rng.IntN(900000))
 	user := fmt.Sprintf("u%04d", rng.IntN(10000))
-	trace := fmt.Sprintf("%032x", rng.Uint64())
+	trace := fmt.Sprintf("%016x%016x", rng.Uint64(), rng.Uint64())
 	base := map[string]any{"time": time.Now().UTC().Format(time.RFC3339Nano), "trace_id": trace[:32],
 		"pod":        fmt.Sprintf("checkout-%s-7d9f8-%c%c", env, 'a'+rune(rng.IntN(26)), 'a'+rune(rng.IntN(26))),
 		"request_id": fmt.Sprintf("req-%d", n)}
