@@ -31,7 +31,7 @@ Open %[1]s in a browser and sign in, or use the API:
   curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/requests \
       -d '{"service":"checkout","env":"staging","duration":"15m","reason":"INC-1234 checkout errors"}'
   curl -s -H "Authorization: Bearer $TOKEN" %[1]s/api/v1/grants
-  websocat -H "Authorization: Bearer $TOKEN" %[2]s/api/v1/grants/GRANT_ID/tail
+  LOGGATE_TOKEN=$TOKEN go run ./cmd/loggate tail GRANT_ID --server %[1]s   # WebSocket: %[2]s/api/v1/grants/GRANT_ID/tail
   # as bob:   curl -s -X POST -H "Authorization: Bearer $BOB" %[1]s/api/v1/requests/REQ_ID/approve -d '{"comment":"ok"}'
   # as carol: curl -s -H "Authorization: Bearer $CAROL" '%[1]s/api/v1/audit?limit=20'
 
