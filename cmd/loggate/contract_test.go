@@ -44,3 +44,37 @@ func TestContractVerifyExportedCheckpointNote(t *testing.T) {
 		})
 	}
 }
+
+// TestContractAuditEventFields: issue 2 says every audit event has at least
+// id, seq, time, action, actor, target, outcome, prev_hash and hash; events
+// about no object (auth.token, export.search) must still carry "target".
+func TestContractAuditEventFields(t *testing.T) {
+	g := startGateway(t)
+	alice, carol := g.token("alice"), g.token("carol")
+	var req requestJSON
+	if st := g.call("POST", "/api/v1/requests", alice, map[string]string{"service": "checkout", "env": "staging",
+		"duration": "1m", "reason": "INC-1 contract"}, &req); st != 201 {
+		t.Fatalf("POST /api/v1/requests: status %d, want 201", st)
+	}
+	g.call("GET", "/api/v1/audit", carol, nil, nil) // an export.search event
+	var page struct {
+		Items []map[string]any `json:"items"`
+	}
+	if st := g.call("GET", "/api/v1/audit?limit=1000", carol, nil, &page); st != 200 || len(page.Items) == 0 {
+		t.Fatalf("GET /api/v1/audit: status %d, %d items", st, len(page.Items))
+	}
+	seen := map[string]bool{}
+	for _, ev := range page.Items {
+		seen[ev["action"].(string)] = true
+		for _, f := range []string{"id", "seq", "time", "action", "actor", "target", "outcome", "prev_hash", "hash"} {
+			if _, ok := ev[f]; !ok {
+				t.Errorf("event %v (%v) has no %q field", ev["seq"], ev["action"], f)
+			}
+		}
+	}
+	for _, a := range []string{"auth.token", "export.search", "request.created"} {
+		if !seen[a] {
+			t.Errorf("no %s event among %v", a, seen)
+		}
+	}
+}

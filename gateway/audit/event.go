@@ -75,7 +75,7 @@ type Event struct {
 	SourceAddr     string         `json:"source_addr,omitempty"`
 	UserAgent      string         `json:"user_agent,omitempty"`
 	RequestID      string         `json:"request_id,omitempty"`
-	Target         Target         `json:"target,omitzero"`
+	Target         Target         `json:"target"` // always present in API answers ({} when none); stored records omit it when empty
 	Outcome        string         `json:"outcome"`
 	Reason         string         `json:"reason,omitempty"`
 	DecisionID     string         `json:"decision_id,omitempty"`
