@@ -67,9 +67,11 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/logs", s.handleIngestOTLP)
 	m.HandleFunc("POST /loki/api/v1/push", s.handleIngestLoki)
 
-	m.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, errNotFound("no such endpoint"))
-	})
+	// What no pattern above serves: 405 (with Allow) when the path exists
+	// under another method, else 404; JSON either way, never the UI's page.
+	m.HandleFunc("/api/", s.handleNoRoute)
+	m.HandleFunc("/v1/logs", s.handleNoRoute)
+	m.HandleFunc("/loki/api/v1/push", s.handleNoRoute)
 	for pattern, h := range s.cfg.Mounts {
 		m.Handle(pattern, h)
 	}
@@ -80,6 +82,37 @@ func (s *Server) routes() {
 			writeJSON(w, http.StatusOK, map[string]string{"service": "loggate", "api": "/api/v1"})
 		})
 	}
+}
+
+// isNoRoutePattern says whether pattern is one of handleNoRoute's catch-alls.
+func isNoRoutePattern(pattern string) bool {
+	switch pattern {
+	case "/api/", "/v1/logs", "/loki/api/v1/push":
+		return true
+	}
+	return false
+}
+
+// handleNoRoute answers a request no API route serves. If the path is served
+// under other methods it is 405 with an Allow header naming them.
+func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := s.mux.Handler(probe); pattern != "" && !isNoRoutePattern(pattern) {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		s.writeError(w, r, errNotFound("no such endpoint"))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	s.writeError(w, r, &apiError{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Message: fmt.Sprintf("method %s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", "))})
 }
 
 // apiHandler is an authenticated API handler; it returns an error instead of

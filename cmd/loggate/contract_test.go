@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -76,5 +78,44 @@ func TestContractAuditEventFields(t *testing.T) {
 		if !seen[a] {
 			t.Errorf("no %s event among %v", a, seen)
 		}
+	}
+}
+
+// TestContractWrongMethod: a documented path used with the wrong method is a
+// JSON 405 naming the allowed methods (not "no such endpoint"); an unknown
+// path stays a JSON 404.
+func TestContractWrongMethod(t *testing.T) {
+	g := startGateway(t)
+	alice := g.token("alice")
+	for _, tc := range []struct {
+		method, path string
+		want         int
+		allow        string
+	}{
+		{"PUT", "/api/v1/requests", 405, "GET, HEAD, POST"},
+		{"GET", "/api/v1/requests/req_x/approve", 405, "POST"},
+		{"DELETE", "/api/v1/grants/grt_x", 405, "GET, HEAD"},
+		{"GET", "/api/v1/ingest", 405, "POST"},
+		{"GET", "/v1/logs", 405, "POST"},
+		{"GET", "/loki/api/v1/push", 405, "POST"},
+		{"GET", "/api/v1/no-such-thing", 404, ""},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, g.url+tc.path, nil)
+			req.Header.Set("Authorization", "Bearer "+alice)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct{ Error, Code string }
+			derr := json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tc.want || derr != nil || body.Error == "" {
+				t.Errorf("status %d (JSON error %q, decode err %v), want %d with a JSON error", resp.StatusCode, body.Error, derr, tc.want)
+			}
+			if got := resp.Header.Get("Allow"); got != tc.allow {
+				t.Errorf("Allow: got %q, want %q", got, tc.allow)
+			}
+		})
 	}
 }
