@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -168,6 +169,7 @@ func decodeBody(r *http.Request, v any) error {
 		var tooBig *http.MaxBytesError
 		var syn *json.SyntaxError
 		var typ *json.UnmarshalTypeError
+		var timeErr *time.ParseError
 		switch {
 		case errors.As(err, &tooBig):
 			return errTooLarge(fmt.Sprintf("request body over %d bytes", tooBig.Limit))
@@ -175,8 +177,12 @@ func decodeBody(r *http.Request, v any) error {
 			return errBadRequest("request body is empty; expected a JSON object")
 		case errors.As(err, &syn):
 			return errBadRequest(fmt.Sprintf("malformed JSON at byte %d: %v", syn.Offset, err))
+		case errors.As(err, &timeErr):
+			return errBadRequest(fmt.Sprintf("time %q is not an RFC 3339 time (e.g. \"2026-01-02T15:04:05Z\")", truncate(timeErr.Value, 40)))
+		case errors.As(err, &typ) && typ.Field == "":
+			return errBadRequest(fmt.Sprintf("request body must be a JSON object, not %s", typ.Value))
 		case errors.As(err, &typ):
-			return errBadRequest(fmt.Sprintf("field %q: expected %s", typ.Field, typ.Type))
+			return errBadRequest(fmt.Sprintf("field %q: expected %s, not %s", typ.Field, jsonKind(typ.Type), typ.Value))
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			return errBadRequest(strings.TrimPrefix(err.Error(), "json: ") + " in request body")
 		default:
@@ -187,6 +193,30 @@ func decodeBody(r *http.Request, v any) error {
 		return errBadRequest("request body has data after the JSON object")
 	}
 	return nil
+}
+
+// jsonKind names what a Go type looks like in JSON, for error messages
+// (never a Go type name such as "gateway.createRequestBody").
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct:
+		if t.PkgPath() == "time" && t.Name() == "Time" {
+			return "an RFC 3339 time string"
+		}
+		return "an object"
+	case reflect.Map:
+		return "an object"
+	}
+	return "another JSON type"
 }
 
 // decodeOptionalBody is decodeBody that accepts an empty body.

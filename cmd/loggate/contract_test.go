@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -117,5 +118,42 @@ func TestContractWrongMethod(t *testing.T) {
 				t.Errorf("Allow: got %q, want %q", got, tc.allow)
 			}
 		})
+	}
+}
+
+// TestContractBadInputMessages: malformed input is a 400 whose message names
+// the problem in JSON terms, never a Go type name, and stores nothing.
+func TestContractBadInputMessages(t *testing.T) {
+	g := startGateway(t)
+	alice, carol := g.token("alice"), g.token("carol")
+	for _, tc := range []struct {
+		name, path, token, body, want string
+	}{
+		{"array body", "/api/v1/requests", alice, `[1,2]`, "request body must be a JSON object, not array"},
+		{"number for a string", "/api/v1/requests", alice,
+			`{"service":"checkout","env":"staging","duration":900,"reason":"INC-1 x"}`, `field "duration": expected a string, not number`},
+		{"string for a bool", "/api/v1/requests", alice,
+			`{"service":"checkout","env":"staging","duration":"1m","reason":"INC-1 x","break_glass":"yes"}`, `field "break_glass": expected true or false, not string`},
+		{"string for a list", "/api/v1/sources", carol, `{"name":"x","streams":"all"}`, `field "streams": expected an array, not string`},
+		{"not a time", "/api/v1/audit/purge", carol, `{"before":"tomorrow"}`, `time "tomorrow" is not an RFC 3339 time`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body struct{ Error string }
+			if st := g.call("POST", tc.path, tc.token, tc.body, &body); st != 400 {
+				t.Errorf("status %d, want 400 (%q)", st, body.Error)
+			}
+			if !strings.Contains(body.Error, tc.want) {
+				t.Errorf("error %q, want it to contain %q", body.Error, tc.want)
+			}
+			if strings.Contains(body.Error, "gateway.") || strings.Contains(body.Error, "store.") || strings.Contains(body.Error, "2006-01-02T15:04:05Z07:00") {
+				t.Errorf("error %q leaks a Go type or layout", body.Error)
+			}
+		})
+	}
+	var list struct {
+		Items []requestJSON `json:"items"`
+	}
+	if st := g.call("GET", "/api/v1/requests", alice, nil, &list); st != 200 || len(list.Items) != 0 {
+		t.Errorf("after rejected requests: status %d, %d requests stored, want 0", st, len(list.Items))
 	}
 }
