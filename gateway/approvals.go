@@ -171,8 +171,9 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.I
 	if req.State != store.StatePending {
 		return errConflict("request is " + req.State + ", not pending")
 	}
-	if err := s.record(ctx, r, audit.Event{Action: "request.cancelled", Actor: userActor(who), Outcome: "success",
-		Target: audit.Target{RequestID: req.ID, Service: req.Service, Env: req.Env}}); err != nil {
+	cancelled := audit.Event{Action: "request.cancelled", Actor: userActor(who), Outcome: "success",
+		Target: audit.Target{RequestID: req.ID, Service: req.Service, Env: req.Env}}
+	if err := s.record(ctx, r, cancelled); err != nil {
 		return err
 	}
 	now := s.now()
@@ -189,6 +190,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.I
 		return tx.PutRequest(&cur)
 	})
 	if err != nil {
+		s.recordNotApplied(ctx, r, cancelled, err)
 		return err
 	}
 	s.notify(ctx, req, nil)

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"net/http"
 
 	"github.com/loggate/loggate/auth"
@@ -91,3 +92,16 @@ func truncate(s string, n int) string {
 }
 
 func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
+
+// recordNotApplied follows up an action audited as a success whose store
+// update then lost a race (409): the trail must not show it as done. The
+// follow-up repeats ev with outcome "error"; other errors need none (the
+// store is down, and the caller answers 503).
+func (s *Server) recordNotApplied(ctx context.Context, r *http.Request, ev audit.Event, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
+		return
+	}
+	ev.Outcome, ev.Reason = "error", "not applied: "+ae.Message
+	s.recordBestEffort(ctx, r, ev)
+}

@@ -115,8 +115,9 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, who auth.I
 	if !g.ActiveAt(now) {
 		return errConflict("grant is " + s.viewGrant(g).State + ", not active")
 	}
-	if err := s.record(ctx, r, audit.Event{Action: "grant.revoked", Actor: userActor(who), Outcome: "success",
-		Reason: reason, Target: grantTarget(g), DecisionID: authz.ID, PolicyRevision: authz.Revision}); err != nil {
+	revoked := audit.Event{Action: "grant.revoked", Actor: userActor(who), Outcome: "success",
+		Reason: reason, Target: grantTarget(g), DecisionID: authz.ID, PolicyRevision: authz.Revision}
+	if err := s.record(ctx, r, revoked); err != nil {
 		return err
 	}
 	me := subjectOf(who)
@@ -133,6 +134,7 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, who auth.I
 		return tx.PutGrant(&cur)
 	})
 	if err != nil {
+		s.recordNotApplied(ctx, r, revoked, err)
 		return err
 	}
 	s.broadcast(ctx, ControlEvent{Kind: ControlRevoked, GrantID: g.ID, Reason: reason})
@@ -279,9 +281,10 @@ func (s *Server) handleCloseReview(w http.ResponseWriter, r *http.Request, who a
 	if rv.State != store.ReviewOpen {
 		return errConflict("review is already closed")
 	}
-	if err := s.record(ctx, r, audit.Event{Action: "review.closed", Actor: userActor(who), Outcome: "success",
+	closed := audit.Event{Action: "review.closed", Actor: userActor(who), Outcome: "success",
 		Reason: comment, Target: audit.Target{ReviewID: rv.ID, GrantID: rv.GrantID, RequestID: rv.RequestID,
-			Service: rv.Service, Env: rv.Env}}); err != nil {
+			Service: rv.Service, Env: rv.Env}}
+	if err := s.record(ctx, r, closed); err != nil {
 		return err
 	}
 	me := subjectOf(who)
@@ -299,6 +302,7 @@ func (s *Server) handleCloseReview(w http.ResponseWriter, r *http.Request, who a
 		return tx.PutReview(&cur)
 	})
 	if err != nil {
+		s.recordNotApplied(ctx, r, closed, err)
 		return err
 	}
 	writeJSON(w, http.StatusOK, viewReview(rv))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,5 +156,62 @@ func TestContractBadInputMessages(t *testing.T) {
 	}
 	if st := g.call("GET", "/api/v1/requests", alice, nil, &list); st != 200 || len(list.Items) != 0 {
 		t.Errorf("after rejected requests: status %d, %d requests stored, want 0", st, len(list.Items))
+	}
+}
+
+// TestContractConcurrentRevokeAudit: revokes racing on one grant succeed once
+// (the others 409), and the trail shows exactly one effective grant.revoked:
+// a revoke audited before its store update lost the race is followed by an
+// outcome "error" event saying it was not applied.
+func TestContractConcurrentRevokeAudit(t *testing.T) {
+	g := startGateway(t)
+	alice, carol := g.token("alice"), g.token("carol")
+	var req requestJSON
+	if st := g.call("POST", "/api/v1/requests", alice, map[string]string{"service": "checkout", "env": "staging",
+		"duration": "10m", "reason": "INC-1 race"}, &req); st != 201 || req.Grant == nil {
+		t.Fatalf("POST /api/v1/requests: status %d, grant %v", st, req.Grant)
+	}
+	const n = 8
+	statuses := make(chan int, n)
+	start := make(chan struct{})
+	for i := range n {
+		go func() {
+			<-start
+			statuses <- g.call("POST", "/api/v1/grants/"+req.Grant.ID+"/revoke", alice, map[string]string{"reason": fmt.Sprint("race ", i)}, nil)
+		}()
+	}
+	close(start)
+	ok := 0
+	for range n {
+		switch st := <-statuses; st {
+		case 200:
+			ok++
+		case 409:
+		default:
+			t.Errorf("revoke: status %d, want 200 or 409", st)
+		}
+	}
+	if ok != 1 {
+		t.Errorf("%d revokes succeeded, want 1", ok)
+	}
+	var page struct {
+		Items []auditJSON `json:"items"`
+	}
+	if st := g.call("GET", "/api/v1/audit?action=grant.revoked&grant="+req.Grant.ID, carol, nil, &page); st != 200 {
+		t.Fatalf("GET /api/v1/audit: status %d", st)
+	}
+	// The trail is append-only: a success recorded before the race was lost
+	// stays, and must be followed by an "error" event saying it was not applied.
+	success, notApplied := 0, 0
+	for _, ev := range page.Items {
+		if ev.Outcome == "success" {
+			success++
+		}
+		if ev.Outcome == "error" {
+			notApplied++
+		}
+	}
+	if success-notApplied != 1 {
+		t.Errorf("grant.revoked: %d successes, %d not applied; want exactly one effective revoke", success, notApplied)
 	}
 }
