@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"sync"
 	"time"
@@ -52,9 +53,23 @@ func parseAuditQuery(r *http.Request) (audit.Query, error) {
 			}
 			t = time.Now().Add(-d)
 		}
-		*p.dst = t
+		*p.dst = clampUnixNano(t)
 	}
 	return aq, nil
+}
+
+// clampUnixNano keeps a query time within what Unix nanoseconds can hold
+// (years 1678 to 2262), the form the trail compares times in: a bound
+// beyond that would wrap around and match everything.
+func clampUnixNano(t time.Time) time.Time {
+	lo, hi := time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+	switch {
+	case t.Before(lo):
+		return lo
+	case t.After(hi):
+		return hi
+	}
+	return t
 }
 
 func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request, who auth.Identity) error {

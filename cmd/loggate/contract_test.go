@@ -215,3 +215,33 @@ func TestContractConcurrentRevokeAudit(t *testing.T) {
 		t.Errorf("grant.revoked: %d successes, %d not applied; want exactly one effective revoke", success, notApplied)
 	}
 }
+
+// TestContractAuditTimeBounds: since/until far outside the present must
+// bound the search, not wrap around and match every event.
+func TestContractAuditTimeBounds(t *testing.T) {
+	g := startGateway(t)
+	carol := g.token("carol")
+	g.call("GET", "/api/v1/audit", carol, nil, nil) // at least one event exists
+	for _, tc := range []struct {
+		query string
+		empty bool
+	}{
+		{"since=9999-12-31T23:59:59Z", true},
+		{"since=2300-01-01T00:00:00Z", true},
+		{"until=1600-01-01T00:00:00Z", true},
+		{"since=1600-01-01T00:00:00Z", false},
+		{"until=9999-12-31T23:59:59Z", false},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			var page struct {
+				Items []auditJSON `json:"items"`
+			}
+			if st := g.call("GET", "/api/v1/audit?"+tc.query, carol, nil, &page); st != 200 {
+				t.Fatalf("status %d, want 200", st)
+			}
+			if got := len(page.Items) == 0; got != tc.empty {
+				t.Errorf("%d events; want empty=%v", len(page.Items), tc.empty)
+			}
+		})
+	}
+}
