@@ -8,8 +8,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // Contract tests: regressions found by checking the documented contract
@@ -241,6 +245,55 @@ func TestContractAuditTimeBounds(t *testing.T) {
 			}
 			if got := len(page.Items) == 0; got != tc.empty {
 				t.Errorf("%d events; want empty=%v", len(page.Items), tc.empty)
+			}
+		})
+	}
+}
+
+// TestContractResumeKeepsLookback: after=SEQ resumes a tail, but only "as far
+// back as the policy's max_lookback allows" (issue 5): entries older than the
+// grant's lookback are withheld and reported as a gap, exactly as lines= and
+// since= withhold them.
+func TestContractResumeKeepsLookback(t *testing.T) {
+	g := startGateway(t)
+	alice := g.token("alice")
+	src := g.r.SourceTokens["checkout/staging"] // staging: max_lookback 1h
+	old := time.Now().Add(-3 * time.Hour).UTC().Format(time.RFC3339)
+	if st := g.ingest("checkout", "staging", src, `{"message":"old 1","time":"`+old+`"}`, `{"message":"old 2","time":"`+old+`"}`,
+		`{"message":"new 3"}`); st != 200 {
+		t.Fatalf("ingest: status %d", st)
+	}
+	var req requestJSON
+	if st := g.call("POST", "/api/v1/requests", alice, map[string]string{"service": "checkout", "env": "staging",
+		"duration": "10m", "reason": "INC-1 resume"}, &req); st != 201 || req.Grant == nil {
+		t.Fatalf("request: status %d, grant %v", st, req.Grant)
+	}
+	for _, query := range []string{"since=2h", "after=1"} {
+		t.Run(query, func(t *testing.T) {
+			ws := "ws" + strings.TrimPrefix(g.url, "http") + "/api/v1/grants/" + req.Grant.ID + "/tail?" + query
+			conn, _, err := websocket.DefaultDialer.Dial(ws, http.Header{"Authorization": {"Bearer " + alice}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var got []string
+			for !slices.Contains(got, "new 3") {
+				var m struct {
+					Type    string `json:"type"`
+					Entries []struct {
+						Message string `json:"message"`
+					} `json:"entries"`
+				}
+				if err := conn.ReadJSON(&m); err != nil {
+					t.Fatalf("after %v: %v", got, err)
+				}
+				for _, e := range m.Entries {
+					got = append(got, e.Message)
+				}
+			}
+			if slices.Contains(got, "old 1") || slices.Contains(got, "old 2") {
+				t.Errorf("%s delivered %q, older than the grant's 1h lookback", query, got)
 			}
 		})
 	}

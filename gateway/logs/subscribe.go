@@ -14,8 +14,9 @@ type SubscribeOptions struct {
 	Filter Filter
 	// After resumes a stream: the viewer receives the kept entries with
 	// seq > After, preceded by a "gap" message when some of them are no
-	// longer kept. Zero means no resume. It takes precedence over Lines and
-	// Since.
+	// longer kept. Zero means no resume. It takes precedence over Lines;
+	// a non-zero Since still bounds it (the oldest entries before Since are
+	// withheld and reported as a "lookback" gap).
 	After int64
 	// Lines backfills the last Lines matching entries (at most those kept).
 	Lines int
@@ -97,7 +98,20 @@ func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) (msgs []Messa
 			data := encodeGap(after+1, oldest-1, "retention")
 			msgs = append(msgs, Message{Type: TypeGap, Data: data, Bytes: len(data), FirstSeq: after + 1, LastSeq: oldest - 1})
 		}
-		for _, e := range st.ring.after(after) {
+		// Since (the policy's lookback) still bounds a resume: the oldest
+		// kept entries before it are withheld, up to the first one inside
+		// the window, and reported as a gap.
+		resumed := st.ring.after(after)
+		skip := 0
+		for !opts.Since.IsZero() && skip < len(resumed) && resumed[skip].Time.Before(opts.Since) {
+			skip++
+		}
+		if skip > 0 {
+			from, to := resumed[0].Seq, resumed[skip-1].Seq
+			data := encodeGap(from, to, "lookback")
+			msgs = append(msgs, Message{Type: TypeGap, Data: data, Bytes: len(data), FirstSeq: from, LastSeq: to})
+		}
+		for _, e := range resumed[skip:] {
 			if m.Match(&e) {
 				sel = append(sel, e)
 			}
