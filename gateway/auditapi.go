@@ -82,6 +82,9 @@ func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request, who a
 	}
 	page, err := s.cfg.Audit.Search(r.Context(), aq)
 	if err != nil {
+		if errors.Is(err, audit.ErrInvalid) && aq.Cursor != "" {
+			return errBadRequest("malformed cursor") // the only query a backend rejects, worded as every list does
+		}
 		if errors.Is(err, audit.ErrInvalid) {
 			return errBadRequest(err.Error())
 		}

@@ -298,3 +298,21 @@ func TestContractResumeKeepsLookback(t *testing.T) {
 		})
 	}
 }
+
+// TestContractBadCursor: every list answers a cursor it did not issue with
+// 400 "malformed cursor", the audit trail included.
+func TestContractBadCursor(t *testing.T) {
+	g := startGateway(t)
+	alice, carol := g.token("alice"), g.token("carol")
+	for _, tc := range []struct{ path, token string }{
+		{"/api/v1/requests?cursor=zzz", alice},
+		{"/api/v1/grants?cursor=zzz", alice},
+		{"/api/v1/reviews?cursor=zzz", carol},
+		{"/api/v1/audit?cursor=zzz", carol},
+	} {
+		var body struct{ Error string }
+		if st := g.call("GET", tc.path, tc.token, nil, &body); st != 400 || body.Error != "malformed cursor" {
+			t.Errorf("GET %s: status %d, error %q; want 400 \"malformed cursor\"", tc.path, st, body.Error)
+		}
+	}
+}
