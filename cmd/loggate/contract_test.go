@@ -316,3 +316,34 @@ func TestContractBadCursor(t *testing.T) {
 		}
 	}
 }
+
+// TestContractPolicyEvalShape: `loggate policy eval` prints the decision in
+// the API's JSON shape (snake_case fields, Go duration strings), not Go field
+// names with durations in nanoseconds.
+func TestContractPolicyEvalShape(t *testing.T) {
+	in := filepath.Join(t.TempDir(), "in.json")
+	if err := os.WriteFile(in, []byte(`{"action":"request","requester":{"id":"x|alice","groups":["engineers"]},
+ "service":"checkout","env":"prod","duration":"30m","reason":"INC-1234 checkout errors"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if err := runPolicy(context.Background(), []string{"eval", "--input", in}, &out, &errOut); err != nil {
+		t.Fatalf("policy eval: %v\n%s", err, errOut.String())
+	}
+	var got struct {
+		Decision map[string]any `json:"decision"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
+		t.Fatalf("policy eval output is not JSON: %v\n%s", err, out.String())
+	}
+	for k, want := range map[string]any{"allow": true, "approvals_required": 1.0, "max_duration": "4h0m0s", "max_lookback": "15m0s"} {
+		if got.Decision[k] != want {
+			t.Errorf("decision.%s: got %v, want %v", k, got.Decision[k], want)
+		}
+	}
+	for _, k := range []string{"id", "policy_revision", "reasons", "approver_groups"} {
+		if _, ok := got.Decision[k]; !ok {
+			t.Errorf("decision has no %q: %v", k, got.Decision)
+		}
+	}
+}

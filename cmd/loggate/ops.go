@@ -99,7 +99,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return usageError("input: %v", err)
 		}
 		dec, derr := eng.Decide(ctx, pin)
-		out := map[string]any{"decision": dec, "auto_approve": dec.AutoApprove(), "max_duration": dec.MaxDuration.String(),
+		out := map[string]any{"decision": evalDecision(dec), "auto_approve": dec.AutoApprove(), "max_duration": dec.MaxDuration.String(),
 			"max_lookback": dec.MaxLookback.String(), "pending_timeout": dec.PendingTimeout.String()}
 		if derr != nil {
 			out["error"] = derr.Error()
@@ -114,6 +114,24 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprint(stderr, policyUsage)
 	return usageError("unknown policy command %q", args[0])
+}
+
+// evalDecision is a decision in the JSON shape of the API's request
+// "decision" (snake_case, durations in Go syntax), for `policy eval`.
+func evalDecision(d policy.Decision) map[string]any {
+	reasons, groups := d.Reasons, d.ApproverGroups
+	if reasons == nil {
+		reasons = []string{}
+	}
+	if groups == nil {
+		groups = []string{}
+	}
+	return map[string]any{"id": d.ID, "policy_revision": d.Revision, "allow": d.Allow, "auto_approve": d.AutoApprove(),
+		"reasons": reasons, "approvals_required": d.ApprovalsRequired, "approver_groups": groups,
+		"max_duration": d.MaxDuration.String(), "max_lookback": d.MaxLookback.String(),
+		"pending_timeout": d.PendingTimeout.String(), "break_glass": d.BreakGlass,
+		"break_glass_allowed": d.BreakGlassAllowed, "reason_pattern": d.ReasonPattern,
+		"min_reason_length": d.MinReasonLength}
 }
 
 // evalInput is the JSON form of policy.Input for `policy eval`.
