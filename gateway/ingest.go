@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/loggate/loggate/gateway/ingest"
 	"github.com/loggate/loggate/gateway/logs"
 	"github.com/loggate/loggate/gateway/store"
@@ -195,8 +198,35 @@ func (s *Server) writeIngestError(w http.ResponseWriter, r *http.Request, err er
 		if ae.Status == http.StatusTooManyRequests {
 			w.Header().Set("Retry-After", "1")
 		}
+		if r.URL.Path == "/v1/logs" && strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-protobuf") {
+			s.writeOTLPStatus(w, r, ae)
+			return
+		}
 	}
 	s.writeError(w, r, err)
+}
+
+// writeOTLPStatus answers a protobuf OTLP export with a google.rpc.Status
+// body, as the OTLP/HTTP specification asks.
+func (s *Server) writeOTLPStatus(w http.ResponseWriter, r *http.Request, ae *apiError) {
+	code := map[int]int32{http.StatusBadRequest: 3, http.StatusUnauthorized: 16, http.StatusForbidden: 7,
+		http.StatusRequestEntityTooLarge: 3, http.StatusUnsupportedMediaType: 3, http.StatusTooManyRequests: 8,
+		http.StatusServiceUnavailable: 14}[ae.Status]
+	if code == 0 {
+		code = 13 // INTERNAL
+	}
+	body, err := proto.Marshal(&rpcstatus.Status{Code: code, Message: ae.Message})
+	if err != nil {
+		s.writeError(w, r, ae)
+		return
+	}
+	s.log.Debug("otlp export refused", "status", ae.Status, "err", ae.Error(), "request_id", requestID(r.Context()))
+	if ae.Status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "5")
+	}
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	w.WriteHeader(ae.Status)
+	_, _ = w.Write(body)
 }
 
 // rateLimiter is a token bucket per key.

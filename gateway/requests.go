@@ -57,8 +57,13 @@ func (s *Server) cleanText(field, v string, required bool) (string, error) {
 		return "", errBadRequest(fmt.Sprintf("%q is %d characters; at most %d", field, n, s.limits.MaxTextLen))
 	}
 	for _, c := range v {
-		if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f {
+		if c < 0x20 && c != '\n' && c != '\t' || c == 0x7f || c >= 0x80 && c <= 0x9f {
 			return "", errBadRequest(fmt.Sprintf("%q contains control characters", field))
+		}
+		// Bidirectional overrides can make a reason read differently to an
+		// approver than it is stored (display spoofing).
+		if c >= 0x202a && c <= 0x202e || c >= 0x2066 && c <= 0x2069 {
+			return "", errBadRequest(fmt.Sprintf("%q contains bidirectional control characters", field))
 		}
 	}
 	red, _ := s.cfg.Redactor.String(v)

@@ -123,7 +123,11 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request, who a
 	if !s.allowed(r.Context(), who, "manage_sources") {
 		return errForbidden("sources are managed by loggate-admins")
 	}
-	srcs, next, err := s.cfg.Store.Sources(r.Context(), store.Query{Limit: 1000, Cursor: r.URL.Query().Get("cursor")})
+	limit, err := parseLimit(r.URL.Query().Get("limit"), 100, 1000)
+	if err != nil {
+		return err
+	}
+	srcs, next, err := s.cfg.Store.Sources(r.Context(), store.Query{Limit: limit, Cursor: r.URL.Query().Get("cursor")})
 	if err != nil {
 		return err
 	}

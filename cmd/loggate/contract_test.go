@@ -347,3 +347,16 @@ func TestContractPolicyEvalShape(t *testing.T) {
 		}
 	}
 }
+
+// TestContractReasonRejectsBidiOverrides: a reason that would display
+// differently to an approver than it is stored is refused.
+func TestContractReasonRejectsBidiOverrides(t *testing.T) {
+	g := startGateway(t)
+	alice := g.token("alice")
+	var out map[string]string
+	code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+		"duration": "5m", "reason": "INC-1 \u202egnp.exe"}, &out)
+	if code != http.StatusBadRequest || !strings.Contains(out["error"], "bidirectional") {
+		t.Errorf("bidi reason: %d %v, want 400 naming bidirectional control characters", code, out)
+	}
+}

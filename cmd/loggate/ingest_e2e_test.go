@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/gorilla/websocket"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
@@ -189,4 +192,27 @@ func post(t *testing.T, url, tok, ct, enc string, body []byte) int {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestIngestOTLPProtobufErrorIsStatus: a refused protobuf export is
+// answered with a google.rpc.Status body, as the OTLP/HTTP spec asks.
+func TestIngestOTLPProtobufErrorIsStatus(t *testing.T) {
+	g := startGateway(t)
+	src := g.r.SourceTokens["checkout/staging"]
+	req, _ := http.NewRequest("POST", g.url+"/v1/logs", bytes.NewReader([]byte{0x0a, 0xff, 0xff}))
+	req.Header.Set("Authorization", "Bearer "+src)
+	req.Header.Set("Content-Type", "application/x-protobuf")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var st rpcstatus.Status
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/x-protobuf" {
+		t.Fatalf("status %d, content type %q; want 400 protobuf", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if err := proto.Unmarshal(body, &st); err != nil || st.Code != 3 || st.Message == "" {
+		t.Errorf("body = %+v (%v), want google.rpc.Status INVALID_ARGUMENT with a message", &st, err)
+	}
 }
