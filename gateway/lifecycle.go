@@ -11,9 +11,8 @@ import (
 // Run drives time-based transitions until ctx ends: grants expire, pending
 // requests lapse, expiry warnings go out. Live tails enforce expiry on their
 // own timers; this loop makes the records say so.
+// It returns when ctx ends; the caller owns the goroutine running it.
 func (s *Server) Run(ctx context.Context) {
-	s.wg.Add(1)
-	defer s.wg.Done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -124,6 +123,3 @@ func (s *Server) Shutdown(ctx context.Context) {
 		}
 	}
 }
-
-// Wait blocks until background loops started with Run have returned.
-func (s *Server) Wait() { s.wg.Wait() }

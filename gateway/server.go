@@ -160,7 +160,6 @@ type Server struct {
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
-	wg           sync.WaitGroup // background loops
 }
 
 // New validates cfg and builds the route table.

@@ -230,7 +230,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
-	go srv.Run(runCtx)
+	runDone := make(chan struct{})
+	go func() { srv.Run(runCtx); close(runDone) }()
 	waitState := sp.start(runCtx, srv)
 	if c.Policies != "" {
 		go func() {
@@ -301,7 +302,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		log.Warn("http shutdown", "err", err)
 	}
 	cancel()
-	srv.Wait()
+	<-runDone
 	waitState()
 	// Flush aggregated authentication failures while the audit trail is open.
 	if err := authn.Close(); err != nil {
