@@ -197,6 +197,19 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	admitted := s.tails.add(t, s.limits.MaxTailsPerUser, s.limits.MaxTailsPerStream)
 	if admitted {
 		defer s.tails.remove(t)
+		// A revoke committed after loadGrant but before add broadcast to no
+		// tail. Now that control events reach t, read the grant again.
+		cur, err := s.loadGrant(ctx, g.ID)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !cur.ActiveAt(s.now()) {
+			state := s.viewGrant(cur).State
+			s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "grant_" + state, Message: "grant is " + state})
+			return
+		}
+		g = cur
 	}
 	viewID := newID("view_")
 	opened := audit.Event{Action: "stream.opened", Actor: userActor(who), Outcome: "success", Target: grantTarget(g),
