@@ -62,6 +62,10 @@ func (s *Server) handleVerdict(w http.ResponseWriter, r *http.Request, who auth.
 	if req.State != store.StatePending {
 		return errConflict("request is " + req.State + ", not pending")
 	}
+	// Past its deadline a request is lapsed, even before the sweep says so.
+	if !req.PendingUntil.IsZero() && !s.now().Before(req.PendingUntil) {
+		return errConflict("request lapsed: nobody decided before " + req.PendingUntil.UTC().Format(time.RFC3339))
+	}
 	for _, a := range req.Approvals {
 		if a.Approver.ID == me.ID {
 			return errConflict("you already decided on this request")

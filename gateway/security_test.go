@@ -80,3 +80,18 @@ func TestTailRevokedBetweenGrantReadAndRegistration(t *testing.T) {
 		t.Fatalf("tail of a revoked grant: err %v, response %v; want 403", err, resp)
 	}
 }
+
+// A pending request whose approval window has passed is not approvable,
+// even before the sweep marks it lapsed.
+func TestApproveAfterPendingWindowRefused(t *testing.T) {
+	h := newHarness(t)
+	req := h.ask("alice", prodRequest(), http.StatusCreated)
+	if req.State != store.StatePending || req.PendingUntil == nil {
+		t.Fatalf("prod request: state %q, pending_until %v; want pending with a deadline", req.State, req.PendingUntil)
+	}
+	h.clock.Advance(req.PendingUntil.Sub(h.clock.Now()) + time.Minute)
+	var out requestView
+	if got, want := h.call("bob", "POST", "/api/v1/requests/"+req.ID+"/approve", map[string]any{"comment": "ok"}, &out), http.StatusConflict; got != want {
+		t.Fatalf("approve after the pending window: status %d (state %q, grant %v), want %d", got, out.State, out.Grant, want)
+	}
+}
