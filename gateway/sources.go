@@ -160,6 +160,10 @@ func (s *Server) CreateSource(ctx context.Context, actor audit.Actor, name, toke
 	src := store.Source{ID: newID("src_"), Name: name, TokenHash: HashSourceToken(token), Streams: streams,
 		CreatedAt: s.now(), CreatedBy: actor.Subject}
 	if existing, err := s.cfg.Store.SourceByTokenHash(ctx, src.TokenHash); err == nil {
+		if !existing.RevokedAt.IsZero() {
+			// A revoked token stays revoked, whoever presents it again.
+			return sourceView{}, errConflict("this source token was revoked; use a new one")
+		}
 		src.ID, src.CreatedAt = existing.ID, existing.CreatedAt
 	}
 	if err := s.record(ctx, nil, audit.Event{Action: "source.created", Actor: actor, Outcome: "success",

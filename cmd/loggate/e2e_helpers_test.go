@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,16 +20,25 @@ type gatewayT struct {
 	r    *running
 	url  string
 	done chan error
+	// stop ends the gateway and checks it stopped cleanly; idempotent.
+	stop func()
 }
 
 // startGateway runs `loggate serve --dev` on a loopback port with a
 // temporary data directory, exactly as main wires it.
 func startGateway(t testing.TB, extra ...string) *gatewayT {
 	t.Helper()
+	return startGatewayData(t, t.TempDir(), extra...)
+}
+
+// startGatewayData is startGateway with a given data directory, so a test
+// can restart a gateway on the same state.
+func startGatewayData(t testing.TB, data string, extra ...string) *gatewayT {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *running, 1)
 	done := make(chan error, 1)
-	args := append([]string{"--dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--dev-demo-logs=false",
+	args := append([]string{"--dev", "--listen", "127.0.0.1:0", "--data", data, "--dev-demo-logs=false",
 		"--log-level", "warn"}, extra...)
 	go func() {
 		done <- runServe(ctx, args, func(string) string { return "" }, io.Discard, io.Discard,
@@ -37,17 +47,21 @@ func startGateway(t testing.TB, extra ...string) *gatewayT {
 	select {
 	case r := <-ready:
 		g := &gatewayT{t: t, r: r, url: r.URL, done: done}
-		t.Cleanup(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("serve returned %v", err)
+		var once sync.Once
+		g.stop = func() {
+			once.Do(func() {
+				cancel()
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Errorf("serve returned %v", err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Error("serve did not stop within 20s of cancel")
 				}
-			case <-time.After(20 * time.Second):
-				t.Error("serve did not stop within 20s of cancel")
-			}
-		})
+			})
+		}
+		t.Cleanup(g.stop)
 		return g
 	case err := <-done:
 		cancel()

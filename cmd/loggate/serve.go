@@ -254,12 +254,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			tokens["checkout/staging"], tokens["checkout/prod"] = c.DevSourceToken, c.DevSourceToken
 		} else {
 			for _, env := range []string{"staging", "prod"} {
-				tok, err := devSourceToken(c, env)
-				if err != nil {
-					return err
+				stream := []store.StreamRef{{Service: "checkout", Env: env}}
+				tok, err := devSourceToken(c, env, false)
+				if err == nil {
+					_, err = srv.CreateSource(ctx, system, "demo checkout/"+env, tok, stream)
 				}
-				stream := store.StreamRef{Service: "checkout", Env: env}
-				if _, err := srv.CreateSource(ctx, system, "demo checkout/"+env, tok, []store.StreamRef{stream}); err != nil {
+				if err != nil {
+					// The saved demo token was revoked: mint a new one.
+					if tok, err = devSourceToken(c, env, true); err == nil {
+						_, err = srv.CreateSource(ctx, system, "demo checkout/"+env, tok, stream)
+					}
+				}
+				if err != nil {
 					return fmt.Errorf("create demo source: %w", err)
 				}
 				tokens["checkout/"+env] = tok
@@ -399,10 +405,10 @@ func loadGroupMap(path string) (map[string][]string, error) {
 }
 
 // devSourceToken is the demo source's token kept in the data directory
-// (mode 0600) so it survives restarts, created once.
-func devSourceToken(c *serveConfig, env string) (string, error) {
+// (mode 0600) so it survives restarts, created once, or anew when fresh.
+func devSourceToken(c *serveConfig, env string, fresh bool) (string, error) {
 	path := filepath.Join(c.Data, "keys", "dev-source-checkout-"+env+".token")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 && !fresh {
 		return strings.TrimSpace(string(b)), nil
 	}
 	tok := gateway.NewSourceToken()
