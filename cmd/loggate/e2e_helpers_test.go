@@ -35,11 +35,17 @@ func startGateway(t testing.TB, extra ...string) *gatewayT {
 // can restart a gateway on the same state.
 func startGatewayData(t testing.TB, data string, extra ...string) *gatewayT {
 	t.Helper()
+	return startServe(t, append([]string{"--dev", "--listen", "127.0.0.1:0", "--data", data, "--dev-demo-logs=false",
+		"--log-level", "warn"}, extra...))
+}
+
+// startServe runs runServe with exactly args until the test ends (or
+// g.stop), failing the test if it does not start or stop cleanly.
+func startServe(t testing.TB, args []string) *gatewayT {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan *running, 1)
 	done := make(chan error, 1)
-	args := append([]string{"--dev", "--listen", "127.0.0.1:0", "--data", data, "--dev-demo-logs=false",
-		"--log-level", "warn"}, extra...)
 	go func() {
 		done <- runServe(ctx, args, func(string) string { return "" }, io.Discard, io.Discard,
 			&serveHooks{ready: func(r *running) { ready <- r }})

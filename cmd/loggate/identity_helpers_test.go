@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -256,41 +255,8 @@ func (g *gatewayT) grant(form url.Values) (int, tokenResponse) {
 // so a test can read the data directory after the authenticator flushed.
 func startGatewayArgs(t *testing.T, args ...string) (g *gatewayT, stop func()) {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan *running, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runServe(ctx, args, func(string) string { return "" }, io.Discard, io.Discard,
-			&serveHooks{ready: func(r *running) { ready <- r }})
-	}()
-	stopped := false
-	stop = func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve returned %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop within 20s of cancel")
-		}
-	}
-	select {
-	case r := <-ready:
-		t.Cleanup(stop)
-		return &gatewayT{t: t, r: r, url: r.URL, done: done}, stop
-	case err := <-done:
-		cancel()
-		t.Fatalf("serve failed to start: %v", err)
-	case <-time.After(30 * time.Second):
-		cancel()
-		t.Fatal("serve did not become ready")
-	}
-	return nil, nil
+	g = startServe(t, args)
+	return g, g.stop
 }
 
 // devArgs are startGateway's arguments for a data directory.
