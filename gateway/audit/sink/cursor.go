@@ -2,12 +2,30 @@ package sink
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 )
+
+// CursorStore keeps a Runner's cursor: the seq of the last event delivered.
+type CursorStore interface {
+	// Load returns the saved seq, or 0 when none was saved yet.
+	Load(ctx context.Context) (int64, error)
+	// Save records seq as delivered.
+	Save(ctx context.Context, seq int64) error
+}
+
+// FileCursor is a CursorStore in a file (the default: Config.CursorFile).
+type FileCursor string
+
+// Load implements CursorStore.
+func (f FileCursor) Load(context.Context) (int64, error) { return readCursor(string(f)) }
+
+// Save implements CursorStore; the file is replaced atomically.
+func (f FileCursor) Save(_ context.Context, seq int64) error { return writeCursor(string(f), seq) }
 
 // readCursor returns the seq saved in path, or 0 if the file does not exist.
 func readCursor(path string) (int64, error) {

@@ -51,9 +51,13 @@ type Config struct {
 	Source Source
 	// Sink is the receiver (required). Run closes it when it returns.
 	Sink Sink
-	// CursorFile holds the seq of the last delivered event (required). It
-	// is created when absent (delivery then starts at the first event).
+	// CursorFile holds the seq of the last delivered event (required
+	// unless Cursor is set). It is created when absent (delivery then
+	// starts at the first event).
 	CursorFile string
+	// Cursor, if set, keeps the cursor instead of CursorFile (e.g. in
+	// Redis, shared by replicas that take turns running the sink).
+	Cursor CursorStore
 	// Batch is how many events one Deliver call gets. If zero, 256.
 	Batch int
 	// PollInterval is how often the Source is asked for new events when
@@ -89,8 +93,11 @@ func NewRunner(cfg Config) (*Runner, error) {
 		return nil, errors.New("audit sink: Name is required")
 	case cfg.Source == nil || cfg.Sink == nil:
 		return nil, fmt.Errorf("audit sink %s: Source and Sink are required", cfg.Name)
-	case cfg.CursorFile == "":
-		return nil, fmt.Errorf("audit sink %s: CursorFile is required", cfg.Name)
+	case cfg.CursorFile == "" && cfg.Cursor == nil:
+		return nil, fmt.Errorf("audit sink %s: CursorFile or Cursor is required", cfg.Name)
+	}
+	if cfg.Cursor == nil {
+		cfg.Cursor = FileCursor(cfg.CursorFile)
 	}
 	if cfg.Batch <= 0 {
 		cfg.Batch = 256
@@ -112,12 +119,15 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	cur, err := readCursor(cfg.CursorFile)
+	cur, err := cfg.Cursor.Load(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("audit sink %s: %w", cfg.Name, err)
 	}
 	return &Runner{cfg: cfg, log: log.With("sink", cfg.Name), wake: make(chan struct{}, 1), cursor: cur}, nil
 }
+
+// Name returns Config.Name.
+func (r *Runner) Name() string { return r.cfg.Name }
 
 // Cursor returns the seq of the last event delivered and saved.
 func (r *Runner) Cursor() int64 {
@@ -169,7 +179,7 @@ func (r *Runner) deliver(ctx context.Context, recs []audit.Record) {
 		d.Attempt = attempt
 		d.Err = r.cfg.Sink.Deliver(ctx, recs)
 		if d.Err == nil {
-			if err := r.save(d.LastSeq); err != nil {
+			if err := r.save(ctx, d.LastSeq); err != nil {
 				// Delivered but not remembered: a restart sends it again.
 				r.log.Error("audit sink cursor", "err", err)
 			}
@@ -190,8 +200,8 @@ func (r *Runner) deliver(ctx context.Context, recs []audit.Record) {
 	}
 }
 
-func (r *Runner) save(seq int64) error {
-	if err := writeCursor(r.cfg.CursorFile, seq); err != nil {
+func (r *Runner) save(ctx context.Context, seq int64) error {
+	if err := r.cfg.Cursor.Save(context.WithoutCancel(ctx), seq); err != nil {
 		r.mu.Lock()
 		r.cursor = seq // go on from here; only a restart repeats the batch
 		r.mu.Unlock()

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -147,4 +148,46 @@ func FuzzParseCursor(f *testing.F) {
 			t.Fatalf("round trip %d: got %d, %v", n, got, err)
 		}
 	})
+}
+
+// memCursor is a CursorStore in memory.
+type memCursor struct {
+	mu    sync.Mutex
+	seq   int64
+	saves int
+}
+
+func (m *memCursor) Load(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.seq, nil
+}
+func (m *memCursor) Save(_ context.Context, seq int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.seq, m.saves = seq, m.saves+1
+	return nil
+}
+
+func TestRunnerUsesCursorStore(t *testing.T) {
+	s := openStore(t)
+	evs := appendEvents(t, s, 6)
+	dir := t.TempDir()
+	cur := &memCursor{seq: 2}
+	c := &collector{}
+	r := newRunner(t, s, c, dir, func(cfg *Config) { cfg.CursorFile = ""; cfg.Cursor = cur })
+	runUntil(t, r, 6)
+	var want []string
+	for _, ev := range evs[2:] {
+		want = append(want, ev.ID)
+	}
+	if got := c.ids(); !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v (resuming after the stored cursor 2)", got, want)
+	}
+	if cur.seq != 6 || cur.saves == 0 {
+		t.Errorf("cursor store holds %d after %d saves, want 6", cur.seq, cur.saves)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "test.cursor")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("cursor file written (%v) although a CursorStore was given", err)
+	}
 }
