@@ -151,6 +151,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			return err
 		}
 		defer stopAudit()
+	} else if sp.redis != nil {
+		stopAudit, err := startSharedAudit(ctx, c.AuditOps, sp.redis, getenv, reg, log)
+		if err != nil {
+			return err
+		}
+		defer stopAudit()
 	}
 	sessionKeys, err := loadSessionKeys(c)
 	if err != nil {

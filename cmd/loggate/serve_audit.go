@@ -18,6 +18,7 @@ import (
 
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/audit/sink"
+	"github.com/loggate/loggate/gateway/cluster"
 )
 
 // auditOps are the audit trail's retention, legal hold and sink settings of
@@ -90,6 +91,53 @@ func startAudit(ctx context.Context, a auditOps, aud *audit.Store, dir string, g
 		log.Info("audit sink started", "sink", ns.name, "cursor", r.Cursor())
 	}
 	return func() { cancel(); wg.Wait() }, nil
+}
+
+// startSharedAudit runs the configured sinks with --redis: on one replica
+// at a time, the holder of a lease in Redis, from cursors kept in Redis, so
+// a replica taking over resumes where the last holder stopped (at least
+// once: receivers deduplicate on the event id). The returned stop function
+// ends the sinks and releases the lease; call it before closing the client.
+func startSharedAudit(ctx context.Context, a auditOps, rp *redisParts, getenv func(string) string,
+	reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
+	if a.LegalHold != "" || a.Retention != 0 {
+		log.Warn("--audit-legal-hold and --audit-retention apply to the local audit store only; ignored with --redis")
+	}
+	sinks, err := buildSinks(a, getenv)
+	if err != nil || len(sinks) == 0 {
+		return func() {}, err
+	}
+	m := newSinkMetrics(nil)
+	if reg != nil {
+		if err := reg.Register(m); err != nil {
+			for _, s := range sinks {
+				s.sink.Close()
+			}
+			return nil, fmt.Errorf("audit sink metrics: %w", err)
+		}
+	}
+	lease, err := cluster.NewLease(cluster.LeaseConfig{Client: rp.client, Prefix: redisPrefix, Name: "audit-sinks",
+		Holder: rp.control.ReplicaID(), Logger: log.With("component", "audit-sink")})
+	if err != nil {
+		for _, s := range sinks {
+			s.sink.Close()
+		}
+		return nil, err
+	}
+	cfgs := make([]sink.Config, 0, len(sinks))
+	for _, ns := range sinks {
+		cfgs = append(cfgs, sink.Config{Name: ns.name, Source: rp.audit, Sink: ns.sink, Observe: m.observe,
+			Logger: log.With("component", "audit-sink")})
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		cursor := func(name, term string) sink.CursorStore { return cluster.NewLeaseCursor(lease, name, term) }
+		sink.RunLeased(runCtx, lease, cursor, cfgs, log.With("component", "audit-sink"))
+	}()
+	log.Info("audit sinks run on the replica holding the lease", "lease", lease.Key(), "sinks", len(cfgs))
+	return func() { cancel(); <-done }, nil
 }
 
 type namedSink struct {
@@ -172,7 +220,7 @@ func applyLegalHold(ctx context.Context, want string, aud *audit.Store) error {
 // sinkMetrics exports delivery counters, cursors and lag per sink, and the
 // store's retention counter.
 type sinkMetrics struct {
-	aud        *audit.Store
+	aud        *audit.Store // nil with --redis: no retention counter
 	deliveries *prometheus.CounterVec
 	cursor     *prometheus.GaugeVec
 	lag        *prometheus.GaugeVec
@@ -207,12 +255,17 @@ func (m *sinkMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.deliveries.Describe(ch)
 	m.cursor.Describe(ch)
 	m.lag.Describe(ch)
-	ch <- m.purged
+	if m.aud != nil {
+		ch <- m.purged
+	}
 }
 
 func (m *sinkMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.deliveries.Collect(ch)
 	m.cursor.Collect(ch)
 	m.lag.Collect(ch)
+	if m.aud == nil {
+		return
+	}
 	ch <- prometheus.MustNewConstMetric(m.purged, prometheus.CounterValue, float64(m.aud.Stats().Purged))
 }

@@ -3,11 +3,11 @@
 // a control stream a reconnecting replica resumes (Control), the live log feed with shared per-stream seqs
 // (Feed: one Redis Stream per log stream, read by every replica and fanned
 // out locally), one gapless hash-chained audit trail (Audit), and
-// single-use marks (Once), and a lease electing one replica at a time to
-// run the audit sinks from a cursor kept in Redis (Lease, RunSinks).
+// single-use marks (Once), and a lease electing one replica at a time for
+// work that must not run twice, such as the audit sinks, with cursors
+// fenced by the lease (Lease, LeaseCursor; see sink.RunLeased).
 //
-// It imports only gateway/logs, gateway/audit and gateway/audit/sink (to
-// run sink runners); it knows
+// It imports only gateway/logs and gateway/audit, for their types; it knows
 // nothing of HTTP, grants or users. The gateway adapts Message to its own
 // control events.
 //

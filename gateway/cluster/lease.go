@@ -178,7 +178,7 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 // in Redis, so the next lease holder resumes where the last one left off.
 // Save succeeds only while the lease term that made the cursor is current,
 // so a holder that lost its lease cannot move the shared cursor. It
-// satisfies sink.CursorStore.
+// satisfies sink.CursorStore (and Lease satisfies sink.Leaser).
 type LeaseCursor struct {
 	c        *redis.Client
 	key      string

@@ -18,7 +18,11 @@ import (
 	"github.com/loggate/loggate/gateway/audit/sink"
 )
 
-var _ sink.CursorStore = (*LeaseCursor)(nil)
+var (
+	_ sink.CursorStore = (*LeaseCursor)(nil)
+	_ sink.Leaser      = (*Lease)(nil)
+	_ sink.Source      = (*Audit)(nil)
+)
 
 func TestAuditAfterReturnsStoredRecords(t *testing.T) {
 	e := newEnv(t)
@@ -130,7 +134,8 @@ func (e *env) sinkReplica(t *testing.T, a *Audit, holder string, ttl time.Durati
 	r := &sinkReplica{path: path, cancel: cancel, done: make(chan struct{}), client: c}
 	cfg := sink.Config{Name: "file", Source: a, Sink: fs, Batch: 5, PollInterval: 10 * time.Millisecond,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
-	go func() { defer close(r.done); RunSinks(ctx, l, []sink.Config{cfg}, nil) }()
+	cursor := func(name, term string) sink.CursorStore { return NewLeaseCursor(l, name, term) }
+	go func() { defer close(r.done); sink.RunLeased(ctx, l, cursor, []sink.Config{cfg}, nil) }()
 	t.Cleanup(r.stop)
 	return r
 }
