@@ -108,6 +108,11 @@ type Config struct {
 	// Broadcast carries revocations and policy changes to other replicas;
 	// nil means this is the only replica.
 	Broadcast Broadcaster
+	// ReplicaID, if set, is recorded as details.replica in stream.opened
+	// events, so that after a crash this replica (and no other, whose
+	// views may be live) closes the views it left open. It must survive a
+	// restart and differ between replicas.
+	ReplicaID string
 	// Notifier queues notifications; nil means none are sent.
 	Notifier Notifier
 

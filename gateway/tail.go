@@ -215,6 +215,9 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	opened := audit.Event{Action: "stream.opened", Actor: userActor(who), Outcome: "success", Target: grantTarget(g),
 		Details: map[string]any{"view_id": viewID, "level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude,
 			"attrs": tr.filter.Attrs, "lines": tr.opts.Lines, "after": tr.opts.After, "since": timeOrEmpty(tr.opts.Since)}}
+	if s.cfg.ReplicaID != "" {
+		opened.Details["replica"] = s.cfg.ReplicaID
+	}
 	if !admitted {
 		opened.Outcome, opened.Reason = "denied", "tail limit reached"
 	}

@@ -223,6 +223,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval,
 		VerifyAudit:          sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
+		ReplicaID: sp.replicaID(),
 	})
 	if err != nil {
 		return err

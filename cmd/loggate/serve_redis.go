@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -33,6 +35,45 @@ type redisParts struct {
 	// not fsync every write (or hides its configuration) through.
 	weak error
 	log  *slog.Logger
+	// replicaID is this replica's stable id (--data/replica-id): start-up
+	// recovery closes only the interrupted views it recorded.
+	replicaID string
+}
+
+// loadReplicaID returns the id saved in dir/replica-id, creating it on
+// first start. Each replica needs its own --data directory.
+func loadReplicaID(dir string) (string, error) {
+	path := filepath.Join(dir, "replica-id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(b))
+		if id == "" || strings.ContainsAny(id, " \t\n") {
+			return "", fmt.Errorf("replica id: %s holds %q", path, b)
+		}
+		return id, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	id := cluster.NewReplicaID()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	_, err = f.WriteString(id + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", fmt.Errorf("replica id: %w", err)
+	}
+	return id, nil
 }
 
 // wireRedis connects to --redis and checks it persists every write,
@@ -82,8 +123,11 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 		Logger: log.With("component", "feed")}); err != nil {
 		return nil, err
 	}
+	if p.replicaID, err = loadReplicaID(c.Data); err != nil {
+		return nil, err
+	}
 	if p.audit, err = cluster.NewAudit(cluster.AuditConfig{Client: client, Prefix: redisPrefix, SigningKey: auditKey,
-		Logger: log.With("component", "audit")}); err != nil {
+		ReplicaID: p.replicaID, Logger: log.With("component", "audit")}); err != nil {
 		return nil, err
 	}
 	if p.control, err = cluster.NewControl(cluster.ControlConfig{Client: client, Prefix: redisPrefix,
@@ -244,6 +288,16 @@ func (sp *stateParts) start(ctx context.Context, srv *gateway.Server) (wait func
 		return func() {}
 	}
 	return sp.redis.start(ctx, srv, sp.hub)
+}
+
+// replicaID is the stable replica id recorded in stream.opened with
+// --redis, so start-up recovery closes only this replica's views; empty
+// on one machine, where every open view is this process's.
+func (sp *stateParts) replicaID() string {
+	if sp.redis == nil {
+		return ""
+	}
+	return sp.redis.replicaID
 }
 
 // Close closes everything opened, newest first.

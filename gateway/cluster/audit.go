@@ -53,6 +53,8 @@ type Audit struct {
 	append *redis.Script
 	signer *treeSigner // nil: no checkpoints or proofs
 	mu     sync.Mutex  // serialises this replica's appends (fewer lost races)
+	// replica is this replica's stable id (AuditConfig.ReplicaID).
+	replica string
 }
 
 // AuditConfig configures an Audit.
@@ -71,6 +73,11 @@ type AuditConfig struct {
 	SigningKey ed25519.PrivateKey
 	// Origin names the log in checkpoints. Zero: audit.DefaultOrigin.
 	Origin string
+	// ReplicaID is this replica's stable identity (it must survive a
+	// restart and differ between replicas). OpenViews reports only views
+	// whose stream.opened carries it as details.replica. Zero: OpenViews
+	// reports none.
+	ReplicaID string
 }
 
 // ErrNotSupported reports an audit feature the Redis trail lacks.
@@ -117,7 +124,8 @@ func NewAudit(cfg AuditConfig) (*Audit, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &Audit{c: cfg.Client, prefix: cfg.Prefix, now: cfg.Now, log: cfg.Logger, append: redis.NewScript(appendScript)}
+	a := &Audit{c: cfg.Client, prefix: cfg.Prefix, now: cfg.Now, log: cfg.Logger, append: redis.NewScript(appendScript),
+		replica: cfg.ReplicaID}
 	if cfg.SigningKey != nil {
 		if cfg.Origin == "" {
 			cfg.Origin = audit.DefaultOrigin
