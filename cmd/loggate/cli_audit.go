@@ -47,7 +47,7 @@ time or a duration before now (24h). Searching is itself audited.`,
 			if err := checkOutput(format, "table", "json", "csv"); err != nil {
 				return err
 			}
-			limit := fs.Lookup("limit").Value.(flag.Getter).Get().(int)
+			limit := flagInt(fs, "limit")
 			if limit < 1 {
 				return usageError("--limit must be at least 1")
 			}
@@ -62,11 +62,7 @@ time or a duration before now (24h). Searching is itself audited.`,
 			if err != nil {
 				return err
 			}
-			raws, err := a.listAll(ctx, "/api/v1/audit", q, limit)
-			if err != nil {
-				return err
-			}
-			events, err := decodeEach[cliAuditEvent](raws)
+			events, raws, err := listAs[cliAuditEvent](ctx, a, "/api/v1/audit", q, limit)
 			if err != nil {
 				return err
 			}

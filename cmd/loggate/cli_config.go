@@ -125,6 +125,11 @@ func flagString(fs *flag.FlagSet, name string) string {
 	return ""
 }
 
+// flagInt reads an int flag declared on fs.
+func flagInt(fs *flag.FlagSet, name string) int {
+	return fs.Lookup(name).Value.(flag.Getter).Get().(int)
+}
+
 // normaliseServer validates a server URL and drops a trailing slash.
 func normaliseServer(s string) (string, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), "/")

@@ -33,11 +33,7 @@ how far back you may read, and whether you may break glass.`,
 			if err != nil {
 				return err
 			}
-			raws, err := a.listAll(ctx, "/api/v1/streams", nil, 0)
-			if err != nil {
-				return err
-			}
-			streams, err := decodeEach[cliStream](raws)
+			streams, raws, err := listAs[cliStream](ctx, a, "/api/v1/streams", nil, 0)
 			if err != nil {
 				return err
 			}
@@ -88,11 +84,7 @@ func grantsCommand() *command {
 			if err != nil {
 				return err
 			}
-			raws, err := a.listAll(ctx, "/api/v1/grants", q, fs.Lookup("limit").Value.(flag.Getter).Get().(int))
-			if err != nil {
-				return err
-			}
-			grants, err := decodeEach[cliGrant](raws)
+			grants, raws, err := listAs[cliGrant](ctx, a, "/api/v1/grants", q, flagInt(fs, "limit"))
 			if err != nil {
 				return err
 			}

@@ -393,12 +393,8 @@ approver inbox); with --all, everyone's (security only).`,
 			if err != nil {
 				return err
 			}
-			limit := fs.Lookup("limit").Value.(flag.Getter).Get().(int)
-			raws, err := a.listAll(ctx, "/api/v1/requests", q, limit)
-			if err != nil {
-				return err
-			}
-			reqs, err := decodeEach[cliRequest](raws)
+			limit := flagInt(fs, "limit")
+			reqs, raws, err := listAs[cliRequest](ctx, a, "/api/v1/requests", q, limit)
 			if err != nil {
 				return err
 			}

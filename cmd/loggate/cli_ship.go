@@ -96,7 +96,7 @@ func (c *cli) ship(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if service == "" || env == "" {
 		return usageError("ship needs the stream: --service NAME --env NAME (or LOGGATE_SERVICE, LOGGATE_ENV)")
 	}
-	getInt := func(name string) int { return fs.Lookup(name).Value.(flag.Getter).Get().(int) }
+	getInt := func(name string) int { return flagInt(fs, name) }
 	getDur := func(name string) time.Duration { return fs.Lookup(name).Value.(flag.Getter).Get().(time.Duration) }
 	s := &shipper{c: c, token: token, maxLines: max(1, getInt("batch-lines")), maxBytes: max(1024, getInt("batch-bytes")),
 		flushEvery: max(10*time.Millisecond, getDur("flush")),

@@ -97,11 +97,7 @@ func sourceListCommand() *command {
 			if err != nil {
 				return err
 			}
-			raws, err := a.listAll(ctx, "/api/v1/sources", nil, 0)
-			if err != nil {
-				return err
-			}
-			srcs, err := decodeEach[cliSource](raws)
+			srcs, raws, err := listAs[cliSource](ctx, a, "/api/v1/sources", nil, 0)
 			if err != nil {
 				return err
 			}

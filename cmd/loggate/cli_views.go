@@ -216,6 +216,16 @@ func (a *apiClient) listAll(ctx context.Context, path string, q url.Values, limi
 	return out, nil
 }
 
+// listAs is listAll decoded into T, with the raw items kept for JSON output.
+func listAs[T any](ctx context.Context, a *apiClient, path string, q url.Values, limit int) ([]T, []json.RawMessage, error) {
+	raws, err := a.listAll(ctx, path, q, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	items, err := decodeEach[T](raws)
+	return items, raws, err
+}
+
 // decodeEach decodes raw items into T, keeping the raw form for JSON output.
 func decodeEach[T any](raws []json.RawMessage) ([]T, error) {
 	out := make([]T, 0, len(raws))
