@@ -186,14 +186,3 @@ func (s *Source) Allows(service, env string) bool {
 	}
 	return false
 }
-
-// Outbox is one pending notification delivery.
-type Outbox struct {
-	ID       string    `json:"id"`
-	Kind     string    `json:"kind"`
-	Target   string    `json:"target"`
-	Body     []byte    `json:"body"`
-	Attempts int       `json:"attempts"`
-	NextAt   time.Time `json:"next_at"`
-	LastErr  string    `json:"last_error,omitempty"`
-}

@@ -13,7 +13,6 @@ const (
 	KindGrant   = "grant"
 	KindReview  = "review"
 	KindSource  = "source"
-	KindOutbox  = "outbox"
 )
 
 // Record is one stored document with the fields it is indexed by.
@@ -145,11 +144,6 @@ func sourceRecord(s *Source) (Record, error) {
 	return Record{Kind: KindSource, ID: s.ID, State: state, Lookup: s.TokenHash, Created: s.CreatedAt, Doc: doc}, err
 }
 
-func outboxRecord(o *Outbox) (Record, error) {
-	doc, err := json.Marshal(o)
-	return Record{Kind: KindOutbox, ID: o.ID, State: "queued", Created: o.NextAt, Doc: doc}, err
-}
-
 // Typed reads inside a transaction.
 
 func (t *Txn) Request(id string) (Request, error) {
@@ -174,9 +168,6 @@ func (t *Txn) PutReview(r *Review) error { return t.put(reviewRecord(r)) }
 
 // PutSource writes a source.
 func (t *Txn) PutSource(s *Source) error { return t.put(sourceRecord(s)) }
-
-// PutOutbox queues a notification.
-func (t *Txn) PutOutbox(o *Outbox) error { return t.put(outboxRecord(o)) }
 
 func (t *Txn) put(rec Record, err error) error {
 	if err != nil {
@@ -234,23 +225,4 @@ func (s *Store) Reviews(ctx context.Context, q Query) ([]Review, string, error) 
 func (s *Store) Sources(ctx context.Context, q Query) ([]Source, string, error) {
 	q.Kind = KindSource
 	return listTyped[Source](ctx, s.b, q)
-}
-
-// DueOutbox lists queued notifications, oldest due first is not guaranteed;
-// callers check NextAt.
-func (s *Store) Outbox(ctx context.Context, limit int) ([]Outbox, error) {
-	out, _, err := listTyped[Outbox](ctx, s.b, Query{Kind: KindOutbox, State: "queued", Limit: limit})
-	return out, err
-}
-
-// DeleteOutbox marks a delivered notification done.
-func (s *Store) FinishOutbox(ctx context.Context, o *Outbox) error {
-	return s.b.Update(ctx, func(tx Tx) error {
-		rec, err := outboxRecord(o)
-		if err != nil {
-			return err
-		}
-		rec.State = "done"
-		return tx.Put(ctx, rec)
-	})
 }
