@@ -107,6 +107,14 @@ func (s *Store) Export(ctx context.Context, w io.Writer, format string, q Query)
 	return nil
 }
 
+// CSVHeader is the column row of the CSV export, shared by every store
+// that exports the trail.
+func CSVHeader() []string { return append([]string(nil), csvHeader...) }
+
+// CSVRow is one event as a CSV export row; cells a spreadsheet could read
+// as a formula are defused with a leading quote.
+func CSVRow(ev Event) []string { return csvRow(ev) }
+
 var csvHeader = []string{
 	"seq", "id", "time", "action", "outcome", "reason",
 	"actor_kind", "actor_issuer", "actor_subject", "actor_email", "actor_name", "actor_groups", "actor_id",
