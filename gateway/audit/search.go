@@ -93,6 +93,13 @@ func (q Query) limit() int {
 
 const cursorPrefix = "c1."
 
+// EncodeCursor makes the opaque search cursor for "events before seq",
+// shared by every store that searches the trail.
+func EncodeCursor(seq int64) string { return encodeCursor(seq) }
+
+// DecodeCursor reverses EncodeCursor; a cursor it did not make is ErrInvalid.
+func DecodeCursor(c string) (int64, error) { return decodeCursor(c) }
+
 func encodeCursor(seq int64) string {
 	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
 }

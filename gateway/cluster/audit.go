@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -384,24 +383,6 @@ func (a *Audit) scan(ctx context.Context, rev bool, bound int64, fn func(stored)
 	}
 }
 
-const cursorPrefix = "c1."
-
-func encodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
-}
-
-func decodeCursor(c string) (int64, error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		if s, ok := strings.CutPrefix(string(b), cursorPrefix); ok {
-			if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
-				return n, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("%w: cursor", audit.ErrInvalid)
-}
-
 func matchQuery(q audit.Query, ev *audit.Event) bool {
 	if q.Actor != "" && ev.Actor.Subject != q.Actor && ev.Actor.Email != q.Actor {
 		return false
@@ -433,7 +414,7 @@ func (a *Audit) Search(ctx context.Context, q audit.Query) (audit.Page, error) {
 	var before int64
 	if q.Cursor != "" {
 		var err error
-		if before, err = decodeCursor(q.Cursor); err != nil {
+		if before, err = audit.DecodeCursor(q.Cursor); err != nil {
 			return audit.Page{}, fmt.Errorf("audit search: %w", err)
 		}
 	}
@@ -454,7 +435,7 @@ func (a *Audit) Search(ctx context.Context, q audit.Query) (audit.Page, error) {
 			return true, nil
 		}
 		if len(page.Items) == limit {
-			page.NextCursor = encodeCursor(page.Items[limit-1].Seq)
+			page.NextCursor = audit.EncodeCursor(page.Items[limit-1].Seq)
 			return false, nil
 		}
 		page.Items = append(page.Items, ev)

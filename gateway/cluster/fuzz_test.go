@@ -5,6 +5,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/logs"
 )
 
@@ -23,18 +24,18 @@ func FuzzStreamName(f *testing.F) {
 }
 
 func FuzzDecodeCursor(f *testing.F) {
-	f.Add(encodeCursor(42))
+	f.Add(audit.EncodeCursor(42))
 	f.Add("")
 	f.Add("YzEuLTE")
 	f.Fuzz(func(t *testing.T, c string) {
-		n, err := decodeCursor(c)
+		n, err := audit.DecodeCursor(c)
 		if err != nil {
 			return
 		}
 		if n <= 0 {
 			t.Fatalf("cursor %q decoded to %d", c, n)
 		}
-		if back, err := decodeCursor(encodeCursor(n)); err != nil || back != n {
+		if back, err := audit.DecodeCursor(audit.EncodeCursor(n)); err != nil || back != n {
 			t.Fatalf("re-encoded cursor for %d decodes to %d, %v", n, back, err)
 		}
 	})
