@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -144,19 +143,6 @@ func verdictPast(v string) string {
 		return "approved"
 	}
 	return "denied"
-}
-
-// recordRefusal audits a refused action; a failure to record it is logged,
-// since the action is refused either way.
-func (s *Server) recordRefusal(ctx context.Context, r *http.Request, who auth.Identity, action string, req store.Request, reason string) {
-	s.recordBestEffort(ctx, r, audit.Event{Action: action, Actor: userActor(who), Outcome: "denied", Reason: reason,
-		Target: audit.Target{RequestID: req.ID, GrantID: req.GrantID, Service: req.Service, Env: req.Env}})
-}
-
-func (s *Server) recordBestEffort(ctx context.Context, r *http.Request, ev audit.Event) {
-	if err := s.record(ctx, r, ev); err != nil {
-		s.log.Warn("could not audit a refused action", "action", ev.Action, "err", err)
-	}
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.Identity) error {

@@ -105,3 +105,20 @@ func (s *Server) recordNotApplied(ctx context.Context, r *http.Request, ev audit
 	ev.Outcome, ev.Reason = "error", "not applied: "+ae.Message
 	s.recordBestEffort(ctx, r, ev)
 }
+
+// recordRefusal audits a refused action; a failure to record it is logged,
+// since the action is refused either way.
+func (s *Server) recordRefusal(ctx context.Context, r *http.Request, who auth.Identity, action string, req store.Request, reason string) {
+	s.recordBestEffort(ctx, r, audit.Event{Action: action, Actor: userActor(who), Outcome: "denied", Reason: reason,
+		Target: audit.Target{RequestID: req.ID, GrantID: req.GrantID, Service: req.Service, Env: req.Env}})
+}
+
+func (s *Server) recordBestEffort(ctx context.Context, r *http.Request, ev audit.Event) {
+	if err := s.record(ctx, r, ev); err != nil {
+		s.log.Warn("could not audit a refused action", "action", ev.Action, "err", err)
+	}
+}
+
+func grantTarget(g store.Grant) audit.Target {
+	return audit.Target{GrantID: g.ID, RequestID: g.RequestID, Service: g.Service, Env: g.Env}
+}

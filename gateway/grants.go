@@ -143,10 +143,6 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, who auth.I
 	return nil
 }
 
-func grantTarget(g store.Grant) audit.Target {
-	return audit.Target{GrantID: g.ID, RequestID: g.RequestID, Service: g.Service, Env: g.Env}
-}
-
 type extendBody struct {
 	Duration string `json:"duration"`
 	Reason   string `json:"reason"`
