@@ -134,26 +134,11 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 	if a.extends != nil {
 		req.Extends = a.extends.ID
 	}
-	switch {
-	case !dec.Allow:
-		req.State = store.StateDenied
-	case a.breakGlass && !dec.BreakGlassAllowed:
-		req.State = store.StateDenied
+	var refusal string
+	req.State, req.PendingUntil, refusal = decideState(dec, a, now)
+	if refusal != "" {
 		req.Decision.Allow = false
-		req.Decision.Reasons = append(req.Decision.Reasons, "break-glass is not allowed for you on this stream")
-	case dec.MaxDuration > 0 && a.duration > dec.MaxDuration:
-		req.State = store.StateDenied
-		req.Decision.Allow = false
-		req.Decision.Reasons = append(req.Decision.Reasons, fmt.Sprintf("duration %s exceeds the maximum of %s", a.duration, dec.MaxDuration))
-	case dec.ApprovalsRequired <= 0 || a.breakGlass:
-		req.State = store.StateApproved
-	default:
-		req.State = store.StatePending
-		timeout := dec.PendingTimeout
-		if timeout <= 0 {
-			timeout = time.Hour
-		}
-		req.PendingUntil = now.Add(timeout)
+		req.Decision.Reasons = append(req.Decision.Reasons, refusal)
 	}
 	s.metrics.decisions.WithLabelValues(req.State).Inc()
 
@@ -226,6 +211,28 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 	}
 	s.notify(ctx, req, grant)
 	return req, grant, nil
+}
+
+// decideState is the state a new request starts in, from policy's
+// decision alone: denied, approved at once (auto-approval or break-glass),
+// or pending until a deadline. When policy allowed the request but one of
+// its limits refuses it, refusal says why. It does no I/O.
+func decideState(dec policy.Decision, a openArgs, now time.Time) (state string, pendingUntil time.Time, refusal string) {
+	switch {
+	case !dec.Allow:
+		return store.StateDenied, time.Time{}, ""
+	case a.breakGlass && !dec.BreakGlassAllowed:
+		return store.StateDenied, time.Time{}, "break-glass is not allowed for you on this stream"
+	case dec.MaxDuration > 0 && a.duration > dec.MaxDuration:
+		return store.StateDenied, time.Time{}, fmt.Sprintf("duration %s exceeds the maximum of %s", a.duration, dec.MaxDuration)
+	case dec.ApprovalsRequired <= 0 || a.breakGlass:
+		return store.StateApproved, time.Time{}, ""
+	}
+	timeout := dec.PendingTimeout
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	return store.StatePending, now.Add(timeout), ""
 }
 
 // issue builds the grant for an approved request (or, for an extension,
