@@ -56,7 +56,7 @@ func (s *Store) Export(ctx context.Context, w io.Writer, format string, q Query)
 			return fmt.Errorf("audit export: %w", err)
 		}
 		emit = func(rec, hash []byte) error {
-			ev, err := decodeRecord(rec, hash)
+			ev, err := DecodeRecord(rec, hash)
 			if err != nil {
 				return fmt.Errorf("%w: %v", ErrTampered, err)
 			}

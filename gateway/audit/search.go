@@ -146,7 +146,7 @@ func (s *Store) Search(ctx context.Context, q Query) (Page, error) {
 			page.NextCursor = encodeCursor(page.Items[limit-1].Seq)
 			break
 		}
-		ev, err := decodeRecord(rec, hash)
+		ev, err := DecodeRecord(rec, hash)
 		if err != nil {
 			return Page{}, fmt.Errorf("audit search: event seq %d: %w: %v", seq, ErrTampered, err)
 		}
@@ -170,7 +170,7 @@ func (s *Store) Get(ctx context.Context, id string) (Event, error) {
 	case len(rec) == 0:
 		return Event{}, fmt.Errorf("audit get %q: %w: purged by retention", id, ErrNotFound)
 	}
-	ev, err := decodeRecord(rec, hash)
+	ev, err := DecodeRecord(rec, hash)
 	if err != nil {
 		return Event{}, fmt.Errorf("audit get %q: %w: %v", id, ErrTampered, err)
 	}

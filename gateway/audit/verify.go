@@ -343,7 +343,7 @@ func (v *verifier) check(st *scanState, r *scanRow) {
 			bad = true
 		}
 		if !bad {
-			if len(hash) != 32 || chainHash(bprev, rec) != [32]byte(hash) {
+			if len(hash) != 32 || ChainHash(bprev, rec) != [32]byte(hash) {
 				v.add(ProblemModified, seq, "record does not match its hash")
 				bad = true
 			} else if !gap && !st.prevBad && bprev != st.prevHash {

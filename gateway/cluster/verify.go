@@ -69,7 +69,7 @@ func (a *Audit) Verify(ctx context.Context) (audit.Report, error) {
 			}
 		}
 		expect = s.seq + 1
-		sum := ChainHash(prev, s.rec)
+		sum := audit.ChainHash(prev, s.rec)
 		if hex.EncodeToString(sum[:]) != s.hash {
 			add(audit.ProblemModified, s.seq, "hash does not match the record")
 		}
