@@ -143,6 +143,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					mustExec(t, db, `UPDATE events SET record = ?, hash = ? WHERE seq = ?`, rec, h[:], seq)
 					prevHash = h[:]
 				}
+				mustExec(t, db, `UPDATE events SET outcome = 'denied' WHERE seq = 5`) // the search column too
 				var tree compactRange
 				for seq := int64(1); seq <= 10; seq++ {
 					rec, _ := record(t, db, seq)
@@ -178,9 +179,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				tail := bytes.Replace(tailOf(rec), []byte("evt_"), []byte("evt_forged"), 1)
 				forged := BuildRecord(11, prev, tail)
 				h := ChainHash(prev, forged)
+				c, err := recordColumns(forged)
+				if err != nil {
+					t.Fatal(err)
+				}
 				mustExec(t, db, `INSERT INTO events(seq, id, time_ns, action, outcome, actor_subject, actor_email,
 					request_id, target_request_id, grant_id, service, env, record, hash)
-					VALUES (11, 'evt_forged', 0, 'grant.issued', 'success', '', '', '', '', '', '', '', ?, ?)`, forged, h[:])
+					VALUES (11, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.TimeNS, c.Action, c.Outcome,
+					c.ActorSubject, c.ActorEmail, c.RequestID, c.TargetRequestID, c.GrantID, c.Service, c.Env, forged, h[:])
 			},
 			want: []string{"inserted@11"},
 		},

@@ -300,32 +300,6 @@ func (a *Audit) scan(ctx context.Context, rev bool, bound int64, fn func(stored)
 	}
 }
 
-func matchQuery(q audit.Query, ev *audit.Event) bool {
-	if q.Actor != "" && ev.Actor.Subject != q.Actor && ev.Actor.Email != q.Actor {
-		return false
-	}
-	if q.Action != "" && q.Action != "*" {
-		if p, ok := strings.CutSuffix(q.Action, "*"); ok && strings.HasSuffix(p, ".") {
-			if !strings.HasPrefix(ev.Action, p) {
-				return false
-			}
-		} else if ev.Action != q.Action {
-			return false
-		}
-	}
-	switch {
-	case q.Outcome != "" && ev.Outcome != q.Outcome,
-		q.GrantID != "" && ev.Target.GrantID != q.GrantID,
-		q.RequestID != "" && ev.Target.RequestID != q.RequestID && ev.RequestID != q.RequestID,
-		q.Service != "" && ev.Target.Service != q.Service,
-		q.Env != "" && ev.Target.Env != q.Env,
-		!q.Since.IsZero() && ev.Time.Before(q.Since),
-		!q.Until.IsZero() && !ev.Time.Before(q.Until):
-		return false
-	}
-	return true
-}
-
 // Search implements gateway.Auditor (newest first, by scanning).
 func (a *Audit) Search(ctx context.Context, q audit.Query) (audit.Page, error) {
 	var before int64
@@ -348,7 +322,7 @@ func (a *Audit) Search(ctx context.Context, q audit.Query) (audit.Page, error) {
 		if err != nil {
 			return false, err
 		}
-		if !matchQuery(q, &ev) {
+		if !q.Matches(&ev) {
 			return true, nil
 		}
 		if len(page.Items) == limit {
