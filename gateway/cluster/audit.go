@@ -141,7 +141,6 @@ func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: redis %s: %v", audit.ErrUnavailable, what, err)
 }
 
-
 // Append implements gateway.Auditor: it assigns ID (when empty), Seq, Time
 // (when zero), Schema, PrevHash and Hash and returns the stored event once
 // Redis acknowledged it. Errors wrap audit.ErrUnavailable (fail closed) or
