@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -351,13 +350,11 @@ func (s *Server) ClientAddr(r *http.Request) string {
 	return s.clientAddr(r)
 }
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
 // newID returns prefix + 20 random base32 characters (100 bits).
 func newID(prefix string) string {
 	var b [13]byte
 	_, _ = rand.Read(b[:])
-	return prefix + idEncoding.EncodeToString(b[:])[:20]
+	return prefix + audit.IDEncoding.EncodeToString(b[:])[:20]
 }
 
 func validRequestID(id string) bool {

@@ -88,10 +88,10 @@ func bulkLoad(tb testing.TB, s *Store, n int) {
 	batch := make([]*appendReq, 0, chunk)
 	for i := 0; i < n; i++ {
 		ev := testEvent(i)
-		ev.ID = newEventID()
+		ev.ID = NewEventID()
 		ev.Schema = SchemaVersion
 		ev.Time = testTime.Add(time.Duration(i) * time.Millisecond)
-		tail, err := encodeTail(&ev)
+		tail, err := EncodeTail(&ev)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -56,7 +56,7 @@ func (s *Store) Export(ctx context.Context, w io.Writer, format string, q Query)
 			return fmt.Errorf("audit export: %w", err)
 		}
 		emit = func(rec, hash []byte) error {
-			ev, err := decodeRecord(rec, hash)
+			ev, err := DecodeRecord(rec, hash)
 			if err != nil {
 				return fmt.Errorf("%w: %v", ErrTampered, err)
 			}
@@ -68,6 +68,7 @@ func (s *Store) Export(ctx context.Context, w io.Writer, format string, q Query)
 	}
 
 	where, args := q.where()
+	filtered := q != (Query{Limit: q.Limit})
 	var after, n int64
 	for {
 		pageArgs := append(append([]any(nil), args...), after, exportPage)
@@ -83,11 +84,22 @@ func (s *Store) Export(ctx context.Context, w io.Writer, format string, q Query)
 				rows.Close()
 				return fmt.Errorf("audit export: %w", unavailable("scan", err))
 			}
+			got++
+			if filtered {
+				// The columns chose the row; the record must agree.
+				ev, err := DecodeRecord(rec, hash)
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("audit export: seq %d: %w: %v", after, ErrTampered, err)
+				}
+				if !q.Matches(&ev) {
+					continue
+				}
+			}
 			if err := emit(rec, hash); err != nil {
 				rows.Close()
 				return fmt.Errorf("audit export: seq %d: %w", after, err)
 			}
-			got++
 			if n++; q.Limit > 0 && n >= int64(q.Limit) {
 				break
 			}

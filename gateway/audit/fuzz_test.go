@@ -46,7 +46,7 @@ func FuzzParseCheckpoint(f *testing.F) {
 func FuzzRecordHead(f *testing.F) {
 	var prev [32]byte
 	prev[3] = 9
-	f.Add(buildRecord(7, prev, []byte(`{"id":"evt_x","time":"2026-01-01T00:00:00Z"}`)))
+	f.Add(BuildRecord(7, prev, []byte(`{"id":"evt_x","time":"2026-01-01T00:00:00Z"}`)))
 	f.Add([]byte(`{"seq":1,"prev_hash":"` + zeroHex + `"}`))
 	f.Add([]byte(`{"seq":01,"prev_hash":"` + zeroHex + `"}`))
 	f.Add([]byte(`{"seq":99999999999999999999,"prev_hash":"` + zeroHex + `"}`))
@@ -57,7 +57,7 @@ func FuzzRecordHead(f *testing.F) {
 		}
 		if buildRecordPrefixOK(rec) {
 			// Records this package writes must round-trip through buildRecord.
-			again := buildRecord(seq, p, tailOf(rec))
+			again := BuildRecord(seq, p, tailOf(rec))
 			if string(again) != string(rec) {
 				t.Errorf("fast path: seq %d prev %x from %q rebuilds %q", seq, p, rec, again)
 			}

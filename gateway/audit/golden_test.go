@@ -35,12 +35,12 @@ func TestGoldenVectors(t *testing.T) {
 	var prev [32]byte
 	var tree compactRange
 	for i := range evs {
-		tail, err := encodeTail(&evs[i])
+		tail, err := EncodeTail(&evs[i])
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := buildRecord(int64(i+1), prev, tail)
-		h := chainHash(prev, rec)
+		rec := BuildRecord(int64(i+1), prev, tail)
+		h := ChainHash(prev, rec)
 		leaf := tlog.RecordHash(rec)
 		tree.append(leaf)
 		b.WriteString("record " + string(rec) + "\n")

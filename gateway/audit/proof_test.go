@@ -45,7 +45,7 @@ func TestInclusionProof(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if h := chainHash(prev, p.Record); hex.EncodeToString(h[:]) != evs[i].Hash {
+		if h := ChainHash(prev, p.Record); hex.EncodeToString(h[:]) != evs[i].Hash {
 			t.Errorf("proof %d: record hashes to %x, want %s", i, h, evs[i].Hash)
 		}
 		// And after a JSON round trip, with only the verifier key.

@@ -27,7 +27,7 @@ func (r Record) Event() (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: record %d hash", ErrTampered, r.Seq)
 	}
-	ev, err := decodeRecord(r.Bytes, h)
+	ev, err := DecodeRecord(r.Bytes, h)
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: record %d: %v", ErrTampered, r.Seq, err)
 	}
@@ -139,7 +139,7 @@ func (s *Store) OpenViews(ctx context.Context) ([]Event, error) {
 		if err := s.rdb.QueryRowContext(ctx, `SELECT record, hash FROM events WHERE seq = ?`, seq).Scan(&rec, &hash); err != nil {
 			return nil, fmt.Errorf("audit open views: %w", unavailable("query", err))
 		}
-		ev, err := decodeRecord(rec, hash)
+		ev, err := DecodeRecord(rec, hash)
 		if err != nil {
 			return nil, fmt.Errorf("audit open views: seq %d: %w: %v", seq, ErrTampered, err)
 		}

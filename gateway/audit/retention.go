@@ -69,7 +69,7 @@ func (s *Store) LegalHold(ctx context.Context) (LegalHold, error) {
 	case err != nil:
 		return LegalHold{}, fmt.Errorf("audit legal hold: %w", unavailable("query", err))
 	}
-	ev, err := decodeRecord(rec, hash)
+	ev, err := DecodeRecord(rec, hash)
 	if err != nil {
 		return LegalHold{}, fmt.Errorf("audit legal hold: %w: %v", ErrTampered, err)
 	}

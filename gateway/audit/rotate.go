@@ -44,7 +44,7 @@ func (s *Store) RotateKey(ctx context.Context, actor Actor) error {
 		return fmt.Errorf("audit rotate key: %w: the signing key is the file %s; replace it and restart",
 			ErrInvalid, s.cfg.SigningKeyFile)
 	}
-	if err := validate(&Event{Action: ActionKeyRotated, Actor: actor, Outcome: OutcomeSuccess}); err != nil {
+	if err := Validate(&Event{Action: ActionKeyRotated, Actor: actor, Outcome: OutcomeSuccess}); err != nil {
 		return fmt.Errorf("audit rotate key: %w", err)
 	}
 	s.rotMu.Lock()

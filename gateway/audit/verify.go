@@ -2,12 +2,9 @@ package audit
 
 import (
 	"context"
-	"database/sql"
 	"encoding/base64"
-	"errors"
+	"encoding/hex"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -50,69 +47,35 @@ type Report struct {
 // OK reports whether no problem was found.
 func (r Report) OK() bool { return len(r.Problems) == 0 }
 
-// VerifyConfig configures VerifyWith.
-type VerifyConfig struct {
-	Dir string // store directory (required)
-	// Checkpoint is an optional exported checkpoint (Checkpoint.Bytes). Only a
-	// checkpoint kept outside the store detects a rollback of the whole tail.
-	Checkpoint []byte
-	// VerifierKeys are the trusted note verifier keys. If empty, the keys in
-	// Dir/keys/audit.pub are used; pass keys from elsewhere for a stronger check.
-	VerifierKeys []string
-	// MaxProblems bounds Report.Problems. If zero, 1000.
-	MaxProblems int
-}
-
-// Verify checks the store in dir offline; see VerifyWith.
-func Verify(ctx context.Context, dir string, checkpoint []byte) (Report, error) {
-	return VerifyWith(ctx, VerifyConfig{Dir: dir, Checkpoint: checkpoint})
-}
-
-// VerifyWith opens the store read-only and checks, from the stored bytes:
+// VerifyTrail checks one snapshot of a stored trail, from the stored bytes:
 // each record's hash and position, the prev_hash links, gapless seq, every
-// stored checkpoint's signature and root, the signed head (which must cover
-// exactly the log), the stored tree hashes, and the optional exported
-// checkpoint (truncation). It returns an error wrapping ErrTampered when any
-// problem is found; other errors mean the check could not run.
-func VerifyWith(ctx context.Context, cfg VerifyConfig) (Report, error) {
-	if cfg.MaxProblems <= 0 {
-		cfg.MaxProblems = 1000
+// search column and id index entry against its record, every checkpoint's
+// signature, root and stored columns, the signed head (which must cover
+// exactly the trail), the chain tip kept apart, the stored tree hashes, and
+// the optional exported checkpoint (truncation). It returns an error
+// wrapping ErrTampered when any problem is found; other errors mean the
+// check could not run.
+func VerifyTrail(ctx context.Context, t Trail, opt VerifyOptions) (Report, error) {
+	if opt.MaxProblems <= 0 {
+		opt.MaxProblems = 1000
 	}
-	keys := cfg.VerifierKeys
-	if len(keys) == 0 {
-		var err error
-		if keys, err = readVerifierKeys(filepath.Join(cfg.Dir, keysDir, verifierFile)); err != nil {
-			return Report{}, fmt.Errorf("audit verify: %w", err)
-		}
-	}
-	path := filepath.Join(cfg.Dir, dbFile)
-	if _, err := os.Stat(path); err != nil {
-		return Report{}, fmt.Errorf("audit verify: %w", err)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(10000)")
+	snap, err := t.Snapshot(ctx)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit verify: %w", err)
 	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	v := &verifier{max: cfg.MaxProblems, roots: map[int64]tlog.Hash{}}
-	// One read transaction: a consistent snapshot even while a Store writes.
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return Report{}, fmt.Errorf("audit verify: %w", err)
-	}
-	defer tx.Rollback()
-	if err := v.loadCheckpoints(ctx, tx, keys, cfg.Checkpoint); err != nil {
-		return Report{}, fmt.Errorf("audit verify: %w", err)
-	}
-	if v.horizon, err = authorizedHorizon(ctx, tx); err != nil {
-		return Report{}, fmt.Errorf("audit verify: %w", err)
-	}
+	v := &verifier{max: opt.MaxProblems, roots: map[int64]tlog.Hash{}, keys: opt.Keys, snap: snap}
+	v.rep.Problems = []Problem{}
+	v.loadCheckpoints(opt.Exported)
+	v.horizon = snap.PurgeHorizon
 	v.rep.PurgeHorizon = v.horizon
-	if err := v.scan(ctx, tx); err != nil {
+	idx, _ := t.(IDIndex)
+	if snap.Indexed < 0 {
+		idx = nil
+	}
+	if err := v.scan(ctx, t, idx); err != nil {
 		return Report{}, fmt.Errorf("audit verify: %w", err)
 	}
-	v.finish(ctx, tx)
+	v.finish(t.TreeHashes(ctx))
 	if !v.rep.OK() {
 		return v.rep, fmt.Errorf("audit verify: %d problem(s), first: %s at seq %d: %s: %w",
 			len(v.rep.Problems)+v.rep.MoreProblems, v.rep.Problems[0].Kind, v.rep.Problems[0].Seq,
@@ -131,6 +94,8 @@ type signedSize struct {
 type verifier struct {
 	rep   Report
 	max   int
+	keys  []string
+	snap  Snapshot
 	sizes []signedSize        // sorted by size
 	roots map[int64]tlog.Hash // recomputed roots at the signed sizes
 	first int64               // seq of the first chain problem, 0 if none
@@ -138,6 +103,8 @@ type verifier struct {
 	// horizon is the highest seq whose record may be empty: seq_to of the
 	// newest intact retention.purged event.
 	horizon int64
+	indexed int64    // rows whose id the IDIndex maps to their seq
+	tip     [32]byte // the last row's stored hash
 }
 
 func (v *verifier) add(kind ProblemKind, seq int64, format string, args ...any) {
@@ -151,145 +118,125 @@ func (v *verifier) add(kind ProblemKind, seq int64, format string, args ...any) 
 	v.rep.Problems = append(v.rep.Problems, Problem{Kind: kind, Seq: seq, Detail: fmt.Sprintf(format, args...)})
 }
 
-func (v *verifier) loadCheckpoints(ctx context.Context, tx *sql.Tx, keys []string, exported []byte) error {
-	rows, err := tx.QueryContext(ctx, `SELECT id, note FROM checkpoints ORDER BY id`)
-	if err != nil {
-		return fmt.Errorf("read checkpoints: %w", err)
-	}
-	for rows.Next() {
-		var id int64
-		var note string
-		if err := rows.Scan(&id, &note); err != nil {
-			rows.Close()
-			return fmt.Errorf("read checkpoints: %w", err)
-		}
+func (v *verifier) loadCheckpoints(exported []byte) {
+	for _, c := range v.snap.Checkpoints {
 		v.rep.Checkpoints++
-		v.addSigned(fmt.Sprintf("checkpoint %d", id), []byte(note), keys)
+		cp, ok := v.addSigned(c.Name, c.Note)
+		if !ok {
+			continue
+		}
+		if c.Size != nil && *c.Size != cp.Size {
+			v.add(ProblemModified, 0, "%s: column size is %d, the signed note says %d", c.Name, *c.Size, cp.Size)
+		}
+		if c.TimeNS != nil && *c.TimeNS != cp.Time.UnixNano() {
+			v.add(ProblemModified, 0, "%s: column time_ns is %d, the signed note says %d", c.Name, *c.TimeNS, cp.Time.UnixNano())
+		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read checkpoints: %w", err)
-	}
-	var note string
-	switch err := tx.QueryRowContext(ctx, `SELECT note FROM head WHERE id = 1`).Scan(&note); {
-	case errors.Is(err, sql.ErrNoRows):
+	switch {
+	case v.snap.Head == nil && !v.snap.HeadOptional:
 		v.add(ProblemBadSignature, 0, "the signed head is missing")
-	case err != nil:
-		return fmt.Errorf("read head: %w", err)
-	default:
-		if s, ok := v.addSigned("head", []byte(note), keys); ok {
-			v.head = &s
-			v.rep.Head = s.size
+	case v.snap.Head != nil:
+		if cp, ok := v.addSigned("head", v.snap.Head); ok {
+			root, _ := cp.Root()
+			v.head = &signedSize{size: cp.Size, root: root, what: "head"}
+			v.rep.Head = cp.Size
 		}
 	}
 	if len(exported) > 0 {
-		if s, ok := v.addSigned("exported checkpoint", exported, keys); ok {
-			v.rep.Exported = s.size
+		if cp, ok := v.addSigned("exported checkpoint", exported); ok {
+			v.rep.Exported = cp.Size
 		}
 	}
 	sort.SliceStable(v.sizes, func(i, j int) bool { return v.sizes[i].size < v.sizes[j].size })
-	return nil
 }
 
-func (v *verifier) addSigned(what string, note []byte, keys []string) (signedSize, bool) {
-	cp, err := ParseCheckpoint(note, keys...)
+func (v *verifier) addSigned(what string, note []byte) (Checkpoint, bool) {
+	var cp Checkpoint
+	var err error
+	if len(v.keys) > 0 {
+		cp, err = ParseCheckpoint(note, v.keys...)
+	} else {
+		cp, err = parseCheckpointText(note, nil)
+	}
 	if err != nil {
 		v.add(ProblemBadSignature, 0, "%s: %v", what, err)
-		return signedSize{}, false
+		return Checkpoint{}, false
 	}
-	root, _ := cp.Root() // ParseCheckpoint checked it
-	s := signedSize{size: cp.Size, root: root, what: what}
-	v.sizes = append(v.sizes, s)
-	return s, true
+	root, _ := cp.Root() // parsing checked it
+	v.sizes = append(v.sizes, signedSize{size: cp.Size, root: root, what: what})
+	return cp, true
 }
 
-// scan reads every record in seq order, checking each against itself and its
-// predecessor and feeding the recomputed tree. Reading rows (SQLite) and
-// checking them (hashing) run on two goroutines.
-func (v *verifier) scan(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, `SELECT e.seq, e.record, e.hash, t.hashes
-		FROM events e LEFT JOIN tree t ON t.leaf = e.seq - 1 ORDER BY e.seq`)
-	if err != nil {
+// scan reads every row in seq order, checking each against itself and its
+// predecessor and feeding the recomputed tree. Reading rows (the store) and
+// checking them (hashing, decoding) run on two goroutines.
+func (v *verifier) scan(ctx context.Context, t Trail, idx IDIndex) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan []StoredRow, 4)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		readErr <- t.Rows(ctx, func(b []StoredRow) error {
+			select {
+			case batches <- b:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	}()
+	st := scanState{next: 1, gapless: true}
+	var checkErr error
+	for b := range batches {
+		if checkErr != nil {
+			continue // drain until the reader sees the cancel
+		}
+		ids := make([]string, 0, len(b))
+		seqs := make([]int64, 0, len(b))
+		for i := range b {
+			if id := v.check(&st, &b[i]); id != "" && idx != nil {
+				ids, seqs = append(ids, id), append(seqs, b[i].Seq)
+			}
+		}
+		if len(ids) > 0 {
+			if checkErr = v.checkIndex(ctx, idx, ids, seqs); checkErr != nil {
+				cancel()
+			}
+		}
+	}
+	if err := <-readErr; err != nil && checkErr == nil {
 		return fmt.Errorf("read events: %w", err)
 	}
-	batches := make(chan scanBatch, 4)
-	stop, done := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		readRows(rows, batches, stop)
-	}()
-	defer func() {
-		close(stop)
-		<-done
-		rows.Close()
-	}()
-
-	st := scanState{next: 1, gapless: true}
-	for b := range batches {
-		for i := range b.rows {
-			v.check(&st, &b.rows[i])
-		}
-		if b.err != nil {
-			return fmt.Errorf("read events: %w", b.err)
-		}
+	if checkErr != nil {
+		return checkErr
 	}
 	if st.gapless {
 		v.roots[0] = emptyRoot()
 	}
+	v.tip = st.prevHash
 	r := st.tree.root()
 	v.rep.Root = base64.StdEncoding.EncodeToString(r[:])
 	return nil
 }
 
-type scanRow struct {
-	seq               int64
-	rec, hash, stored []byte // stored is nil when the tree row is missing
-}
-
-type scanBatch struct {
-	rows []scanRow
-	err  error // set on the last batch if reading failed
-}
-
-// readRows copies rows into batches until the rows end or stop is closed;
-// it closes out when done.
-func readRows(rows *sql.Rows, out chan<- scanBatch, stop <-chan struct{}) {
-	defer close(out)
-	const size = 1024
-	for {
-		b := scanBatch{rows: make([]scanRow, 0, size)}
-		more := true
-		for len(b.rows) < size {
-			if more = rows.Next(); !more {
-				b.err = rows.Err()
-				break
-			}
-			var r scanRow
-			var rec, hash, stored sql.RawBytes
-			if err := rows.Scan(&r.seq, &rec, &hash, &stored); err != nil {
-				b.err, more = err, false
-				break
-			}
-			// One allocation per row; capacity is exact, so no append moves it.
-			buf := make([]byte, 0, len(rec)+len(hash)+len(stored))
-			buf = append(buf, rec...)
-			r.rec = buf[:len(rec):len(rec)]
-			buf = append(buf, hash...)
-			r.hash = buf[len(rec):len(buf):len(buf)]
-			if stored != nil {
-				r.stored = append(buf, stored...)[len(buf):]
-			}
-			b.rows = append(b.rows, r)
-		}
-		select {
-		case out <- b:
-		case <-stop:
-			return
-		}
-		if !more {
-			return
+// checkIndex compares the IDIndex entries of ids with the seqs of their rows.
+func (v *verifier) checkIndex(ctx context.Context, idx IDIndex, ids []string, seqs []int64) error {
+	got, err := idx.IndexedSeqs(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("read id index: %w", err)
+	}
+	for i, id := range ids {
+		switch {
+		case got[i] == seqs[i]:
+			v.indexed++
+		case got[i] == 0:
+			v.add(ProblemModified, seqs[i], "row seq %d: id index has no entry for %s", seqs[i], id)
+		default:
+			v.add(ProblemModified, seqs[i], "row seq %d: id index maps %s to seq %d", seqs[i], id, got[i])
 		}
 	}
+	return nil
 }
 
 // scanState carries the scan from one row to the next.
@@ -302,12 +249,14 @@ type scanState struct {
 	sizeIdx  int
 }
 
-func (v *verifier) check(st *scanState, r *scanRow) {
-	seq, rec, hash := r.seq, r.rec, r.hash
+// check verifies one row; it returns the record's event id when the record
+// is intact (for the id index), else "".
+func (v *verifier) check(st *scanState, r *StoredRow) (id string) {
+	seq, rec, hash := r.Seq, r.Record, r.Hash
 	v.rep.Events++
 	if seq < st.next {
 		v.add(ProblemInserted, seq, "row with seq %d before the first event", seq)
-		return
+		return ""
 	}
 	gap := seq > st.next
 	if gap {
@@ -326,8 +275,13 @@ func (v *verifier) check(st *scanState, r *scanRow) {
 		} else {
 			v.rep.Purged++
 		}
-		if len(r.stored) >= tlog.HashSize {
-			leaf = tlog.Hash(r.stored[:tlog.HashSize])
+		if r.Columns != nil {
+			for _, d := range purgedColumnDiffs(r.Columns) {
+				v.add(ProblemModified, seq, "row seq %d: column %s of a purged event is %q, retention empties it", seq, d.name, d.stored)
+			}
+		}
+		if len(r.Tree) >= tlog.HashSize {
+			leaf = tlog.Hash(r.Tree[:tlog.HashSize])
 		} else if !bad {
 			v.add(ProblemModified, seq, "purged record has no stored leaf hash")
 			bad = true
@@ -343,25 +297,30 @@ func (v *verifier) check(st *scanState, r *scanRow) {
 			bad = true
 		}
 		if !bad {
-			if len(hash) != 32 || chainHash(bprev, rec) != [32]byte(hash) {
+			if len(hash) != 32 || ChainHash(bprev, rec) != [32]byte(hash) {
 				v.add(ProblemModified, seq, "record does not match its hash")
 				bad = true
 			} else if !gap && !st.prevBad && bprev != st.prevHash {
 				v.add(ProblemModified, max(seq-1, 1), "chain broken between seq %d and %d: one of them was rewritten", seq-1, seq)
 			}
 		}
+		if !bad {
+			id = v.checkColumns(seq, rec, r.Columns)
+		}
 		leaf = tlog.RecordHash(rec)
 	}
 	made := st.tree.append(leaf)
-	if st.gapless {
+	if st.gapless && !v.snap.NoTree {
 		// The stored tree hashes back inclusion proofs: they must be the
 		// ones this leaf creates (tlog.StoredHashes order). Checked only
 		// while nothing earlier is wrong (later hashes depend on earlier
 		// leaves) and within the signed head (beyond it, "inserted" says it).
 		signed := v.head == nil || seq <= v.head.size
-		if !bad && v.first == 0 && signed && !equalHashes(r.stored, made) {
+		if !bad && v.first == 0 && signed && !equalHashes(r.Tree, made) {
 			v.add(ProblemModified, seq, "stored tree hashes of leaf %d do not match the record", seq-1)
 		}
+	}
+	if st.gapless {
 		for st.sizeIdx < len(v.sizes) && v.sizes[st.sizeIdx].size <= st.tree.n {
 			if v.sizes[st.sizeIdx].size == st.tree.n {
 				v.roots[st.tree.n] = st.tree.root()
@@ -375,10 +334,28 @@ func (v *verifier) check(st *scanState, r *scanRow) {
 	st.prevBad = bad
 	st.next = seq + 1
 	v.rep.LastSeq = seq
+	return id
 }
 
-// finish compares every signed size with the log.
-func (v *verifier) finish(ctx context.Context, tx *sql.Tx) {
+// checkColumns compares the stored search columns with the record (which
+// matched its hash) and returns the record's event id.
+func (v *verifier) checkColumns(seq int64, rec []byte, stored *Columns) string {
+	want, err := recordColumnsFast(rec)
+	if err != nil {
+		v.add(ProblemModified, seq, "record unreadable: %v", err)
+		return ""
+	}
+	if stored != nil {
+		for _, d := range diffColumns(stored, &want) {
+			v.add(ProblemModified, seq, "row seq %d: column %s is %q, the record says %q", seq, d.name, d.stored, d.rec)
+		}
+	}
+	return want.ID
+}
+
+// finish compares every signed size, the chain tip and the index size with
+// the trail.
+func (v *verifier) finish(tree tlog.HashReader) {
 	last := v.rep.LastSeq
 	var truncated *signedSize
 	for i := range v.sizes {
@@ -405,9 +382,22 @@ func (v *verifier) finish(ctx context.Context, tx *sql.Tx) {
 	if v.head != nil && last > v.head.size {
 		v.add(ProblemInserted, v.head.size+1, "events %d..%d are not covered by the signed head (size %d)", v.head.size+1, last, v.head.size)
 	}
-	if v.head != nil && v.head.size <= last && v.head.size > 0 && v.first == 0 {
-		// The stored tree hashes back every inclusion proof; they must give the head's root.
-		got, err := tlog.TreeHash(v.head.size, &hashReader{ctx: ctx, q: tx})
+	if ch := v.snap.ChainHead; ch != nil {
+		switch {
+		case ch.Seq > last:
+			v.add(ProblemTruncated, last+1, "the chain head says %d events, the trail ends at seq %d", ch.Seq, last)
+		case ch.Seq < last:
+			v.add(ProblemInserted, ch.Seq+1, "events %d..%d are after the chain head (seq %d)", ch.Seq+1, last, ch.Seq)
+		case ch.Seq > 0 && ch.Hash != hex.EncodeToString(v.tip[:]):
+			v.add(ProblemModified, ch.Seq, "the chain head hash does not match the last record")
+		}
+	}
+	if v.snap.Indexed >= 0 && v.snap.Indexed != v.indexed && v.first == 0 {
+		v.add(ProblemModified, 0, "the id index holds %d entries, %d events are indexed correctly", v.snap.Indexed, v.indexed)
+	}
+	if !v.snap.NoTree && v.head != nil && v.head.size <= last && v.head.size > 0 && v.first == 0 {
+		// The stored tree hashes back every proof; they must give the head's root.
+		got, err := tlog.TreeHash(v.head.size, tree)
 		switch {
 		case err != nil:
 			v.add(ProblemModified, 0, "stored tree hashes unreadable: %v", err)

@@ -119,8 +119,8 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					}
 					var prev [32]byte
 					copy(prev[:], prevHash)
-					rec = buildRecord(seq, prev, tailOf(rec))
-					h := chainHash(prev, rec)
+					rec = BuildRecord(seq, prev, tailOf(rec))
+					h := ChainHash(prev, rec)
 					mustExec(t, db, `UPDATE events SET record = ?, hash = ? WHERE seq = ?`, rec, h[:], seq)
 					prevHash = h[:]
 				}
@@ -138,11 +138,12 @@ func TestVerifyDetectsTampering(t *testing.T) {
 						rec = bytes.Replace(rec, []byte(`"outcome":"success"`), []byte(`"outcome":"denied"`), 1)
 					}
 					prev := [32]byte(prevHash)
-					rec = buildRecord(seq, prev, tailOf(rec))
-					h := chainHash(prev, rec)
+					rec = BuildRecord(seq, prev, tailOf(rec))
+					h := ChainHash(prev, rec)
 					mustExec(t, db, `UPDATE events SET record = ?, hash = ? WHERE seq = ?`, rec, h[:], seq)
 					prevHash = h[:]
 				}
+				mustExec(t, db, `UPDATE events SET outcome = 'denied' WHERE seq = 5`) // the search column too
 				var tree compactRange
 				for seq := int64(1); seq <= 10; seq++ {
 					rec, _ := record(t, db, seq)
@@ -176,11 +177,16 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				var prev [32]byte
 				copy(prev[:], hash)
 				tail := bytes.Replace(tailOf(rec), []byte("evt_"), []byte("evt_forged"), 1)
-				forged := buildRecord(11, prev, tail)
-				h := chainHash(prev, forged)
+				forged := BuildRecord(11, prev, tail)
+				h := ChainHash(prev, forged)
+				c, err := recordColumns(forged)
+				if err != nil {
+					t.Fatal(err)
+				}
 				mustExec(t, db, `INSERT INTO events(seq, id, time_ns, action, outcome, actor_subject, actor_email,
 					request_id, target_request_id, grant_id, service, env, record, hash)
-					VALUES (11, 'evt_forged', 0, 'grant.issued', 'success', '', '', '', '', '', '', '', ?, ?)`, forged, h[:])
+					VALUES (11, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, c.ID, c.TimeNS, c.Action, c.Outcome,
+					c.ActorSubject, c.ActorEmail, c.RequestID, c.TargetRequestID, c.GrantID, c.Service, c.Env, forged, h[:])
 			},
 			want: []string{"inserted@11"},
 		},
@@ -385,7 +391,7 @@ func TestRecordHead(t *testing.T) {
 		wantSeq int64
 		wantErr bool
 	}{
-		{"fast path", buildRecord(42, prev, []byte(`{"id":"x"}`)), 42, false},
+		{"fast path", BuildRecord(42, prev, []byte(`{"id":"x"}`)), 42, false},
 		{"reordered members", []byte(`{"prev_hash":"` + hex.EncodeToString(prev[:]) + `","seq":7}`), 7, false},
 		{"no seq", []byte(`{"prev_hash":"` + hex.EncodeToString(prev[:]) + `"}`), 0, true},
 		{"bad hash", []byte(`{"seq":1,"prev_hash":"zz"}`), 0, true},

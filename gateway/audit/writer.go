@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
 	"errors"
@@ -33,17 +32,17 @@ func (s *Store) Append(ctx context.Context, ev Event) (Event, error) {
 }
 
 func (s *Store) append(ctx context.Context, ev Event) (Event, error) {
-	if err := validate(&ev); err != nil {
+	if err := Validate(&ev); err != nil {
 		return Event{}, fmt.Errorf("audit append: %w", err)
 	}
-	ev.ID = newEventID()
+	ev.ID = NewEventID()
 	ev.Schema = SchemaVersion
 	if ev.Time.IsZero() {
 		ev.Time = s.now()
 	}
 	ev.Time = ev.Time.UTC()
 	ev.Seq, ev.PrevHash, ev.Hash = 0, "", ""
-	tail, err := encodeTail(&ev)
+	tail, err := EncodeTail(&ev)
 	if err != nil {
 		return Event{}, fmt.Errorf("audit append: %w", err)
 	}
@@ -159,8 +158,8 @@ func (s *Store) commit(ctx context.Context, batch []*appendReq) (evs []Event, er
 	treeArgs := make([]any, 0, len(batch)*len(treeCols))
 	for i, req := range batch {
 		seq := size + 1
-		rec := buildRecord(seq, prev, req.tail)
-		h := chainHash(prev, rec)
+		rec := BuildRecord(seq, prev, req.tail)
+		h := ChainHash(prev, rec)
 		hs, err := tlog.StoredHashes(size, rec, r)
 		if err != nil {
 			return nil, unavailable("tree hashes", err)
@@ -265,15 +264,6 @@ func (s *Store) checkpoint(ctx context.Context) (err error) {
 	}
 	s.stats.checkpoints.Add(1)
 	return nil
-}
-
-func chainHash(prev [32]byte, rec []byte) [32]byte {
-	h := sha256.New()
-	h.Write(prev[:])
-	h.Write(rec)
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
 }
 
 // frontierIndexes returns the stored hash indexes of the complete subtrees

@@ -4,11 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base32"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -145,104 +141,23 @@ func unavailable(what string, err error) error {
 	return fmt.Errorf("%w: redis %s: %v", audit.ErrUnavailable, what, err)
 }
 
-// recordTail mirrors the audit package's canonical field order (the part of
-// a record after seq and prev_hash).
-type recordTail struct {
-	ID             string         `json:"id"`
-	Schema         int            `json:"schema"`
-	Time           time.Time      `json:"time"`
-	Action         string         `json:"action"`
-	Actor          audit.Actor    `json:"actor"`
-	SourceAddr     string         `json:"source_addr,omitempty"`
-	UserAgent      string         `json:"user_agent,omitempty"`
-	RequestID      string         `json:"request_id,omitempty"`
-	Target         audit.Target   `json:"target,omitzero"`
-	Outcome        string         `json:"outcome"`
-	Reason         string         `json:"reason,omitempty"`
-	DecisionID     string         `json:"decision_id,omitempty"`
-	PolicyRevision string         `json:"policy_revision,omitempty"`
-	Details        map[string]any `json:"details,omitempty"`
-}
-
-func validate(ev *audit.Event) error {
-	switch {
-	case ev.Action == "" || len(ev.Action) > 128:
-		return fmt.Errorf("%w: action must be 1..128 bytes", audit.ErrInvalid)
-	case ev.Actor.Kind != audit.ActorUser && ev.Actor.Kind != audit.ActorSource && ev.Actor.Kind != audit.ActorSystem:
-		return fmt.Errorf("%w: actor kind %q", audit.ErrInvalid, ev.Actor.Kind)
-	}
-	switch ev.Outcome {
-	case audit.OutcomeSuccess, audit.OutcomeDenied, audit.OutcomeFailure, audit.OutcomeError, audit.OutcomeInterrupted:
-		return nil
-	}
-	return fmt.Errorf("%w: outcome %q", audit.ErrInvalid, ev.Outcome)
-}
-
-func encodeTail(ev *audit.Event) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	err := enc.Encode(recordTail{ID: ev.ID, Schema: ev.Schema, Time: ev.Time, Action: ev.Action, Actor: ev.Actor,
-		SourceAddr: ev.SourceAddr, UserAgent: ev.UserAgent, RequestID: ev.RequestID, Target: ev.Target,
-		Outcome: ev.Outcome, Reason: ev.Reason, DecisionID: ev.DecisionID, PolicyRevision: ev.PolicyRevision,
-		Details: ev.Details})
-	if err != nil {
-		return nil, fmt.Errorf("%w: encode event: %v", audit.ErrInvalid, err)
-	}
-	b := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-	if len(b) > audit.MaxRecordBytes {
-		return nil, fmt.Errorf("%w: event encodes to %d bytes, limit %d", audit.ErrInvalid, len(b), audit.MaxRecordBytes)
-	}
-	return b, nil
-}
-
-func buildRecord(seq int64, prevHex string, tail []byte) []byte {
-	rec := make([]byte, 0, len(tail)+100)
-	rec = append(rec, `{"seq":`...)
-	rec = strconv.AppendInt(rec, seq, 10)
-	rec = append(rec, `,"prev_hash":"`...)
-	rec = append(rec, prevHex...)
-	rec = append(rec, `",`...)
-	return append(rec, tail[1:]...)
-}
-
-// ChainHash is SHA-256(prev || record), the audit chain's link.
-func ChainHash(prev [32]byte, rec []byte) [32]byte {
-	h := sha256.New()
-	h.Write(prev[:])
-	h.Write(rec)
-	var out [32]byte
-	h.Sum(out[:0])
-	return out
-}
-
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-func newEventID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return "evt_" + idEncoding.EncodeToString(b[:])
-}
-
-var zeroHex = strings.Repeat("0", 64)
-
 // Append implements gateway.Auditor: it assigns ID (when empty), Seq, Time
 // (when zero), Schema, PrevHash and Hash and returns the stored event once
 // Redis acknowledged it. Errors wrap audit.ErrUnavailable (fail closed) or
 // audit.ErrInvalid.
 func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error) {
-	if err := validate(&ev); err != nil {
+	if err := audit.Validate(&ev); err != nil {
 		return audit.Event{}, err
 	}
 	if ev.ID == "" {
-		ev.ID = newEventID()
+		ev.ID = audit.NewEventID()
 	}
 	if ev.Time.IsZero() {
 		ev.Time = a.now()
 	}
 	ev.Time = ev.Time.UTC()
 	ev.Schema = audit.SchemaVersion
-	tail, err := encodeTail(&ev)
+	tail, err := audit.EncodeTail(&ev)
 	if err != nil {
 		return audit.Event{}, err
 	}
@@ -267,8 +182,8 @@ func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error)
 				return audit.Event{}, fmt.Errorf("%w: chain head hash %q", audit.ErrTampered, prevHex)
 			}
 		}
-		rec := buildRecord(seq+1, hex.EncodeToString(prev[:]), tail)
-		sum := ChainHash(prev, rec)
+		rec := audit.BuildRecord(seq+1, prev, tail)
+		sum := audit.ChainHash(prev, rec)
 		newHex := hex.EncodeToString(sum[:])
 		args := []any{seq, prevHex, rec, newHex, ev.ID}
 		if t, _ := head[2].(string); seq == 0 || t == "1" {
@@ -305,8 +220,8 @@ func (a *Audit) Append(ctx context.Context, ev audit.Event) (audit.Event, error)
 
 // sameEvent reports whether stored is ev as Append would have written it.
 func sameEvent(stored, ev audit.Event) bool {
-	a, err1 := encodeTail(&stored)
-	b, err2 := encodeTail(&ev)
+	a, err1 := audit.EncodeTail(&stored)
+	b, err2 := audit.EncodeTail(&ev)
 	return err1 == nil && err2 == nil && bytes.Equal(a, b)
 }
 
@@ -329,13 +244,14 @@ func parseStored(m redis.XMessage) (stored, error) {
 }
 
 func (s stored) event() (audit.Event, error) {
-	var ev audit.Event
-	dec := json.NewDecoder(bytes.NewReader(s.rec))
-	dec.UseNumber()
-	if err := dec.Decode(&ev); err != nil {
+	h, err := hex.DecodeString(s.hash)
+	if err != nil {
+		return audit.Event{}, fmt.Errorf("%w: event seq %d: malformed hash", audit.ErrTampered, s.seq)
+	}
+	ev, err := audit.DecodeRecord(s.rec, h)
+	if err != nil {
 		return audit.Event{}, fmt.Errorf("%w: event seq %d: %v", audit.ErrTampered, s.seq, err)
 	}
-	ev.Hash = s.hash
 	return ev, nil
 }
 
@@ -383,32 +299,6 @@ func (a *Audit) scan(ctx context.Context, rev bool, bound int64, fn func(stored)
 	}
 }
 
-func matchQuery(q audit.Query, ev *audit.Event) bool {
-	if q.Actor != "" && ev.Actor.Subject != q.Actor && ev.Actor.Email != q.Actor {
-		return false
-	}
-	if q.Action != "" && q.Action != "*" {
-		if p, ok := strings.CutSuffix(q.Action, "*"); ok && strings.HasSuffix(p, ".") {
-			if !strings.HasPrefix(ev.Action, p) {
-				return false
-			}
-		} else if ev.Action != q.Action {
-			return false
-		}
-	}
-	switch {
-	case q.Outcome != "" && ev.Outcome != q.Outcome,
-		q.GrantID != "" && ev.Target.GrantID != q.GrantID,
-		q.RequestID != "" && ev.Target.RequestID != q.RequestID && ev.RequestID != q.RequestID,
-		q.Service != "" && ev.Target.Service != q.Service,
-		q.Env != "" && ev.Target.Env != q.Env,
-		!q.Since.IsZero() && ev.Time.Before(q.Since),
-		!q.Until.IsZero() && !ev.Time.Before(q.Until):
-		return false
-	}
-	return true
-}
-
 // Search implements gateway.Auditor (newest first, by scanning).
 func (a *Audit) Search(ctx context.Context, q audit.Query) (audit.Page, error) {
 	var before int64
@@ -431,7 +321,7 @@ func (a *Audit) Search(ctx context.Context, q audit.Query) (audit.Page, error) {
 		if err != nil {
 			return false, err
 		}
-		if !matchQuery(q, &ev) {
+		if !q.Matches(&ev) {
 			return true, nil
 		}
 		if len(page.Items) == limit {

@@ -47,7 +47,7 @@ func (a *Audit) Export(ctx context.Context, w io.Writer, format string, q audit.
 		if err != nil {
 			return false, err
 		}
-		if !matchQuery(q, &ev) {
+		if !q.Matches(&ev) {
 			return true, nil
 		}
 		if err := emit(s, &ev); err != nil {

@@ -246,30 +246,3 @@ func (a *Audit) Proof(ctx context.Context, id string) (audit.InclusionProof, err
 	}
 	return p, nil
 }
-
-// memTree accumulates tree hashes in memory (for Verify).
-type memTree map[int64]tlog.Hash
-
-func (m memTree) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
-	out := make([]tlog.Hash, len(indexes))
-	for i, idx := range indexes {
-		h, ok := m[idx]
-		if !ok {
-			return nil, fmt.Errorf("tree hash %d not computed", idx)
-		}
-		out[i] = h
-	}
-	return out, nil
-}
-
-func (m memTree) add(n int64, rec []byte) error {
-	hs, err := tlog.StoredHashes(n, rec, m)
-	if err != nil {
-		return err
-	}
-	start := tlog.StoredHashIndex(0, n)
-	for i, h := range hs {
-		m[start+int64(i)] = h
-	}
-	return nil
-}

@@ -3,9 +3,7 @@ package cluster
 import (
 	"context"
 	"crypto/ed25519"
-	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -17,157 +15,182 @@ import (
 	"github.com/loggate/loggate/gateway/audit"
 )
 
-// maxProblems bounds Report.Problems.
-const maxProblems = 1000
-
-// Verify checks the shared audit chain: seqs gapless from 1, every record
-// at its own seq, each prev_hash the previous record's hash, each hash
-// SHA-256(prev || record), and the head (seq, hash) equal to the last
-// record. When the trail keeps a Merkle tree it also recomputes the tree
-// root over the records and checks it against the latest signed checkpoint
-// (its signature with the Audit's signing key, when configured) and against
-// the tree hashes stored for proofs; Report.Root is then that root,
-// otherwise the base64 of the last chain hash. An error means the check
-// could not run.
+// Verify checks the shared audit trail with audit.VerifyTrail, the one
+// verifier every store uses: seqs gapless from 1, every record at its own
+// seq, each prev_hash the previous record's hash, each hash SHA-256(prev ||
+// record), the id index, the chain head, the stored tree hashes and the
+// signed checkpoint (its signature too when the Audit has the signing key).
+// It reads one consistent snapshot (see redisTrail), so appends by other
+// replicas while it runs are never reported. An error wrapping
+// audit.ErrTampered means problems were found (listed in the report); other
+// errors mean the check could not run.
 func (a *Audit) Verify(ctx context.Context) (audit.Report, error) {
-	rep := audit.Report{Problems: []audit.Problem{}}
-	add := func(kind audit.ProblemKind, seq int64, format string, args ...any) {
-		if len(rep.Problems) >= maxProblems {
-			rep.MoreProblems++
-			return
-		}
-		rep.Problems = append(rep.Problems, audit.Problem{Kind: kind, Seq: seq, Detail: fmt.Sprintf(format, args...)})
-	}
-	var prev [32]byte
-	var expect int64 = 1
-	tree := memTree{}
-	err := a.scan(ctx, false, 0, func(s stored) (bool, error) {
-		if err := tree.add(rep.Events, s.rec); err != nil {
-			return false, err
-		}
-		rep.Events++
-		rep.LastSeq = s.seq
-		var head struct {
-			Seq      *int64 `json:"seq"`
-			PrevHash string `json:"prev_hash"`
-		}
-		if err := json.Unmarshal(s.rec, &head); err != nil || head.Seq == nil {
-			add(audit.ProblemModified, s.seq, "record at seq %d is not a valid record", s.seq)
-		} else {
-			if *head.Seq != s.seq {
-				add(audit.ProblemReordered, s.seq, "record says seq %d but is stored at seq %d", *head.Seq, s.seq)
-			}
-			if head.PrevHash != hex.EncodeToString(prev[:]) {
-				add(audit.ProblemModified, s.seq, "prev_hash does not match the previous record's hash")
-			}
-		}
-		if s.seq != expect {
-			if s.seq > expect {
-				add(audit.ProblemDeleted, expect, "seqs %d..%d are missing", expect, s.seq-1)
-			} else {
-				add(audit.ProblemReordered, s.seq, "seq %d after %d", s.seq, expect-1)
-			}
-		}
-		expect = s.seq + 1
-		sum := ChainHash(prev, s.rec)
-		if hex.EncodeToString(sum[:]) != s.hash {
-			add(audit.ProblemModified, s.seq, "hash does not match the record")
-		}
-		// Continue the chain from the stored hash, so one modified record
-		// is reported once rather than breaking every later link.
-		if b, err := hex.DecodeString(s.hash); err == nil && len(b) == 32 {
-			copy(prev[:], b)
-		} else {
-			prev = sum
-		}
-		return true, nil
-	})
-	if err != nil {
-		return rep, fmt.Errorf("verify audit chain: %w", err)
-	}
-	rep.Root = base64.StdEncoding.EncodeToString(prev[:])
-	h, err := a.c.HMGet(ctx, a.headKey(), "seq", "hash", "tree", "cp").Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return rep, fmt.Errorf("verify audit chain: %w", unavailable("read head", err))
-	}
-	var headSeq int64
-	if s, ok := h[0].(string); ok {
-		headSeq, _ = strconv.ParseInt(s, 10, 64)
-	}
-	rep.Head = headSeq
-	headHash, _ := h[1].(string)
-	switch {
-	case headSeq > rep.LastSeq:
-		add(audit.ProblemTruncated, rep.LastSeq+1, "the head says %d events, the stream ends at %d", headSeq, rep.LastSeq)
-	case headSeq < rep.LastSeq:
-		add(audit.ProblemInserted, headSeq+1, "records after the head (seq %d)", headSeq)
-	case headSeq > 0 && headHash != hex.EncodeToString(prev[:]):
-		add(audit.ProblemModified, headSeq, "the head hash does not match the last record")
-	}
-	if t, _ := h[2].(string); t == "1" {
-		cp, _ := h[3].(string)
-		if err := a.verifyTree(ctx, &rep, tree, headSeq, cp, add); err != nil {
-			return rep, fmt.Errorf("verify audit chain: %w", err)
-		}
-	}
-	return rep, nil
+	return a.VerifyWith(ctx, nil)
 }
 
-// verifyTree checks the Merkle root recomputed over the records against
-// the signed checkpoint and the stored tree hashes.
-func (a *Audit) verifyTree(ctx context.Context, rep *audit.Report, tree memTree, headSeq int64, cp string,
-	add func(audit.ProblemKind, int64, string, ...any)) error {
-	root, err := tlog.TreeHash(rep.Events, tree)
-	if err != nil {
-		return err
+// VerifyWith is Verify that also checks an exported checkpoint (a checkpoint
+// kept outside Redis detects a rollback of the whole tail).
+func (a *Audit) VerifyWith(ctx context.Context, exported []byte) (audit.Report, error) {
+	opt := audit.VerifyOptions{Exported: exported}
+	if a.signer != nil {
+		opt.Keys = []string{a.signer.verifier}
 	}
-	rep.Root = base64.StdEncoding.EncodeToString(root[:])
-	if stored, err := tlog.TreeHash(headSeq, &treeReader{ctx: ctx, a: a}); err != nil {
-		if !errors.Is(err, audit.ErrTampered) {
-			return err
-		}
-		add(audit.ProblemModified, headSeq, "stored Merkle tree hashes are missing: %v", err)
-	} else if stored != root {
-		add(audit.ProblemModified, headSeq, "stored Merkle tree hashes do not match the records (proofs would fail)")
+	return audit.VerifyTrail(ctx, &redisTrail{a: a}, opt)
+}
+
+// redisTrail is the audit.Trail of the Redis trail. Snapshot reads the head,
+// the stream's last entry and the id index's size in one MULTI/EXEC, the
+// same atomic step the append script writes them in; Rows then reads the
+// stream only up to that last entry. Tree hashes and index entries of those
+// records were written by the same scripts and never change, so a view read
+// over many round trips is still the one of that instant.
+type redisTrail struct {
+	a      *Audit
+	bound  string // last stream entry id at the snapshot; "" when empty
+	noTree bool
+}
+
+var (
+	_ audit.Trail   = (*redisTrail)(nil)
+	_ audit.IDIndex = (*redisTrail)(nil)
+)
+
+func (t *redisTrail) Snapshot(ctx context.Context) (audit.Snapshot, error) {
+	a := t.a
+	var head *redis.SliceCmd
+	var last *redis.XMessageSliceCmd
+	var ids *redis.IntCmd
+	_, err := a.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		head = p.HMGet(ctx, a.headKey(), "seq", "hash", "tree", "cp")
+		last = p.XRevRangeN(ctx, a.streamKey(), "+", "-", 1)
+		ids = p.HLen(ctx, a.idsKey())
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return audit.Snapshot{}, unavailable("read head", err)
 	}
-	if cp == "" {
-		if a.signer != nil {
-			add(audit.ProblemTruncated, headSeq, "no signed checkpoint for the tree")
+	h := head.Val()
+	snap := audit.Snapshot{Indexed: ids.Val(), ChainHead: &audit.ChainHead{}}
+	if s, ok := h[0].(string); ok {
+		if snap.ChainHead.Seq, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return snap, fmt.Errorf("%w: chain head seq %q", audit.ErrTampered, s)
 		}
+	}
+	snap.ChainHead.Hash, _ = h[1].(string)
+	tree, _ := h[2].(string)
+	if cp, _ := h[3].(string); cp != "" {
+		snap.Head = []byte(cp)
+	}
+	// A trail begun before the tree was kept has neither tree nor checkpoint;
+	// replicas without a signing key write no checkpoint; an empty trail has
+	// none yet (LatestCheckpoint signs one on demand).
+	t.noTree = snap.ChainHead.Seq > 0 && tree != "1"
+	snap.NoTree = t.noTree
+	snap.HeadOptional = t.noTree || a.signer == nil || snap.ChainHead.Seq == 0
+	if ms := last.Val(); len(ms) == 1 {
+		t.bound = ms[0].ID
+	}
+	return snap, nil
+}
+
+func (t *redisTrail) Rows(ctx context.Context, fn func([]audit.StoredRow) error) error {
+	if t.bound == "" {
 		return nil
 	}
-	var c audit.Checkpoint
-	if a.signer != nil {
-		if c, err = audit.ParseCheckpoint([]byte(cp), a.signer.verifier); err != nil {
-			add(audit.ProblemModified, headSeq, "checkpoint: %v", err)
+	const page = 1000
+	start := "-"
+	for {
+		ms, err := t.a.c.XRangeN(ctx, t.a.streamKey(), start, t.bound, page).Result()
+		if err != nil {
+			return unavailable("read", err)
+		}
+		rows := make([]audit.StoredRow, len(ms))
+		for i, m := range ms {
+			s, err := parseStored(m)
+			if err != nil {
+				// An entry without a record: the verifier sees an empty
+				// record where retention never purged (modified).
+				ss, _, _ := strings.Cut(m.ID, "-")
+				s.seq, _ = strconv.ParseInt(ss, 10, 64)
+			}
+			rows[i] = audit.StoredRow{Seq: s.seq, Record: s.rec}
+			if b, err := hex.DecodeString(s.hash); err == nil {
+				rows[i].Hash = b
+			}
+		}
+		if !t.noTree {
+			if err := t.readTree(ctx, rows); err != nil {
+				return err
+			}
+		}
+		if len(rows) > 0 {
+			if err := fn(rows); err != nil {
+				return err
+			}
+		}
+		if len(ms) < page {
 			return nil
 		}
-	} else if c, err = unverifiedCheckpoint(cp); err != nil {
-		add(audit.ProblemModified, headSeq, "checkpoint: %v", err)
+		start = "(" + ms[len(ms)-1].ID
+	}
+}
+
+// readTree fills each row's Tree with the stored hashes its leaf made, in
+// one HMGET for the page; a row missing any of them gets none.
+func (t *redisTrail) readTree(ctx context.Context, rows []audit.StoredRow) error {
+	var fields []string
+	for _, r := range rows {
+		if r.Seq < 1 {
+			continue
+		}
+		for x := tlog.StoredHashIndex(0, r.Seq-1); x < tlog.StoredHashIndex(0, r.Seq); x++ {
+			fields = append(fields, strconv.FormatInt(x, 10))
+		}
+	}
+	if len(fields) == 0 {
 		return nil
 	}
-	switch {
-	case c.Size != rep.Events:
-		add(audit.ProblemTruncated, c.Size, "the signed checkpoint covers %d events, the trail holds %d", c.Size, rep.Events)
-	case c.RootHash != rep.Root:
-		add(audit.ProblemModified, c.Size, "the Merkle root of the records does not match the signed checkpoint")
+	vals, err := t.a.c.HMGet(ctx, t.a.treeKey(), fields...).Result()
+	if err != nil {
+		return unavailable("read tree", err)
+	}
+	j := 0
+	for i := range rows {
+		if rows[i].Seq < 1 {
+			continue
+		}
+		n := int(tlog.StoredHashIndex(0, rows[i].Seq) - tlog.StoredHashIndex(0, rows[i].Seq-1))
+		blob := make([]byte, 0, n*tlog.HashSize)
+		for _, v := range vals[j : j+n] {
+			s, ok := v.(string)
+			if !ok || len(s) != tlog.HashSize {
+				blob = nil
+				break
+			}
+			blob = append(blob, s...)
+		}
+		rows[i].Tree = blob
+		j += n
 	}
 	return nil
 }
 
-// unverifiedCheckpoint reads a checkpoint note's size and root without
-// checking its signature (no key given to the verifier).
-func unverifiedCheckpoint(n string) (audit.Checkpoint, error) {
-	text, _, ok := strings.Cut(n, "\n\n")
-	lines := strings.Split(text, "\n")
-	if !ok || len(lines) < 3 {
-		return audit.Checkpoint{}, errors.New("not a signed note")
-	}
-	size, err := strconv.ParseInt(lines[1], 10, 64)
+func (t *redisTrail) TreeHashes(ctx context.Context) tlog.HashReader {
+	return &treeReader{ctx: ctx, a: t.a}
+}
+
+func (t *redisTrail) IndexedSeqs(ctx context.Context, ids []string) ([]int64, error) {
+	vals, err := t.a.c.HMGet(ctx, t.a.idsKey(), ids...).Result()
 	if err != nil {
-		return audit.Checkpoint{}, errors.New("size")
+		return nil, unavailable("read id index", err)
 	}
-	return audit.Checkpoint{Origin: lines[0], Size: size, RootHash: lines[2], Note: n}, nil
+	out := make([]int64, len(ids))
+	for i, v := range vals {
+		if s, ok := v.(string); ok {
+			out[i], _ = strconv.ParseInt(s, 10, 64)
+		}
+	}
+	return out, nil
 }
 
 // VerifyURL connects to the Redis at url and verifies the audit chain under

@@ -1,0 +1,65 @@
+package audit
+
+import (
+	"testing"
+	"time"
+)
+
+// The fast column reader must agree with encoding/json wherever it answers,
+// and must decline (so encoding/json decides) for anything not canonical.
+func TestFastColumnsAgreesWithJSON(t *testing.T) {
+	ev := testEvent(3)
+	ev.ID = NewEventID()
+	ev.Schema = SchemaVersion
+	ev.Time = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	ev.Actor.Groups = []string{"a", "b\"c"}
+	ev.Details = map[string]any{"n": 1, "s": "x\\y", "o": map[string]any{"k": []any{1, "}"}}}
+	tail, err := EncodeTail(&ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := BuildRecord(7, [32]byte{1}, tail)
+	got, ok := fastColumns(rec)
+	if !ok {
+		t.Fatalf("fastColumns declined a canonical record: %s", rec)
+	}
+	want, err := recordColumns(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("fastColumns = %+v, json = %+v", got, want)
+	}
+	for name, r := range map[string]string{
+		"duplicate key":      `{"seq":1,"id":"a","action":"x","action":"y","outcome":"success"}`,
+		"other case":         `{"seq":1,"id":"a","Action":"x","outcome":"success"}`,
+		"out of order":       `{"seq":1,"action":"x","id":"a","outcome":"success"}`,
+		"escaped string":     `{"seq":1,"id":"a","action":"x\u0041","outcome":"success"}`,
+		"invalid details":    `{"seq":1,"id":"a","details":{"a":}}`,
+		"trailing bytes":     `{"seq":1,"id":"a"} `,
+		"unknown member":     `{"seq":1,"id":"a","extra":"x"}`,
+		"string seq":         `{"seq":"1","id":"a"}`,
+		"actor out of order": `{"seq":1,"id":"a","actor":{"email":"e","subject":"s"}}`,
+	} {
+		if c, ok := fastColumns([]byte(r)); ok {
+			t.Errorf("%s: fastColumns accepted %s as %+v, want it to decline", name, r, c)
+		}
+	}
+}
+
+func FuzzFastColumns(f *testing.F) {
+	f.Add([]byte(`{"seq":1,"prev_hash":"00","id":"a","time":"2026-01-02T03:04:05Z","action":"x","actor":{"kind":"user","email":"e"},"outcome":"success","details":{"a":[1]}}`))
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		got, ok := fastColumns(rec)
+		if !ok {
+			return
+		}
+		want, err := recordColumns(rec)
+		if err != nil {
+			t.Fatalf("fastColumns accepted %q, encoding/json rejects it: %v", rec, err)
+		}
+		if got != want {
+			t.Fatalf("fastColumns(%q) = %+v, json = %+v", rec, got, want)
+		}
+	})
+}
