@@ -209,10 +209,10 @@ func timeOrEmpty(t time.Time) string {
 // it is counted and logged; the stream has ended either way.
 func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant, viewID string, start time.Time, v *logs.Viewer, e tailEnd) {
 	details := map[string]any{"view_id": viewID, "close_reason": e.reason, "close_code": e.code,
-		"duration_ms": s.now().Sub(start).Milliseconds(), "entries": 0, "bytes": 0, "dropped": 0}
+		"duration_ms": s.now().Sub(start).Milliseconds(), "entries": 0, "bytes": 0, "dropped": 0, "sampled": 0}
 	if v != nil {
 		st := v.Stats()
-		details["entries"], details["bytes"], details["dropped"] = st.Entries, st.Bytes, st.Dropped
+		details["entries"], details["bytes"], details["dropped"], details["sampled"] = st.Entries, st.Bytes, st.Dropped, st.Sampled
 		details["redactions"] = st.Redactions
 		details["sha256"] = st.Digest
 		details["digest_kind"] = s.cfg.DigestKind

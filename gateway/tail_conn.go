@@ -219,7 +219,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 			st := v.Stats()
 			s.recordBestEffort(context.Background(), nil, audit.Event{Action: "stream.progress", Actor: userActor(who),
 				Outcome: "success", Target: grantTarget(g), Details: map[string]any{"view_id": viewID, "entries": st.Entries,
-					"bytes": st.Bytes, "dropped": st.Dropped, "seconds": int(s.now().Sub(start).Seconds())}})
+					"bytes": st.Bytes, "dropped": st.Dropped, "sampled": st.Sampled, "seconds": int(s.now().Sub(start).Seconds())}})
 		}
 	}
 }

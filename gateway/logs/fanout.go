@@ -81,7 +81,7 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 				v.mu.Unlock()
 			}
 		}
-		if notice, ok := g.rate.transition(skipped, h.maxRate); ok {
+		if notice, ok := g.rate.transition(now, skipped, h.maxRate); ok {
 			for v := range g.viewers {
 				v.offer(notice)
 			}
@@ -106,28 +106,33 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 // itself (copied is false); otherwise it appends them to buf[:0].
 func (g *group) selectLocked(batch, buf []Entry, now time.Time, limit int) (sel []Entry, copied bool, skipped int) {
 	all := g.matcher.MatchAll()
+	g.rate.refill(now, limit)
+	if all && g.rate.tokens >= float64(len(batch)) {
+		g.rate.tokens -= float64(len(batch)) // the hot path: no copy
+		return batch, false, 0
+	}
+	buf = buf[:0]
 	for i := range batch {
-		e := &batch[i]
-		ok := all || g.matcher.Match(e)
-		if ok && !g.rate.admit(now, limit) {
-			ok = false
-			skipped++
-		}
-		if !ok {
-			if !copied {
-				copied = true
-				buf = append(buf[:0], batch[:i]...)
-			}
-			continue
-		}
-		if copied {
-			buf = append(buf, *e)
+		if all || g.matcher.Match(&batch[i]) {
+			buf = append(buf, batch[i])
 		}
 	}
-	if !copied {
-		return batch, false, skipped
+	n := len(buf)
+	keep := min(n, int(g.rate.tokens))
+	if keep < n {
+		// Over the cap: keep entries spread evenly over the batch rather
+		// than its first ones. Index j*n/keep grows with j, so compacting
+		// in place is safe.
+		for j := range keep {
+			buf[j] = buf[j*n/keep]
+		}
+		clear(buf[keep:n])
 	}
-	return buf, true, skipped
+	g.rate.take(now, keep, n-keep)
+	if keep == len(batch) {
+		return batch, false, 0
+	}
+	return buf[:keep], true, n - keep
 }
 
 // entriesMessage encodes a batch once; the result is shared by a group.
@@ -148,44 +153,51 @@ func entriesMessage(sel []Entry) Message {
 	}
 }
 
-// sampler caps the entries per second a group receives. Over the cap it
-// keeps every stride-th entry (stride estimated from the previous second's
-// rate), still capped at limit per second, so the sample is spread over the
-// second instead of being its first entries.
+// sampler caps the entries per second a group receives with a token
+// bucket: it refills at limit tokens per second and holds at most limit (one
+// second's worth), so a rate under the cap is never sampled however it is
+// batched, and a rate over it gets limit entries per second. It starts full.
 type sampler struct {
-	windowStart time.Time
-	seen, kept  int
-	stride      int
-	sampling    bool  // a "sampling" notice was sent and not yet ended
-	skipped     int64 // entries skipped in the current sampling episode
+	tokens   float64
+	last     time.Time // when tokens was last refilled; zero before the first entry
+	sampling bool      // a "sampling" notice was sent and not yet ended
+	skipped  int64     // entries skipped in the current sampling episode
+	// lastSkip is when an entry was last skipped. Sampling ends only after
+	// a second without one: over the cap, a batch after a pause fits in
+	// the refilled bucket, which is not the rate falling under the cap.
+	lastSkip time.Time
 }
 
-func (s *sampler) admit(now time.Time, limit int) bool {
-	if d := now.Sub(s.windowStart); d >= time.Second || d < 0 {
-		s.stride = 1
-		if d < 2*time.Second && s.seen > limit {
-			s.stride = (s.seen + limit - 1) / limit
-		}
-		s.windowStart = now
-		s.seen, s.kept = 0, 0
+// refill adds the tokens earned since the last call.
+func (s *sampler) refill(now time.Time, limit int) {
+	switch d := now.Sub(s.last); {
+	case s.last.IsZero():
+		s.tokens = float64(limit)
+	case d > 0:
+		s.tokens = min(float64(limit), s.tokens+d.Seconds()*float64(limit))
 	}
-	s.seen++
-	if s.kept >= limit || (s.seen-1)%s.stride != 0 {
-		s.skipped++
-		return false
+	if !now.Before(s.last) {
+		s.last = now // a clock step back keeps the bucket as it is
 	}
-	s.kept++
-	return true
+}
+
+// take spends kept tokens and counts skipped entries.
+func (s *sampler) take(now time.Time, kept, skipped int) {
+	s.tokens -= float64(kept)
+	if skipped > 0 {
+		s.skipped += int64(skipped)
+		s.lastSkip = now
+	}
 }
 
 // transition reports the notice to send after a batch, if sampling starts
-// or ends.
-func (s *sampler) transition(skipped, limit int) (Message, bool) {
+// or ends (after a second with nothing skipped).
+func (s *sampler) transition(now time.Time, skipped, limit int) (Message, bool) {
 	switch {
 	case skipped > 0 && !s.sampling:
 		s.sampling = true
 		return s.notice(limit), true
-	case skipped == 0 && s.sampling && s.stride <= 1:
+	case skipped == 0 && s.sampling && now.Sub(s.lastSkip) >= time.Second:
 		s.sampling = false
 		text := fmt.Sprintf("rate back under %d entries/s: delivering every entry again (%d entries were skipped while sampling)", limit, s.skipped)
 		s.skipped = 0
