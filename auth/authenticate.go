@@ -75,6 +75,9 @@ func (a *Authenticator) sessionIdentity(w http.ResponseWriter, r *http.Request) 
 	if err := a.checkLifetime(s, now); err != nil {
 		return Identity{}, err
 	}
+	if err := a.checkRecord(r.Context(), s); err != nil {
+		return Identity{}, err
+	}
 	if now.After(time.Unix(s.TokenExp, 0).Add(a.cfg.ClockSkew)) {
 		if s.Refresh == "" {
 			return Identity{}, tokenErr(ReasonExpired, "ID token expired and no refresh token")

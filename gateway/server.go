@@ -95,11 +95,14 @@ type Config struct {
 	// nil means none: the peer address is the client address.
 	TrustedProxies []netip.Prefix
 
-	Auth   Authenticator
-	Policy Policy
-	Audit  Auditor
-	Store  *store.Store
-	Hub    *logs.Hub
+	Auth Authenticator
+	// Sessions lists and ends server-side browser sessions; nil: the
+	// sessions API lists none and ends none.
+	Sessions SessionManager
+	Policy   Policy
+	Audit    Auditor
+	Store    *store.Store
+	Hub      *logs.Hub
 	// Redactor masks secrets at ingest and in reasons and comments.
 	Redactor *redact.Redactor
 	// RedactorsByEnv overrides Redactor for entries of some environments

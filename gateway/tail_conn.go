@@ -48,6 +48,7 @@ var (
 // connection; other goroutines reach it only through control().
 type tailSession struct {
 	grantID, user, stream string
+	session               string // handle of the browser session that opened it; "" for bearer tokens
 
 	mu      sync.Mutex
 	pending []ControlEvent // guarded by mu
@@ -197,6 +198,8 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 					return finish(endRevoked, "the grant was revoked: "+ev.Reason)
 				case ControlExpired:
 					return finish(endExpired, "the grant expired")
+				case ControlSessionEnded:
+					return finish(endSession, "your sign-in session was ended ("+ev.Reason+"); sign in again")
 				case ControlExtended:
 					expiresAt = ev.ExpiresAt
 					expiry.Reset(expiresAt.Sub(s.now()))
