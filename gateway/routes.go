@@ -26,6 +26,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /login", s.cfg.Auth.HandleLogin)
 	m.HandleFunc("GET /auth/callback", s.cfg.Auth.HandleCallback)
 	m.HandleFunc("POST /logout", s.cfg.Auth.HandleLogout)
+	m.HandleFunc("POST /auth/backchannel-logout", s.handleBackchannelLogout)
 	m.HandleFunc("GET /api/v1/auth/config", s.handleAuthConfig)
 
 	m.HandleFunc("GET /api/v1/me", s.api(s.handleMe))

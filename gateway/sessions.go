@@ -32,6 +32,9 @@ const ControlSessionEnded = "session_ended"
 type SessionManager interface {
 	Sessions(ctx context.Context) ([]auth.SessionRecord, error)
 	EndSession(ctx context.Context, id string) (auth.SessionRecord, bool, error)
+	// VerifyLogoutToken verifies an OIDC back-channel logout token (and
+	// reports a refusal as auth.failed).
+	VerifyLogoutToken(ctx context.Context, r *http.Request, raw string) (auth.LogoutRequest, error)
 }
 
 var _ SessionManager = (*auth.Authenticator)(nil)
@@ -130,4 +133,65 @@ func (s *Server) EndSessions(ctx context.Context, r *http.Request, actor audit.A
 		s.broadcast(ctx, ControlEvent{Kind: ControlSessionEnded, SessionID: rec.ID, Reason: by})
 	}
 	return nil
+}
+
+// handleBackchannelLogout is the OpenID Connect Back-Channel Logout 1.0
+// endpoint: POST /auth/backchannel-logout with a form field logout_token.
+// A valid token ends the matching sessions and their tails (auth.logout,
+// by: provider) and answers 200; a refused one answers 400 with
+// {"error":"invalid_request","reason":...}, ends nothing, and is audited as
+// auth.failed. A token naming no live session is refused the same way.
+func (s *Server) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	refuse := func(reason, desc string) {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request", "reason": reason,
+			"error_description": desc})
+	}
+	if s.cfg.Sessions == nil {
+		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "unsupported", "error_description": "no server-side sessions"})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		refuse(auth.ReasonMalformed, "the body must be an application/x-www-form-urlencoded form of at most 64 KiB")
+		return
+	}
+	ctx := r.Context()
+	lr, err := s.cfg.Sessions.VerifyLogoutToken(ctx, r, r.PostForm.Get("logout_token"))
+	var te *auth.TokenError
+	switch {
+	case errors.As(err, &te):
+		refuse(te.Reason, te.Detail)
+		return
+	case err != nil:
+		s.log.Warn("back-channel logout: cannot verify", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	recs, err := s.cfg.Sessions.Sessions(ctx)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	var match []auth.SessionRecord
+	for _, rec := range recs {
+		if lr.Matches(rec) {
+			match = append(match, rec)
+		}
+	}
+	if len(match) == 0 {
+		detail := "logout token names no live session"
+		if err := s.RecordAuth(ctx, auth.Event{Action: auth.ActionFailed, Reason: auth.ReasonUnknownSession,
+			Detail: detail, RemoteAddr: s.ClientAddr(r), UserAgent: r.UserAgent()}); err != nil {
+			s.log.Error("audit auth.failed for a back-channel logout", "err", err)
+		}
+		refuse(auth.ReasonUnknownSession, detail)
+		return
+	}
+	actor := audit.Actor{Kind: "system", Issuer: lr.Issuer, Subject: lr.Subject, Name: "identity provider"}
+	if err := s.EndSessions(ctx, r, actor, "provider", "", match); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "temporarily_unavailable"})
+		return
+	}
+	w.WriteHeader(http.StatusOK)
 }
