@@ -257,7 +257,8 @@ func (a *Authenticator) HandleCallback(w http.ResponseWriter, r *http.Request) {
 		_ = idt.Claims(&sc)
 		rec := SessionRecord{ID: SessionHandle(s.ID), UserID: full.ID(), Display: full.Display(),
 			ProviderSID: truncate(sc.SID, 256), Created: now, Expires: time.Unix(s.Absolute, 0),
-			RemoteAddr: a.cfg.ClientAddr(r), UserAgent: truncate(r.UserAgent(), 256)}
+			RemoteAddr: a.cfg.ClientAddr(r), UserAgent: truncate(r.UserAgent(), 256),
+			Refresh: a.sealRefresh(tok.RefreshToken)}
 		if err := a.cfg.Sessions.Put(ctx, rec); err != nil {
 			a.log.Error("store session record failed; login refused", "err", err)
 			w.Header().Set("Cache-Control", "no-store")

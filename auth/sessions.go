@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -35,6 +36,11 @@ type SessionRecord struct {
 	Expires     time.Time `json:"expires_at"`
 	RemoteAddr  string    `json:"remote_addr,omitempty"`
 	UserAgent   string    `json:"user_agent,omitempty"`
+	// Refresh is the provider's current refresh token, sealed with the
+	// session key (AES-GCM; a store dump alone cannot read it). It lets the
+	// server re-check an open view's identity (RecheckSession) and keeps the
+	// browser and the server on the same token when the provider rotates it.
+	Refresh string `json:"refresh,omitempty"`
 }
 
 // SessionStore keeps session records. Implementations must be safe for
@@ -63,19 +69,104 @@ func errSessionStore(err error) error {
 	return fmt.Errorf("%w: session store: %w", ErrProviderUnavailable, err)
 }
 
-// checkRecord fails a session whose record is gone.
-func (a *Authenticator) checkRecord(ctx context.Context, s *session) error {
+// checkRecord fails a session whose record is gone, and returns the record.
+func (a *Authenticator) checkRecord(ctx context.Context, s *session) (SessionRecord, error) {
 	if a.cfg.Sessions == nil {
-		return nil
+		return SessionRecord{}, nil
 	}
-	_, ok, err := a.cfg.Sessions.Get(ctx, SessionHandle(s.ID))
+	rec, ok, err := a.cfg.Sessions.Get(ctx, SessionHandle(s.ID))
 	if err != nil {
-		return errSessionStore(err)
+		return rec, errSessionStore(err)
 	}
 	if !ok {
-		return tokenErr(ReasonSessionEnded, "session ended on the server")
+		return rec, tokenErr(ReasonSessionEnded, "session ended on the server")
+	}
+	return rec, nil
+}
+
+const purposeRefresh = "refresh"
+
+// sealRefresh seals a refresh token for a session record ("" stays "").
+func (a *Authenticator) sealRefresh(rt string) string {
+	if rt == "" {
+		return ""
+	}
+	v, err := a.seal(purposeRefresh, rt)
+	if err != nil {
+		return ""
+	}
+	return v
+}
+
+// openRefresh opens a record's sealed refresh token.
+func (a *Authenticator) openRefresh(sealed string) (string, bool) {
+	var rt string
+	if sealed == "" || a.open(purposeRefresh, sealed, &rt) != nil || rt == "" {
+		return "", false
+	}
+	return rt, true
+}
+
+// keepRefresh stores a rotated refresh token in the record.
+func (a *Authenticator) keepRefresh(ctx context.Context, rec SessionRecord, rt string) error {
+	if a.cfg.Sessions == nil || rec.ID == "" {
+		return nil
+	}
+	if sealed := a.sealRefresh(rt); sealed != "" {
+		if old, ok := a.openRefresh(rec.Refresh); ok && old == rt {
+			return nil
+		}
+		rec.Refresh = sealed
+		if err := a.cfg.Sessions.Put(ctx, rec); err != nil {
+			return errSessionStore(err)
+		}
 	}
 	return nil
+}
+
+// ErrNoRecheck: the session cannot be re-checked (no server-side record
+// store, or the provider issued no refresh token).
+var ErrNoRecheck = errors.New("session cannot be re-checked")
+
+// RecheckSession refreshes a live session's tokens through the provider,
+// now, whatever their expiry, and returns the identity the new ID token
+// names (groups as the provider says today). A refused refresh (the
+// provider disabled the person, or revoked the grant) deletes the record,
+// so the session ends everywhere, and returns a *TokenError. Used to
+// re-check open views.
+func (a *Authenticator) RecheckSession(ctx context.Context, id string) (Identity, error) {
+	if a.cfg.Sessions == nil {
+		return Identity{}, ErrNoRecheck
+	}
+	rec, ok, err := a.cfg.Sessions.Get(ctx, id)
+	if err != nil {
+		return Identity{}, errSessionStore(err)
+	}
+	if !ok {
+		return Identity{}, tokenErr(ReasonSessionEnded, "session ended on the server")
+	}
+	rt, ok := a.openRefresh(rec.Refresh)
+	if !ok {
+		return Identity{}, ErrNoRecheck
+	}
+	iss, sub, _ := strings.Cut(rec.UserID, "|")
+	old := &session{ID: id, Issuer: iss, Subject: sub, Refresh: rt}
+	s, err := a.refreshWith(ctx, "", "loggate view re-check", old, true)
+	if err != nil {
+		var te *TokenError
+		if errors.As(err, &te) && te.Reason != ReasonProvider {
+			if _, derr := a.cfg.Sessions.Delete(ctx, id); derr != nil {
+				a.log.Error("delete session after a refused refresh", "err", derr)
+			}
+		}
+		return Identity{}, err
+	}
+	if err := a.keepRefresh(ctx, rec, s.Refresh); err != nil {
+		return Identity{}, err
+	}
+	out := s.identity()
+	out.SessionID = ""
+	return out, nil
 }
 
 // Sessions lists the live browser sessions, newest first. Without a

@@ -130,6 +130,9 @@ type Config struct {
 	// TailProgressInterval is how often a long view writes stream.progress;
 	// zero means 1m.
 	TailProgressInterval time.Duration
+	// IdentityRecheckInterval is how often a tail opened with a browser
+	// session re-checks its holder at the provider (see recheck.go). Zero: 5m.
+	IdentityRecheckInterval time.Duration
 	// Pages serves the browser UI; nil means no UI (API only).
 	Pages http.Handler
 	// Mounts are extra handlers by pattern (e.g. the development identity
@@ -183,6 +186,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IdentityRecheckInterval <= 0 {
+		cfg.IdentityRecheckInterval = 5 * time.Minute
 	}
 	if cfg.TailProgressInterval == 0 {
 		cfg.TailProgressInterval = time.Minute

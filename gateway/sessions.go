@@ -35,6 +35,8 @@ type SessionManager interface {
 	// VerifyLogoutToken verifies an OIDC back-channel logout token (and
 	// reports a refusal as auth.failed).
 	VerifyLogoutToken(ctx context.Context, r *http.Request, raw string) (auth.LogoutRequest, error)
+	// RecheckSession refreshes a session at the provider and returns today's identity.
+	RecheckSession(ctx context.Context, id string) (auth.Identity, error)
 }
 
 var _ SessionManager = (*auth.Authenticator)(nil)
