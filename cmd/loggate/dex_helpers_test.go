@@ -60,8 +60,13 @@ func dexUsers() []dexUser {
 // dexT is one running Dex.
 type dexT struct {
 	t      *testing.T
+	bin    string
 	issuer string
+	port   int
+	dir    string
+	opts   dexOptions
 	cmd    *exec.Cmd
+	exited chan struct{}
 	out    *dexLog
 }
 
@@ -71,6 +76,10 @@ type dexOptions struct {
 	GatewayURL string
 	// IDTokens is Dex's expiry.idTokens. Zero: 10m.
 	IDTokens string
+	// SQLite keeps Dex's state in a file (refresh tokens survive restart).
+	SQLite bool
+	// Users are the static users. Zero: dexUsers().
+	Users []dexUser
 }
 
 // dexBin returns the Dex binary, skipping loudly outside CI when it is
@@ -92,10 +101,11 @@ func dexBin(t *testing.T) string {
 	return bin
 }
 
-// startDex runs Dex on a free loopback port with memory storage, the static
-// users above, a confidential client for the gateway (trusting the CLI as a
-// peer, so the CLI may ask for the gateway's audience), the CLI's public
-// client and an unrelated client.
+// startDex runs Dex on a free loopback port with memory storage (or
+// SQLite, o.SQLite, so refresh tokens survive restart), the static users
+// (o.Users, zero: dexUsers), a confidential client for the gateway (trusting
+// the CLI as a peer, so the CLI may ask for the gateway's audience), the
+// CLI's public client and an unrelated client.
 func startDex(t *testing.T, o dexOptions) *dexT {
 	t.Helper()
 	bin := dexBin(t)
@@ -103,11 +113,48 @@ func startDex(t *testing.T, o dexOptions) *dexT {
 		o.IDTokens = "10m"
 	}
 	port := freePort(t)
-	issuer := fmt.Sprintf("http://127.0.0.1:%d/dex", port)
+	d := &dexT{t: t, bin: bin, issuer: fmt.Sprintf("http://127.0.0.1:%d/dex", port), port: port, opts: o,
+		dir: t.TempDir(), out: &dexLog{}}
+	users := o.Users
+	if users == nil {
+		users = dexUsers()
+	}
+	d.launch(users)
+	t.Cleanup(d.kill)
+	return d
+}
+
+// restart stops Dex and starts it again on the same port and storage with
+// other static users (as an operator changing the directory would).
+func (d *dexT) restart(users []dexUser) {
+	d.t.Helper()
+	d.kill()
+	d.launch(users)
+}
+
+func (d *dexT) kill() {
+	if d.cmd == nil {
+		return
+	}
+	d.cmd.Process.Kill()
+	<-d.exited
+	d.cmd = nil
+	if d.t.Failed() {
+		d.t.Logf("dex output:\n%s", d.out.String())
+	}
+}
+
+func (d *dexT) launch(users []dexUser) {
+	d.t.Helper()
+	o := d.opts
+	storage := map[string]any{"type": "memory"}
+	if o.SQLite {
+		storage = map[string]any{"type": "sqlite3", "config": map[string]any{"file": filepath.Join(d.dir, "dex.db")}}
+	}
 	cfg := map[string]any{
-		"issuer":  issuer,
-		"storage": map[string]any{"type": "memory"},
-		"web":     map[string]any{"http": fmt.Sprintf("127.0.0.1:%d", port)},
+		"issuer":  d.issuer,
+		"storage": storage,
+		"web":     map[string]any{"http": fmt.Sprintf("127.0.0.1:%d", d.port)},
 		"logger":  map[string]any{"level": "warn"},
 		"oauth2":  map[string]any{"skipApprovalScreen": true, "passwordConnector": "local"},
 		"expiry":  map[string]any{"idTokens": o.IDTokens, "deviceRequests": "5m"},
@@ -119,36 +166,30 @@ func startDex(t *testing.T, o dexOptions) *dexT {
 				"redirectURIs": []string{"http://127.0.0.1:1/callback"}},
 		},
 		"enablePasswordDB": true,
-		"staticPasswords":  dexUsers(),
+		"staticPasswords":  users,
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ") // JSON is YAML
 	if err != nil {
-		t.Fatal(err)
+		d.t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "dex.yaml")
+	path := filepath.Join(d.dir, "dex.yaml")
 	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
+		d.t.Fatal(err)
 	}
-	d := &dexT{t: t, issuer: issuer, out: &dexLog{}}
-	d.cmd = exec.Command(bin, "serve", path)
+	d.cmd = exec.Command(d.bin, "serve", path)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	d.cmd.Env = append(os.Environ(), "DEX_EXPAND_ENV=false")
 	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("start dex: %v", err)
+		d.t.Fatalf("start dex: %v", err)
 	}
 	exited := make(chan struct{})
-	go func() { d.cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		d.cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("dex output:\n%s", d.out.String())
-		}
-	})
+	d.exited = exited
+	cmd := d.cmd
+	go func() { cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		// Ready once it publishes a signing key (discovery answers earlier).
-		resp, err := http.Get(issuer + "/keys")
+		resp, err := http.Get(d.issuer + "/keys")
 		if err == nil {
 			var jwks struct {
 				Keys []json.RawMessage `json:"keys"`
@@ -156,16 +197,16 @@ func startDex(t *testing.T, o dexOptions) *dexT {
 			err = json.NewDecoder(resp.Body).Decode(&jwks)
 			resp.Body.Close()
 			if err == nil && resp.StatusCode == http.StatusOK && len(jwks.Keys) > 0 {
-				return d
+				return
 			}
 		}
 		select {
 		case <-exited:
-			t.Fatalf("dex exited before it was ready:\n%s", d.out.String())
+			d.t.Fatalf("dex exited before it was ready:\n%s", d.out.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("dex not ready after 30s:\n%s", d.out.String())
+			d.t.Fatalf("dex not ready after 30s:\n%s", d.out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -264,4 +305,36 @@ func (l *dexLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
+}
+
+// loginAtDex is a headless browser sign-in through Dex's login form:
+// /login → Dex → the password form → /auth/callback, each redirect followed
+// by hand so the client's cookie jar keeps both sites' cookies.
+func (d *dexT) loginAtDex(c *webClient, user string) {
+	d.t.Helper()
+	resp, _ := c.do("GET", "/login?next=%2F", nil, nil)
+	for range 10 {
+		loc := resp.Header.Get("Location")
+		switch {
+		case resp.StatusCode >= 300 && resp.StatusCode < 400 && strings.HasPrefix(loc, c.base+"/auth/callback"):
+			if resp, _ = c.do("GET", loc, nil, nil); resp.StatusCode != http.StatusFound {
+				d.t.Fatalf("callback for %s: %d, want 302", user, resp.StatusCode)
+			}
+			return
+		case resp.StatusCode >= 300 && resp.StatusCode < 400:
+			u, err := resp.Request.URL.Parse(loc)
+			if err != nil {
+				d.t.Fatal(err)
+			}
+			var body string
+			resp, body = c.do("GET", u.String(), nil, nil)
+			if resp.StatusCode == http.StatusOK && strings.Contains(body, `name="password"`) {
+				resp, _ = c.do("POST", u.String(), strings.NewReader(url.Values{"login": {user + "@example.com"},
+					"password": {dexPassword}}.Encode()), http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
+			}
+		default:
+			d.t.Fatalf("sign-in of %s at Dex: %d at %s", user, resp.StatusCode, resp.Request.URL)
+		}
+	}
+	d.t.Fatalf("sign-in of %s at Dex: too many redirects", user)
 }
