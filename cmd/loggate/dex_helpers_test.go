@@ -80,6 +80,8 @@ type dexOptions struct {
 	SQLite bool
 	// Users are the static users. Zero: dexUsers().
 	Users []dexUser
+	// SigningKeys is Dex's key rotation period. Zero: Dex's default (6h).
+	SigningKeys string
 }
 
 // dexBin returns the Dex binary, skipping loudly outside CI when it is
@@ -151,13 +153,17 @@ func (d *dexT) launch(users []dexUser) {
 	if o.SQLite {
 		storage = map[string]any{"type": "sqlite3", "config": map[string]any{"file": filepath.Join(d.dir, "dex.db")}}
 	}
+	expiry := map[string]any{"idTokens": o.IDTokens, "deviceRequests": "5m"}
+	if o.SigningKeys != "" {
+		expiry["signingKeys"] = o.SigningKeys
+	}
 	cfg := map[string]any{
 		"issuer":  d.issuer,
 		"storage": storage,
 		"web":     map[string]any{"http": fmt.Sprintf("127.0.0.1:%d", d.port)},
 		"logger":  map[string]any{"level": "warn"},
 		"oauth2":  map[string]any{"skipApprovalScreen": true, "passwordConnector": "local"},
-		"expiry":  map[string]any{"idTokens": o.IDTokens, "deviceRequests": "5m"},
+		"expiry":  expiry,
 		"staticClients": []map[string]any{
 			{"id": dexWebClient, "name": "loggate", "secret": dexWebSecret,
 				"redirectURIs": []string{o.GatewayURL + "/auth/callback"}, "trustedPeers": []string{dexCLIClient}},

@@ -109,3 +109,40 @@ func TestDexIdentityRecheckEndsViews(t *testing.T) {
 		}
 	}
 }
+
+// TestDexSigningKeyRotation: Dex rotates its signing key while alice has a
+// browser session open; a token signed with the new key (a key id loggate
+// has not seen) is accepted after loggate fetches Dex's keys again, the
+// session carries on, and the old token keeps working.
+func TestDexSigningKeyRotation(t *testing.T) {
+	t.Parallel() // waits up to Dex's 30-second rotation check
+	g := startDexGateway(t, dexOptions{SigningKeys: "1s"})
+	c := newWebClient(t, g.url, nil)
+	g.dex.loginAtDex(c, "alice")
+	before := g.dex.cliToken("alice")
+	if status, body := g.bearerStatus(before, nil); status != http.StatusOK {
+		t.Fatalf("token before the rotation: %d %s", status, body)
+	}
+	kid := currentKid(t, before)
+	// Dex checks for rotation every 30 seconds.
+	var after string
+	for deadline := time.Now().Add(90 * time.Second); ; {
+		after = g.dex.cliToken("alice")
+		if currentKid(t, after) != kid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dex did not rotate its signing key within 90s (kid still %s)", kid)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if status, body := g.bearerStatus(after, nil); status != http.StatusOK {
+		t.Errorf("token signed with Dex's new key: %d %s, want 200", status, body)
+	}
+	if status, body := g.bearerStatus(before, nil); status != http.StatusOK {
+		t.Errorf("token signed before the rotation: %d %s, want 200 while Dex still publishes its key", status, body)
+	}
+	if status, _ := c.me(); status != http.StatusOK {
+		t.Errorf("browser session across the rotation: /me = %d, want 200", status)
+	}
+}
