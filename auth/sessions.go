@@ -53,6 +53,9 @@ type SessionStore interface {
 	List(ctx context.Context) ([]SessionRecord, error)
 	// Delete removes a record, reporting whether it existed.
 	Delete(ctx context.Context, id string) (bool, error)
+	// Update replaces a record only if it still exists (so a session ended
+	// meanwhile is never brought back), reporting whether it did.
+	Update(ctx context.Context, rec SessionRecord) (bool, error)
 }
 
 // SessionHandle is the public handle of a session id (Identity.SessionID).
@@ -117,8 +120,12 @@ func (a *Authenticator) keepRefresh(ctx context.Context, rec SessionRecord, rt s
 			return nil
 		}
 		rec.Refresh = sealed
-		if err := a.cfg.Sessions.Put(ctx, rec); err != nil {
+		ok, err := a.cfg.Sessions.Update(ctx, rec)
+		if err != nil {
 			return errSessionStore(err)
+		}
+		if !ok {
+			return tokenErr(ReasonSessionEnded, "session ended on the server during a refresh")
 		}
 	}
 	return nil
@@ -248,6 +255,16 @@ func (m *MemorySessions) Put(_ context.Context, rec SessionRecord) error {
 	defer m.mu.Unlock()
 	m.recs[rec.ID] = rec
 	return m.saveLocked()
+}
+
+func (m *MemorySessions) Update(_ context.Context, rec SessionRecord) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.recs[rec.ID]; !ok {
+		return false, nil
+	}
+	m.recs[rec.ID] = rec
+	return true, m.saveLocked()
 }
 
 func (m *MemorySessions) Get(_ context.Context, id string) (SessionRecord, bool, error) {

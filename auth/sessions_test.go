@@ -33,6 +33,16 @@ func TestMemorySessionsPersistAndExpire(t *testing.T) {
 	if ok, _ := m.Delete(ctx, gone.ID); ok {
 		t.Error("second Delete reported the record existed")
 	}
+	// A refresh finishing after the session was ended must not bring it back.
+	if ok, err := m.Update(ctx, gone); ok || err != nil {
+		t.Errorf("Update of an ended session = %v, %v; want false", ok, err)
+	}
+	if _, ok, _ := m.Get(ctx, gone.ID); ok {
+		t.Error("Update resurrected an ended session")
+	}
+	if ok, err := m.Update(ctx, live); !ok || err != nil {
+		t.Errorf("Update of a live session = %v, %v; want true", ok, err)
+	}
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("sessions file: %v, mode %v; want 0600", err, fi.Mode().Perm())
 	}

@@ -53,6 +53,19 @@ func (r *redisSessions) Put(ctx context.Context, rec auth.SessionRecord) error {
 	return err
 }
 
+func (r *redisSessions) Update(ctx context.Context, rec auth.SessionRecord) (bool, error) {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return false, err
+	}
+	// XX: only if the key still exists; KEEPTTL: the session's expiry stands.
+	ok, err := r.c.SetArgs(ctx, r.prefix+rec.ID, b, redis.SetArgs{Mode: "XX", KeepTTL: true}).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	return err == nil && ok == "OK", err
+}
+
 func (r *redisSessions) Get(ctx context.Context, id string) (auth.SessionRecord, bool, error) {
 	var rec auth.SessionRecord
 	b, err := r.c.Get(ctx, r.prefix+id).Bytes()
