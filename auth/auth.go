@@ -182,6 +182,11 @@ type Config struct {
 	// on another replica. An error fails the login closed. Zero: an
 	// in-memory set, enough for one instance.
 	ConsumeOnce func(ctx context.Context, key string, until time.Time) (bool, error)
+	// Sessions, when set, keeps a server-side record of every browser
+	// session: a session is valid only while its record exists, so it can be
+	// listed and ended (EndSession, back-channel logout). Replicas share one.
+	// Zero: sessions live in the cookie alone and cannot be ended early.
+	Sessions SessionStore
 	// Now is the clock. Zero: time.Now.
 	Now func() time.Time
 	// Logger receives operational logs (never secrets). Zero: discard.

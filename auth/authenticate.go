@@ -75,6 +75,13 @@ func (a *Authenticator) sessionIdentity(w http.ResponseWriter, r *http.Request) 
 	if err := a.checkLifetime(s, now); err != nil {
 		return Identity{}, err
 	}
+	rec, err := a.checkRecord(r.Context(), s)
+	if err != nil {
+		return Identity{}, err
+	}
+	if rt, ok := a.openRefresh(rec.Refresh); ok {
+		s.Refresh = rt // the server's copy is current when the provider rotates tokens
+	}
 	if now.After(time.Unix(s.TokenExp, 0).Add(a.cfg.ClockSkew)) {
 		if s.Refresh == "" {
 			return Identity{}, tokenErr(ReasonExpired, "ID token expired and no refresh token")
@@ -84,6 +91,9 @@ func (a *Authenticator) sessionIdentity(w http.ResponseWriter, r *http.Request) 
 		}
 		s, err = a.refresh(r, s)
 		if err != nil {
+			return Identity{}, err
+		}
+		if err := a.keepRefresh(r.Context(), rec, s.Refresh); err != nil {
 			return Identity{}, err
 		}
 		s.Seen = now.Unix()
@@ -165,7 +175,12 @@ func (a *Authenticator) refresh(r *http.Request, old *session) (*session, error)
 }
 
 func (a *Authenticator) doRefresh(r *http.Request, old *session) (*session, error) {
-	ctx := r.Context()
+	return a.refreshWith(r.Context(), a.cfg.ClientAddr(r), truncate(r.UserAgent(), 256), old, false)
+}
+
+// refreshWith spends old's refresh token. With requireIDToken (a re-check
+// must learn today's groups), a response without an ID token is refused.
+func (a *Authenticator) refreshWith(ctx context.Context, addr, ua string, old *session, requireIDToken bool) (*session, error) {
 	p, err := a.provider(ctx)
 	if err != nil {
 		return nil, err
@@ -202,6 +217,8 @@ func (a *Authenticator) doRefresh(r *http.Request, old *session) (*session, erro
 		s.Email, s.Name, s.Username, s.Groups = id.Email, id.Name, id.Username, id.Groups
 		s.TokenExp = idt.Expiry.Unix()
 		s.IDToken = raw
+	} else if requireIDToken {
+		return nil, tokenErr(ReasonProvider, "refresh returned no ID token")
 	} else {
 		// Some providers omit the ID token on refresh: keep the claims, trust
 		// them until the new access token expires.
@@ -212,8 +229,7 @@ func (a *Authenticator) doRefresh(r *http.Request, old *session) (*session, erro
 		s.TokenExp = exp.Unix()
 	}
 	id := s.identity()
-	if err := a.emit(ctx, Event{Action: ActionRefresh, Identity: &id,
-		RemoteAddr: a.cfg.ClientAddr(r), UserAgent: truncate(r.UserAgent(), 256)}); err != nil {
+	if err := a.emit(ctx, Event{Action: ActionRefresh, Identity: &id, RemoteAddr: addr, UserAgent: ua}); err != nil {
 		a.log.Error("audit auth.refresh failed", "err", err)
 		return nil, err
 	}

@@ -250,6 +250,22 @@ func (a *Authenticator) HandleCallback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "login failed", http.StatusServiceUnavailable)
 		return
 	}
+	if a.cfg.Sessions != nil {
+		var sc struct {
+			SID string `json:"sid"`
+		}
+		_ = idt.Claims(&sc)
+		rec := SessionRecord{ID: SessionHandle(s.ID), UserID: full.ID(), Display: full.Display(),
+			ProviderSID: truncate(sc.SID, 256), Created: now, Expires: time.Unix(s.Absolute, 0),
+			RemoteAddr: a.cfg.ClientAddr(r), UserAgent: truncate(r.UserAgent(), 256),
+			Refresh: a.sealRefresh(tok.RefreshToken)}
+		if err := a.cfg.Sessions.Put(ctx, rec); err != nil {
+			a.log.Error("store session record failed; login refused", "err", err)
+			w.Header().Set("Cache-Control", "no-store")
+			http.Error(w, "login failed", http.StatusServiceUnavailable)
+			return
+		}
+	}
 	if err := a.setSessionCookie(w, s); err != nil {
 		http.Error(w, "login failed", http.StatusInternalServerError)
 		return
@@ -277,6 +293,11 @@ func (a *Authenticator) HandleLogout(w http.ResponseWriter, r *http.Request) {
 	a.clearCookie(w, a.sessionCookieName())
 	w.Header().Set("Cache-Control", "no-store")
 	target := "/"
+	if s != nil && a.cfg.Sessions != nil {
+		if _, err := a.cfg.Sessions.Delete(r.Context(), SessionHandle(s.ID)); err != nil {
+			a.log.Error("delete session record failed", "err", err) // the cookie is cleared regardless
+		}
+	}
 	if s != nil {
 		id := s.identity()
 		if err := a.emit(r.Context(), Event{Action: ActionLogout, Identity: &id,

@@ -21,6 +21,8 @@ type ControlEvent struct {
 	GrantID   string    `json:"grant_id"`
 	Reason    string    `json:"reason,omitempty"`
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	// SessionID is the session handle of a ControlSessionEnded event.
+	SessionID string `json:"session_id,omitempty"`
 }
 
 // Broadcaster carries control events to the other replicas. Publish must
@@ -50,6 +52,12 @@ func (s *Server) broadcast(ctx context.Context, ev ControlEvent) {
 func (s *Server) ApplyControl(ev ControlEvent) {
 	if ev.Kind == ControlPolicy {
 		s.reloadPolicy(ev.Reason)
+		return
+	}
+	if ev.Kind == ControlSessionEnded {
+		for _, t := range s.tails.forSession(ev.SessionID) {
+			t.control(ev)
+		}
 		return
 	}
 	for _, t := range s.tails.forGrant(ev.GrantID) {

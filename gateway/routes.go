@@ -26,6 +26,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /login", s.cfg.Auth.HandleLogin)
 	m.HandleFunc("GET /auth/callback", s.cfg.Auth.HandleCallback)
 	m.HandleFunc("POST /logout", s.cfg.Auth.HandleLogout)
+	m.HandleFunc("POST /auth/backchannel-logout", s.handleBackchannelLogout)
 	m.HandleFunc("GET /api/v1/auth/config", s.handleAuthConfig)
 
 	m.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
@@ -63,6 +64,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/sources", s.api(s.handleCreateSource))
 	m.HandleFunc("POST /api/v1/sources/{id}/revoke", s.api(s.handleRevokeSource))
 	m.HandleFunc("GET /api/v1/policy", s.api(s.handlePolicyInfo))
+	m.HandleFunc("GET /api/v1/sessions", s.api(s.handleListSessions))
+	m.HandleFunc("DELETE /api/v1/sessions/{id}", s.api(s.handleEndSession))
 
 	m.HandleFunc("POST /api/v1/ingest", s.handleIngestJSON)
 	m.HandleFunc("POST /v1/logs", s.handleIngestOTLP)

@@ -94,11 +94,14 @@ type Config struct {
 	// nil means none: the peer address is the client address.
 	TrustedProxies []netip.Prefix
 
-	Auth   Authenticator
-	Policy Policy
-	Audit  Auditor
-	Store  *store.Store
-	Hub    *logs.Hub
+	Auth Authenticator
+	// Sessions lists and ends server-side browser sessions; nil: the
+	// sessions API lists none and ends none.
+	Sessions SessionManager
+	Policy   Policy
+	Audit    Auditor
+	Store    *store.Store
+	Hub      *logs.Hub
 	// Redactor masks secrets at ingest and in reasons and comments.
 	Redactor *redact.Redactor
 	// RedactorsByEnv overrides Redactor for entries of some environments
@@ -126,6 +129,9 @@ type Config struct {
 	// TailProgressInterval is how often a long view writes stream.progress;
 	// zero means 1m.
 	TailProgressInterval time.Duration
+	// IdentityRecheckInterval is how often a tail opened with a browser
+	// session re-checks its holder at the provider (see recheck.go). Zero: 5m.
+	IdentityRecheckInterval time.Duration
 	// Pages serves the browser UI; nil means no UI (API only).
 	Pages http.Handler
 	// Mounts are extra handlers by pattern (e.g. the development identity
@@ -179,6 +185,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.IdentityRecheckInterval <= 0 {
+		cfg.IdentityRecheckInterval = 5 * time.Minute
 	}
 	if cfg.TailProgressInterval == 0 {
 		cfg.TailProgressInterval = time.Minute

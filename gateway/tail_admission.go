@@ -60,6 +60,9 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	}
 	stream := logs.Stream{Service: g.Service, Env: g.Env}
 	t := &tailSession{grantID: g.ID, user: who.ID(), stream: stream.String(), wake: make(chan struct{}, 1)}
+	if who.SessionID != "" {
+		t.session = auth.SessionHandle(who.SessionID)
+	}
 	admitted := s.tails.add(t, s.limits.MaxTailsPerUser, s.limits.MaxTailsPerStream)
 	if admitted {
 		defer s.tails.remove(t)

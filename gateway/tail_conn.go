@@ -48,6 +48,7 @@ var (
 // connection; other goroutines reach it only through control().
 type tailSession struct {
 	grantID, user, stream string
+	session               string // handle of the browser session that opened it; "" for bearer tokens
 
 	mu      sync.Mutex
 	pending []ControlEvent // guarded by mu
@@ -160,6 +161,16 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	defer ping.Stop()
 	progress := time.NewTicker(s.cfg.TailProgressInterval)
 	defer progress.Stop()
+	// Identity re-checks run off this goroutine (they call the provider);
+	// at most one is in flight.
+	var recheck <-chan time.Time
+	if t.session != "" && s.cfg.Sessions != nil {
+		tk := time.NewTicker(s.cfg.IdentityRecheckInterval)
+		defer tk.Stop()
+		recheck = tk.C
+	}
+	rechecked := make(chan string, 1)
+	checking := false
 	start := s.now()
 	expiresAt := g.ExpiresAt
 	finish := func(e tailEnd, msg string) tailEnd {
@@ -197,6 +208,8 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 					return finish(endRevoked, "the grant was revoked: "+ev.Reason)
 				case ControlExpired:
 					return finish(endExpired, "the grant expired")
+				case ControlSessionEnded:
+					return finish(endSession, "your sign-in session was ended ("+ev.Reason+"); sign in again")
 				case ControlExtended:
 					expiresAt = ev.ExpiresAt
 					expiry.Reset(expiresAt.Sub(s.now()))
@@ -214,6 +227,29 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(tailWriteTimeout)); err != nil {
 				return endClient
+			}
+		case <-recheck:
+			if !checking {
+				checking = true
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					if keep, why := s.recheckView(ctx, t, g); !keep {
+						if err := s.revokeForIdentity(ctx, g, why); err != nil {
+							s.log.Error("revoke a grant whose holder's identity changed", "grant", g.ID, "err", err)
+						}
+						rechecked <- why
+						return
+					}
+					rechecked <- ""
+				}()
+			}
+		case why := <-rechecked:
+			checking = false
+			if why != "" {
+				// The revocation's control event normally ends the tail
+				// first; if recording it failed, end this view anyway.
+				return finish(endRevoked, "the grant was revoked: "+ReasonIdentity+": "+why)
 			}
 		case <-progress.C:
 			st := v.Stats()

@@ -61,6 +61,21 @@ func (r *tailRegistry) forGrant(id string) []*tailSession {
 	return out
 }
 
+// forSession returns the tails opened with the browser session whose handle is id.
+func (r *tailRegistry) forSession(id string) []*tailSession {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*tailSession
+	for _, set := range r.byGrant {
+		for t := range set {
+			if id != "" && t.session == id {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
 func (r *tailRegistry) all() []*tailSession {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -47,9 +47,9 @@ is_admin if admin_group in actor_groups
 review_actions := {"approve", "deny"}
 
 # manage_audit: retention purges, legal hold, signing-key rotation.
-admin_actions := {"manage_sources", "manage_policies", "manage_audit"}
+admin_actions := {"manage_sources", "manage_policies", "manage_audit", "manage_sessions"}
 
-known_actions := {"approve", "deny", "manage_sources", "manage_policies", "manage_audit", "revoke", "view_request", "read_audit"}
+known_actions := {"approve", "deny", "manage_sources", "manage_policies", "manage_audit", "manage_sessions", "revoke", "view_request", "read_audit"}
 
 default allow := false
 

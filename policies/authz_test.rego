@@ -104,6 +104,10 @@ test_manage_only_admins if {
 	audit.allow
 	no := authz.decision with input as act("manage_audit", bob, dave, "", [])
 	no.reasons == ["only members of loggate-admins may manage audit"]
+	sessions := authz.decision with input as act("manage_sessions", carol, dave, "", [])
+	sessions.allow
+	others := authz.decision with input as act("manage_sessions", bob, dave, "", [])
+	not others.allow
 }
 
 test_anonymous_actor_denied if {

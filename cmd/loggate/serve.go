@@ -166,6 +166,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	sessions, err := sp.sessionStore(c)
+	if err != nil {
+		return err
+	}
 	authn, err := auth.New(auth.Config{
 		IssuerURL: issuer, ClientID: clientID, ClientSecret: c.clientSecret, PublicClientID: publicClientID,
 		RedirectURL: pub.String() + "/auth/callback", GroupsClaim: c.GroupsClaim, GroupMapping: groupMap,
@@ -180,6 +184,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		},
 		HTTPClient:  devProviderClient(idp, issuer), // nil without --dev
 		ConsumeOnce: sp.consumeOnce(),               // nil on one machine
+		Sessions:    sessions,
 		Logger:      log.With("component", "auth"),
 	})
 	if err != nil {
@@ -217,12 +222,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	defer notifier.Close()
 	srv, err = gateway.New(gateway.Config{
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
-		Auth: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
+		Auth: authn, Sessions: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
 			IngestRate: c.IngestRate},
-		TailProgressInterval: c.TailProgressInterval,
-		VerifyAudit:          sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
+		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
+		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
 		ReplicaID: sp.replicaID(),
 	})
 	if err != nil {

@@ -150,7 +150,11 @@ func (p *redisParts) hubConfig(cfg logs.HubConfig) logs.HubConfig {
 
 // Publish implements gateway.Broadcaster.
 func (p *redisParts) Publish(ctx context.Context, ev gateway.ControlEvent) error {
-	return p.control.Publish(ctx, ev.Kind, ev.GrantID, ev.Reason, ev.ExpiresAt)
+	target := ev.GrantID
+	if ev.Kind == gateway.ControlSessionEnded {
+		target = ev.SessionID // the message's target id names the session
+	}
+	return p.control.Publish(ctx, ev.Kind, target, ev.Reason, ev.ExpiresAt)
 }
 
 var _ gateway.Broadcaster = (*redisParts)(nil)
@@ -180,7 +184,11 @@ func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.H
 	go func() {
 		defer func() { done <- struct{}{} }()
 		err := p.control.Subscribe(ctx, ready, func(m cluster.Message) {
-			srv.ApplyControl(gateway.ControlEvent{Kind: m.Kind, GrantID: m.GrantID, Reason: m.Reason, ExpiresAt: m.ExpiresAt})
+			ev := gateway.ControlEvent{Kind: m.Kind, GrantID: m.GrantID, Reason: m.Reason, ExpiresAt: m.ExpiresAt}
+			if m.Kind == gateway.ControlSessionEnded {
+				ev.SessionID, ev.GrantID = m.GrantID, ""
+			}
+			srv.ApplyControl(ev)
 		})
 		if err != nil {
 			p.log.Error("control subscription stopped", "err", err)

@@ -1,4 +1,5 @@
-// Admin (read-only): the policy revision and the ingest sources.
+// Admin: the policy revision and the ingest sources (read-only), and the
+// browser sessions, each of which an admin may end.
 import { api, boot, el, $, clear, facts, timeEl, errorText, APIError, badge } from "./app.js";
 
 async function main() {
@@ -32,6 +33,49 @@ async function main() {
       el("td", { text: s.created_by || "" }),
       el("td", {}, s.revoked_at ? badge("revoked") : badge("active"))));
   }
+  await loadSessions();
+}
+
+async function loadSessions() {
+  const errBox = $("sessions-error");
+  let data;
+  try {
+    data = await api("GET", "/api/v1/sessions");
+  } catch (e) {
+    errBox.textContent = errorText(e);
+    errBox.hidden = false;
+    return;
+  }
+  errBox.hidden = true;
+  const tbody = clear($("sessions").tBodies[0]);
+  for (const s of data.items || []) {
+    const end = el("button", { type: "button", class: "danger small", text: s.current ? "End (this browser)" : "End",
+      on: { click: () => endSession(s, end) } });
+    tbody.append(el("tr", { dataset: { session: s.id } },
+      el("th", { scope: "row", text: s.display || s.user_id }),
+      el("td", {}, timeEl(s.created_at)),
+      el("td", {}, timeEl(s.expires_at)),
+      el("td", { text: s.remote_addr || "" }),
+      el("td", { text: s.user_agent || "", class: "muted" }),
+      el("td", {}, end)));
+  }
+}
+
+async function endSession(s, button) {
+  button.disabled = true;
+  try {
+    await api("DELETE", "/api/v1/sessions/" + encodeURIComponent(s.id));
+  } catch (e) {
+    $("sessions-error").textContent = errorText(e);
+    $("sessions-error").hidden = false;
+    button.disabled = false;
+    return;
+  }
+  if (s.current) {
+    location.reload();
+    return;
+  }
+  await loadSessions();
 }
 
 main();
