@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/loggate/loggate/gateway/logs"
+	"github.com/loggate/loggate/gateway/logs/seal"
 )
 
 // Feed is the shared live log feed. Each log stream is a Redis Stream
@@ -40,9 +41,13 @@ type Feed struct {
 	block     time.Duration
 	log       *slog.Logger
 	publish   *redis.Script
+	// ring seals entries at rest (feed_seal.go); nil stores them in clear.
+	ring         *seal.Ring
+	sealedScript *redis.Script
 
-	mu     sync.Mutex
-	health error // nil when the reader is connected
+	mu       sync.Mutex
+	health   error            // nil when the reader is connected
+	lastSeen map[string]int64 // stream name -> highest seq this replica appended (sealed publish)
 	// OnDown, when set, is called once per outage with the error.
 }
 
@@ -61,6 +66,9 @@ type FeedConfig struct {
 	Block time.Duration
 	// Logger receives connection problems; nil discards them.
 	Logger *slog.Logger
+	// Keys, when set, seals every entry at rest (see feed_seal.go); nil
+	// stores entries in clear.
+	Keys *seal.Ring
 }
 
 var (
@@ -104,7 +112,8 @@ func NewFeed(cfg FeedConfig) (*Feed, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Feed{c: cfg.Client, prefix: cfg.Prefix, retention: cfg.Retention, block: cfg.Block, log: cfg.Logger,
-		publish: redis.NewScript(publishScript), health: errors.New("feed reader not started")}, nil
+		publish: redis.NewScript(publishScript), health: errors.New("feed reader not started"),
+		ring: cfg.Keys, sealedScript: redis.NewScript(publishSealedScript)}, nil
 }
 
 func streamName(s logs.Stream) string {
@@ -139,6 +148,9 @@ func encodeEntry(e *logs.Entry) (string, error) {
 // are appended atomically; a batch spanning streams is one script per
 // stream, so a failure may leave earlier streams appended.
 func (f *Feed) Publish(ctx context.Context, entries []logs.Entry) ([]logs.Entry, error) {
+	if f.ring != nil {
+		return f.publishSealed(ctx, entries)
+	}
 	var order []logs.Stream
 	idx := map[logs.Stream][]int{}
 	for i := range entries {
@@ -220,8 +232,11 @@ func (f *Feed) Range(ctx context.Context, s logs.Stream, afterSeq int64, since t
 			return nil, fmt.Errorf("feed range %s: %w: %v", s, ErrUnavailable, err)
 		}
 		for _, m := range ms {
-			e, err := decodeMessage(s, m)
+			e, err := f.decode(s, m)
 			if err != nil {
+				if f.withhold(s, m, err) {
+					continue
+				}
 				return nil, err
 			}
 			if !since.IsZero() && e.Time.Before(since) {

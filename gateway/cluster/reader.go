@@ -147,7 +147,7 @@ func (f *Feed) read(ctx context.Context, hub *logs.Hub, st *readerState, backoff
 			}
 			es := make([]logs.Entry, 0, len(xs.Messages))
 			for _, m := range xs.Messages {
-				e, err := decodeMessage(s, m)
+				e, err := f.decode(s, m)
 				if err != nil {
 					f.log.Error("skipping malformed feed entry", "stream", s.String(), "id", m.ID, "err", err)
 					continue

@@ -3,14 +3,16 @@ package logs
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/loggate/loggate/gateway/logs/seal"
 )
 
 // SQLiteBacklog is a Backlog in one SQLite file (WAL mode). Entries are
@@ -18,6 +20,12 @@ import (
 type SQLiteBacklog struct {
 	db  *sql.DB
 	log *slog.Logger
+	// ring seals entries at rest; nil stores them in clear. Set by UseKeys
+	// before the backlog is used (sqlite_seal.go).
+	ring *seal.Ring
+	// unopened counts entries withheld since start because they did not
+	// open (moved, tampered with, or sealed with a key no longer given).
+	unopened atomic.Int64
 	// Now is the clock for age trimming. If nil, time.Now. Set it before
 	// the backlog is used.
 	Now func() time.Time
@@ -98,10 +106,10 @@ func (b *SQLiteBacklog) Append(ctx context.Context, entries []Entry) (err error)
 		return fmt.Errorf("append to log backlog: %w", err)
 	}
 	defer stmt.Close()
-	var buf []byte
+	var buf, scratch []byte
 	for i := range entries {
 		e := &entries[i]
-		buf = appendEntry(buf[:0], e)
+		buf, scratch = b.encode(buf[:0], scratch, e)
 		if _, err := stmt.ExecContext(ctx, e.Service, e.Env, e.Seq, unixNano(e.Time),
 			unixNano(e.Observed), entrySize(e), buf); err != nil {
 			return fmt.Errorf("append to log backlog: seq %d: %w", e.Seq, err)
@@ -119,7 +127,7 @@ func (b *SQLiteBacklog) Range(ctx context.Context, s Stream, afterSeq int64, sin
 	if limit <= 0 {
 		limit = -1 // SQLite: no limit
 	}
-	query := `SELECT entry FROM log_entries WHERE service = ? AND env = ? AND seq > ?`
+	query := `SELECT seq, entry FROM log_entries WHERE service = ? AND env = ? AND seq > ?`
 	args := []any{s.Service, s.Env, afterSeq}
 	if !since.IsZero() {
 		query += ` AND time_ns >= ?`
@@ -134,15 +142,18 @@ func (b *SQLiteBacklog) Range(ctx context.Context, s Stream, afterSeq int64, sin
 	defer rows.Close()
 	var out []Entry
 	for rows.Next() {
+		var seq int64
 		var raw []byte
-		if err := rows.Scan(&raw); err != nil {
+		if err := rows.Scan(&seq, &raw); err != nil {
 			return nil, fmt.Errorf("range log backlog %s: %w", s, err)
 		}
-		var e Entry
-		if err := json.Unmarshal(raw, &e); err != nil {
-			return nil, fmt.Errorf("range log backlog %s: decode entry: %w", s, err)
+		e, ok, err := b.decode(s, seq, raw)
+		if err != nil {
+			return nil, fmt.Errorf("range log backlog %s: %w", s, err)
 		}
-		out = append(out, e)
+		if ok {
+			out = append(out, e)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("range log backlog %s: %w", s, err)
