@@ -93,6 +93,8 @@ func TestLogout(t *testing.T) {
 			token := e.a.csrfTokenFromCookie(t, e.sessionCookie(e.browser))
 			if resp, _ := postForm(e.browser, e.gw.URL+"/logout", url.Values{}, nil); resp.StatusCode != http.StatusForbidden {
 				t.Fatalf("logout without csrf = %d, want 403", resp.StatusCode)
+			} else if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("logout without csrf: Content-Type %q, want the API's JSON error shape", ct)
 			}
 			resp, err := postForm(e.browser, e.gw.URL+"/logout", url.Values{CSRFField: {token}}, nil)
 			if err != nil {

@@ -286,7 +286,11 @@ func (a *Authenticator) HandleLogout(w http.ResponseWriter, r *http.Request) {
 	s, err := a.readSession(r)
 	if err == nil {
 		if err := a.CheckCSRF(r); err != nil {
-			http.Error(w, "forbidden", http.StatusForbidden)
+			// The UI calls this with fetch: answer in the API's error shape.
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Cache-Control", "no-store")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error":"missing or invalid CSRF token","code":"forbidden"}` + "\n"))
 			return
 		}
 	}

@@ -178,6 +178,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.I
 	}
 	me := subjectOf(who)
 	if req.Requester.ID != me.ID {
+		s.recordRefusal(ctx, r, who, "request.cancelled", req, "not the requester")
 		return errForbidden("only the requester may cancel a request")
 	}
 	if req.State != store.StatePending {

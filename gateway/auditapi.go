@@ -21,8 +21,15 @@ func (s *Server) requireSecurity(r *http.Request, who auth.Identity) error {
 	return nil
 }
 
-func parseAuditQuery(r *http.Request) (audit.Query, error) {
+func (s *Server) parseAuditQuery(r *http.Request, who auth.Identity, action string) (audit.Query, error) {
 	q := r.URL.Query()
+	if err := checkAuditFilters(q); err != nil {
+		var ae *apiError
+		_ = errors.As(err, &ae)
+		s.recordBestEffort(r.Context(), r, audit.Event{Action: action, Actor: userActor(who), Outcome: "failure",
+			Reason: ae.Message, Details: map[string]any{"query": recordedQuery(r.URL.RawQuery)}})
+		return audit.Query{}, err
+	}
 	aq := audit.Query{Actor: q.Get("actor"), Action: q.Get("action"), Outcome: q.Get("outcome"),
 		GrantID: q.Get("grant"), RequestID: q.Get("request"), Service: q.Get("service"), Env: q.Get("env"),
 		Cursor: q.Get("cursor")}
@@ -76,7 +83,7 @@ func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request, who a
 	if err := s.requireSecurity(r, who); err != nil {
 		return err
 	}
-	aq, err := parseAuditQuery(r)
+	aq, err := s.parseAuditQuery(r, who, "export.search")
 	if err != nil {
 		return err
 	}
@@ -91,7 +98,7 @@ func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request, who a
 		return errUnavailable("audit trail unavailable", err)
 	}
 	if err := s.record(r.Context(), r, audit.Event{Action: "export.search", Actor: userActor(who), Outcome: "success",
-		Details: map[string]any{"query": r.URL.RawQuery, "results": len(page.Items)}}); err != nil {
+		Details: map[string]any{"query": recordedQuery(r.URL.RawQuery), "results": len(page.Items)}}); err != nil {
 		return err
 	}
 	items := page.Items
@@ -114,13 +121,13 @@ func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request, who a
 	if ct == "" {
 		return errBadRequest("format must be ndjson or csv")
 	}
-	aq, err := parseAuditQuery(r)
+	aq, err := s.parseAuditQuery(r, who, "export.download")
 	if err != nil {
 		return err
 	}
 	aq.Limit = 0
 	if err := s.record(r.Context(), r, audit.Event{Action: "export.download", Actor: userActor(who), Outcome: "success",
-		Details: map[string]any{"query": r.URL.RawQuery, "format": format}}); err != nil {
+		Details: map[string]any{"query": recordedQuery(r.URL.RawQuery), "format": format}}); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", ct)

@@ -169,6 +169,8 @@ func (s *Server) handleExtend(w http.ResponseWriter, r *http.Request, who auth.I
 		return err
 	}
 	if g.Holder.ID != who.ID() {
+		s.recordBestEffort(ctx, r, audit.Event{Action: "grant.extended", Actor: userActor(who), Outcome: "denied",
+			Target: grantTarget(g), Reason: "not the grant's holder"})
 		return errForbidden("only the grant's holder may extend it")
 	}
 	if !g.ActiveAt(s.now()) {
@@ -196,12 +198,18 @@ func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request, who auth
 	}
 	seen := map[string]bool{}
 	var events []audit.Event
-	for _, q := range []audit.Query{{GrantID: g.ID, Limit: 1000}, {RequestID: g.RequestID, Limit: 1000}} {
-		page, err := s.cfg.Audit.Search(ctx, q)
+	queries := []audit.Query{{GrantID: g.ID, Limit: 1000}, {RequestID: g.RequestID, Limit: 1000}}
+	for i := 0; i < len(queries) && i < 50; i++ {
+		page, err := s.cfg.Audit.Search(ctx, queries[i])
 		if err != nil {
 			return errUnavailable("audit trail unavailable", err)
 		}
 		for _, ev := range page.Items {
+			if ev.Target.RequestID != "" && ev.Target.RequestID != g.RequestID && !seen["q:"+ev.Target.RequestID] {
+				// An extension request: its approvals name only the request.
+				seen["q:"+ev.Target.RequestID] = true
+				queries = append(queries, audit.Query{RequestID: ev.Target.RequestID, Limit: 1000})
+			}
 			if !seen[ev.ID] {
 				seen[ev.ID] = true
 				events = append(events, ev)

@@ -75,8 +75,11 @@ func (s *Server) handleCreateRequest(w http.ResponseWriter, r *http.Request, who
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	if !nameRE.MatchString(body.Service) || !nameRE.MatchString(body.Env) {
-		return errBadRequest(`"service" and "env" are required: lower-case names like "checkout" and "prod"`)
+	if err := checkStreamName("service", body.Service); err != nil {
+		return err
+	}
+	if err := checkStreamName("env", body.Env); err != nil {
+		return err
 	}
 	dur, err := parseDuration(body.Duration)
 	if err != nil {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -122,8 +123,8 @@ func parseLimit(v string, def, maxN int) (int, error) {
 		return def, nil
 	}
 	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 {
-		return 0, errBadRequest("limit must be a positive integer")
+	if err != nil || n < 1 || n > maxN {
+		return 0, errBadRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxN))
 	}
-	return min(n, maxN), nil
+	return n, nil
 }

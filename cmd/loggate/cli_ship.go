@@ -154,8 +154,9 @@ func (s *shipper) loop(ctx context.Context, lines <-chan []byte) error {
 	finalFlush := func() error {
 		fctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
+		n := len(batch) // flush empties batch, sent or not
 		if err := flush(fctx); err != nil {
-			return fmt.Errorf("could not send the last %d lines: %w", len(batch), err)
+			return fmt.Errorf("could not send the last %d lines: %w", n, err)
 		}
 		return nil
 	}
