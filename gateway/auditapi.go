@@ -21,7 +21,9 @@ func (s *Server) requireSecurity(r *http.Request, who auth.Identity) error {
 	return nil
 }
 
-func parseAuditQuery(r *http.Request) (audit.Query, error) {
+// parseAuditQuery reads the trail query of r; a duration in since or until
+// counts back from now.
+func parseAuditQuery(r *http.Request, now time.Time) (audit.Query, error) {
 	q := r.URL.Query()
 	aq := audit.Query{Actor: q.Get("actor"), Action: q.Get("action"), Outcome: q.Get("outcome"),
 		GrantID: q.Get("grant"), RequestID: q.Get("request"), Service: q.Get("service"), Env: q.Get("env"),
@@ -51,7 +53,7 @@ func parseAuditQuery(r *http.Request) (audit.Query, error) {
 			if derr != nil || d <= 0 {
 				return aq, errBadRequest(p.name + " must be an RFC 3339 time or a duration before now (e.g. 24h)")
 			}
-			t = time.Now().Add(-d)
+			t = now.Add(-d)
 		}
 		*p.dst = clampUnixNano(t)
 	}
@@ -76,7 +78,7 @@ func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request, who a
 	if err := s.requireSecurity(r, who); err != nil {
 		return err
 	}
-	aq, err := parseAuditQuery(r)
+	aq, err := parseAuditQuery(r, s.now())
 	if err != nil {
 		return err
 	}
@@ -114,7 +116,7 @@ func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request, who a
 	if ct == "" {
 		return errBadRequest("format must be ndjson or csv")
 	}
-	aq, err := parseAuditQuery(r)
+	aq, err := parseAuditQuery(r, s.now())
 	if err != nil {
 		return err
 	}
