@@ -21,7 +21,9 @@ func (s *Server) requireSecurity(r *http.Request, who auth.Identity) error {
 	return nil
 }
 
-func (s *Server) parseAuditQuery(r *http.Request, who auth.Identity, action string) (audit.Query, error) {
+// checkedAuditQuery validates the trail query of r, auditing a refused one
+// as action, and parses it.
+func (s *Server) checkedAuditQuery(r *http.Request, who auth.Identity, action string) (audit.Query, error) {
 	q := r.URL.Query()
 	if err := checkAuditFilters(q); err != nil {
 		var ae *apiError
@@ -30,6 +32,13 @@ func (s *Server) parseAuditQuery(r *http.Request, who auth.Identity, action stri
 			Reason: ae.Message, Details: map[string]any{"query": recordedQuery(r.URL.RawQuery)}})
 		return audit.Query{}, err
 	}
+	return parseAuditQuery(r, s.now())
+}
+
+// parseAuditQuery reads the trail query of r; a duration in since or until
+// counts back from now.
+func parseAuditQuery(r *http.Request, now time.Time) (audit.Query, error) {
+	q := r.URL.Query()
 	aq := audit.Query{Actor: q.Get("actor"), Action: q.Get("action"), Outcome: q.Get("outcome"),
 		GrantID: q.Get("grant"), RequestID: q.Get("request"), Service: q.Get("service"), Env: q.Get("env"),
 		Cursor: q.Get("cursor")}
@@ -58,7 +67,7 @@ func (s *Server) parseAuditQuery(r *http.Request, who auth.Identity, action stri
 			if derr != nil || d <= 0 {
 				return aq, errBadRequest(p.name + " must be an RFC 3339 time or a duration before now (e.g. 24h)")
 			}
-			t = time.Now().Add(-d)
+			t = now.Add(-d)
 		}
 		*p.dst = clampUnixNano(t)
 	}
@@ -83,7 +92,7 @@ func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request, who a
 	if err := s.requireSecurity(r, who); err != nil {
 		return err
 	}
-	aq, err := s.parseAuditQuery(r, who, "export.search")
+	aq, err := s.checkedAuditQuery(r, who, "export.search")
 	if err != nil {
 		return err
 	}
@@ -121,7 +130,7 @@ func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request, who a
 	if ct == "" {
 		return errBadRequest("format must be ndjson or csv")
 	}
-	aq, err := s.parseAuditQuery(r, who, "export.download")
+	aq, err := s.checkedAuditQuery(r, who, "export.download")
 	if err != nil {
 		return err
 	}

@@ -75,6 +75,13 @@ func (t *tailSession) drain() []ControlEvent {
 
 const tailWriteTimeout = 10 * time.Second
 
+// deadline is a socket deadline d from now. The network compares deadlines
+// with the wall clock, so socket deadlines are the one use of time.Now in
+// the tail; what the product decides by (expiry, durations, progress) reads
+// the injected s.now, so a test clock moved forward never stretches or
+// shrinks a network timeout.
+func deadline(d time.Duration) time.Time { return time.Now().Add(d) }
+
 func (s *Server) writeTail(conn *websocket.Conn, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -84,7 +91,7 @@ func (s *Server) writeTail(conn *websocket.Conn, v any) error {
 }
 
 func (s *Server) writeTailRaw(conn *websocket.Conn, b []byte) error {
-	_ = conn.SetWriteDeadline(s.now().Add(tailWriteTimeout))
+	_ = conn.SetWriteDeadline(deadline(tailWriteTimeout))
 	return conn.WriteMessage(websocket.TextMessage, b)
 }
 
@@ -93,7 +100,7 @@ func (s *Server) sendEnd(conn *websocket.Conn, e tailEnd, msg string) {
 	if e.code != websocket.CloseNormalClosure {
 		_ = s.writeTail(conn, map[string]string{"type": "end", "reason": e.reason, "message": msg})
 	}
-	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(e.code, e.text), time.Now().Add(time.Second))
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(e.code, e.text), deadline(time.Second))
 }
 
 // endTail sends the end and then waits briefly for the client's close so
@@ -101,7 +108,7 @@ func (s *Server) sendEnd(conn *websocket.Conn, e tailEnd, msg string) {
 // goroutine; serveTail lets its reader see the close instead.
 func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
 	s.sendEnd(conn, e, msg)
-	_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+	_ = conn.SetReadDeadline(deadline(time.Second))
 	for {
 		if _, _, err := conn.NextReader(); err != nil {
 			return
@@ -134,8 +141,8 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	conn.SetReadLimit(64 << 10)
 	readErr := make(chan error, 1)
 	msgs := make(chan clientMessage, 4)
-	_ = conn.SetReadDeadline(time.Now().Add(90 * time.Second))
-	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(time.Now().Add(90 * time.Second)) })
+	_ = conn.SetReadDeadline(deadline(90 * time.Second))
+	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(deadline(90 * time.Second)) })
 	go func() {
 		for {
 			_, data, err := conn.ReadMessage()
@@ -143,7 +150,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 				readErr <- err
 				return
 			}
-			_ = conn.SetReadDeadline(time.Now().Add(90 * time.Second))
+			_ = conn.SetReadDeadline(deadline(90 * time.Second))
 			var m clientMessage
 			if json.Unmarshal(data, &m) != nil {
 				m = clientMessage{Type: "invalid"}
@@ -176,7 +183,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	finish := func(e tailEnd, msg string) tailEnd {
 		s.sendEnd(conn, e, msg)
 		// The reader goroutine owns reads: wait for it to see the close.
-		_ = conn.SetReadDeadline(time.Now().Add(time.Second))
+		_ = conn.SetReadDeadline(deadline(time.Second))
 		<-readErr
 		return e
 	}
@@ -225,7 +232,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 		case m := <-msgs:
 			s.applyClientMessage(conn, v, m)
 		case <-ping.C:
-			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(tailWriteTimeout)); err != nil {
+			if err := conn.WriteControl(websocket.PingMessage, nil, deadline(tailWriteTimeout)); err != nil {
 				return endClient
 			}
 		case <-recheck:

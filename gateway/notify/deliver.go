@@ -22,8 +22,13 @@ func (n *Notifier) run() {
 	defer close(n.done)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	drained := false
 	for {
 		wait := n.dispatch()
+		if !drained && n.drainOver() {
+			close(n.drained)
+			drained = true
+		}
 		timer.Reset(wait)
 		select {
 		case <-n.stop:
@@ -32,6 +37,20 @@ func (n *Notifier) run() {
 		case <-timer.C:
 		}
 	}
+}
+
+// drainOver reports whether Close has begun and nothing is left to drain:
+// no row due and no attempt in flight. A finishing attempt wakes the loop,
+// which asks again. An unreadable outbox ends the drain.
+func (n *Notifier) drainOver() bool {
+	n.mu.Lock()
+	closed, busy := n.closed, len(n.inflight)-len(n.finished)
+	n.mu.Unlock()
+	if !closed {
+		return false
+	}
+	due, err := n.box.countDue(context.Background(), n.now())
+	return err != nil || due+busy == 0
 }
 
 // dispatch starts an attempt for each due row not already in flight and

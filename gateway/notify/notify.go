@@ -144,7 +144,10 @@ type Notifier struct {
 	wake chan struct{} // capacity 1: "look at the outbox now"
 	stop chan struct{} // closed by Close: the loop exits
 	done chan struct{} // closed when the loop has exited
-	sem  chan struct{} // MaxConcurrent slots for ordinary attempts
+	// drained is closed by the loop once Close has begun and nothing is
+	// due or in flight: Close's drain is over.
+	drained chan struct{}
+	sem     chan struct{} // MaxConcurrent slots for ordinary attempts
 
 	// ctx is cancelled by Close after draining, aborting attempts in
 	// flight (their rows stay pending for the next start).
@@ -183,7 +186,7 @@ func New(ctx context.Context, cfg Config) (*Notifier, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	n := &Notifier{cfg: cfg, log: cfg.Logger, now: cfg.Now, byKey: map[string]*target{},
-		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}), drained: make(chan struct{}),
 		sem: make(chan struct{}, cfg.MaxConcurrent), inflight: map[string]bool{}}
 	for i, t := range cfg.Targets {
 		vt, err := validTarget(t)
@@ -327,18 +330,13 @@ func (n *Notifier) Close() error {
 		n.mu.Lock()
 		n.closed = true
 		n.mu.Unlock()
-		deadline := time.Now().Add(n.cfg.DrainTimeout)
-		for time.Now().Before(deadline) {
-			due, err := n.box.countDue(context.Background(), n.now())
-			n.mu.Lock()
-			busy := len(n.inflight) - len(n.finished)
-			n.mu.Unlock()
-			if err != nil || due+busy == 0 {
-				break
-			}
-			n.poke()
-			time.Sleep(10 * time.Millisecond)
+		n.poke() // the loop notices closed and says when it is drained
+		drain := time.NewTimer(n.cfg.DrainTimeout)
+		select {
+		case <-n.drained:
+		case <-drain.C:
 		}
+		drain.Stop()
 		close(n.stop)
 		<-n.done
 		n.cancel()
