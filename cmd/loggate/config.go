@@ -9,6 +9,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/gateway/logs/seal"
 )
 
 // serveConfig is every setting of `loggate serve`. Each comes from a flag,
@@ -66,9 +68,14 @@ type serveConfig struct {
 	LogLevel                string
 	LogFormat               string
 
+	// EncryptionKeyFile holds the backlog keys (backlogkeys.go).
+	EncryptionKeyFile string
+
 	// clientSecret and webhookSecret are read from files or the environment.
 	clientSecret  string
 	webhookSecret string
+	// backlogKeys seal the log backlog; nil keeps it in clear.
+	backlogKeys *seal.Ring
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -112,6 +119,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxTailsPerStream, "max-tails-per-stream", 200, "concurrent live tails per stream")
 	fs.IntVar(&c.MaxViewerRate, "max-viewer-rate", 5000, "entries per second a viewer receives before sampling (announced)")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 200, "ingest requests per second per source token (burst twice that)")
+	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", "", "file of log backlog keys, newest first (`loggate keys generate`); seals logs.db and the Redis streams (or LOGGATE_ENCRYPTION_KEY)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 }
@@ -187,6 +195,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if c.webhookSecret, err = secret(c.WebhookSecretFile, getenv("LOGGATE_WEBHOOK_SECRET")); err != nil {
 		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	if c.backlogKeys, err = loadBacklogKeys(c.EncryptionKeyFile, getenv("LOGGATE_ENCRYPTION_KEY")); err != nil {
+		return nil, err
 	}
 	if c.DevSourceToken != "" && !c.Dev {
 		return nil, usageError("--dev-source-token is for --dev only")

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +22,10 @@ import (
 func TestMain(m *testing.M) {
 	if os.Getenv("LOGGATE_TEST_RUN_MAIN") == "1" {
 		args := strings.Split(os.Getenv("LOGGATE_TEST_ARGS"), "\x1f")
-		err := run(context.Background(), args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+		// SIGTERM stops the child as it stops loggate: gracefully.
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
+		err := run(ctx, args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -68,6 +68,7 @@ Server:
   loggate policy test [DIR]            run the Rego unit tests of a policy directory
   loggate policy eval --input FILE     show the decision for an input document
   loggate audit verify --data DIR      verify the audit trail offline
+  loggate keys generate | add | rotate-backlog   log backlog encryption keys
 
 Client:
   loggate login --server URL           sign in (device code or browser)
@@ -97,6 +98,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runServe(ctx, rest, getenv, stdout, stderr, nil)
 	case "policy":
 		return runPolicy(ctx, rest, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		if len(rest) > 0 && rest[0] == "verify" {
 			return runAuditVerify(ctx, rest[1:], getenv, stdout, stderr)

@@ -120,8 +120,11 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 		return nil, err
 	}
 	if p.feed, err = cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Retention: retention,
-		Logger: log.With("component", "feed")}); err != nil {
+		Logger: log.With("component", "feed"), Keys: c.backlogKeys}); err != nil {
 		return nil, err
+	}
+	if err := p.feed.CheckKeys(ctx); err != nil {
+		return nil, backlogKeyError(err)
 	}
 	if p.replicaID, err = loadReplicaID(c.Data); err != nil {
 		return nil, err
@@ -281,6 +284,9 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 		return nil, fmt.Errorf("log backlog: %w", err)
 	}
 	sp.closers = append(sp.closers, backlog.Close)
+	if err := backlog.UseKeys(ctx, c.backlogKeys); err != nil {
+		return nil, backlogKeyError(err)
+	}
 	hubCfg.Backlog = backlog
 	if sp.hub, err = logs.NewHub(hubCfg); err != nil {
 		return nil, fmt.Errorf("log hub: %w", err)
