@@ -151,15 +151,7 @@ func (f *Feed) Publish(ctx context.Context, entries []logs.Entry) ([]logs.Entry,
 	if f.ring != nil {
 		return f.publishSealed(ctx, entries)
 	}
-	var order []logs.Stream
-	idx := map[logs.Stream][]int{}
-	for i := range entries {
-		s := entries[i].Stream()
-		if _, ok := idx[s]; !ok {
-			order = append(order, s)
-		}
-		idx[s] = append(idx[s], i)
-	}
+	order, idx := groupByStream(entries)
 	for _, s := range order {
 		name := streamName(s)
 		is := idx[s]
@@ -282,4 +274,20 @@ func (f *Feed) setHealth(err error) (changed bool) {
 	changed = (f.health == nil) != (err == nil)
 	f.health = err
 	return changed
+}
+
+// groupByStream lists the streams of entries in first-seen order, with the
+// indexes of each stream's entries, so a publish appends one stream at a time
+// and keeps each stream's order.
+func groupByStream(entries []logs.Entry) ([]logs.Stream, map[logs.Stream][]int) {
+	var order []logs.Stream
+	idx := map[logs.Stream][]int{}
+	for i := range entries {
+		s := entries[i].Stream()
+		if _, ok := idx[s]; !ok {
+			order = append(order, s)
+		}
+		idx[s] = append(idx[s], i)
+	}
+	return order, idx
 }

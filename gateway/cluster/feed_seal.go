@@ -46,15 +46,7 @@ const maxSealRetries = 64
 
 // publishSealed is Publish with sealing.
 func (f *Feed) publishSealed(ctx context.Context, entries []logs.Entry) ([]logs.Entry, error) {
-	var order []logs.Stream
-	idx := map[logs.Stream][]int{}
-	for i := range entries {
-		s := entries[i].Stream()
-		if _, ok := idx[s]; !ok {
-			order = append(order, s)
-		}
-		idx[s] = append(idx[s], i)
-	}
+	order, idx := groupByStream(entries)
 	for _, s := range order {
 		if err := f.publishSealedStream(ctx, s, entries, idx[s]); err != nil {
 			return nil, err
