@@ -70,6 +70,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/ingest", s.handleIngestJSON)
 	m.HandleFunc("POST /v1/logs", s.handleIngestOTLP)
 	m.HandleFunc("POST /loki/api/v1/push", s.handleIngestLoki)
+	m.HandleFunc("GET /api/v1/control/levels", s.handleControlLevels)
 
 	// What no pattern above serves: 405 (with Allow) when the path exists
 	// under another method, else 404; JSON either way, never the UI's page.

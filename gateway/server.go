@@ -166,6 +166,9 @@ type Server struct {
 	verify verifyCache
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
+	// levels holds the raised-level views and the services listening for
+	// them (levels.go, levels_http.go).
+	levels *levelState
 
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
@@ -212,6 +215,7 @@ func New(cfg Config) (*Server, error) {
 		limits:   cfg.Limits,
 		origins:  map[string]bool{originOf(cfg.PublicURL): true},
 		tails:    newTailRegistry(),
+		levels:   newLevelState(),
 		shutdown: make(chan struct{}),
 	}
 	for _, o := range cfg.AllowedOrigins {

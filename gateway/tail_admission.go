@@ -121,6 +121,11 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer viewer.Close()
+	if g.Level != "" {
+		s.levelChanges(ctx, s.levels.open(LevelView{ViewID: viewID, GrantID: g.ID, Service: g.Service, Env: g.Env,
+			Level: g.Level, Scope: g.Scope, ExpiresAt: g.ExpiresAt}, s.now()), false)
+		defer func() { s.levelChanges(context.Background(), s.levels.close(viewID, s.now()), false) }()
+	}
 	end := s.serveTail(conn, t, viewer, g, who, tr, viewID)
 	viewer.Close() // final stats
 	s.recordClosed(r, who, g, viewID, start, viewer, end)

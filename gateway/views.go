@@ -41,43 +41,47 @@ type approvalView struct {
 }
 
 type requestView struct {
-	ID              string         `json:"id"`
-	State           string         `json:"state"`
-	Service         string         `json:"service"`
-	Env             string         `json:"env"`
-	Duration        string         `json:"duration"`
-	DurationSeconds int64          `json:"duration_seconds"`
-	Reason          string         `json:"reason"`
-	BreakGlass      bool           `json:"break_glass"`
-	Extends         string         `json:"extends,omitempty"`
-	Requester       subjectView    `json:"requester"`
-	Decision        decisionView   `json:"decision"`
-	Approvals       []approvalView `json:"approvals"`
-	ApprovalsNeeded int            `json:"approvals_needed"`
-	Grant           *grantView     `json:"grant"`
-	GrantID         string         `json:"grant_id,omitempty"`
-	CreatedAt       time.Time      `json:"created_at"`
-	UpdatedAt       time.Time      `json:"updated_at"`
-	PendingUntil    *time.Time     `json:"pending_until,omitempty"`
-	ClosedBy        *subjectView   `json:"closed_by,omitempty"`
-	ClosedComment   string         `json:"closed_comment,omitempty"`
+	ID              string            `json:"id"`
+	State           string            `json:"state"`
+	Service         string            `json:"service"`
+	Env             string            `json:"env"`
+	Duration        string            `json:"duration"`
+	DurationSeconds int64             `json:"duration_seconds"`
+	Reason          string            `json:"reason"`
+	BreakGlass      bool              `json:"break_glass"`
+	Level           string            `json:"level,omitempty"`
+	Scope           map[string]string `json:"scope,omitempty"`
+	Extends         string            `json:"extends,omitempty"`
+	Requester       subjectView       `json:"requester"`
+	Decision        decisionView      `json:"decision"`
+	Approvals       []approvalView    `json:"approvals"`
+	ApprovalsNeeded int               `json:"approvals_needed"`
+	Grant           *grantView        `json:"grant"`
+	GrantID         string            `json:"grant_id,omitempty"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	PendingUntil    *time.Time        `json:"pending_until,omitempty"`
+	ClosedBy        *subjectView      `json:"closed_by,omitempty"`
+	ClosedComment   string            `json:"closed_comment,omitempty"`
 }
 
 type grantView struct {
-	ID           string       `json:"id"`
-	RequestID    string       `json:"request_id"`
-	State        string       `json:"state"`
-	Service      string       `json:"service"`
-	Env          string       `json:"env"`
-	Holder       subjectView  `json:"holder"`
-	BreakGlass   bool         `json:"break_glass"`
-	IssuedAt     time.Time    `json:"issued_at"`
-	ExpiresAt    time.Time    `json:"expires_at"`
-	EndedAt      *time.Time   `json:"ended_at,omitempty"`
-	RevokedBy    *subjectView `json:"revoked_by,omitempty"`
-	RevokeReason string       `json:"revoke_reason,omitempty"`
-	MaxLookback  string       `json:"max_lookback"`
-	TailPath     string       `json:"tail_path"`
+	ID           string            `json:"id"`
+	RequestID    string            `json:"request_id"`
+	State        string            `json:"state"`
+	Service      string            `json:"service"`
+	Env          string            `json:"env"`
+	Holder       subjectView       `json:"holder"`
+	BreakGlass   bool              `json:"break_glass"`
+	Level        string            `json:"level,omitempty"`
+	Scope        map[string]string `json:"scope,omitempty"`
+	IssuedAt     time.Time         `json:"issued_at"`
+	ExpiresAt    time.Time         `json:"expires_at"`
+	EndedAt      *time.Time        `json:"ended_at,omitempty"`
+	RevokedBy    *subjectView      `json:"revoked_by,omitempty"`
+	RevokeReason string            `json:"revoke_reason,omitempty"`
+	MaxLookback  string            `json:"max_lookback"`
+	TailPath     string            `json:"tail_path"`
 }
 
 type reviewView struct {
@@ -155,7 +159,7 @@ func viewDecision(d store.Decision) decisionView {
 
 func (s *Server) viewRequest(r store.Request, g *store.Grant) requestView {
 	v := requestView{ID: r.ID, State: r.State, Service: r.Service, Env: r.Env, Duration: durString(r.Duration),
-		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Extends: r.Extends,
+		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Level: r.Level, Scope: r.Scope, Extends: r.Extends,
 		Requester: viewSubject(r.Requester), Decision: viewDecision(r.Decision), Approvals: []approvalView{},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ClosedBy: viewSubjectPtr(r.ClosedBy), ClosedComment: r.ClosedComment,
 		GrantID: r.GrantID}
@@ -179,7 +183,8 @@ func (s *Server) viewGrant(g store.Grant) grantView {
 		state = store.GrantExpired
 	}
 	return grantView{ID: g.ID, RequestID: g.RequestID, State: state, Service: g.Service, Env: g.Env,
-		Holder: viewSubject(g.Holder), BreakGlass: g.BreakGlass, IssuedAt: g.IssuedAt, ExpiresAt: g.ExpiresAt,
+		Holder: viewSubject(g.Holder), BreakGlass: g.BreakGlass, Level: g.Level, Scope: g.Scope,
+		IssuedAt: g.IssuedAt, ExpiresAt: g.ExpiresAt,
 		EndedAt: timePtr(g.EndedAt), RevokedBy: viewSubjectPtr(g.RevokedBy), RevokeReason: g.RevokeReason,
 		MaxLookback: durString(g.MaxLookback), TailPath: "/api/v1/grants/" + g.ID + "/tail"}
 }
