@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
 
 // Debug on demand, end to end: the real gateway (runServe) and a real
@@ -55,10 +57,10 @@ type serviceProc struct {
 }
 
 // startDebugService runs the service against loggateURL until the test ends.
-func startDebugService(t testing.TB, bin, loggateURL string) *serviceProc {
+func startDebugService(t testing.TB, bin, loggateURL, token string) *serviceProc {
 	t.Helper()
 	p := &serviceProc{cmd: exec.Command(bin), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}}
-	p.cmd.Env = append(os.Environ(), "LOGGATE_URL="+loggateURL, "LOGGATE_TOKEN="+debugSourceToken,
+	p.cmd.Env = append(os.Environ(), "LOGGATE_URL="+loggateURL, "LOGGATE_TOKEN="+token,
 		"SERVICE=checkout", "ENV=staging")
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -163,7 +165,7 @@ func TestDebugOnDemandWithARealService(t *testing.T) {
 	data, addr := t.TempDir(), freeAddr(t)
 	args := []string{"--listen", addr, "--dev-source-token", debugSourceToken}
 	g := startGatewayData(t, data, args...)
-	startDebugService(t, bin, g.url)
+	startDebugService(t, bin, g.url, debugSourceToken)
 	alice, bob := g.token("alice"), g.token("bob")
 
 	// The watcher holds an ordinary grant: it sees whatever the service ships.
@@ -256,7 +258,7 @@ func TestDebugOnDemandWithARealService(t *testing.T) {
 // locally at its normal level and keeps running.
 func TestServiceWithoutLoggate(t *testing.T) {
 	bin := buildDebugService(t)
-	p := startDebugService(t, bin, "http://"+freeAddr(t))
+	p := startDebugService(t, bin, "http://"+freeAddr(t), debugSourceToken)
 	deadline := time.Now().Add(20 * time.Second)
 	for strings.Count(p.stdout.String(), "info tick") < 20 {
 		if time.Now().After(deadline) {
@@ -273,4 +275,27 @@ func TestServiceWithoutLoggate(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "loggate") {
 		t.Errorf("service stderr %q: want the library to say loggate is unreachable", tailOf(p.stderr.String(), 500))
 	}
+}
+
+// TestDebugAcrossReplicas: a view on replica B raises the level of a
+// service connected to replica A (through Redis), and closing it lowers it.
+func TestDebugAcrossReplicas(t *testing.T) {
+	url, _ := redistest.FromEnvOrStart(t)
+	bin := buildDebugService(t)
+	a, b := startReplicas(t, url)
+	startDebugService(t, bin, a.url, replicaSourceToken)
+	alice := a.token("alice")
+	w := a.tail(askGrant(t, a, alice, "1h", nil), alice)
+	waitNormal(t, w, 5)
+
+	v := b.tail(askGrant(t, b, alice, "10m", map[string]any{"level": "debug"}), alice)
+	waitDebug(t, w)
+	v.conn.Close()
+	waitNormal(t, w, 5)
+
+	// Replica B stops with a debug view open: its views end with it.
+	b.tail(askGrant(t, b, alice, "10m", map[string]any{"level": "debug"}), alice)
+	waitDebug(t, w)
+	b.stop()
+	waitNormal(t, w, 5)
 }
