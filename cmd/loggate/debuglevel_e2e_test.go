@@ -299,3 +299,15 @@ func TestDebugAcrossReplicas(t *testing.T) {
 	b.stop()
 	waitNormal(t, w, 5)
 }
+
+// TestDemoServiceFollowsDebugViews: serve --dev's demo checkout service
+// ships debug lines while a debug view of checkout/staging is open.
+func TestDemoServiceFollowsDebugViews(t *testing.T) {
+	g := startGateway(t, "--dev-demo-logs=true")
+	alice := g.token("alice")
+	v := g.tail(askGrant(t, g, alice, "10m", map[string]any{"level": "debug"}), alice)
+	e := waitDebug(t, v)
+	if e["service"] != "checkout" || e["env"] != "staging" || attr(e, "tenant") == "" {
+		t.Errorf("debug line %v: want checkout/staging with a tenant", e)
+	}
+}
