@@ -1,6 +1,8 @@
 package slogship
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"testing"
@@ -86,5 +88,27 @@ func FuzzDecodeFrame(f *testing.F) {
 			}
 		}
 		_ = newRuleSet(fr.Rules)
+	})
+}
+
+// FuzzWriteString: the hand-written JSON string encoder agrees with
+// encoding/json on every input, invalid UTF-8 included.
+func FuzzWriteString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\" back\\slash", "ctl\x00\x1f\n\t\r", "é ✓ 😀", "\xff\xfe bad", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		var buf bytes.Buffer
+		writeString(&buf, s)
+		var got string
+		if err := json.Unmarshal(buf.Bytes(), &got); err != nil {
+			t.Fatalf("writeString(%q) = %s: not JSON: %v", s, buf.Bytes(), err)
+		}
+		std, _ := json.Marshal(s)
+		var want string
+		_ = json.Unmarshal(std, &want)
+		if got != want {
+			t.Fatalf("writeString(%q) decodes to %q, encoding/json to %q", s, got, want)
+		}
 	})
 }

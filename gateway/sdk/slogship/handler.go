@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // ruleSet is the raised levels in force, immutable once stored.
@@ -152,45 +153,103 @@ func (h *handler) has(r slog.Record, want ScopeAttr) bool {
 	return found
 }
 
-// encode appends r as one NDJSON line of loggate's ingest format.
+// encode appends r as one NDJSON line of loggate's ingest format. It runs
+// on the sender goroutine, off the caller's path.
 func (h *handler) encode(buf *bytes.Buffer, r slog.Record) {
 	t := r.Time
 	if t.IsZero() {
 		t = time.Now()
 	}
+	var scratch [64]byte
 	buf.WriteString(`{"time":"`)
-	buf.Write(t.UTC().AppendFormat(nil, time.RFC3339Nano))
+	buf.Write(t.UTC().AppendFormat(scratch[:0], time.RFC3339Nano))
 	buf.WriteString(`","level":"`)
 	buf.WriteString(levelName(r.Level))
 	buf.WriteString(`","msg":`)
 	writeString(buf, r.Message)
-	seen := map[string]bool{"time": true, "level": true, "msg": true}
-	write := func(a flatAttr) {
-		if seen[a.key] {
-			return // a later "msg" attribute must not replace the message
+	// Keys already written: a later "msg" attribute must not replace the
+	// message, nor a repeated key make the line ambiguous.
+	var keysArr [16]string
+	keys := keysArr[:0]
+	write := func(key string, v slog.Value) {
+		if key == "time" || key == "level" || key == "msg" {
+			return
 		}
-		seen[a.key] = true
+		for _, k := range keys {
+			if k == key {
+				return
+			}
+		}
+		keys = append(keys, key)
 		buf.WriteByte(',')
-		writeString(buf, a.key)
+		writeString(buf, key)
 		buf.WriteByte(':')
-		writeValue(buf, a.val)
+		writeValue(buf, v)
 	}
 	for _, a := range h.attrs {
-		write(a)
+		write(a.key, a.val)
 	}
 	r.Attrs(func(a slog.Attr) bool {
+		v := a.Value.Resolve()
+		if v.Kind() != slog.KindGroup {
+			if a.Key != "" {
+				write(h.prefix+a.Key, v)
+			}
+			return true
+		}
 		for _, fa := range flatten(nil, h.prefix, a) {
-			write(fa)
+			write(fa.key, fa.val)
 		}
 		return true
 	})
 	buf.WriteString("}\n")
 }
 
-// writeString writes s as a JSON string (invalid UTF-8 becomes U+FFFD).
+const hexDigits = "0123456789abcdef"
+
+// writeString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
 func writeString(buf *bytes.Buffer, s string) {
-	b, _ := json.Marshal(s)
-	buf.Write(b)
+	buf.WriteByte('"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			buf.WriteString(s[start:i])
+			switch c {
+			case '"', '\\':
+				buf.WriteByte('\\')
+				buf.WriteByte(c)
+			case '\n':
+				buf.WriteString(`\n`)
+			case '\r':
+				buf.WriteString(`\r`)
+			case '\t':
+				buf.WriteString(`\t`)
+			default:
+				buf.WriteString(`\u00`)
+				buf.WriteByte(hexDigits[c>>4])
+				buf.WriteByte(hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf.WriteString(s[start:i])
+			buf.WriteString("\ufffd")
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf.WriteString(s[start:])
+	buf.WriteByte('"')
 }
 
 func writeValue(buf *bytes.Buffer, v slog.Value) {

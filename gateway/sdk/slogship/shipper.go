@@ -31,7 +31,8 @@ type Config struct {
 	// HTTPClient sends batches; nil means a client with a 10s timeout.
 	HTTPClient *http.Client
 	// QueueSize bounds the records waiting to be shipped; beyond it records
-	// are dropped, counted and announced. Zero means 8192.
+	// are dropped, counted and announced. Memory for twice this many
+	// records is allocated at New (about 300 bytes each). Zero means 4096.
 	QueueSize int
 	// BatchSize is the most records in one ingest request; zero means 512.
 	BatchSize int
@@ -73,7 +74,7 @@ type Shipper struct {
 	control  string // control WebSocket URL
 	client   *http.Client
 	log      *slog.Logger
-	queue    chan item
+	queue    *queue
 	rules    atomic.Pointer[ruleSet] // nil: no raised level
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -108,7 +109,7 @@ func New(cfg Config) (*Shipper, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	if cfg.QueueSize <= 0 {
-		cfg.QueueSize = 8192
+		cfg.QueueSize = 4096
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 512
@@ -129,7 +130,7 @@ func New(cfg Config) (*Shipper, error) {
 	q.Set("instance", cfg.Instance)
 	ctl.RawQuery = q.Encode()
 	s := &Shipper{cfg: cfg, ingest: ing.String(), control: ctl.String(), client: cfg.HTTPClient,
-		log: cfg.Logger.With("component", "slogship"), queue: make(chan item, cfg.QueueSize),
+		log: cfg.Logger.With("component", "slogship"), queue: newQueue(cfg.QueueSize, cfg.BatchSize),
 		stop: make(chan struct{}), flushReq: make(chan chan struct{}), ignored: map[string]int64{}}
 	s.done.Add(1)
 	go s.sendLoop()
@@ -203,71 +204,98 @@ func (s *Shipper) Stats() Stats {
 
 // enqueue never blocks: a full queue drops the record.
 func (s *Shipper) enqueue(h *handler, r slog.Record) {
-	select {
-	case s.queue <- item{h: h, rec: r.Clone()}:
-	default:
+	if !s.queue.push(item{h: h, rec: r.Clone()}) {
 		s.dropped.Add(1)
 	}
 }
 
-// sendLoop batches queued records into ingest requests until Close, then
-// ships what is left.
+// queue holds records for the sender. A push takes a mutex and appends;
+// it wakes the sender only when a batch is full, because waking another
+// goroutine per record costs the caller more than the record itself. The
+// sender otherwise takes what is there every FlushInterval.
+type queue struct {
+	mu    sync.Mutex
+	items []item // guarded by mu
+	spare []item // guarded by mu: the slice the sender last drained
+	max   int
+	batch int
+	full  chan struct{} // capacity 1: "a batch is waiting"
+}
+
+func newQueue(max, batch int) *queue {
+	// Both slices are allocated whole up front: growing them under load
+	// would make the callers pay for copying and collecting.
+	return &queue{items: make([]item, 0, max), spare: make([]item, 0, max), max: max, batch: batch,
+		full: make(chan struct{}, 1)}
+}
+
+func (q *queue) push(it item) bool {
+	q.mu.Lock()
+	if len(q.items) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, it)
+	n := len(q.items)
+	q.mu.Unlock()
+	if n == q.batch {
+		select {
+		case q.full <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take returns what is queued; the slice is the sender's until the next take.
+func (q *queue) take() []item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.items
+	clear(q.spare) // drop references to the records shipped last time
+	q.items, q.spare = q.spare[:0], out
+	return out
+}
+
+// sendLoop ships queued records in batches until Close, then ships what
+// is left.
 func (s *Shipper) sendLoop() {
 	defer s.done.Done()
 	var buf bytes.Buffer
-	n := 0
 	var reportedDrops int64
 	tick := time.NewTicker(s.cfg.FlushInterval)
 	defer tick.Stop()
-	flush := func() {
-		if d := s.dropped.Load(); d > reportedDrops {
-			// The notice travels in the next batch, built from counters only.
-			appendNotice(&buf, time.Now(), d-reportedDrops, d)
-			reportedDrops = d
-			n++
+	ship := func() {
+		items := s.queue.take()
+		for len(items) > 0 || s.dropped.Load() > reportedDrops {
+			n := min(len(items), s.cfg.BatchSize)
+			for _, it := range items[:n] {
+				it.h.encode(&buf, it.rec)
+			}
+			items = items[n:]
+			if d := s.dropped.Load(); d > reportedDrops {
+				// The notice travels in the batch, built from counters only.
+				appendNotice(&buf, time.Now(), d-reportedDrops, d)
+				reportedDrops = d
+				n++
+			}
+			s.post(buf.Bytes(), n)
+			buf.Reset()
 		}
-		if n == 0 {
-			return
-		}
-		s.post(buf.Bytes(), n)
-		buf.Reset()
-		n = 0
 	}
 	for {
 		select {
-		case it := <-s.queue:
-			it.h.encode(&buf, it.rec)
-			n++
-			if n >= s.cfg.BatchSize {
-				flush()
-			}
+		case <-s.queue.full:
 		case <-tick.C:
-			flush()
 		case done := <-s.flushReq:
-			s.drain(&buf, &n, flush)
-			flush()
+			ship()
 			close(done)
+			continue
 		case <-s.stop:
-			s.drain(&buf, &n, flush)
-			flush()
+			ship()
 			return
 		}
-	}
-}
-
-// drain encodes everything queued now.
-func (s *Shipper) drain(buf *bytes.Buffer, n *int, flush func()) {
-	for {
-		select {
-		case it := <-s.queue:
-			it.h.encode(buf, it.rec)
-			*n++
-			if *n >= s.cfg.BatchSize {
-				flush()
-			}
-		default:
-			return
-		}
+		ship()
 	}
 }
 
