@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -27,6 +28,9 @@ const (
 	// acknowledge before its audit event is written.
 	levelAckWindow = 2 * time.Second
 )
+
+// endSourceRevoked ends a control connection whose source token was revoked.
+var endSourceRevoked = tailEnd{"source_revoked", CloseRevoked, "source token revoked"}
 
 // levelsFrame is what the service receives.
 type levelsFrame struct {
@@ -122,12 +126,25 @@ func (s *Server) handleControlLevels(w http.ResponseWriter, r *http.Request) {
 	defer s.levels.unsubscribe(sub)
 	s.metrics.controlConns.Inc()
 	defer s.metrics.controlConns.Dec()
-	s.serveControl(conn, sub)
+	s.serveControl(conn, sub, src.TokenHash)
+}
+
+// sourceRevoked says whether the source with this token hash is gone, so
+// a long-lived control connection ends soon after its token is revoked.
+// A store error keeps the connection (the level state is not a secret).
+func (s *Server) sourceRevoked(tokenHash string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	src, err := s.cfg.Store.SourceByTokenHash(ctx, tokenHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return true
+	}
+	return err == nil && !src.RevokedAt.IsZero()
 }
 
 // serveControl is the control socket's write loop; a reader goroutine
 // records acks and exits when conn closes.
-func (s *Server) serveControl(conn *websocket.Conn, sub *levelSub) {
+func (s *Server) serveControl(conn *websocket.Conn, sub *levelSub, tokenHash string) {
 	conn.SetReadLimit(4 << 10)
 	readErr := make(chan error, 1)
 	_ = conn.SetReadDeadline(deadline(90 * time.Second))
@@ -161,6 +178,12 @@ func (s *Server) serveControl(conn *websocket.Conn, sub *levelSub) {
 		select {
 		case <-sub.wake:
 		case <-ping.C:
+			if s.sourceRevoked(tokenHash) {
+				s.sendEnd(conn, endSourceRevoked, "the source token was revoked")
+				_ = conn.SetReadDeadline(deadline(time.Second))
+				<-readErr
+				return
+			}
 			if err := conn.WriteControl(websocket.PingMessage, nil, deadline(tailWriteTimeout)); err != nil {
 				return
 			}

@@ -87,6 +87,12 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.ReplicaID != "" {
 		opened.Details["replica"] = s.cfg.ReplicaID
 	}
+	if g.Level != "" {
+		// Committed before the level is raised: if it cannot be recorded,
+		// neither the view nor the raise happens.
+		opened.Details["raises_level"] = g.Level
+		opened.Details["raises_scope"] = scopeKey(g.Scope)
+	}
 	if !admitted {
 		opened.Outcome, opened.Reason = "denied", "tail limit reached"
 	}
