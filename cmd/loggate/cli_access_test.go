@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // TestStreamsWhoamiExtend covers the smaller commands against a real gateway.
@@ -37,7 +39,7 @@ func TestStreamsWhoamiExtend(t *testing.T) {
 	if out := carol.mustRun("grants", "--all"); !strings.Contains(out, grant) {
 		t.Errorf("carol's grants --all lacks %s:\n%s", grant, out)
 	}
-	if _, errOut, code := alice.run("grants", "--all"); code != exitDenied || !strings.Contains(errOut, "denied:") {
+	if _, errOut, code := alice.run("grants", "--all"); code != exitcode.Denied || !strings.Contains(errOut, "denied:") {
 		t.Errorf("alice grants --all: exit %d %q", code, errOut)
 	}
 }
@@ -59,7 +61,7 @@ func TestBreakGlassAndDenyWhileWaiting(t *testing.T) {
 	reqID := waitFor(t, r.stdout, `Request (req_\S+) for`, 20*time.Second)
 	waitFor(t, r.stderr, `Waiting for`, 5*time.Second)
 	bob.mustRun("deny", reqID, "--comment", "use staging first")
-	if code := r.wait(t, 10*time.Second); code != exitDenied {
+	if code := r.wait(t, 10*time.Second); code != exitcode.Denied {
 		t.Fatalf("denied while waiting: exit %d, want 3\n%s", code, r.stderr)
 	}
 	if !strings.Contains(r.stdout.String(), `Denied by bob <bob@example.com>: "use staging first".`) {

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 func auditSearchCommand() *command {
@@ -38,7 +40,7 @@ time or a duration before now (24h). Searching is itself audited.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
-				return usageError("audit search takes only flags (got %q)", args[0])
+				return exitcode.Usagef("audit search takes only flags (got %q)", args[0])
 			}
 			format := flagString(fs, "output")
 			if format == "text" {
@@ -49,7 +51,7 @@ time or a duration before now (24h). Searching is itself audited.`,
 			}
 			limit := flagInt(fs, "limit")
 			if limit < 1 {
-				return usageError("--limit must be at least 1")
+				return exitcode.Usagef("--limit must be at least 1")
 			}
 			q := url.Values{}
 			for _, name := range []string{"actor", "action", "outcome", "service", "env", "grant", "request", "since", "until"} {
@@ -99,7 +101,7 @@ stream's approvers and security.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("audit timeline needs a grant id: loggate audit timeline GRANT")
+				return exitcode.Usagef("audit timeline needs a grant id: loggate audit timeline GRANT")
 			}
 			format := flagString(fs, "output")
 			if err := checkOutput(format, "text", "json"); err != nil {

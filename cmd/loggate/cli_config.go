@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // cliConfig is what `loggate login` stores in the user's config directory.
@@ -135,10 +137,10 @@ func normaliseServer(s string) (string, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), "/")
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", usageError("server %q must be an http(s) URL like https://loggate.example.com", s)
+		return "", exitcode.Usagef("server %q must be an http(s) URL like https://loggate.example.com", s)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", usageError("server %q must not carry credentials, a query or a fragment", s)
+		return "", exitcode.Usagef("server %q must not carry credentials, a query or a fragment", s)
 	}
 	return s, nil
 }

@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 func streamsCommand() *command {
@@ -124,11 +126,11 @@ The holder, the stream's approvers and security may revoke.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError(`revoke needs a grant id: loggate revoke GRANT --reason "..."`)
+				return exitcode.Usagef(`revoke needs a grant id: loggate revoke GRANT --reason "..."`)
 			}
 			reason := strings.TrimSpace(flagString(fs, "reason"))
 			if reason == "" {
-				return usageError(`revoke needs --reason, e.g. --reason "incident closed"`)
+				return exitcode.Usagef(`revoke needs --reason, e.g. --reason "incident closed"`)
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
@@ -159,15 +161,15 @@ request: it may be approved at once, need approval, or be denied (exit 3).`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError(`extend needs a grant id: loggate extend GRANT --for 15m --reason "..."`)
+				return exitcode.Usagef(`extend needs a grant id: loggate extend GRANT --for 15m --reason "..."`)
 			}
 			dur, err := time.ParseDuration(flagString(fs, "for"))
 			if err != nil || dur < time.Second {
-				return usageError("--for %q must be a duration like 15m", flagString(fs, "for"))
+				return exitcode.Usagef("--for %q must be a duration like 15m", flagString(fs, "for"))
 			}
 			reason := strings.TrimSpace(flagString(fs, "reason"))
 			if reason == "" {
-				return usageError(`extend needs --reason, e.g. --reason "INC-4211 still digging"`)
+				return exitcode.Usagef(`extend needs --reason, e.g. --reason "INC-4211 still digging"`)
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while the CLI writes to it.
@@ -67,13 +69,13 @@ func (ct *cliT) build(stdout, stderr io.Writer) *cli {
 // exitCode is what main would exit with for err.
 func exitCode(err error) int {
 	if err == nil {
-		return exitOK
+		return exitcode.OK
 	}
-	var ce *exitCodeError
+	var ce *exitcode.Error
 	if errors.As(err, &ce) {
-		return ce.code
+		return ce.Code
 	}
-	return exitError
+	return exitcode.Failure
 }
 
 // run runs one command to completion.

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 func loginCommand() *command {
@@ -84,11 +86,11 @@ func (c *cli) getJSON(ctx context.Context, u string, out any) error {
 
 func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if len(args) > 0 {
-		return usageError("login takes no arguments (got %q)", args[0])
+		return exitcode.Usagef("login takes no arguments (got %q)", args[0])
 	}
 	flow := flagString(fs, "flow")
 	if flow != "auto" && flow != "device" && flow != "browser" {
-		return usageError("--flow must be auto, device or browser")
+		return exitcode.Usagef("--flow must be auto, device or browser")
 	}
 	cfg, err := c.loadConfig()
 	if err != nil {
@@ -96,7 +98,7 @@ func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error 
 	}
 	server, err := c.serverURL(fs, cfg)
 	if err != nil {
-		return usageError("login needs the gateway: loggate login --server https://loggate.example.com")
+		return exitcode.Usagef("login needs the gateway: loggate login --server https://loggate.example.com")
 	}
 	var ac authConfig
 	if err := c.getJSON(ctx, server+"/api/v1/auth/config", &ac); err != nil {
@@ -183,11 +185,11 @@ func (c *cli) deviceLogin(ctx context.Context, oc *oauth2.Config) (*oauth2.Token
 		var re *oauth2.RetrieveError
 		switch {
 		case errors.As(err, &re) && re.ErrorCode == "access_denied":
-			return nil, &exitCodeError{code: exitDenied, err: errors.New("sign-in was denied at the identity provider")}
+			return nil, &exitcode.Error{Code: exitcode.Denied, Err: errors.New("sign-in was denied at the identity provider")}
 		case errors.As(err, &re) && re.ErrorCode == "expired_token", errors.Is(err, context.DeadlineExceeded):
 			return nil, errors.New("the code expired before it was approved: run `loggate login` again")
 		case errors.Is(err, context.Canceled):
-			return nil, &exitCodeError{code: exitAborted}
+			return nil, &exitcode.Error{Code: exitcode.Aborted}
 		}
 		return nil, fmt.Errorf("device sign-in: %w", oauthErr(err))
 	}
@@ -285,7 +287,7 @@ func (c *cli) browserLogin(ctx context.Context, oc *oauth2.Config, noBrowser boo
 	select {
 	case res = <-results:
 	case <-ctx.Done():
-		return nil, "", &exitCodeError{code: exitAborted}
+		return nil, "", &exitcode.Error{Code: exitcode.Aborted}
 	case <-timeout.C:
 		return nil, "", errors.New("no sign-in within 10 minutes: run `loggate login` again")
 	}

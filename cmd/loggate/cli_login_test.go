@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // formValue pulls a hidden input's value out of a development provider page.
@@ -117,14 +119,14 @@ func TestLoginDeviceFlow(t *testing.T) {
 	if err := ct2.build(io.Discard, io.Discard).saveConfig(cfg2); err != nil {
 		t.Fatal(err)
 	}
-	if _, errOut, code := ct.run("whoami"); code != exitError || !strings.Contains(errOut, "run `loggate login --server "+g.url+"`") {
+	if _, errOut, code := ct.run("whoami"); code != exitcode.Failure || !strings.Contains(errOut, "run `loggate login --server "+g.url+"`") {
 		t.Errorf("whoami with expired login: exit %d, stderr %q", code, errOut)
 	}
 
 	if out := ct.mustRun("logout"); !strings.Contains(out, "Signed out of "+g.url) {
 		t.Errorf("logout = %q", out)
 	}
-	if _, errOut, code := ct.run("whoami"); code != exitError || !strings.Contains(errOut, "not signed in to "+g.url) {
+	if _, errOut, code := ct.run("whoami"); code != exitcode.Failure || !strings.Contains(errOut, "not signed in to "+g.url) {
 		t.Errorf("whoami after logout: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 func requestCommand() *command {
@@ -44,19 +46,19 @@ every break-glass access afterwards.`,
 
 func (c *cli) request(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if len(args) != 1 {
-		return usageError(`request needs one stream: loggate request checkout/prod --for 30m --reason "INC-1234 ..."`)
+		return exitcode.Usagef(`request needs one stream: loggate request checkout/prod --for 30m --reason "INC-1234 ..."`)
 	}
 	service, env, ok := splitStream(args[0])
 	if !ok {
-		return usageError("stream %q must be SERVICE/ENV, e.g. checkout/prod", args[0])
+		return exitcode.Usagef("stream %q must be SERVICE/ENV, e.g. checkout/prod", args[0])
 	}
 	dur, err := time.ParseDuration(flagString(fs, "for"))
 	if err != nil || dur < time.Second {
-		return usageError("--for %q must be a duration like 30m or 1h30m", flagString(fs, "for"))
+		return exitcode.Usagef("--for %q must be a duration like 30m or 1h30m", flagString(fs, "for"))
 	}
 	reason := strings.TrimSpace(flagString(fs, "reason"))
 	if reason == "" {
-		return usageError(`--reason is required: say why you need the logs, e.g. --reason "INC-4211 checkout 502s"`)
+		return exitcode.Usagef(`--reason is required: say why you need the logs, e.g. --reason "INC-4211 checkout 502s"`)
 	}
 	topts, err := tailOptionsFrom(fs)
 	if err != nil {
@@ -104,7 +106,7 @@ func (c *cli) printDecision(req cliRequest) error {
 		for _, r := range req.Decision.Reasons {
 			fmt.Fprintf(w, "  - %s\n", r)
 		}
-		return &exitCodeError{code: exitDenied}
+		return &exitcode.Error{Code: exitcode.Denied}
 	default:
 		fmt.Fprintf(w, "Request %s for %s is %s.\n", req.ID, req.stream(), req.State)
 	}
@@ -141,7 +143,7 @@ then tails the stream. Denied requests exit with code 3.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("wait needs a request id: loggate wait REQUEST")
+				return exitcode.Usagef("wait needs a request id: loggate wait REQUEST")
 			}
 			topts, err := tailOptionsFrom(fs)
 			if err != nil {
@@ -190,7 +192,7 @@ func (c *cli) waitAndTail(ctx context.Context, a *apiClient, req cliRequest, top
 				fmt.Fprintf(c.stdout, "Denied: %s\n", r)
 			}
 		}
-		return &exitCodeError{code: exitDenied}
+		return &exitcode.Error{Code: exitcode.Denied}
 	case "lapsed":
 		return fmt.Errorf("request %s lapsed: nobody decided in time; ask again or ping an approver", req.ID)
 	default:
@@ -218,8 +220,8 @@ func (c *cli) waitDecision(ctx context.Context, a *apiClient, req cliRequest) (c
 			if ctx.Err() != nil {
 				return req, c.offerCancel(a, req)
 			}
-			var ce *exitCodeError
-			if errors.As(err, &ce) && ce.code != exitError {
+			var ce *exitcode.Error
+			if errors.As(err, &ce) && ce.Code != exitcode.Failure {
 				return req, err
 			}
 			// Keep waiting through blips, but not forever.
@@ -265,7 +267,7 @@ func (c *cli) offerCancel(a *apiClient, req cliRequest) error {
 	}
 	if !cancel {
 		fmt.Fprintf(c.stderr, "Request %s is still pending; resume with: loggate wait %s\n", req.ID, req.ID)
-		return &exitCodeError{code: exitAborted}
+		return &exitcode.Error{Code: exitcode.Aborted}
 	}
 	ctx, done := context.WithTimeout(context.Background(), 15*time.Second)
 	defer done()
@@ -273,7 +275,7 @@ func (c *cli) offerCancel(a *apiClient, req cliRequest) error {
 		return fmt.Errorf("could not cancel request %s: %w", req.ID, err)
 	}
 	fmt.Fprintf(c.stderr, "Cancelled request %s.\n", req.ID)
-	return &exitCodeError{code: exitAborted}
+	return &exitcode.Error{Code: exitcode.Aborted}
 }
 
 func cancelCommand() *command {
@@ -286,7 +288,7 @@ func cancelCommand() *command {
 		flags:   addServerFlags,
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("cancel needs a request id: loggate cancel REQUEST")
+				return exitcode.Usagef("cancel needs a request id: loggate cancel REQUEST")
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
@@ -325,11 +327,11 @@ own request. When enough approvals are in, the grant is issued at once.`
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("%s needs a request id: loggate %s REQUEST", verdict, verdict)
+				return exitcode.Usagef("%s needs a request id: loggate %s REQUEST", verdict, verdict)
 			}
 			comment := strings.TrimSpace(flagString(fs, "comment"))
 			if verdict == "deny" && comment == "" {
-				return usageError(`deny needs --comment saying why, e.g. --comment "use staging first"`)
+				return exitcode.Usagef(`deny needs --comment saying why, e.g. --comment "use staging first"`)
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {

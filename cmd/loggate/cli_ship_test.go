@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // fakeIngest records NDJSON batches and answers with scripted statuses.
@@ -110,8 +112,8 @@ func TestShipRefusals(t *testing.T) {
 		wantCode int
 		wantErr  string
 	}{
-		{"unknown token", 401, exitError, "refused the source token"},
-		{"stream not allowed", 403, exitDenied, "denied: nope"},
+		{"unknown token", 401, exitcode.Failure, "refused the source token"},
+		{"stream not allowed", 403, exitcode.Denied, "denied: nope"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -160,11 +162,11 @@ func TestShipSplitsOnTooLarge(t *testing.T) {
 
 func TestShipUsage(t *testing.T) {
 	ct := newCLI(t, "http://127.0.0.1:1")
-	if _, errOut, code := ct.run("ship", "--service", "s", "--env", "e"); code != exitUsage || !strings.Contains(errOut, "LOGGATE_SOURCE_TOKEN") {
+	if _, errOut, code := ct.run("ship", "--service", "s", "--env", "e"); code != exitcode.Usage || !strings.Contains(errOut, "LOGGATE_SOURCE_TOKEN") {
 		t.Errorf("no token: exit %d %q", code, errOut)
 	}
 	ct.env["LOGGATE_SOURCE_TOKEN"] = "x"
-	if _, errOut, code := ct.run("ship"); code != exitUsage || !strings.Contains(errOut, "--service") {
+	if _, errOut, code := ct.run("ship"); code != exitcode.Usage || !strings.Contains(errOut, "--service") {
 		t.Errorf("no stream: exit %d %q", code, errOut)
 	}
 }
@@ -276,7 +278,7 @@ func TestShipFileToGateway(t *testing.T) {
 	srcID := regexpFind(t, carol.mustRun("source", "list", "--output", "csv"), `(src_[a-z0-9]+),shipper-test`)
 	carol.mustRun("source", "revoke", srcID)
 	shipper.stdin = "refused\n"
-	if _, errOut, code := shipper.run("ship", "--token-file", tokFile, "--service", "checkout", "--env", "staging"); code != exitError || !strings.Contains(errOut, "refused the source token") {
+	if _, errOut, code := shipper.run("ship", "--token-file", tokFile, "--service", "checkout", "--env", "staging"); code != exitcode.Failure || !strings.Contains(errOut, "refused the source token") {
 		t.Errorf("ship with a revoked token: exit %d, %q", code, errOut)
 	}
 }

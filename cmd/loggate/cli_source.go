@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // streamList collects repeated --stream service/env.
@@ -45,7 +47,7 @@ to FILE (mode 0600) instead of the terminal. Give it to the shipper with
 			name := strings.TrimSpace(flagString(fs, "name"))
 			streams := *fs.Lookup("stream").Value.(*streamList)
 			if name == "" || len(streams) == 0 || len(args) > 0 {
-				return usageError("source create needs --name and at least one --stream SERVICE/ENV")
+				return exitcode.Usagef("source create needs --name and at least one --stream SERVICE/ENV")
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
@@ -124,7 +126,7 @@ func sourceRevokeCommand() *command {
 		flags:   addServerFlags,
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("source revoke needs a source id: loggate source revoke SOURCE")
+				return exitcode.Usagef("source revoke needs a source id: loggate source revoke SOURCE")
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // Close codes of the tail protocol (gateway/tail.go).
@@ -47,7 +49,7 @@ ended, 130 on Ctrl-C.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("tail needs a grant id or SERVICE/ENV: loggate tail checkout/prod")
+				return exitcode.Usagef("tail needs a grant id or SERVICE/ENV: loggate tail checkout/prod")
 			}
 			opts, err := tailOptionsFrom(fs)
 			if err != nil {
@@ -113,21 +115,21 @@ func tailOptionsFrom(fs *flag.FlagSet) (tailOptions, error) {
 	switch o.level {
 	case "", "trace", "debug", "info", "warn", "error", "fatal":
 	default:
-		return o, usageError("--level must be one of trace, debug, info, warn, error, fatal")
+		return o, exitcode.Usagef("--level must be one of trace, debug, info, warn, error, fatal")
 	}
 	if err := checkOutput(o.output, "text", "json"); err != nil {
 		return o, err
 	}
 	if o.color != "auto" && o.color != "always" && o.color != "never" {
-		return o, usageError("--color must be auto, always or never")
+		return o, exitcode.Usagef("--color must be auto, always or never")
 	}
 	if o.lines < 0 || o.lines > 10000 {
-		return o, usageError("--lines must be from 0 to 10000")
+		return o, exitcode.Usagef("--lines must be from 0 to 10000")
 	}
 	if o.since != "" {
 		if d, err := time.ParseDuration(o.since); err != nil || d <= 0 {
 			if _, err := time.Parse(time.RFC3339, o.since); err != nil {
-				return o, usageError(`--since must be a duration like 10m or an RFC 3339 time`)
+				return o, exitcode.Usagef(`--since must be a duration like 10m or an RFC 3339 time`)
 			}
 		}
 	}
@@ -280,7 +282,7 @@ func (c *cli) tailGrant(ctx context.Context, a *apiClient, grantID string, opts 
 			return err
 		}
 		if ctx.Err() != nil {
-			return &exitCodeError{code: exitAborted}
+			return &exitcode.Error{Code: exitcode.Aborted}
 		}
 		now := c.clock()
 		if failingSince.IsZero() {
@@ -292,7 +294,7 @@ func (c *cli) tailGrant(ctx context.Context, a *apiClient, grantID string, opts 
 		t.notef("%v; reconnecting in %s%s", retry.err, backoff, t.resumeNote())
 		select {
 		case <-ctx.Done():
-			return &exitCodeError{code: exitAborted}
+			return &exitcode.Error{Code: exitcode.Aborted}
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // TestRequestWaitApproveTailRevoke is the 3 a.m. story: alice asks for prod
@@ -28,7 +30,7 @@ func TestRequestWaitApproveTailRevoke(t *testing.T) {
 		t.Errorf("bob's pending requests = %q, want %s", out, reqID)
 	}
 	// Alice cannot approve her own request: exit 3 (denied).
-	if _, errOut, code := alice.run("approve", reqID); code != exitDenied || !strings.Contains(errOut, "your own request") {
+	if _, errOut, code := alice.run("approve", reqID); code != exitcode.Denied || !strings.Contains(errOut, "your own request") {
 		t.Errorf("self-approval: exit %d, stderr %q", code, errOut)
 	}
 	out := bob.mustRun("approve", reqID, "--comment", "go ahead")
@@ -67,7 +69,7 @@ func TestRequestWaitApproveTailRevoke(t *testing.T) {
 	if !strings.Contains(out, "Revoked grant "+grantID) {
 		t.Errorf("revoke output = %q", out)
 	}
-	if code := r.wait(t, 15*time.Second); code != exitEnded {
+	if code := r.wait(t, 15*time.Second); code != exitcode.Ended {
 		t.Fatalf("tail after revoke: exit %d, want 4\nstderr: %s", code, r.stderr)
 	}
 	if !strings.Contains(r.stderr.String(), "revoked: incident closed") {
@@ -75,11 +77,11 @@ func TestRequestWaitApproveTailRevoke(t *testing.T) {
 	}
 
 	// Tailing the ended grant again: exit 4 before any streaming.
-	if _, errOut, code := alice.run("tail", grantID); code != exitEnded || !strings.Contains(errOut, "was revoked") {
+	if _, errOut, code := alice.run("tail", grantID); code != exitcode.Ended || !strings.Contains(errOut, "was revoked") {
 		t.Errorf("tail of a revoked grant: exit %d, stderr %q", code, errOut)
 	}
 	// By stream name there is no active grant any more: the error says how to get one.
-	if _, errOut, code := alice.run("tail", "checkout/prod"); code != exitError || !strings.Contains(errOut, "loggate request checkout/prod") {
+	if _, errOut, code := alice.run("tail", "checkout/prod"); code != exitcode.Failure || !strings.Contains(errOut, "loggate request checkout/prod") {
 		t.Errorf("tail without a grant: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -107,10 +109,10 @@ func TestTailExpiryExitsZero(t *testing.T) {
 		t.Errorf("stderr does not say the grant expired: %s", r.stderr)
 	}
 	// The expired grant: exit 4 at once.
-	if _, errOut, code := alice.run("tail", grantID); code != exitEnded || !strings.Contains(errOut, "has expired") {
+	if _, errOut, code := alice.run("tail", grantID); code != exitcode.Ended || !strings.Contains(errOut, "has expired") {
 		t.Errorf("tail of an expired grant: exit %d, want 4; stderr %q", code, errOut)
 	}
-	if _, _, code := alice.run("tail", "checkout/staging"); code != exitError {
+	if _, _, code := alice.run("tail", "checkout/staging"); code != exitcode.Failure {
 		t.Errorf("tail by stream after expiry: exit %d, want 1 (no active grant)", code)
 	}
 }
@@ -121,7 +123,7 @@ func TestRequestDeniedExitsThree(t *testing.T) {
 	g := startGateway(t)
 	alice := newCLI(t, g.url).as(g.token("alice"))
 	out, _, code := alice.run("request", "checkout/prod", "--for", "30m", "--reason", "just looking")
-	if code != exitDenied || !strings.HasPrefix(out, "Denied: checkout/prod for 30m0s.\n  - ") {
+	if code != exitcode.Denied || !strings.HasPrefix(out, "Denied: checkout/prod for 30m0s.\n  - ") {
 		t.Errorf("denied request: exit %d, stdout %q", code, out)
 	}
 }
@@ -136,7 +138,7 @@ func TestWaitCtrlCCancels(t *testing.T) {
 	reqID := waitFor(t, r.stdout, `Request (req_\S+) for`, 20*time.Second)
 	waitFor(t, r.stderr, `Waiting for`, 5*time.Second)
 	r.cancel() // Ctrl-C
-	if code := r.wait(t, 15*time.Second); code != exitAborted {
+	if code := r.wait(t, 15*time.Second); code != exitcode.Aborted {
 		t.Fatalf("exit %d, want 130\nstderr: %s", code, r.stderr)
 	}
 	if !strings.Contains(r.stderr.String(), "Cancel request "+reqID+" too? [Y/n]") || !strings.Contains(r.stderr.String(), "Cancelled request "+reqID) {
@@ -241,7 +243,7 @@ func TestTailReconnectResumes(t *testing.T) {
 		t.Errorf("lines after reconnect:\ngot  %v\nwant %v", got, want)
 	}
 	r.cancel()
-	if code := r.wait(t, 10*time.Second); code != exitAborted {
+	if code := r.wait(t, 10*time.Second); code != exitcode.Aborted {
 		t.Errorf("Ctrl-C: exit %d, want 130", code)
 	}
 }

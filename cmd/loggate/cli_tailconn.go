@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // dial opens the WebSocket. Refusals before the upgrade map to exit codes:
@@ -25,7 +27,7 @@ func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websock
 		return conn, nil
 	}
 	if ctx.Err() != nil {
-		return nil, &exitCodeError{code: exitAborted}
+		return nil, &exitcode.Error{Code: exitcode.Aborted}
 	}
 	if resp == nil {
 		return nil, &retryableError{fmt.Errorf("cannot reach %s (%v)", a.base, unwrapURLError(err))}
@@ -37,9 +39,9 @@ func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websock
 		t.notef("the grant expired while reconnecting; tail ended")
 		return nil, nil
 	case ae.Code == "grant_expired":
-		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s has expired: ask again with `loggate request`", t.grantID)}
+		return nil, &exitcode.Error{Code: exitcode.Ended, Err: fmt.Errorf("grant %s has expired: ask again with `loggate request`", t.grantID)}
 	case ae.Code == "grant_revoked":
-		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s was revoked", t.grantID)}
+		return nil, &exitcode.Error{Code: exitcode.Ended, Err: fmt.Errorf("grant %s was revoked", t.grantID)}
 	case ae.Status == http.StatusUnauthorized && !t.renewed && a.renewToken(ctx):
 		t.renewed = true
 		return nil, &retryableError{errors.New("the sign-in expired and was renewed")}
@@ -84,7 +86,7 @@ func (t *tailRun) serve(ctx context.Context, conn *websocket.Conn) error {
 // ended maps how a connection ended to the tail's outcome.
 func (t *tailRun) ended(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return &exitCodeError{code: exitAborted}
+		return &exitcode.Error{Code: exitcode.Aborted}
 	}
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) {
@@ -103,7 +105,7 @@ func (t *tailRun) ended(ctx context.Context, err error) error {
 		t.notef("%s; tail ended", msg)
 		return nil
 	case closeRevoked:
-		return &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s ended: %s", t.grantID, msg)}
+		return &exitcode.Error{Code: exitcode.Ended, Err: fmt.Errorf("grant %s ended: %s", t.grantID, msg)}
 	case closeLimit:
 		return fmt.Errorf("%s: close another tail first", msg)
 	case closeShutdown, closeSlow, closeUnavailable:

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 func TestEveryCommandHasHelpWithExamples(t *testing.T) {
@@ -59,7 +61,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, errOut, code := ct.run(tt.args...)
-			if code != exitUsage || !strings.Contains(errOut, tt.wantErr) {
+			if code != exitcode.Usage || !strings.Contains(errOut, tt.wantErr) {
 				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, errOut, tt.wantErr)
 			}
 		})
@@ -69,7 +71,7 @@ func TestUsageErrors(t *testing.T) {
 func TestNotSignedInSaysHowToFix(t *testing.T) {
 	ct := newCLI(t, "http://127.0.0.1:1")
 	_, errOut, code := ct.run("grants")
-	if code != exitError || !strings.Contains(errOut, "not signed in to http://127.0.0.1:1: run `loggate login --server http://127.0.0.1:1`") {
+	if code != exitcode.Failure || !strings.Contains(errOut, "not signed in to http://127.0.0.1:1: run `loggate login --server http://127.0.0.1:1`") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 	ct.env["LOGGATE_SERVER"] = ""

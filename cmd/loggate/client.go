@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // runClient runs the engineer's client commands (login, request, tail, ...).
@@ -96,7 +98,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 denied, 4 expired/revoked, 130 interrupted
 func (c *cli) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(c.stderr, clientUsageHeader)
-		return &exitCodeError{code: exitUsage}
+		return &exitcode.Error{Code: exitcode.Usage}
 	}
 	cmds := commands()
 	name, rest := args[0], args[1:]
@@ -104,7 +106,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		if len(rest) == 0 || rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help" {
 			fmt.Fprint(c.stdout, groupHelp(cmds, name))
 			if len(rest) == 0 {
-				return &exitCodeError{code: exitUsage}
+				return &exitcode.Error{Code: exitcode.Usage}
 			}
 			return nil
 		}
@@ -112,7 +114,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	}
 	cmd := cmds[name]
 	if cmd == nil {
-		return usageError("unknown command %q (run 'loggate help')", name)
+		return exitcode.Usagef("unknown command %q (run 'loggate help')", name)
 	}
 	fs := flag.NewFlagSet("loggate "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -125,7 +127,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	}
 	if err != nil {
-		return usageError("%s: %v (run 'loggate %s --help')", cmd.name, err, cmd.name)
+		return exitcode.Usagef("%s: %v (run 'loggate %s --help')", cmd.name, err, cmd.name)
 	}
 	return cmd.run(c, ctx, fs, positional)
 }
