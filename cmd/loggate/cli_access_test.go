@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/cli"
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
@@ -22,7 +23,7 @@ func TestStreamsWhoamiExtend(t *testing.T) {
 		}
 	}
 
-	var me meView
+	var me struct{ Email string }
 	if err := json.Unmarshal([]byte(alice.mustRun("whoami", "--output", "json")), &me); err != nil || me.Email != "alice@example.com" {
 		t.Errorf("whoami json: %+v %v", me, err)
 	}
@@ -76,7 +77,7 @@ func TestTailWarnsBeforeExpiry(t *testing.T) {
 	g := startGateway(t)
 	alice := newCLI(t, g.url).as(g.token("alice"))
 	alice.mustRun("request", "checkout/staging", "--for", "4s", "--reason", "warning test")
-	alice.modify = func(c *cli) { c.now = func() time.Time { return time.Now().Add(-58 * time.Second) } }
+	alice.modify = func(c *cli.Env) { c.Now = func() time.Time { return time.Now().Add(-58 * time.Second) } }
 	r := alice.start("tail", "checkout/staging")
 	grant := waitFor(t, r.stderr, `with grant (grt_\S+)`, 10*time.Second)
 	waitFor(t, r.stderr, `grant `+grant+` ends in 1 minute .*loggate extend `+grant+` --for 15m`, 10*time.Second)

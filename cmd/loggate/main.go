@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/cli"
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
@@ -70,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if len(rest) > 0 && rest[0] == "verify" {
 			return runAuditVerify(ctx, rest[1:], getenv, stdout, stderr)
 		}
-		return runClient(ctx, args, getenv, stdin, stdout, stderr)
+		return cli.Run(ctx, cli.Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version}, args)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "loggate", version)
 		return nil
@@ -78,6 +79,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stdout, topUsage)
 		return nil
 	default:
-		return runClient(ctx, args, getenv, stdin, stdout, stderr)
+		return cli.Run(ctx, cli.Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version}, args)
 	}
 }

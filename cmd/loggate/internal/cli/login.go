@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -145,8 +145,8 @@ func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return err
 	}
-	next := cliConfig{Server: server, Issuer: ac.Issuer, ClientID: ac.ClientID, Scopes: scopes,
-		Tokens: cliTokens{TokenEndpoint: disc.TokenEndpoint}}
+	next := Config{Server: server, Issuer: ac.Issuer, ClientID: ac.ClientID, Scopes: scopes,
+		Tokens: Tokens{TokenEndpoint: disc.TokenEndpoint}}
 	if err := next.Tokens.update(tok); err != nil {
 		return fmt.Errorf("sign-in: %w", err)
 	}
@@ -361,7 +361,7 @@ func logoutCommand() *command {
 				fmt.Fprintln(c.stdout, "Not signed in.")
 				return nil
 			}
-			cfg.Tokens = cliTokens{}
+			cfg.Tokens = Tokens{}
 			if err := c.saveConfig(cfg); err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -21,7 +21,7 @@ import (
 func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websocket.Conn, error) {
 	u := wsURL(a.base) + "/api/v1/grants/" + pathEscape(t.grantID) + "/tail?" + t.query(resume).Encode()
 	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: http.ProxyFromEnvironment}
-	h := http.Header{"Authorization": {"Bearer " + a.token}, "User-Agent": {"loggate-cli/" + version}}
+	h := http.Header{"Authorization": {"Bearer " + a.token}, "User-Agent": {"loggate-cli/" + a.c.version}}
 	conn, resp, err := d.DialContext(ctx, u, h)
 	if err == nil {
 		return conn, nil
@@ -220,4 +220,12 @@ func (t *tailRun) stopWarn() {
 	if t.warnTimer != nil {
 		t.warnTimer.Stop()
 	}
+}
+
+// wsURL is the WebSocket URL for an http(s) server URL.
+func wsURL(u string) string {
+	if len(u) > 5 && u[:5] == "https" {
+		return "wss" + u[5:]
+	}
+	return "ws" + u[4:]
 }

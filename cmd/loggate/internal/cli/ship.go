@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -291,7 +291,7 @@ func (s *shipper) post(ctx context.Context, body []byte) (time.Duration, error) 
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	req.Header.Set("Content-Encoding", "gzip")
-	req.Header.Set("User-Agent", "loggate-ship/"+version)
+	req.Header.Set("User-Agent", "loggate-ship/"+s.c.version)
 	s.requests++
 	resp, err := s.c.client().Do(req)
 	if err != nil {

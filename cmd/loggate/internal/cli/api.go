@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -75,7 +75,7 @@ func (a *apiClient) doOnce(ctx context.Context, method, path string, body, out a
 	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "loggate-cli/"+version)
+	req.Header.Set("User-Agent", "loggate-cli/"+a.c.version)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
