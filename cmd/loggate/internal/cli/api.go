@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // apiClient calls the gateway's JSON API with a bearer token.
@@ -100,15 +101,12 @@ func (a *apiClient) doOnce(ctx context.Context, method, path string, body, out a
 }
 
 func decodeAPIError(status int, data []byte) *apiError {
-	var body struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
+	var body api.Error
 	_ = json.Unmarshal(data, &body)
-	if body.Error == "" {
-		body.Error = http.StatusText(status)
+	if body.Message == "" {
+		body.Message = http.StatusText(status)
 	}
-	return &apiError{Status: status, Code: body.Code, Message: body.Error}
+	return &apiError{Status: status, Code: body.Code, Message: body.Message}
 }
 
 func (a *apiClient) transportError(err error) error {

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func TestEveryCommandHasHelpWithExamples(t *testing.T) {
@@ -133,7 +134,7 @@ COMP_WORDS=(loggate tail --level e); COMP_CWORD=3; _loggate; echo "${COMPREPLY[@
 }
 
 func TestFormatEntry(t *testing.T) {
-	e := tailEntry{Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 6e6, time.Local), Level: "error", Message: "boom\x1b[31m\r\nnext",
+	e := api.Entry{Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 6e6, time.Local), Level: "error", Message: "boom\x1b[31m\r\nnext",
 		Attrs: map[string]string{"b": "two words", "a": "1"}, Pod: "p-1"}
 	if got, want := formatEntry(e, false), "03:04:05.006 ERROR boom\\u001b[31m\\u000d\\nnext a=1 b=\"two words\" pod=p-1\n"; got != want {
 		t.Errorf("plain:\ngot  %q\nwant %q", got, want)

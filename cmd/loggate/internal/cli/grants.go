@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func streamsCommand() *command {
@@ -35,7 +36,7 @@ how far back you may read, and whether you may break glass.`,
 			if err != nil {
 				return err
 			}
-			streams, raws, err := listAs[cliStream](ctx, a, "/api/v1/streams", nil, 0)
+			streams, raws, err := listAs[api.Stream](ctx, a, "/api/v1/streams", nil, 0)
 			if err != nil {
 				return err
 			}
@@ -86,7 +87,7 @@ func grantsCommand() *command {
 			if err != nil {
 				return err
 			}
-			grants, raws, err := listAs[cliGrant](ctx, a, "/api/v1/grants", q, flagInt(fs, "limit"))
+			grants, raws, err := listAs[api.Grant](ctx, a, "/api/v1/grants", q, flagInt(fs, "limit"))
 			if err != nil {
 				return err
 			}
@@ -99,14 +100,14 @@ func grantsCommand() *command {
 	}
 }
 
-func grantsTable(grants []cliGrant, raws []json.RawMessage) *table {
+func grantsTable(grants []api.Grant, raws []json.RawMessage) *table {
 	t := &table{header: []string{"ID", "STATE", "STREAM", "HOLDER", "ISSUED", "EXPIRES", "BREAK_GLASS", "REVOKED_BY", "REVOKE_REASON"}}
 	for i, g := range grants {
 		revokedBy := "-"
 		if g.RevokedBy != nil {
-			revokedBy = g.RevokedBy.short()
+			revokedBy = short(*g.RevokedBy)
 		}
-		t.add(raws[i], g.ID, g.State, g.stream(), g.Holder.short(), fmtTime(g.IssuedAt), fmtTime(g.ExpiresAt),
+		t.add(raws[i], g.ID, g.State, g.Stream(), short(g.Holder), fmtTime(g.IssuedAt), fmtTime(g.ExpiresAt),
 			yesNo(g.BreakGlass), revokedBy, orDash(g.RevokeReason))
 	}
 	return t
@@ -136,11 +137,11 @@ The holder, the stream's approvers and security may revoke.`,
 			if err != nil {
 				return err
 			}
-			var g cliGrant
+			var g api.Grant
 			if err := a.do(ctx, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/revoke", map[string]string{"reason": reason}, &g); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "Revoked grant %s (%s held by %s).\n", g.ID, g.stream(), g.Holder.label())
+			fmt.Fprintf(c.stdout, "Revoked grant %s (%s held by %s).\n", g.ID, g.Stream(), label(g.Holder))
 			return nil
 		},
 	}
@@ -175,7 +176,7 @@ request: it may be approved at once, need approval, or be denied (exit 3).`,
 			if err != nil {
 				return err
 			}
-			var req cliRequest
+			var req api.Request
 			if err := a.do(ctx, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/extend",
 				map[string]string{"duration": dur.String(), "reason": reason}, &req); err != nil {
 				return err

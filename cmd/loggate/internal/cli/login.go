@@ -22,6 +22,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func loginCommand() *command {
@@ -46,14 +47,6 @@ with the refresh token when it expires.`,
 		},
 		run: (*cli).login,
 	}
-}
-
-// authConfig is GET /api/v1/auth/config.
-type authConfig struct {
-	Issuer                      string   `json:"issuer"`
-	ClientID                    string   `json:"client_id"`
-	Scopes                      []string `json:"scopes"`
-	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint"`
 }
 
 // discovery is the part of the OpenID provider metadata the client needs.
@@ -100,7 +93,7 @@ func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return exitcode.Usagef("login needs the gateway: loggate login --server https://loggate.example.com")
 	}
-	var ac authConfig
+	var ac api.AuthConfig
 	if err := c.getJSON(ctx, server+"/api/v1/auth/config", &ac); err != nil {
 		return fmt.Errorf("ask %s how to sign in: %w (is --server the loggate gateway?)", server, err)
 	}
@@ -163,7 +156,7 @@ func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error 
 	if err := c.saveConfig(next); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "Signed in to %s as %s.\n", server, me.label())
+	fmt.Fprintf(c.stdout, "Signed in to %s as %s.\n", server, meLabel(me))
 	if len(me.Groups) > 0 {
 		fmt.Fprintf(c.stdout, "Groups: %s\n", strings.Join(me.Groups, ", "))
 	}
@@ -317,18 +310,8 @@ func openSystemBrowser(ctx context.Context, url string) error {
 	return cmd.Run()
 }
 
-// meView is GET /api/v1/me.
-type meView struct {
-	ID       string   `json:"id"`
-	Email    string   `json:"email"`
-	Name     string   `json:"name"`
-	Username string   `json:"username"`
-	Display  string   `json:"display"`
-	Groups   []string `json:"groups"`
-	Via      string   `json:"via"`
-}
-
-func (m meView) label() string {
+// meLabel is the signed-in person's name for a sentence.
+func meLabel(m api.Me) string {
 	name := m.Name
 	if name == "" {
 		name = m.Display
@@ -339,8 +322,8 @@ func (m meView) label() string {
 	return name
 }
 
-func (a *apiClient) me(ctx context.Context) (meView, error) {
-	var me meView
+func (a *apiClient) me(ctx context.Context) (api.Me, error) {
+	var me api.Me
 	err := a.do(ctx, http.MethodGet, "/api/v1/me", nil, &me)
 	return me, err
 }
@@ -392,9 +375,18 @@ func whoamiCommand() *command {
 				return err
 			}
 			if flagString(fs, "output") == "json" {
-				return writeJSONOut(c.stdout, me)
+				// The fields whoami has always printed, not the whole answer.
+				return writeJSONOut(c.stdout, struct {
+					ID       string   `json:"id"`
+					Email    string   `json:"email"`
+					Name     string   `json:"name"`
+					Username string   `json:"username"`
+					Display  string   `json:"display"`
+					Groups   []string `json:"groups"`
+					Via      string   `json:"via"`
+				}{me.ID, me.Email, me.Name, me.Username, me.Display, me.Groups, me.Via})
 			}
-			fmt.Fprintf(c.stdout, "%s\nid:     %s\ngroups: %s\nserver: %s\n", me.label(), me.ID,
+			fmt.Fprintf(c.stdout, "%s\nid:     %s\ngroups: %s\nserver: %s\n", meLabel(me), me.ID,
 				strings.Join(me.Groups, ", "), a.base)
 			return nil
 		},

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // streamList collects repeated --stream service/env.
@@ -53,7 +54,7 @@ to FILE (mode 0600) instead of the terminal. Give it to the shipper with
 			if err != nil {
 				return err
 			}
-			var src cliSource
+			var src api.Source
 			if err := a.do(ctx, http.MethodPost, "/api/v1/sources", map[string]any{"name": name, "streams": streams}, &src); err != nil {
 				return err
 			}
@@ -71,7 +72,7 @@ to FILE (mode 0600) instead of the terminal. Give it to the shipper with
 	}
 }
 
-func sourceStreams(src cliSource) string {
+func sourceStreams(src api.Source) string {
 	var parts []string
 	for _, st := range src.Streams {
 		parts = append(parts, st.Service+"/"+st.Env)
@@ -99,7 +100,7 @@ func sourceListCommand() *command {
 			if err != nil {
 				return err
 			}
-			srcs, raws, err := listAs[cliSource](ctx, a, "/api/v1/sources", nil, 0)
+			srcs, raws, err := listAs[api.Source](ctx, a, "/api/v1/sources", nil, 0)
 			if err != nil {
 				return err
 			}
@@ -132,7 +133,7 @@ func sourceRevokeCommand() *command {
 			if err != nil {
 				return err
 			}
-			var src cliSource
+			var src api.Source
 			if err := a.do(ctx, http.MethodPost, "/api/v1/sources/"+pathEscape(args[0])+"/revoke", map[string]string{}, &src); err != nil {
 				return err
 			}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,16 +12,7 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
-)
-
-// Close codes of the tail protocol (gateway/tail.go).
-const (
-	closeExpired     = 4001
-	closeRevoked     = 4002
-	closeShutdown    = 4003
-	closeLimit       = 4004
-	closeSlow        = 4005
-	closeUnavailable = 4006
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func tailCommand() *command {
@@ -142,11 +132,11 @@ func (c *cli) activeGrant(ctx context.Context, a *apiClient, service, env string
 	if err != nil {
 		return "", err
 	}
-	grants, err := decodeEach[cliGrant](raws)
+	grants, err := decodeEach[api.Grant](raws)
 	if err != nil {
 		return "", err
 	}
-	var best *cliGrant
+	var best *api.Grant
 	for i := range grants {
 		g := &grants[i]
 		if g.Service == service && g.Env == env && g.State == "active" && (best == nil || g.ExpiresAt.After(best.ExpiresAt)) {
@@ -159,46 +149,14 @@ func (c *cli) activeGrant(ctx context.Context, a *apiClient, service, env string
 	stream := service + "/" + env
 	pending, err := a.listAll(ctx, "/api/v1/requests", url.Values{"state": {"pending"}, "scope": {"mine"}}, 0)
 	if err == nil {
-		reqs, _ := decodeEach[cliRequest](pending)
+		reqs, _ := decodeEach[api.Request](pending)
 		for _, r := range reqs {
-			if r.stream() == stream {
+			if r.Stream() == stream {
 				return "", fmt.Errorf("your request %s for %s is still pending: wait for it with `loggate wait %s`", r.ID, stream, r.ID)
 			}
 		}
 	}
 	return "", fmt.Errorf("no active grant for %s: ask for one with `loggate request %s --for 30m --reason \"...\" --wait`", stream, stream)
-}
-
-// tailEntry is one log line as the tail protocol sends it.
-type tailEntry struct {
-	Seq        int64             `json:"seq"`
-	Time       time.Time         `json:"time"`
-	Service    string            `json:"service"`
-	Env        string            `json:"env"`
-	Level      string            `json:"level"`
-	Message    string            `json:"message"`
-	Attrs      map[string]string `json:"attributes"`
-	TraceID    string            `json:"trace_id"`
-	Host       string            `json:"host"`
-	Pod        string            `json:"pod"`
-	Redactions map[string]int    `json:"redactions"`
-	Truncated  bool              `json:"truncated"`
-}
-
-// tailMessage is any server message of the tail protocol.
-type tailMessage struct {
-	Type      string            `json:"type"`
-	Entries   []json.RawMessage `json:"entries"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	Code      string            `json:"code"`
-	Message   string            `json:"message"`
-	Count     int64             `json:"count"`
-	FromSeq   int64             `json:"from_seq"`
-	ToSeq     int64             `json:"to_seq"`
-	Reason    string            `json:"reason"`
-	GrantID   string            `json:"grant_id"`
-	Service   string            `json:"service"`
-	Env       string            `json:"env"`
 }
 
 // tailRun is the state of one `loggate tail` across reconnects. Only the

@@ -14,12 +14,13 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // dial opens the WebSocket. Refusals before the upgrade map to exit codes:
 // an ended grant is 4 (0 when a running tail finds it expired), other 403s 3.
 func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websocket.Conn, error) {
-	u := wsURL(a.base) + "/api/v1/grants/" + pathEscape(t.grantID) + "/tail?" + t.query(resume).Encode()
+	u := wsURL(a.base) + api.TailPath(pathEscape(t.grantID)) + "?" + t.query(resume).Encode()
 	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: http.ProxyFromEnvironment}
 	h := http.Header{"Authorization": {"Bearer " + a.token}, "User-Agent": {"loggate-cli/" + a.c.version}}
 	conn, resp, err := d.DialContext(ctx, u, h)
@@ -101,14 +102,14 @@ func (t *tailRun) ended(ctx context.Context, err error) error {
 	}
 	t.endMsg = ""
 	switch ce.Code {
-	case closeExpired:
+	case api.CloseExpired:
 		t.notef("%s; tail ended", msg)
 		return nil
-	case closeRevoked:
+	case api.CloseRevoked:
 		return &exitcode.Error{Code: exitcode.Ended, Err: fmt.Errorf("grant %s ended: %s", t.grantID, msg)}
-	case closeLimit:
+	case api.CloseLimit:
 		return fmt.Errorf("%s: close another tail first", msg)
-	case closeShutdown, closeSlow, closeUnavailable:
+	case api.CloseShutdown, api.CloseSlow, api.CloseUnavailable:
 		return &retryableError{errors.New(msg)}
 	default:
 		return &retryableError{fmt.Errorf("connection closed (%d %s)", ce.Code, ce.Text)}
@@ -117,13 +118,13 @@ func (t *tailRun) ended(ctx context.Context, err error) error {
 
 // handle processes one server message.
 func (t *tailRun) handle(data []byte) error {
-	var m tailMessage
+	var m api.TailFrame
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.notef("ignoring a message that is not JSON")
 		return nil
 	}
 	switch m.Type {
-	case "subscribed":
+	case api.FrameSubscribed:
 		if !m.ExpiresAt.IsZero() {
 			t.setExpiry(m.ExpiresAt)
 		}
@@ -133,20 +134,20 @@ func (t *tailRun) handle(data []byte) error {
 			t.notef("following %s/%s with grant %s until %s (Ctrl-C to stop)", m.Service, m.Env, m.GrantID, fmtClock(m.ExpiresAt))
 		}
 		t.subscribed = true
-	case "entries":
+	case api.FrameEntries:
 		return t.printEntries(m.Entries)
-	case "dropped":
+	case api.FrameDropped:
 		t.notef("%d lines dropped (lines %d-%d%s): the tail could not keep up", m.Count, m.FromSeq, m.ToSeq, withReason(m.Reason))
-	case "gap":
+	case api.FrameGap:
 		t.notef("lines %d-%d are no longer kept by the server and were skipped%s", m.FromSeq, m.ToSeq, withReason(m.Reason))
-	case "notice":
+	case api.FrameNotice:
 		if m.Code == "extended" && !m.ExpiresAt.IsZero() {
 			t.setExpiry(m.ExpiresAt)
 			t.notef("grant extended; it now ends at %s", fmtClock(m.ExpiresAt))
 			return nil
 		}
 		t.notef("%s", oneLine(m.Message, 300))
-	case "end":
+	case api.FrameEnd:
 		t.endMsg = oneLine(m.Message, 300)
 	}
 	return nil
@@ -162,7 +163,7 @@ func withReason(r string) string {
 func (t *tailRun) printEntries(raws []json.RawMessage) error {
 	w := t.c.stdout
 	for _, raw := range raws {
-		var e tailEntry
+		var e api.Entry
 		if err := json.Unmarshal(raw, &e); err != nil {
 			continue
 		}

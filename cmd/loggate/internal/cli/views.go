@@ -7,20 +7,15 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/loggate/loggate/gateway/api"
 )
 
-// The client's copies of the API's JSON shapes (gateway/views.go). Only the
-// fields the client reads; JSON output passes the server's objects through.
+// The API's JSON shapes are package api's; these are how the client shows
+// them.
 
-type cliSubject struct {
-	ID     string   `json:"id"`
-	Email  string   `json:"email"`
-	Name   string   `json:"name"`
-	Groups []string `json:"groups"`
-}
-
-func (s cliSubject) label() string {
+// label is a person's name for a sentence.
+func label(s api.Subject) string {
 	switch {
 	case s.Name != "" && s.Email != "" && s.Name != s.Email:
 		return fmt.Sprintf("%s <%s>", s.Name, s.Email)
@@ -33,7 +28,7 @@ func (s cliSubject) label() string {
 }
 
 // short is a name for a table cell.
-func (s cliSubject) short() string {
+func short(s api.Subject) string {
 	if s.Email != "" {
 		return s.Email
 	}
@@ -43,117 +38,8 @@ func (s cliSubject) short() string {
 	return s.ID
 }
 
-type cliDecision struct {
-	Allow             bool     `json:"allow"`
-	AutoApprove       bool     `json:"auto_approve"`
-	Reasons           []string `json:"reasons"`
-	ApprovalsRequired int      `json:"approvals_required"`
-	ApproverGroups    []string `json:"approver_groups"`
-	MaxDuration       string   `json:"max_duration"`
-	MaxLookback       string   `json:"max_lookback"`
-	BreakGlassAllowed bool     `json:"break_glass_allowed"`
-	ReasonPattern     string   `json:"reason_pattern"`
-}
-
-type cliApproval struct {
-	Approver cliSubject `json:"approver"`
-	Verdict  string     `json:"verdict"`
-	Comment  string     `json:"comment"`
-	Time     time.Time  `json:"time"`
-}
-
-type cliRequest struct {
-	ID              string        `json:"id"`
-	State           string        `json:"state"`
-	Service         string        `json:"service"`
-	Env             string        `json:"env"`
-	Duration        string        `json:"duration"`
-	Reason          string        `json:"reason"`
-	BreakGlass      bool          `json:"break_glass"`
-	Extends         string        `json:"extends"`
-	Requester       cliSubject    `json:"requester"`
-	Decision        cliDecision   `json:"decision"`
-	Approvals       []cliApproval `json:"approvals"`
-	ApprovalsNeeded int           `json:"approvals_needed"`
-	Grant           *cliGrant     `json:"grant"`
-	CreatedAt       time.Time     `json:"created_at"`
-	PendingUntil    *time.Time    `json:"pending_until"`
-	ClosedBy        *cliSubject   `json:"closed_by"`
-	ClosedComment   string        `json:"closed_comment"`
-}
-
-func (r cliRequest) stream() string { return r.Service + "/" + r.Env }
-
-type cliGrant struct {
-	ID           string      `json:"id"`
-	RequestID    string      `json:"request_id"`
-	State        string      `json:"state"`
-	Service      string      `json:"service"`
-	Env          string      `json:"env"`
-	Holder       cliSubject  `json:"holder"`
-	BreakGlass   bool        `json:"break_glass"`
-	IssuedAt     time.Time   `json:"issued_at"`
-	ExpiresAt    time.Time   `json:"expires_at"`
-	EndedAt      *time.Time  `json:"ended_at"`
-	RevokedBy    *cliSubject `json:"revoked_by"`
-	RevokeReason string      `json:"revoke_reason"`
-	MaxLookback  string      `json:"max_lookback"`
-}
-
-func (g cliGrant) stream() string { return g.Service + "/" + g.Env }
-
-type cliStream struct {
-	Service           string   `json:"service"`
-	Env               string   `json:"env"`
-	AutoApprove       bool     `json:"auto_approve"`
-	ApprovalsRequired int      `json:"approvals_required"`
-	ApproverGroups    []string `json:"approver_groups"`
-	MaxDuration       string   `json:"max_duration"`
-	MaxLookback       string   `json:"max_lookback"`
-	BreakGlassAllowed bool     `json:"break_glass_allowed"`
-	ReasonPattern     string   `json:"reason_pattern"`
-}
-
-type cliSource struct {
-	ID      string `json:"id"`
-	Name    string `json:"name"`
-	Streams []struct {
-		Service string `json:"service"`
-		Env     string `json:"env"`
-	} `json:"streams"`
-	CreatedAt time.Time  `json:"created_at"`
-	CreatedBy string     `json:"created_by"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	Token     string     `json:"token"`
-}
-
-type cliAuditEvent struct {
-	ID    string    `json:"id"`
-	Seq   int64     `json:"seq"`
-	Time  time.Time `json:"time"`
-	Actor struct {
-		Kind    string `json:"kind"`
-		Subject string `json:"subject"`
-		Email   string `json:"email"`
-		Name    string `json:"name"`
-		ID      string `json:"id"`
-	} `json:"actor"`
-	Action  string `json:"action"`
-	Outcome string `json:"outcome"`
-	Reason  string `json:"reason"`
-	Target  struct {
-		RequestID string `json:"request_id"`
-		GrantID   string `json:"grant_id"`
-		ReviewID  string `json:"review_id"`
-		SourceID  string `json:"source_id"`
-		Service   string `json:"service"`
-		Env       string `json:"env"`
-	} `json:"target"`
-	SourceAddr string         `json:"source_addr"`
-	Details    map[string]any `json:"details"`
-}
-
-func (e cliAuditEvent) actor() string {
+// auditActor is who did an audited action, for a table cell.
+func auditActor(e api.AuditEvent) string {
 	a := e.Actor
 	switch {
 	case a.Email != "":
@@ -168,7 +54,8 @@ func (e cliAuditEvent) actor() string {
 	return a.Kind
 }
 
-func (e cliAuditEvent) target() string {
+// auditTarget is what an audited action was about: the stream and the ids.
+func auditTarget(e api.AuditEvent) string {
 	t := e.Target
 	var parts []string
 	if t.Service != "" || t.Env != "" {
@@ -182,12 +69,6 @@ func (e cliAuditEvent) target() string {
 	return strings.Join(parts, " ")
 }
 
-// list is a page of raw items.
-type list struct {
-	Items      []json.RawMessage `json:"items"`
-	NextCursor string            `json:"next_cursor"`
-}
-
 // listAll fetches pages of path (with query q) until limit items (0: all
 // pages, at most 100 of them).
 func (a *apiClient) listAll(ctx context.Context, path string, q url.Values, limit int) ([]json.RawMessage, error) {
@@ -196,7 +77,7 @@ func (a *apiClient) listAll(ctx context.Context, path string, q url.Values, limi
 		q = url.Values{}
 	}
 	for range 100 {
-		var page list
+		var page api.List[json.RawMessage]
 		u := path
 		if enc := q.Encode(); enc != "" {
 			u += "?" + enc
