@@ -103,7 +103,9 @@ func BenchmarkDebugViewToFirstLine(b *testing.B) {
 	slices.Sort(lowered)
 	b.ReportMetric(float64(lowered[min(len(lowered)-1, int(0.99*float64(len(lowered))))].Microseconds())/1000, "lowered-p99-ms")
 	slices.Sort(lat)
-	q := func(p float64) float64 { return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000 }
+	q := func(p float64) float64 {
+		return float64(lat[min(len(lat)-1, int(p*float64(len(lat))))].Microseconds()) / 1000
+	}
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds())/1000, "max-ms")
