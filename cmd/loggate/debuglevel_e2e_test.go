@@ -311,3 +311,27 @@ func TestDemoServiceFollowsDebugViews(t *testing.T) {
 		t.Errorf("debug line %v: want checkout/staging with a tenant", e)
 	}
 }
+
+// TestCLIRequestRaisesLevel: loggate request --raise-level/--scope asks for
+// a debug grant; a bad scope is a usage error.
+func TestCLIRequestRaisesLevel(t *testing.T) {
+	g := startGateway(t)
+	alice := newCLI(t, g.url).as(g.token("alice"))
+	alice.mustRun("request", "checkout/staging", "--for", "10m", "--reason", "acme carts", "--raise-level", "debug", "--scope", "tenant=acme")
+	var grants struct {
+		Items []struct {
+			Level string            `json:"level"`
+			Scope map[string]string `json:"scope"`
+		} `json:"items"`
+	}
+	if code := g.call("GET", "/api/v1/grants?state=active", g.token("alice"), nil, &grants); code != http.StatusOK ||
+		len(grants.Items) != 1 || grants.Items[0].Level != "debug" || grants.Items[0].Scope["tenant"] != "acme" {
+		t.Fatalf("grants: %d %+v, want one debug grant scoped to tenant=acme", code, grants)
+	}
+	if _, errOut, code := alice.run("request", "checkout/staging", "--for", "10m", "--reason", "x", "--raise-level", "debug", "--scope", "acme"); code != 2 {
+		t.Errorf("bad --scope: exit %d (%s), want 2", code, errOut)
+	}
+	if _, errOut, code := alice.run("request", "checkout/staging", "--for", "10m", "--reason", "x", "--raise-level", "loud"); code == 0 || !strings.Contains(errOut, "level must be") {
+		t.Errorf("bad --raise-level: exit %d (%s), want the server's 400 message", code, errOut)
+	}
+}
