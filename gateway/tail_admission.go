@@ -155,7 +155,7 @@ type tailRequest struct {
 
 func (s *Server) parseTail(q url.Values, g store.Grant, now time.Time) (tailRequest, error) {
 	var tr tailRequest
-	f := logs.Filter{MinLevel: q.Get("level"), Grep: q.Get("grep"), Exclude: q.Get("exclude")}
+	f := logs.Filter{MinLevel: q.Get("level"), Grep: q.Get("grep"), Exclude: q.Get("exclude"), HideRaised: g.Level == ""}
 	if f.MinLevel != "" && logs.LevelRank(f.MinLevel) == 0 {
 		return tr, errBadRequest("level must be one of trace, debug, info, warn, error, fatal")
 	}

@@ -105,6 +105,10 @@ func askGrant(t *testing.T, g *gatewayT, token, duration string, extra map[strin
 	return req.Grant.ID
 }
 
+// watcherGrant is a debug grant scoped to an attribute no record has: its
+// views see raised lines (which plain grants do not) but raise nothing.
+var watcherGrant = map[string]any{"level": "debug", "scope": map[string]string{"watcher": "nobody"}}
+
 // waitDebug reads the watcher until a debug line arrives; it returns it.
 func waitDebug(t *testing.T, w *tailConn) map[string]any {
 	t.Helper()
@@ -168,9 +172,31 @@ func TestDebugOnDemandWithARealService(t *testing.T) {
 	startDebugService(t, bin, g.url, debugSourceToken)
 	alice, bob := g.token("alice"), g.token("bob")
 
-	// The watcher holds an ordinary grant: it sees whatever the service ships.
-	w := g.tail(askGrant(t, g, alice, "1h", nil), alice)
+	w := g.tail(askGrant(t, g, alice, "1h", watcherGrant), alice)
 	waitNormal(t, w, 5)
+
+	t.Run("a plain grant does not see raised lines", func(t *testing.T) {
+		plain := g.tail(askGrant(t, g, alice, "10m", nil), alice)
+		v := g.tail(askGrant(t, g, alice, "10m", map[string]any{"level": "debug"}), alice)
+		seq := waitDebug(t, v)["seq"].(float64)
+		for {
+			es, _, code := plain.next(1, 10*time.Second)
+			if code != 0 {
+				t.Fatalf("plain view closed (%d)", code)
+			}
+			for _, e := range es {
+				if e["level"] == "debug" {
+					t.Fatalf("plain grant got a raised line: %v", e)
+				}
+			}
+			if es[len(es)-1]["seq"].(float64) > seq {
+				break
+			}
+		}
+		v.conn.Close()
+		plain.conn.Close()
+		waitNormal(t, w, 5)
+	})
 
 	t.Run("raised while a view is open, lowered when it closes", func(t *testing.T) {
 		v := g.tail(askGrant(t, g, alice, "10m", map[string]any{"level": "debug"}), alice)
@@ -245,7 +271,7 @@ func TestDebugOnDemandWithARealService(t *testing.T) {
 		g.stop()
 		g2 := startGatewayData(t, data, args...)
 		alice2 := g2.token("alice")
-		w2 := g2.tail(askGrant(t, g2, alice2, "1h", nil), alice2)
+		w2 := g2.tail(askGrant(t, g2, alice2, "1h", watcherGrant), alice2)
 		waitNormal(t, w2, 5)
 		// The debug grant outlived the restart: a new view raises the
 		// level again once the service has reconnected.
@@ -285,7 +311,7 @@ func TestDebugAcrossReplicas(t *testing.T) {
 	a, b := startReplicas(t, url)
 	startDebugService(t, bin, a.url, replicaSourceToken)
 	alice := a.token("alice")
-	w := a.tail(askGrant(t, a, alice, "1h", nil), alice)
+	w := a.tail(askGrant(t, a, alice, "1h", watcherGrant), alice)
 	waitNormal(t, w, 5)
 
 	v := b.tail(askGrant(t, b, alice, "10m", map[string]any{"level": "debug"}), alice)

@@ -27,7 +27,7 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		buf.Reset()
-		h.encode(&buf, r)
+		h.encode(&buf, r, false)
 	}
 }
 

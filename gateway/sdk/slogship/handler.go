@@ -61,13 +61,13 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		if rs == nil || !h.matches(rs, r) {
 			return nil
 		}
-		h.s.enqueue(h, r)
+		h.s.enqueue(h, r, true)
 		if h.s.cfg.LocalDebug {
 			return h.inner.Handle(ctx, r)
 		}
 		return nil
 	}
-	h.s.enqueue(h, r)
+	h.s.enqueue(h, r, false)
 	return h.inner.Handle(ctx, r)
 }
 
@@ -155,7 +155,9 @@ func (h *handler) has(r slog.Record, want ScopeAttr) bool {
 
 // encode appends r as one NDJSON line of loggate's ingest format. It runs
 // on the sender goroutine, off the caller's path.
-func (h *handler) encode(buf *bytes.Buffer, r slog.Record) {
+// A raised record carries "loggate.raised": its level, so that loggate
+// shows it only to viewers whose grant raises the level.
+func (h *handler) encode(buf *bytes.Buffer, r slog.Record, raised bool) {
 	t := r.Time
 	if t.IsZero() {
 		t = time.Now()
@@ -167,12 +169,17 @@ func (h *handler) encode(buf *bytes.Buffer, r slog.Record) {
 	buf.WriteString(levelName(r.Level))
 	buf.WriteString(`","msg":`)
 	writeString(buf, r.Message)
+	if raised {
+		buf.WriteString(`,"loggate.raised":"`)
+		buf.WriteString(levelName(r.Level))
+		buf.WriteByte('"')
+	}
 	// Keys already written: a later "msg" attribute must not replace the
 	// message, nor a repeated key make the line ambiguous.
 	var keysArr [16]string
 	keys := keysArr[:0]
 	write := func(key string, v slog.Value) {
-		if key == "time" || key == "level" || key == "msg" {
+		if key == "time" || key == "level" || key == "msg" || key == raisedKey {
 			return
 		}
 		for _, k := range keys {
@@ -206,6 +213,10 @@ func (h *handler) encode(buf *bytes.Buffer, r slog.Record) {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// raisedKey is loggate's marker of a raised record (logs.RaisedAttr); a
+// record's own attribute of that name is not shipped.
+const raisedKey = "loggate.raised"
 
 // writeString writes s as a JSON string; invalid UTF-8 becomes U+FFFD.
 func writeString(buf *bytes.Buffer, s string) {

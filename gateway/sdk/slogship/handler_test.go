@@ -124,7 +124,8 @@ func TestHandlerLevels(t *testing.T) {
 	is.mu.Lock()
 	first, second := is.lines[0], is.lines[1]
 	is.mu.Unlock()
-	if first["level"] != "info" || first["n"] != float64(1) || second["level"] != "debug" || second["tenant"] != "acme" {
+	if first["level"] != "info" || first["n"] != float64(1) || first["loggate.raised"] != nil ||
+		second["level"] != "debug" || second["tenant"] != "acme" || second["loggate.raised"] != "debug" {
 		t.Errorf("lines %v, %v", first, second)
 	}
 }

@@ -88,8 +88,9 @@ type Shipper struct {
 }
 
 type item struct {
-	h   *handler
-	rec slog.Record
+	h      *handler
+	rec    slog.Record
+	raised bool // enabled only by a raised level
 }
 
 // New validates cfg and starts shipping and the control connection.
@@ -203,8 +204,8 @@ func (s *Shipper) Stats() Stats {
 }
 
 // enqueue never blocks: a full queue drops the record.
-func (s *Shipper) enqueue(h *handler, r slog.Record) {
-	if !s.queue.push(item{h: h, rec: r.Clone()}) {
+func (s *Shipper) enqueue(h *handler, r slog.Record, raised bool) {
+	if !s.queue.push(item{h: h, rec: r.Clone(), raised: raised}) {
 		s.dropped.Add(1)
 	}
 }
@@ -270,7 +271,7 @@ func (s *Shipper) sendLoop() {
 		for len(items) > 0 || s.dropped.Load() > reportedDrops {
 			n := min(len(items), s.cfg.BatchSize)
 			for _, it := range items[:n] {
-				it.h.encode(&buf, it.rec)
+				it.h.encode(&buf, it.rec, it.raised)
 			}
 			items = items[n:]
 			if d := s.dropped.Load(); d > reportedDrops {
