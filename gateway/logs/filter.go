@@ -124,6 +124,20 @@ func (m *Matcher) MatchAll() bool {
 	return m.minRank == 0 && m.grep == nil && m.exclude == nil && len(m.attrs) == 0 && !m.hide
 }
 
+// matchesAllOf is the cheap check for the common filter that only hides
+// raised entries: a batch without any passes whole (and is not copied).
+func (m *Matcher) matchesAllOf(batch []Entry) bool {
+	if !m.hide || m.minRank != 0 || m.grep != nil || m.exclude != nil || len(m.attrs) != 0 {
+		return false
+	}
+	for i := range batch {
+		if batch[i].Attrs[RaisedAttr] != "" {
+			return false
+		}
+	}
+	return true
+}
+
 // Match reports whether e passes the filter.
 func (m *Matcher) Match(e *Entry) bool {
 	if m.minRank > 0 && LevelRank(e.Level) < m.minRank {
