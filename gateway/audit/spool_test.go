@@ -232,7 +232,7 @@ func TestSpoolQuarantinesTornAndCorruptRecords(t *testing.T) {
 		}
 	}
 	mutate(files[1], func(b []byte) []byte { return b[:len(b)/2] }) // torn write
-	mutate(files[2], func(b []byte) []byte { // a flipped bit in the payload
+	mutate(files[2], func(b []byte) []byte {                        // a flipped bit in the payload
 		b[len(b)-5] ^= 0x20
 		return b
 	})
