@@ -214,3 +214,44 @@ func TestCrashKeepsTheCountsOfALiveView(t *testing.T) {
 		t.Errorf("interrupted close details = %v, want counts_from checkpoint with counts_at, sha256 and bytes", d)
 	}
 }
+
+// The replica stops while the view's close still waits in its spool: the
+// next start must not close the view as interrupted (its real close is in
+// the spool), and the drainer appends that close once.
+func TestSpooledCloseSurvivesARestartAndIsNotRecoveredTwice(t *testing.T) {
+	srv := redistest.Start(t)
+	data := t.TempDir()
+	args := []string{"--redis", srv.URL(), "--dev-source-token", replicaSourceToken, "--session-key-file", sharedKeyFile(t),
+		"--audit-signing-key-file", sharedAuditKeyFile(t)}
+	g := startGatewayData(t, data, args...)
+	alice := g.token("alice")
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+		"duration": "10m", "reason": "INC-17 restart"}, &req); code != 201 || req.Grant == nil {
+		t.Fatalf("request: %d %+v", code, req)
+	}
+	tc := g.tail(req.Grant.ID, alice)
+	srv.Stop()
+	if _, _, code := tc.next(0, 10*time.Second); code != 4006 {
+		t.Fatalf("tail when Redis stops: close %d, want 4006", code)
+	}
+	var ready readyJSON
+	eventually(t, "the close spooled", 15*time.Second, func() bool {
+		g.call("GET", "/readyz", "", nil, &ready)
+		return ready.Spool != nil && ready.Spool.Depth == 1
+	})
+	g.stop()
+
+	srv.Restart()
+	g = startGatewayData(t, data, args...)
+	carol := g.token("carol")
+	eventually(t, "the spool drained after the restart", 20*time.Second, func() bool {
+		g.call("GET", "/readyz", "", nil, &ready)
+		return ready.Spool != nil && ready.Spool.Depth == 0
+	})
+	closed := g.closedEvents(req.Grant.ID, carol)
+	if len(closed) != 1 || closed[0].Outcome != "success" || closed[0].Details["close_reason"] != "backend_unavailable" ||
+		closed[0].Details["spooled_at"] == nil {
+		t.Errorf("stream.closed events = %+v, want exactly the spooled one (backend_unavailable, spooled_at)", closed)
+	}
+}
