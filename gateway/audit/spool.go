@@ -385,8 +385,6 @@ func (s *Spool) Stats() SpoolStats {
 		if t, err := time.Parse(time.RFC3339Nano, fmt.Sprint(s.pending[0].ev.Details[DetailSpooledAt])); err == nil {
 			st.Oldest = t
 		}
-	} else {
-		st.Failing = ""
 	}
 	return st
 }
@@ -399,6 +397,7 @@ func (s *Spool) Drain(ctx context.Context) error {
 	for {
 		s.mu.Lock()
 		if len(s.pending) == 0 {
+			s.stats.Failing = ""
 			s.mu.Unlock()
 			return nil
 		}
