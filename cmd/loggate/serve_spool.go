@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/audit"
 )
 
@@ -13,7 +14,7 @@ import (
 // directory of live views' saved counts (--data/views).
 func openSpool(c *serveConfig, trail audit.Appender, log *slog.Logger) (*audit.Spool, *audit.ViewCountsDir, error) {
 	if c.ViewCountsInterval < 0 {
-		return nil, nil, usageError("--view-counts-interval must not be negative")
+		return nil, nil, exitcode.Usagef("--view-counts-interval must not be negative")
 	}
 	spool, err := audit.OpenSpool(audit.SpoolConfig{Dir: filepath.Join(c.Data, "audit-spool"), Trail: trail,
 		Logger: log.With("component", "audit-spool")})
