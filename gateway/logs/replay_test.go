@@ -96,7 +96,7 @@ func TestReplayRebuildsWhatTheViewerSaw(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		take(v) // backfill: the last two acme entries, seqs 3 and 5
+		take(v)                                                               // backfill: the last two acme entries, seqs 3 and 5
 		publish(t, h, tenantEntries("live", "info", "debug", "info", "warn")) // 7..10
 		take(v)
 		if err := v.SetFilter(Filter{MinLevel: LevelWarn}); err != nil {
