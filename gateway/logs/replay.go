@@ -142,6 +142,18 @@ func Replay(r RangeReader, s Stream, rec ViewRecord, emit func(data []byte, entr
 		buf = buf[:0]
 		return emit(data, n)
 	}
+	// Retention removes a stream's oldest entries first: a hole before any
+	// entry was found is retention; one after is an entry the backlog
+	// withholds (sealed with a key no longer in the key file, or moved) or
+	// never got (lost in a crash before it was written).
+	seen := false
+	hole := func(from, to int64) {
+		m := Missing{From: from, To: to, Reason: "retention", Detail: "removed by the backlog's retention"}
+		if seen {
+			m.Reason, m.Detail = "unreadable", "not in the backlog: withheld (sealed with a key no longer in the key file, or moved) or never written"
+		}
+		res.Missing = append(res.Missing, m)
+	}
 	for _, rg := range rec.Ranges {
 		if rg.Sampled {
 			res.Missing = append(res.Missing, Missing{From: rg.From, To: rg.To, Reason: "sampled",
@@ -163,7 +175,7 @@ func Replay(r RangeReader, s Stream, rec ViewRecord, emit func(data []byte, entr
 			}
 			if len(es) == 0 {
 				if next <= rg.To {
-					res.Missing = append(res.Missing, Missing{From: next, To: rg.To, Reason: "retention"})
+					hole(next, rg.To)
 				}
 				break
 			}
@@ -171,13 +183,14 @@ func Replay(r RangeReader, s Stream, rec ViewRecord, emit func(data []byte, entr
 				e := &es[i]
 				if e.Seq > rg.To {
 					if next <= rg.To {
-						res.Missing = append(res.Missing, Missing{From: next, To: rg.To, Reason: "retention"})
+						hole(next, rg.To)
 					}
 					break read
 				}
 				if e.Seq > next {
-					res.Missing = append(res.Missing, Missing{From: next, To: e.Seq - 1, Reason: "retention"})
+					hole(next, e.Seq-1)
 				}
+				seen = true
 				next = e.Seq + 1
 				if !m.Match(e) || (!ep.Since.IsZero() && e.Time.Before(ep.Since)) {
 					continue
