@@ -145,3 +145,71 @@ func TestReplayAcrossReplicas(t *testing.T) {
 		t.Errorf("replay by alice: %d with %d lines, want 403", out.status, len(out.messages))
 	}
 }
+
+// Retention removes what a view showed: its replay says so and is not
+// verified. A legal hold on another grant keeps that grant's lines past
+// the same retention, and its replay still verifies after a restart.
+func TestReplayAfterRetentionAndLegalHold(t *testing.T) {
+	const src = "lgs_replay_test_token_0123456789abcdef"
+	data := t.TempDir()
+	args := []string{"--dev-source-token", src, "--log-retention", "staging=5//"}
+	g := startGatewayData(t, data, args...)
+	alice, carol := g.token("alice"), g.token("carol")
+	view := func(n int, prefix string) (grant, viewID string) {
+		var req requestJSON
+		if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+			"duration": "30m", "reason": "debugging " + prefix}, &req); code != http.StatusCreated || req.Grant == nil {
+			t.Fatalf("request: %d %+v", code, req)
+		}
+		tc, viewID := g.openView(req.Grant.ID, alice, "")
+		var lines []string
+		for i := range n {
+			lines = append(lines, fmt.Sprintf(`{"message":"%s %d"}`, prefix, i))
+		}
+		if code := g.ingest("checkout", "staging", src, lines...); code != 200 {
+			t.Fatalf("ingest: %d", code)
+		}
+		if seen, _, _ := tc.next(n, 10*time.Second); len(seen) != n {
+			t.Fatalf("saw %d entries, want %d", len(seen), n)
+		}
+		tc.conn.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""))
+		tc.conn.Close()
+		g.waitViewClosed(req.Grant.ID, viewID, carol)
+		return req.Grant.ID, viewID
+	}
+	heldGrant, heldView := view(4, "held")
+	if code := g.call("POST", "/api/v1/grants/"+heldGrant+"/revoke", alice, map[string]string{"reason": "done"}, nil); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code := g.call("POST", "/api/v1/grants/"+heldGrant+"/legal-hold", alice, map[string]any{"on": true, "reason": "x"}, nil); code != http.StatusForbidden {
+		t.Errorf("legal hold by alice: %d, want 403", code)
+	}
+	if code := g.call("POST", "/api/v1/grants/"+heldGrant+"/legal-hold", carol, map[string]any{"on": true}, nil); code != http.StatusBadRequest {
+		t.Errorf("legal hold without a reason: %d, want 400", code)
+	}
+	if code := g.call("POST", "/api/v1/grants/"+heldGrant+"/legal-hold", carol, map[string]any{"on": true, "reason": "LEGAL-7"}, nil); code != 200 {
+		t.Fatalf("legal hold: %d", code)
+	}
+	_, gone := view(4, "gone")
+
+	// After a restart the backlog is trimmed to 5 entries on the next ingest.
+	g.stop()
+	g = startGatewayData(t, data, args...)
+	carol = g.token("carol")
+	var more []string
+	for i := range 10 {
+		more = append(more, fmt.Sprintf(`{"message":"later %d"}`, i))
+	}
+	if code := g.ingest("checkout", "staging", src, more...); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	if out := g.replayView(heldView, carol, "LEGAL-7"); out.status != 200 || out.result["verified"] != true || len(out.messages) != 4 {
+		t.Errorf("replay of the held view: %d, %d lines, %v", out.status, len(out.messages), out.result)
+	}
+	out := g.replayView(gone, carol, "LEGAL-7")
+	missing, _ := out.result["missing"].([]any)
+	if out.status != 200 || out.result["verified"] != false || len(out.messages) != 0 || len(missing) == 0 ||
+		missing[0].(map[string]any)["reason"] != "retention" {
+		t.Errorf("replay of a view retention removed: %d, %d lines, %v; want not verified, missing by retention", out.status, len(out.messages), out.result)
+	}
+}
