@@ -9,6 +9,7 @@ import (
 	"regexp"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/logs"
 )
@@ -59,25 +60,6 @@ func (s *Server) findView(ctx context.Context, viewID string) (replayedView, err
 	return out, nil
 }
 
-// replayResult is the last line of a replay.
-type replayResult struct {
-	Type     string `json:"type"` // "replay"
-	ViewID   string `json:"view_id"`
-	GrantID  string `json:"grant_id,omitempty"`
-	Service  string `json:"service"`
-	Env      string `json:"env"`
-	Viewer   string `json:"viewer,omitempty"`
-	Verified bool   `json:"verified"`
-	// Entries is what the replay rebuilt; ViewEntries what the view sent.
-	Entries        int64            `json:"replayed_entries"`
-	ViewEntries    int64            `json:"view_entries"`
-	EntriesSHA256  string           `json:"entries_sha256"`
-	ExpectedSHA256 string           `json:"expected_sha256,omitempty"`
-	Missing        []logs.Missing   `json:"missing,omitempty"`
-	Skips          []logs.SkipRange `json:"skips,omitempty"`
-	Reason         string           `json:"reason,omitempty"` // why verified is false, in words
-}
-
 // handleViewReplay rebuilds the entries a closed view showed from the
 // retained backlog, as the "entries" frames of a tail (NDJSON), followed by
 // a {"type":"replay"} line saying whether their digest equals the one the
@@ -108,7 +90,7 @@ func (s *Server) handleViewReplay(w http.ResponseWriter, r *http.Request, who au
 		return errNotFound("no such view")
 	}
 	closed := view.closed
-	res := replayResult{Type: "replay", ViewID: viewID, GrantID: closed.Target.GrantID, Service: closed.Target.Service,
+	res := api.ReplayResult{Type: api.FrameReplay, ViewID: viewID, GrantID: closed.Target.GrantID, Service: closed.Target.Service,
 		Env: closed.Target.Env, Viewer: closed.Actor.Email}
 	if res.Viewer == "" {
 		res.Viewer = closed.Actor.Subject
@@ -131,10 +113,12 @@ func (s *Server) handleViewReplay(w http.ResponseWriter, r *http.Request, who au
 	w.WriteHeader(http.StatusOK)
 	if !recorded {
 		res.Reason = "this view did not record what it delivered (it was interrupted, or recorded before replay existed)"
-		res.Missing = []logs.Missing{{Reason: "not_recorded"}}
+		res.Missing = []api.ReplayMissing{{Reason: "not_recorded"}}
 		return writeLine(w, res)
 	}
-	res.Skips = rec.Skips
+	for _, k := range rec.Skips {
+		res.Skips = append(res.Skips, api.ReplaySkip(k))
+	}
 	stream := logs.Stream{Service: closed.Target.Service, Env: closed.Target.Env}
 	out, err := logs.Replay(s.cfg.Hub, stream, rec, func(data []byte, _ int) error {
 		if _, err := w.Write(data); err != nil {
@@ -146,13 +130,16 @@ func (s *Server) handleViewReplay(w http.ResponseWriter, r *http.Request, who au
 	if err != nil {
 		if errors.Is(err, logs.ErrBadRecord) {
 			res.Reason = "the view's record is malformed: " + err.Error()
-			res.Missing = []logs.Missing{{Reason: "not_recorded"}}
+			res.Missing = []api.ReplayMissing{{Reason: "not_recorded"}}
 			return writeLine(w, res)
 		}
 		s.log.Debug("replay ended early", "view", viewID, "err", err)
 		return nil // the client went away mid-stream; nothing more to say
 	}
-	res.Entries, res.EntriesSHA256, res.Missing = out.Entries, out.EntriesDigest, out.Missing
+	res.Entries, res.EntriesSHA256 = out.Entries, out.EntriesDigest
+	for _, m := range out.Missing {
+		res.Missing = append(res.Missing, api.ReplayMissing(m))
+	}
 	res.Verified = len(out.Missing) == 0 && out.EntriesDigest == res.ExpectedSHA256
 	switch {
 	case res.Verified:

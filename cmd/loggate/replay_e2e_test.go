@@ -206,6 +206,20 @@ func TestReplayAfterRetentionAndLegalHold(t *testing.T) {
 	if out := g.replayView(heldView, carol, "LEGAL-7"); out.status != 200 || out.result["verified"] != true || len(out.messages) != 4 {
 		t.Errorf("replay of the held view: %d, %d lines, %v", out.status, len(out.messages), out.result)
 	}
+	// The CLI: the held view verifies (exit 0, its lines on stdout); the
+	// trimmed one exits 1 saying what is missing; a reason is required.
+	cl := newCLI(t, g.url).as(carol)
+	if stdout, stderr, code := cl.run("audit", "replay", heldView, "--reason", "LEGAL-7"); code != 0 ||
+		strings.Count(stdout, "\n") != 4 || !strings.Contains(stdout, "held 3") || !strings.Contains(stderr, "Verified") {
+		t.Errorf("audit replay of the held view: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if _, stderr, code := cl.run("audit", "replay", gone, "--reason", "LEGAL-7"); code != 1 ||
+		!strings.Contains(stderr, "NOT verified") || !strings.Contains(stderr, "retention") {
+		t.Errorf("audit replay of the trimmed view: exit %d\n%s", code, stderr)
+	}
+	if _, stderr, code := cl.run("audit", "replay", gone); code != 2 || !strings.Contains(stderr, "--reason") {
+		t.Errorf("audit replay without a reason: exit %d\n%s", code, stderr)
+	}
 	out := g.replayView(gone, carol, "LEGAL-7")
 	missing, _ := out.result["missing"].([]any)
 	if out.status != 200 || out.result["verified"] != false || len(out.messages) != 0 || len(missing) == 0 ||
