@@ -70,6 +70,12 @@ func (s *Server) RecoverInterruptedViews(ctx context.Context) (int, error) {
 				if c.Digest != "" {
 					details["sha256"], details["digest_kind"] = c.Digest, c.DigestKind
 				}
+				if c.EntriesDigest != "" {
+					details["entries_sha256"] = c.EntriesDigest
+				}
+				if c.Paused > 0 {
+					details["paused"] = c.Paused
+				}
 				if len(c.Redactions) > 0 {
 					details["redactions"] = c.Redactions
 				}

@@ -259,12 +259,13 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 			}
 		case <-saveCounts:
 			st := v.Stats()
-			if st.Messages == saved.Messages && st.Dropped == saved.Dropped && st.Sampled == saved.Sampled {
+			if st.Messages == saved.Messages && st.Dropped == saved.Dropped && st.Sampled == saved.Sampled && st.Paused == saved.Paused {
 				continue // nothing new: an idle view costs no write
 			}
 			saved = st
 			if err := counts.Save(audit.ViewCounts{ViewID: viewID, Entries: st.Entries, Bytes: st.Bytes, Dropped: st.Dropped,
-				Sampled: st.Sampled, Digest: st.Digest, DigestKind: s.cfg.DigestKind, Redactions: st.Redactions,
+				Sampled: st.Sampled, Paused: st.Paused, Digest: st.Digest, EntriesDigest: st.EntriesDigest,
+				DigestKind: s.cfg.DigestKind, Redactions: st.Redactions,
 				Seconds: int64(s.now().Sub(start).Seconds()), At: s.now().UTC()}); err != nil {
 				s.log.Warn("save view counts", "err", err)
 			} else {

@@ -210,7 +210,7 @@ func TestCrashKeepsTheCountsOfALiveView(t *testing.T) {
 	if int(entries) < received || int(entries) > ingested {
 		t.Errorf("interrupted view's entries = %v, want between %d (received before the last saves) and %d (ingested)", d["entries"], received, ingested)
 	}
-	if d["counts_from"] != "checkpoint" || d["counts_at"] == nil || d["sha256"] == nil || d["bytes"] == float64(0) {
+	if d["counts_from"] != "checkpoint" || d["counts_at"] == nil || d["sha256"] == nil || d["entries_sha256"] == nil || d["bytes"] == float64(0) {
 		t.Errorf("interrupted close details = %v, want counts_from checkpoint with counts_at, sha256 and bytes", d)
 	}
 }

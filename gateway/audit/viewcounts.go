@@ -20,6 +20,10 @@ type ViewCounts struct {
 	Bytes   int64  `json:"bytes"`
 	Dropped int64  `json:"dropped"`
 	Sampled int64  `json:"sampled"`
+	Paused  int64  `json:"paused,omitempty"`
+	// EntriesDigest is the view's per-entry digest (entries_sha256) over
+	// the same entries.
+	EntriesDigest string `json:"entries_sha256,omitempty"`
 	// Digest is the view's digest over exactly the messages counted here
 	// (for "sha256-chained" the chain value, for "sha256" the hash of the
 	// bytes sent so far), so it matches Entries and Bytes.
