@@ -27,6 +27,8 @@ func HashSourceToken(token string) string {
 
 // source authenticates an ingest request by its bearer source token. The
 // token is looked up by its hash, so no comparison of secrets happens here.
+// A missing, unknown or revoked token is 401 and audited as auth.failed
+// with actor kind source.
 func (s *Server) source(r *http.Request) (store.Source, error) {
 	h := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(h, "Bearer ")
@@ -35,14 +37,19 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 	}
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
+		s.sourceAuthFailed(r, sourceReasonNoCredentials, "", nil)
 		return store.Source{}, errUnauthorized("source token required (Authorization: Bearer <token>)")
 	}
 	src, err := s.cfg.Store.SourceByTokenHash(r.Context(), HashSourceToken(token))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !src.RevokedAt.IsZero()) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.sourceAuthFailed(r, sourceReasonUnknown, token, nil)
 		return store.Source{}, errUnauthorized("invalid source token")
-	}
-	if err != nil {
+	case err != nil:
 		return store.Source{}, err
+	case !src.RevokedAt.IsZero():
+		s.sourceAuthFailed(r, sourceReasonRevoked, token, &src)
+		return store.Source{}, errUnauthorized("invalid source token")
 	}
 	if !s.ingestLimiter.allow(src.ID) {
 		return store.Source{}, &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
@@ -84,6 +91,7 @@ func (s *Server) accept(r *http.Request, src store.Source, entries []logs.Entry)
 	for i := range entries {
 		if !src.Allows(entries[i].Service, entries[i].Env) {
 			s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
+			s.sourceWriteDenied(r, src, entries[i].Service, entries[i].Env)
 			return 0, errForbidden(fmt.Sprintf("source may not write stream %s/%s", entries[i].Service, entries[i].Env))
 		}
 	}
@@ -121,6 +129,7 @@ func (s *Server) handleIngestJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	if !src.Allows(stream.Service, stream.Env) {
 		s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
+		s.sourceWriteDenied(r, src, stream.Service, stream.Env)
 		s.writeIngestError(w, r, errForbidden("source may not write stream "+stream.String()))
 		return
 	}

@@ -166,6 +166,9 @@ type Server struct {
 	verify verifyCache
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
+	// sourceBursts aggregates refused source tokens and writes; closed by
+	// Shutdown.
+	sourceBursts *burstAggregator
 
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
@@ -218,6 +221,7 @@ func New(cfg Config) (*Server, error) {
 		s.origins[strings.TrimRight(o, "/")] = true
 	}
 	s.ingestLimiter = newRateLimiter(l.IngestRate, 2*l.IngestRate, cfg.Now)
+	s.sourceBursts = newBurstAggregator(s.appendRefusal, cfg.Now, sourceFailureWindow, 10000)
 	s.metrics = newMetrics(cfg.Registry)
 	s.routes()
 	return s, nil
