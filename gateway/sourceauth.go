@@ -209,8 +209,8 @@ func (cur *burst) summary() audit.Event {
 		}
 	}
 	d["count"] = cur.count
-	d["aggregated"] = true
-	d["window_start"] = cur.start.UTC()
+	detail, _ := d["detail"].(string)
+	d["detail"] = "aggregated: " + detail // worded as failed sign-ins are
 	ev.Details, ev.RequestID = d, ""
 	return ev
 }
