@@ -164,6 +164,11 @@ type Server struct {
 	tails *tailRegistry
 	// verify caches the last audit verification.
 	verify verifyCache
+	// table is the route table (routes.go); noRoute the method-less
+	// patterns answering 405/404 for its paths. Both set once by New.
+	table   []route
+	noRoute map[string]bool
+
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
 	// sourceBursts aggregates refused source tokens and writes; closed by
