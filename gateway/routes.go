@@ -9,11 +9,13 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/audit"
 )
 
 // Who may call a route (Route.Auth).
@@ -184,11 +186,36 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 				return
 			}
 		}
+		if r.ContentLength > s.limits.MaxBodyBytes {
+			// Declared too big: refused before any handler, whether or not
+			// it reads a body (one sent chunked meets MaxBytesReader).
+			s.writeError(w, r, errTooLarge(fmt.Sprintf("request body over %d bytes", s.limits.MaxBodyBytes)))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+		mark := &refusalMark{}
+		r = r.WithContext(context.WithValue(r.Context(), keyRefusalMark, mark))
 		if err := h(w, r, who); err != nil {
+			s.auditForbidden(r, who, mark, err)
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// refusalMark notes that a handler recorded a denied event for its
+// request, so that api does not record a second one.
+type refusalMark struct{ recorded atomic.Bool }
+
+// auditForbidden makes every 403 of an API handler leave a trace: a handler
+// that did not record its own refusal (an action-specific denied event) gets
+// access.denied, naming the route and the refusal.
+func (s *Server) auditForbidden(r *http.Request, who auth.Identity, mark *refusalMark, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || mark.recorded.Load() {
+		return
+	}
+	s.recordBestEffort(r.Context(), r, audit.Event{Action: "access.denied", Actor: userActor(who), Outcome: audit.OutcomeDenied,
+		Reason: ae.Message, Details: map[string]any{"method": r.Method, "route": r.Pattern, "path": truncate(r.URL.Path, 256)}})
 }
 
 // authError maps an authenticator error to the client's answer; the body

@@ -392,6 +392,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyClientAddr
+	keyRefusalMark
 )
 
 func withRequestID(ctx context.Context, id string) context.Context {

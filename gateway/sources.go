@@ -123,7 +123,7 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request, who a
 	if !s.allowed(r.Context(), who, "manage_sources") {
 		return errForbidden("sources are managed by loggate-admins")
 	}
-	limit, err := parseLimit(r.URL.Query().Get("limit"), 100, 1000)
+	limit, err := limitParam(r.URL.Query())
 	if err != nil {
 		return err
 	}

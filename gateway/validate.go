@@ -39,10 +39,8 @@ func checkAuditFilters(q url.Values) error {
 			return errBadRequest(fmt.Sprintf("query parameter %s is %d bytes; at most %d", name, len(v), max))
 		}
 	}
-	if o := q.Get("outcome"); o != "" && !contains(auditOutcomes, o) {
-		return errBadRequest(fmt.Sprintf("outcome %q is not one of %s", o, strings.Join(auditOutcomes, ", ")))
-	}
-	return nil
+	_, err := enumParam(q, "outcome", auditOutcomes...)
+	return err
 }
 
 func contains(list []string, v string) bool {
@@ -63,4 +61,34 @@ func recordedQuery(raw string) string {
 		return raw
 	}
 	return truncate(raw, maxRecordedQuery) + "…[cut]"
+}
+
+// The shared checks of list and query parameters: every list answers a
+// bad value the same way, a 400 naming the parameter and what is allowed.
+
+// enumParam reads an optional parameter that must be one of allowed.
+func enumParam(q url.Values, name string, allowed ...string) (string, error) {
+	v := q.Get(name)
+	if v == "" || contains(allowed, v) {
+		return v, nil
+	}
+	return "", errBadRequest(fmt.Sprintf("%s %q is not one of %s", name, truncate(v, 40), strings.Join(allowed, ", ")))
+}
+
+// parseBoolParam reads an optional true/false parameter (absent: false).
+func parseBoolParam(q url.Values, name string) (bool, error) {
+	v, err := enumParam(q, name, "true", "false")
+	return v == "true", err
+}
+
+// maxListLimit is the largest page any list returns; defaultListLimit the
+// page size without limit=.
+const (
+	maxListLimit     = 1000
+	defaultListLimit = 100
+)
+
+// limitParam reads limit: an integer from 1 to 1000, default 100.
+func limitParam(q url.Values) (int, error) {
+	return parseLimit(q.Get("limit"), defaultListLimit, maxListLimit)
 }
