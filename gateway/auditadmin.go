@@ -111,9 +111,12 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, who auth.Id
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	if body.Before == "" {
+		return errBadRequest(`"before" is required: an RFC 3339 time in the past`)
+	}
 	before, perr := time.Parse(time.RFC3339Nano, body.Before)
 	if perr != nil || before.After(s.now()) {
-		return errBadRequest(fmt.Sprintf(`"before" must be an RFC 3339 time in the past, not %q`, truncate(body.Before, 40)))
+		return errBadRequest(fmt.Sprintf(`"before": time %q is not an RFC 3339 time in the past (e.g. "2026-01-02T15:04:05Z")`, truncate(body.Before, 40)))
 	}
 	res, err := a.Purge(r.Context(), before, userActor(who))
 	if err != nil {
