@@ -89,6 +89,9 @@ func (s *Server) decodeError(err error) error {
 // A batch with any entry the source may not write is refused whole (403).
 func (s *Server) accept(r *http.Request, src store.Source, entries []logs.Entry) (int, error) {
 	for i := range entries {
+		if err := checkEntryStream(i, entries[i].Service, entries[i].Env); err != nil {
+			return 0, err
+		}
 		if !src.Allows(entries[i].Service, entries[i].Env) {
 			s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
 			s.sourceWriteDenied(r, src, entries[i].Service, entries[i].Env)
@@ -123,9 +126,11 @@ func (s *Server) handleIngestJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	stream := logs.Stream{Service: q.Get("service"), Env: q.Get("env")}
-	if !nameRE.MatchString(stream.Service) || !nameRE.MatchString(stream.Env) {
-		s.writeIngestError(w, r, errBadRequest("query parameters service and env are required (lower-case names)"))
-		return
+	for _, p := range [][2]string{{"service", stream.Service}, {"env", stream.Env}} {
+		if err := checkStreamParam(p[0], p[1]); err != nil {
+			s.writeIngestError(w, r, err)
+			return
+		}
 	}
 	if !src.Allows(stream.Service, stream.Env) {
 		s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
