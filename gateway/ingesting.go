@@ -168,7 +168,11 @@ func (s *Server) ingestBody(w http.ResponseWriter, r *http.Request, decode decod
 	src, err := s.source(r)
 	if err == nil {
 		var body []byte
-		if body, err = s.readIngest(w, r); err == nil {
+		if body, err = s.readIngest(w, r); err == nil && len(body) == 0 {
+			// Zero entries, as an empty NDJSON body is: shippers flush
+			// empty batches, and no format needs a byte to say "nothing".
+			return true
+		} else if err == nil {
 			var entries []logs.Entry
 			if entries, err = decode(body, r.Header.Get("Content-Type"), s.ingestOptions()); err != nil {
 				err = s.decodeError(err)

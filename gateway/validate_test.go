@@ -89,3 +89,30 @@ func TestListParametersValidated(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyIngestBody: an empty body is zero entries on every ingest route
+// and format, answered as that route answers success; an empty API body
+// where a JSON object is required is a 400 saying so.
+func TestEmptyIngestBody(t *testing.T) {
+	h := newHarness(t)
+	tok := h.sourceToken()
+	for _, c := range []struct {
+		path, ctype string
+		want        int
+	}{
+		{"/api/v1/ingest?service=checkout&env=prod", "application/x-ndjson", http.StatusOK},
+		{"/v1/logs", "application/json", http.StatusOK},
+		{"/v1/logs", "application/x-protobuf", http.StatusOK},
+		{"/loki/api/v1/push", "application/json", http.StatusNoContent},
+		{"/loki/api/v1/push", "application/x-protobuf", http.StatusNoContent},
+	} {
+		if status, _, out := h.ingestCall(c.path, "Bearer "+tok, c.ctype, ""); status != c.want {
+			t.Errorf("%s (%s), empty body: status %d %v, want %d", c.path, c.ctype, status, out, c.want)
+		}
+	}
+	var out map[string]string
+	if got := h.call("alice", "POST", "/api/v1/requests", nil, &out); got != http.StatusBadRequest ||
+		out["error"] != "request body is empty; expected a JSON object" {
+		t.Errorf("empty request body: %d %v, want 400 saying the body is empty", got, out)
+	}
+}
