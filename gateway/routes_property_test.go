@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 )
@@ -154,6 +155,13 @@ func routeRows(f routeFixture) map[string]routeRow {
 		"GET /api/v1/grants/{id}/timeline": {path: g + "/timeline", okUser: "alice", unknownID: "/api/v1/grants/grt_unknown/timeline",
 			forbidden: &forbidCase{call: call{user: "gina"}, action: "access.denied"},
 			na:        na(propBadInput, "only the id, whose property is 404")},
+		"GET /api/v1/views/{view_id}/replay": {path: "/api/v1/views/view_unknown/replay?reason=INC-1", okUser: "carol",
+			unknownID: "/api/v1/views/view_unknown/replay?reason=INC-1",
+			forbidden: &forbidCase{call: call{user: "alice"}, action: "view.replayed"},
+			bad:       &badCase{call{user: "carol", path: "/api/v1/views/view_unknown/replay"}, "reason"}},
+		"POST /api/v1/grants/{id}/legal-hold": {path: g + "/legal-hold", okUser: "carol", unknownID: "/api/v1/grants/grt_unknown/legal-hold",
+			forbidden: &forbidCase{call: call{user: "alice", body: `{"on":true,"reason":"litigation"}`}, action: "grant.legal_hold"},
+			bad:       &badCase{call{user: "carol", body: `{"reason":"litigation"}`}, "on"}},
 
 		"GET /api/v1/reviews": {path: "/api/v1/reviews", okUser: "carol",
 			forbidden: &forbidCase{call: call{user: "alice"}, action: "access.denied"},
@@ -250,7 +258,7 @@ func newRouteFixture(h *harness) routeFixture {
 	if v := h.ask("bob", bg, http.StatusCreated); v.Grant == nil {
 		h.t.Fatalf("break glass: state %q, no grant", v.State)
 	}
-	var reviews listView[reviewView]
+	var reviews api.List[api.Review]
 	if got := h.call("carol", "GET", "/api/v1/reviews?state=open", nil, &reviews); got != http.StatusOK || len(reviews.Items) == 0 {
 		h.t.Fatalf("reviews: status %d, %d items", got, len(reviews.Items))
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 )
@@ -39,7 +40,7 @@ func (h *harness) ingestCall(path, authz, contentType, body string) (int, string
 
 // stagingSource makes a source bound to checkout/staging only and returns
 // its view (with the token).
-func (h *harness) stagingSource(name string) sourceView {
+func (h *harness) stagingSource(name string) api.Source {
 	h.t.Helper()
 	v, err := h.srv.CreateSource(context.Background(), systemActor, name, "",
 		[]store.StreamRef{{Service: "checkout", Env: "staging"}})
