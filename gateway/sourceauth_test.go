@@ -228,3 +228,40 @@ func toFloat(v any) float64 {
 	}
 	return 0
 }
+
+// TestBurstAggregatorBoundsAndClose: beyond max keys, events share one
+// overflow burst (memory stays bounded); close records every pending count,
+// and after close each event is recorded on its own.
+func TestBurstAggregatorBoundsAndClose(t *testing.T) {
+	var got []audit.Event
+	c := &clock{}
+	b := newBurstAggregator(func(_ context.Context, ev audit.Event) error { got = append(got, ev); return nil },
+		c.Now, time.Minute, 2)
+	ev := func(addr string) audit.Event {
+		return audit.Event{Action: "auth.failed", SourceAddr: addr, Details: map[string]any{"detail": "x"}}
+	}
+	for _, addr := range []string{"a", "a", "b", "c", "d", "d"} {
+		b.add(addr, ev(addr))
+	}
+	// a (first), b (first), c -> overflow (first); a, d and d are counted.
+	if len(got) != 3 || got[2].SourceAddr != overflowBurstKey {
+		t.Fatalf("recorded %d events (%+v), want a, b and the overflow's first", len(got), got)
+	}
+	b.close()
+	counts := map[string]float64{}
+	for _, e := range got[3:] {
+		counts[e.SourceAddr] = toFloat(e.Details["count"])
+		if d, _ := e.Details["detail"].(string); !strings.HasPrefix(d, "aggregated: ") {
+			t.Errorf("summary detail %q, want it marked aggregated", d)
+		}
+	}
+	if want := map[string]float64{"a": 1, overflowBurstKey: 2}; len(counts) != 2 || counts["a"] != 1 || counts[overflowBurstKey] != 2 {
+		t.Errorf("summaries %v, want %v", counts, want)
+	}
+	n := len(got)
+	b.add("z", ev("z"))
+	b.add("z", ev("z"))
+	if len(got) != n+2 {
+		t.Errorf("after close: %d events for 2 adds, want each recorded", len(got)-n)
+	}
+}
