@@ -175,7 +175,8 @@ func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 type apiHandler func(w http.ResponseWriter, r *http.Request, who auth.Identity) error
 
 // api authenticates the caller (401 without valid credentials), checks CSRF
-// for cookie-authenticated unsafe methods, and maps the handler's error.
+// for cookie-authenticated unsafe methods, refuses a declared-oversize body
+// (413), maps the handler's error, and makes sure a 403 is audited.
 func (s *Server) api(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, err := s.cfg.Auth.AuthenticateHTTP(w, r)
