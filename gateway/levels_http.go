@@ -66,6 +66,7 @@ func (s *Server) parseControl(r *http.Request, src store.Source) (controlQuery, 
 			return cq, err
 		}
 		if !src.Allows(service, env) {
+			s.sourceControlDenied(r, src, service, env)
 			return cq, errForbidden("this source token may not write " + service + "/" + env)
 		}
 		cq.allows = func(sv, e string) bool { return sv == service && e == env }
@@ -91,6 +92,18 @@ func (s *Server) parseControl(r *http.Request, src store.Source) (controlQuery, 
 		cq.wait = d
 	}
 	return cq, nil
+}
+
+// sourceControlDenied audits a source asking for the levels of a stream it
+// may not write: control.levels, outcome denied, aggregated like refused
+// writes.
+func (s *Server) sourceControlDenied(r *http.Request, src store.Source, service, env string) {
+	ev := audit.Event{Action: "control.levels", Outcome: audit.OutcomeDenied,
+		Reason: "source may not write this stream",
+		Actor:  audit.Actor{Kind: audit.ActorSource, ID: src.ID, Name: src.Name},
+		Target: audit.Target{SourceID: src.ID, Service: service, Env: env}, Details: map[string]any{"route": r.URL.Path}}
+	s.fillFromRequest(r, &ev)
+	s.sourceBursts.add("control|"+src.ID+"|"+service+"/"+env+"|"+ev.SourceAddr, ev)
 }
 
 // handleControlLevels serves the control channel (see the top of the file).
