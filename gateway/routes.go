@@ -46,6 +46,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/grants/{id}/extend", s.api(s.handleExtend))
 	m.HandleFunc("GET /api/v1/grants/{id}/tail", s.handleTail)
 	m.HandleFunc("GET /api/v1/grants/{id}/timeline", s.api(s.handleTimeline))
+	m.HandleFunc("GET /api/v1/views/{view_id}/replay", s.api(s.handleViewReplay))
+	m.HandleFunc("POST /api/v1/grants/{id}/legal-hold", s.api(s.handleGrantLegalHold))
 
 	m.HandleFunc("GET /api/v1/reviews", s.api(s.handleListReviews))
 	m.HandleFunc("POST /api/v1/reviews/{id}/close", s.api(s.handleCloseReview))

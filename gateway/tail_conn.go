@@ -120,7 +120,7 @@ func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
 // serveTail is the tail's write loop. It owns conn's writes; a reader
 // goroutine passes client messages in and exits when conn closes.
 func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string) tailEnd {
-	sub := map[string]any{"type": "subscribed", "grant_id": g.ID, "service": g.Service, "env": g.Env,
+	sub := map[string]any{"type": api.FrameSubscribed, "view_id": viewID, "grant_id": g.ID, "service": g.Service, "env": g.Env,
 		"expires_at": g.ExpiresAt.UTC().Format(time.RFC3339Nano), "max_lookback": durString(g.MaxLookback),
 		"filter":   map[string]any{"level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude, "attrs": tr.filter.Attrs},
 		"backfill": map[string]any{"lines": tr.opts.Lines, "since": timeOrEmpty(tr.opts.Since), "after": tr.opts.After}}
@@ -260,9 +260,20 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 }
 
 func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m api.TailFilter) {
+	if m.Type == "pause" || m.Type == "resume" {
+		if err := v.SetPaused(m.Type == "pause"); err != nil {
+			return
+		}
+		text := "paused: new entries are not sent (they stay in the backlog) until you resume"
+		if m.Type == "resume" {
+			text = "resumed: new entries are sent again; what arrived while paused was skipped"
+		}
+		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": m.Type + "d", "message": text})
+		return
+	}
 	if m.Type != "filter" {
 		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_message",
-			"message": `unknown message; send {"type":"filter","level":..,"grep":..,"exclude":..,"attrs":{..}}`})
+			"message": `unknown message; send {"type":"filter","level":..,"grep":..,"exclude":..,"attrs":{..}}, {"type":"pause"} or {"type":"resume"}`})
 		return
 	}
 	if m.Level != "" && logs.LevelRank(m.Level) == 0 {

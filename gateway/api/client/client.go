@@ -61,8 +61,8 @@ func StatusOf(err error) int {
 }
 
 // Do sends body (JSON, when non-nil) with method to path (with its query) and
-// decodes a 2xx answer into out (when non-nil; a *json.RawMessage keeps it
-// as sent). A non-2xx answer is an *Error; a call that got no answer is
+// decodes a 2xx answer into out (when non-nil; a *[]byte or a
+// *json.RawMessage keeps it as sent, *[]byte also when it is not JSON). A non-2xx answer is an *Error; a call that got no answer is
 // net/http's *url.Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
@@ -106,6 +106,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	if resp.StatusCode/100 != 2 {
 		return DecodeError(resp.StatusCode, data)
+	}
+	if raw, ok := out.(*[]byte); ok { // the answer as it is (NDJSON, say)
+		*raw = data
+		return nil
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
