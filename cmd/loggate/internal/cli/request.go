@@ -392,20 +392,8 @@ approver inbox); with --all, everyone's (security only).`,
 			if flagString(fs, "all") == "true" {
 				q.Set("scope", "all")
 			}
-			a, err := c.session(ctx, fs)
-			if err != nil {
-				return err
-			}
-			limit := flagInt(fs, "limit")
-			reqs, raws, err := listAs[api.Request](ctx, a, "/api/v1/requests", q, limit)
-			if err != nil {
-				return err
-			}
-			if len(reqs) == 0 && format == "text" {
-				fmt.Fprintln(c.stderr, "No requests.")
-				return nil
-			}
-			return requestsTable(reqs, raws).write(c.stdout, format)
+			return listing[api.Request]{path: "/api/v1/requests", query: q, limit: flagInt(fs, "limit"), table: requestsTable,
+				empty: "No requests."}.show(ctx, c, fs, format)
 		},
 	}
 }

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -95,6 +96,33 @@ func (a *apiClient) listAll(ctx context.Context, path string, q url.Values, limi
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// listing is what a list command shows: pages of path, decoded as T, as a
+// table in the --output format.
+type listing[T any] struct {
+	path  string
+	query url.Values // nil: none
+	limit int        // items at most; 0: every page
+	empty string     // said on stderr instead of an empty text table; "": the empty table
+	table func(items []T, raws []json.RawMessage) *table
+}
+
+// show fetches the listing as the signed-in user and writes it to stdout.
+func (l listing[T]) show(ctx context.Context, c *cli, fs *flag.FlagSet, format string) error {
+	a, err := c.session(ctx, fs)
+	if err != nil {
+		return err
+	}
+	items, raws, err := listAs[T](ctx, a, l.path, l.query, l.limit)
+	if err != nil {
+		return err
+	}
+	if len(items) == 0 && l.empty != "" && (format == "text" || format == "table") {
+		fmt.Fprintln(c.stderr, l.empty)
+		return nil
+	}
+	return l.table(items, raws).write(c.stdout, format)
 }
 
 // listAs is listAll decoded into T, with the raw items kept for JSON output.
