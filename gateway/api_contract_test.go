@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,14 +64,17 @@ func TestAPIContract(t *testing.T) {
 		c.check(raw)
 	}
 
-	conn, _, err := h.dialTail("alice", g.ID)
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.url, "http")+api.TailPath(g.ID),
+		http.Header{"Authorization": {"Bearer " + h.token("alice")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := h.hub.Publish(context.Background(), []logs.Entry{{Service: "checkout", Env: "staging",
-		Time: time.Now(), Level: "warn", Message: "hello", Attrs: map[string]string{"k": "v"}, Pod: "p-1"}}); err != nil {
-		t.Fatal(err)
+	publish := func() {
+		if _, err := h.hub.Publish(context.Background(), []logs.Entry{{Service: "checkout", Env: "staging",
+			Time: time.Now(), Level: "warn", Message: "hello", Attrs: map[string]string{"k": "v"}, Pod: "p-1"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	seen := map[string]bool{}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -88,6 +92,9 @@ func TestAPIContract(t *testing.T) {
 		for _, e := range f.Entries {
 			strict[api.Entry](t, "entry", e)
 		}
+		if f.Type == api.FrameSubscribed { // subscribed: a line published now reaches this tail
+			publish()
+		}
 		if f.Type == api.FrameEntries {
 			h.call("dave", http.MethodPost, "/api/v1/grants/"+g.ID+"/revoke", map[string]any{"reason": "contract test"}, nil)
 		}
@@ -95,8 +102,8 @@ func TestAPIContract(t *testing.T) {
 			t.Errorf("end reason %q, want %q", f.Reason, api.EndRevoked)
 		}
 	}
-	if !seen[api.FrameEntries] || !seen[api.FrameEnd] {
-		t.Errorf("frames seen %v, want entries and end", seen)
+	if !seen[api.FrameSubscribed] || !seen[api.FrameEntries] || !seen[api.FrameEnd] {
+		t.Errorf("frames seen %v, want subscribed, entries and end", seen)
 	}
 }
 

@@ -57,11 +57,20 @@ type TailFrame struct {
 	// "subscribed" and the "extended" notice.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// "subscribed"; ViewID names the view in the audit trail.
-	ViewID      string `json:"view_id,omitempty"`
-	GrantID     string `json:"grant_id,omitempty"`
-	Service     string `json:"service,omitempty"`
-	Env         string `json:"env,omitempty"`
-	MaxLookback string `json:"max_lookback,omitempty"`
+	ViewID      string        `json:"view_id,omitempty"`
+	GrantID     string        `json:"grant_id,omitempty"`
+	Service     string        `json:"service,omitempty"`
+	Env         string        `json:"env,omitempty"`
+	MaxLookback string        `json:"max_lookback,omitempty"`
+	Filter      *TailFilter   `json:"filter,omitempty"`   // the filter in force
+	Backfill    *TailBackfill `json:"backfill,omitempty"` // what the viewer asked to see again
+}
+
+// TailBackfill is the backfill a tail was opened with.
+type TailBackfill struct {
+	Lines int    `json:"lines"`
+	Since string `json:"since"` // RFC 3339, or empty
+	After int64  `json:"after"` // resume after this seq; 0: no resume
 }
 
 // Entry is one log line as a tail delivers it.
@@ -87,7 +96,7 @@ type Entry struct {
 // changes its filter; {"type":"pause"} and {"type":"resume"} stop and
 // restart delivery (what arrives meanwhile is skipped, and recorded so).
 type TailFilter struct {
-	Type    string            `json:"type"`
+	Type    string            `json:"type,omitempty"`
 	Level   string            `json:"level"`
 	Grep    string            `json:"grep"`
 	Exclude string            `json:"exclude"`
