@@ -23,15 +23,10 @@ func streamsCommand() *command {
 each: automatic approval or how many approvals from whom, the longest grant,
 how far back you may read, and whether you may break glass.`,
 		example: "  loggate streams",
-		flags: func(fs *flag.FlagSet) {
-			addServerFlags(fs)
-			fs.String("output", "text", "text, json or csv")
-		},
+		flags:   addServerFlags,
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
 			return listing[api.Stream]{path: "/api/v1/streams", table: streamsTable,
 				empty: "No streams you may ask for. Ask a loggate admin which groups policy expects."}.show(ctx, c, fs, format)
 		},
@@ -62,13 +57,10 @@ func grantsCommand() *command {
 			fs.Bool("active", false, "only active grants")
 			fs.Bool("all", false, "everyone's grants (security)")
 			fs.Int("limit", 100, "at most this many")
-			fs.String("output", "text", "text, json or csv")
 		},
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
 			q := url.Values{}
 			if flagString(fs, "active") == "true" {
 				q.Set("state", "active")

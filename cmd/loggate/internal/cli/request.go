@@ -374,13 +374,10 @@ approver inbox); with --all, everyone's (security only).`,
 			fs.Bool("all", false, "everyone's requests (security)")
 			fs.String("state", "", "only this state: pending, approved, denied, cancelled, lapsed")
 			fs.Int("limit", 100, "at most this many")
-			fs.String("output", "text", "text, json or csv")
 		},
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
 			q := url.Values{}
 			if st := flagString(fs, "state"); st != "" {
 				q.Set("state", st)

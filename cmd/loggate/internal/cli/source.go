@@ -88,15 +88,10 @@ func sourceListCommand() *command {
 		usage:   "loggate source list [--output text|json|csv]",
 		help:    "Lists ingest sources with their streams; tokens are never shown again.",
 		example: "  loggate source list",
-		flags: func(fs *flag.FlagSet) {
-			addServerFlags(fs)
-			fs.String("output", "text", "text, json or csv")
-		},
+		flags:   addServerFlags,
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
 			return listing[api.Source]{path: "/api/v1/sources", table: sourcesTable}.show(ctx, c, fs, format)
 		},
 	}
