@@ -11,12 +11,13 @@ func TailPath(grantID string) string { return "/api/v1/grants/" + grantID + "/ta
 // WebSocket close codes of the tail protocol. An "end" frame with the
 // matching reason comes just before the close.
 const (
-	CloseExpired     = 4001 // the grant expired
-	CloseRevoked     = 4002 // the grant was revoked
-	CloseShutdown    = 4003 // the server is shutting down: reconnect
-	CloseLimit       = 4004 // too many tails for this grant or user
-	CloseSlow        = 4005 // the viewer fell too far behind
-	CloseUnavailable = 4006 // the log backend is unavailable: reconnect
+	CloseExpired      = 4001 // the grant expired
+	CloseRevoked      = 4002 // the grant was revoked
+	CloseShutdown     = 4003 // the server is shutting down: reconnect
+	CloseLimit        = 4004 // too many tails for this grant or user
+	CloseSlow         = 4005 // the viewer fell too far behind
+	CloseUnavailable  = 4006 // the log backend is unavailable: reconnect
+	CloseSessionEnded = 4007 // the browser session behind the tail was ended
 )
 
 // Types of the frames the server sends on a tail.
@@ -37,6 +38,7 @@ const (
 	EndLimit       = "limit_reached"
 	EndSlow        = "too_slow"
 	EndUnavailable = "backend_unavailable"
+	EndSession     = "session_ended"
 )
 
 // TailFrame is any frame the server sends on a tail; Type says which fields
