@@ -44,14 +44,16 @@ func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request, who au
 	if err != nil {
 		return err
 	}
-	state := q.Get("state")
-	switch state {
-	case "", store.GrantActive, store.GrantExpired, store.GrantRevoked:
-	default:
-		return errBadRequest("state must be one of active, expired, revoked")
+	state, err := enumParam(q, "state", store.GrantActive, store.GrantExpired, store.GrantRevoked)
+	if err != nil {
+		return err
+	}
+	all, err := parseBoolParam(q, "all")
+	if err != nil {
+		return err
 	}
 	sq.Owner = who.ID()
-	if q.Get("all") == "true" {
+	if all {
 		if !s.allowed(ctx, who, "read_audit") {
 			return errForbidden("all=true is for security")
 		}
@@ -216,9 +218,9 @@ func (s *Server) handleListReviews(w http.ResponseWriter, r *http.Request, who a
 	if !s.allowed(ctx, who, "read_audit") {
 		return errForbidden("reviews are for security")
 	}
-	state := r.URL.Query().Get("state")
-	if state != "" && state != store.ReviewOpen && state != store.ReviewClosed {
-		return errBadRequest("state must be open or closed")
+	state, err := enumParam(r.URL.Query(), "state", store.ReviewOpen, store.ReviewClosed)
+	if err != nil {
+		return err
 	}
 	sq, err := pageQuery(r)
 	if err != nil {

@@ -47,11 +47,10 @@ func (s *Server) commit(ctx context.Context, r *http.Request, ev audit.Event, ch
 	return nil
 }
 
-// pageQuery reads a list endpoint's ?limit= (1 to 1000, 100 when absent)
-// and ?cursor=.
+// pageQuery reads a list endpoint's ?limit= (limitParam) and ?cursor=.
 func pageQuery(r *http.Request) (store.Query, error) {
 	q := r.URL.Query()
-	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	limit, err := limitParam(q)
 	if err != nil {
 		return store.Query{}, err
 	}

@@ -158,15 +158,18 @@ func (s *Server) handleCreateSource(w http.ResponseWriter, r *http.Request, who 
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	if body.Name == "" || len(body.Name) > 100 {
-		return errBadRequest(`"name" is required (at most 100 characters)`)
+	if err := checkSourceName(body.Name); err != nil {
+		return err
 	}
 	if len(body.Streams) == 0 {
 		return errBadRequest(`"streams" must list at least one {"service","env"}`)
 	}
-	for _, st := range body.Streams {
-		if !(nameRE.MatchString(st.Service) || st.Service == "*") || !(nameRE.MatchString(st.Env) || st.Env == "*") {
-			return errBadRequest("each stream needs a service and env: lower-case names or *")
+	for i, st := range body.Streams {
+		if err := checkSourceStream(i, "service", st.Service); err != nil {
+			return err
+		}
+		if err := checkSourceStream(i, "env", st.Env); err != nil {
+			return err
 		}
 	}
 	streams := make([]store.StreamRef, 0, len(body.Streams))

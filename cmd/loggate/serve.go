@@ -331,7 +331,14 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	p.notif = notifier
-	closer := func() { notifier.Close() }
+	spool, viewCounts, err := openSpool(c, sp.audit, p.log)
+	if err != nil {
+		return func() { notifier.Close() }, err
+	}
+	closer := func() {
+		spool.Close()
+		notifier.Close()
+	}
 	srv, err := gateway.New(gateway.Config{
 		PublicURL: p.pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
 		Auth: p.authn, Sessions: p.authn, Policy: p.pol, Audit: sp.audit, Store: sp.store, Hub: sp.hub, Redactor: red,
@@ -340,7 +347,7 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
-		ReplicaID: sp.replicaID(),
+		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
 	})
 	if err != nil {
 		return closer, err
