@@ -155,14 +155,17 @@ func (c *Client) Requests(ctx context.Context, q url.Values) (api.List[api.Reque
 
 // Approve approves someone else's request.
 func (c *Client) Approve(ctx context.Context, reqID, comment string) (api.Request, error) {
-	var v api.Request
-	return v, c.Do(ctx, http.MethodPost, "/api/v1/requests/"+id(reqID)+"/approve", api.Verdict{Comment: comment}, &v)
+	return c.verdict(ctx, reqID, "approve", comment)
 }
 
 // Deny denies someone else's request; the comment is required.
 func (c *Client) Deny(ctx context.Context, reqID, comment string) (api.Request, error) {
+	return c.verdict(ctx, reqID, "deny", comment)
+}
+
+func (c *Client) verdict(ctx context.Context, reqID, verdict, comment string) (api.Request, error) {
 	var v api.Request
-	return v, c.Do(ctx, http.MethodPost, "/api/v1/requests/"+id(reqID)+"/deny", api.Verdict{Comment: comment}, &v)
+	return v, c.Do(ctx, http.MethodPost, "/api/v1/requests/"+id(reqID)+"/"+verdict, api.Verdict{Comment: comment}, &v)
 }
 
 // Cancel withdraws one's own pending request.
