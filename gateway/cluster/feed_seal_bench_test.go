@@ -1,0 +1,85 @@
+package cluster
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/loggate/loggate/gateway/cluster/redistest"
+	"github.com/loggate/loggate/gateway/logs"
+	"github.com/loggate/loggate/gateway/logs/seal"
+)
+
+// BenchmarkFeedSealing is BenchmarkBacklogSealing (gateway/logs) for the
+// Redis feed, against a real redis-server: ingest is Feed.Publish of
+// 64-entry batches (one script round trip each), backfill is Feed.Range of
+// 1000 stored entries; clear and sealed in the same run.
+func BenchmarkFeedSealing(b *testing.B) {
+	e := newEnv(b)
+	for _, sealed := range []bool{false, true} {
+		name := "clear"
+		if sealed {
+			name = "sealed"
+		}
+		b.Run("ingest/"+name, func(b *testing.B) { benchFeed(b, e, sealed, false) })
+		b.Run("backfill/"+name, func(b *testing.B) { benchFeed(b, e, sealed, true) })
+	}
+}
+
+func benchFeed(b *testing.B, e *env, sealed, backfill bool) {
+	cfg := FeedConfig{Client: e.client(b), Prefix: redistest.Prefix(b), Block: 200 * time.Millisecond,
+		Retention: func(string) logs.Retention { return logs.Retention{MaxEntries: 1 << 20} }}
+	if sealed {
+		ring, err := seal.Parse(seal.Generate())
+		if err != nil {
+			b.Fatal(err)
+		}
+		cfg.Keys = ring
+	}
+	f, err := NewFeed(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	s := logs.Stream{Service: "api", Env: "prod"}
+	batch := func(n int) []logs.Entry {
+		es := entries(s, "GET /api/v1/orders/12345/items?expand=price,stock 200 in 12ms user=42 region=eu-west-1 trace=4bf92f3577b34da6a3ce929d0e0e4736", n)
+		for i := range es {
+			es[i].Pod = "api-7f9c-xk2"
+			es[i].Observed = es[i].Time
+		}
+		return es
+	}
+	if !backfill {
+		tmpl := batch(64)
+		buf := make([]logs.Entry, len(tmpl))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			copy(buf, tmpl)
+			if _, err := f.Publish(ctx, buf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N*len(tmpl))/b.Elapsed().Seconds(), "entries/s")
+		return
+	}
+	const stored, page = 20000, 1000
+	for range stored / 500 {
+		if _, err := f.Publish(ctx, batch(500)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	read := 0
+	for i := 0; i < b.N; i++ {
+		after := int64(i*page) % (stored - page)
+		es, err := f.Range(ctx, s, after, time.Time{}, page)
+		if err != nil || len(es) != page {
+			b.Fatalf("Range after %d: %d entries, %v", after, len(es), err)
+		}
+		read += len(es)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(read)/b.Elapsed().Seconds(), "entries/s")
+}
