@@ -70,6 +70,9 @@ type serveConfig struct {
 
 	// EncryptionKeyFile holds the backlog keys (backlogkeys.go).
 	EncryptionKeyFile string
+	// AllowOpenPermissions turns the start-up permission check's failures
+	// into warnings (permissions.go).
+	AllowOpenPermissions bool
 
 	// clientSecret and webhookSecret are read from files or the environment.
 	clientSecret  string
@@ -120,6 +123,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxViewerRate, "max-viewer-rate", 5000, "entries per second a viewer receives before sampling (announced)")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 200, "ingest requests per second per source token (burst twice that)")
 	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", "", "file of log backlog keys, newest first (`loggate keys generate`); seals logs.db and the Redis streams (or LOGGATE_ENCRYPTION_KEY)")
+	fs.BoolVar(&c.AllowOpenPermissions, "allow-open-permissions", false, "start even when the data directory or a key/secret file is readable by others or owned by another user (containers that cannot set modes); each problem is logged")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 }

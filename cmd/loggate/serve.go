@@ -73,8 +73,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	privateUmask()
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := checkPermissions(c, log); err != nil {
+		return err
 	}
 
 	// Listen first: the public URL (and so the development issuer) may

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/doctor"
+)
+
+// permissionPaths is what `serve` and `doctor` check: the data directory
+// (0700), the key files loggate keeps in it, and every secret file given
+// by a setting (0600 or stricter), all owned by the running user.
+func permissionPaths(c *serveConfig) []doctor.Path {
+	ps := []doctor.Path{{Path: c.Data, Dir: true, What: "data directory"}}
+	for _, dir := range []string{filepath.Join(c.Data, "keys"), filepath.Join(c.Data, "audit", "keys")} {
+		for _, p := range doctor.SecretsIn(dir, "key file") {
+			// Verifier (public) keys are meant to be shared.
+			if !strings.HasSuffix(p.Path, ".pub") {
+				ps = append(ps, p)
+			}
+		}
+	}
+	for _, s := range []struct{ path, what string }{
+		{c.EncryptionKeyFile, "encryption key file (--encryption-key-file)"},
+		{c.ClientSecretFile, "client secret file (--client-secret-file)"},
+		{c.WebhookSecretFile, "webhook secret file (--webhook-secret-file)"},
+		{c.SessionKeyFile, "session key file (--session-key-file)"},
+		{c.AuditSigningKeyFile, "audit signing key file (--audit-signing-key-file)"},
+		{c.TLSKey, "TLS private key (--tls-key)"},
+	} {
+		if s.path != "" {
+			ps = append(ps, doctor.Path{Path: s.path, What: s.what})
+		}
+	}
+	return ps
+}
+
+// checkPermissions stops serve on a too-open or foreign file, naming it
+// and the command that fixes it, unless --allow-open-permissions (for
+// containers whose volumes cannot carry modes), which only warns.
+func checkPermissions(c *serveConfig, log *slog.Logger) error {
+	rs := doctor.CheckPermissions(doctor.PermissionsConfig{Paths: permissionPaths(c), UID: os.Getuid()})
+	var bad []string
+	for _, r := range rs {
+		if r.Status == doctor.OK {
+			continue
+		}
+		if c.AllowOpenPermissions {
+			log.Warn("permissions accepted by --allow-open-permissions", "problem", r.Detail, "fix", r.Fix)
+			continue
+		}
+		bad = append(bad, fmt.Sprintf("%s (fix: %s)", r.Detail, r.Fix))
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("refusing to start: %s; or pass --allow-open-permissions where modes cannot be set (containers)",
+			strings.Join(bad, "; "))
+	}
+	return nil
+}
