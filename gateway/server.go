@@ -117,6 +117,9 @@ type Config struct {
 	ReplicaID string
 	// Notifier queues notifications; nil means none are sent.
 	Notifier Notifier
+	// CertSources, if set, accepts TLS client certificates as source
+	// credentials (sources_cert.go); nil means bearer source tokens only.
+	CertSources *CertSources
 
 	Limits Limits
 	// DigestKind names how the hub computes a view's digest, recorded in

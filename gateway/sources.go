@@ -36,6 +36,15 @@ func (s *Server) knownStreams(ctx context.Context) ([]store.StreamRef, error) {
 			break
 		}
 	}
+	if s.cfg.CertSources != nil {
+		for _, m := range s.cfg.CertSources.Sources {
+			for _, st := range m.Streams {
+				if st.Service != "*" && st.Env != "*" {
+					seen[st] = true
+				}
+			}
+		}
+	}
 	for _, info := range s.cfg.Hub.Streams() {
 		seen[store.StreamRef{Service: info.Stream.Service, Env: info.Stream.Env}] = true
 	}

@@ -43,6 +43,10 @@ type serveConfig struct {
 	TLSKey         string
 	TrustedProxies string
 	AllowedOrigins string
+	// SourceCAFile and SourceCertMapFile let sources authenticate with
+	// client certificates (tlsconfig.go).
+	SourceCAFile      string
+	SourceCertMapFile string
 
 	Redis                string
 	RedisAcceptWeakFsync bool
@@ -103,6 +107,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionAbsolute, "session-absolute", 24*time.Hour, "browser session absolute lifetime")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (serve HTTPS directly)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file")
+	fs.StringVar(&c.SourceCAFile, "source-ca-file", "", "PEM CA bundle: log sources may authenticate with client certificates it issued (needs --tls-cert)")
+	fs.StringVar(&c.SourceCertMapFile, "source-cert-map-file", "", `JSON mapping client certificates to streams: {"sources":[{"name":"..","dns":[".."],"uri":[".."],"email":[".."],"common_name":"..","streams":[{"service":"..","env":".."}]}]}`)
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is trusted")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open tails")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL for shared state across replicas (redis:// or rediss://)")

@@ -211,6 +211,16 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
+	certSources, err := loadCertSources(c)
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if c.TLSCert != "" {
+		if tlsConfig, err = serverTLS(c, certSources, log.With("component", "tls")); err != nil {
+			return err
+		}
+	}
 	proxies, err := parsePrefixes(c.TrustedProxies)
 	if err != nil {
 		return err
@@ -232,7 +242,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
-		ReplicaID: sp.replicaID(),
+		ReplicaID: sp.replicaID(), CertSources: certSources,
 	})
 	if err != nil {
 		return err
@@ -293,9 +303,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return runCtx }}
 	serveErr := make(chan error, 1)
 	go func() {
-		if c.TLSCert != "" {
-			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			serveErr <- hs.ServeTLS(ln, c.TLSCert, c.TLSKey)
+		if tlsConfig != nil {
+			hs.TLSConfig = tlsConfig
+			serveErr <- hs.ServeTLS(ln, "", "") // the certificate comes from GetCertificate
 			return
 		}
 		serveErr <- hs.Serve(ln)
