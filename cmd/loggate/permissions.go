@@ -31,7 +31,10 @@ func permissionPaths(c *serveConfig) []doctor.Path {
 		{c.AuditSigningKeyFile, "audit signing key file (--audit-signing-key-file)"},
 		{c.TLSKey, "TLS private key (--tls-key)"},
 	} {
-		if s.path != "" {
+		// systemd credentials (LoadCredential=) are root's files that an
+		// ACL opens to this unit's user alone; their mode bits show the
+		// ACL mask, so they are not judged by them.
+		if s.path != "" && !inDir(c.credentialsDir, s.path) {
 			ps = append(ps, doctor.Path{Path: s.path, What: s.what})
 		}
 	}
@@ -59,4 +62,13 @@ func checkPermissions(c *serveConfig, log *slog.Logger) error {
 			strings.Join(bad, "; "))
 	}
 	return nil
+}
+
+// inDir reports whether path lies inside dir (dir empty: never).
+func inDir(dir, path string) bool {
+	if dir == "" {
+		return false
+	}
+	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
 }

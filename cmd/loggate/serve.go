@@ -73,6 +73,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if c.CheckConfig {
+		return checkConfig(ctx, c, stdout)
+	}
 	privateUmask()
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
