@@ -45,6 +45,7 @@ func permissionPaths(c *serveConfig) []doctor.Path {
 // and the command that fixes it, unless --allow-open-permissions (for
 // containers whose volumes cannot carry modes), which only warns.
 func checkPermissions(c *serveConfig, log *slog.Logger) error {
+	tightenEmptyDataDir(c.Data, log)
 	rs := doctor.CheckPermissions(doctor.PermissionsConfig{Paths: permissionPaths(c), UID: os.Getuid()})
 	var bad []string
 	for _, r := range rs {
@@ -71,4 +72,23 @@ func inDir(dir, path string) bool {
 	}
 	rel, err := filepath.Rel(filepath.Clean(dir), filepath.Clean(path))
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// tightenEmptyDataDir makes a data directory that holds nothing yet 0700,
+// as serve would have created it: a directory made with `mkdir` (or a
+// test's temporary directory) under a usual umask is 0755, and there is
+// nothing in it to protect yet. A directory with content is left to the
+// check, which stops serve.
+func tightenEmptyDataDir(dir string, log *slog.Logger) {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) > 0 {
+		return
+	}
+	if err := os.Chmod(dir, 0o700); err == nil {
+		log.Info("empty data directory made private", "dir", dir, "was", fmt.Sprintf("%04o", fi.Mode().Perm()))
+	}
 }

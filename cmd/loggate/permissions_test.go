@@ -43,6 +43,10 @@ func TestServeRefusesOpenPermissions(t *testing.T) {
 		if err := os.Mkdir(data, 0o700); err != nil {
 			t.Fatal(err)
 		}
+		// Something of an earlier run is in it: serve must not fix the mode itself.
+		if err := os.WriteFile(filepath.Join(data, "state.db"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 		os.Chmod(data, 0o755)
 		err := serveOnce(t, base(data)...)
 		if err == nil || !strings.Contains(err.Error(), "chmod 700 "+data) || !strings.Contains(err.Error(), "--allow-open-permissions") {
@@ -51,8 +55,25 @@ func TestServeRefusesOpenPermissions(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(data, "logs.db")); err == nil {
 			t.Error("a refused start created logs.db")
 		}
+		if fi, _ := os.Stat(data); fi.Mode().Perm() != 0o755 {
+			t.Errorf("a refused start changed the mode to %04o", fi.Mode().Perm())
+		}
 		if err := serveOnce(t, append(base(data), "--allow-open-permissions")...); err != nil {
 			t.Fatalf("with --allow-open-permissions: %v", err)
+		}
+	})
+	t.Run("empty open data directory", func(t *testing.T) {
+		// mkdir under umask 022: nothing to protect yet, so serve makes it 0700.
+		data := filepath.Join(t.TempDir(), "data")
+		if err := os.Mkdir(data, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(data, 0o755)
+		if err := serveOnce(t, base(data)...); err != nil {
+			t.Fatalf("serve on an empty 0755 directory: %v", err)
+		}
+		if fi, _ := os.Stat(data); fi.Mode().Perm() != 0o700 {
+			t.Errorf("data directory mode %04o, want 0700", fi.Mode().Perm())
 		}
 	})
 	t.Run("readable key file", func(t *testing.T) {
