@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/cluster"
 	"github.com/loggate/loggate/policies"
 	"github.com/loggate/loggate/policy"
@@ -22,17 +23,17 @@ import (
 // first problem.
 func checkConfig(ctx context.Context, c *serveConfig, stdout io.Writer) error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return usageError("--listen %q: %v", c.Listen, err)
+		return exitcode.Usagef("--listen %q: %v", c.Listen, err)
 	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return usageError("--public-url %q must be an absolute http(s) URL", c.PublicURL)
+			return exitcode.Usagef("--public-url %q must be an absolute http(s) URL", c.PublicURL)
 		}
 	}
 	if c.Issuer != "" {
 		if u, err := url.Parse(c.Issuer); err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-			return usageError("--issuer %q must be an absolute URL", c.Issuer)
+			return exitcode.Usagef("--issuer %q must be an absolute URL", c.Issuer)
 		}
 	}
 	if _, err := parseRetention(c.LogRetention); err != nil {
@@ -43,14 +44,14 @@ func checkConfig(ctx context.Context, c *serveConfig, stdout io.Writer) error {
 	}
 	if c.Redis != "" {
 		if c.SessionKeyFile == "" || c.AuditSigningKeyFile == "" {
-			return usageError("--redis needs --session-key-file and --audit-signing-key-file, the same files on every replica")
+			return exitcode.Usagef("--redis needs --session-key-file and --audit-signing-key-file, the same files on every replica")
 		}
 		if _, err := cluster.LoadSigningKey(c.AuditSigningKeyFile); err != nil {
-			return usageError("--audit-signing-key-file: %v", err)
+			return exitcode.Usagef("--audit-signing-key-file: %v", err)
 		}
 		cl, err := cluster.Dial(c.Redis) // parses the URL; connects only when used
 		if err != nil {
-			return usageError("--redis: %v", err)
+			return exitcode.Usagef("--redis: %v", err)
 		}
 		cl.Close()
 	}
@@ -75,11 +76,11 @@ func checkConfig(ctx context.Context, c *serveConfig, stdout io.Writer) error {
 	}
 	if c.WebhookURL != "" {
 		if c.WebhookFormat != "json" && c.WebhookFormat != "slack" {
-			return usageError("--webhook-format must be json or slack")
+			return exitcode.Usagef("--webhook-format must be json or slack")
 		}
 		for _, k := range splitList(c.WebhookEvents) {
 			if !slices.Contains(notifyKinds, k) {
-				return usageError("--webhook-events: unknown event %q", k)
+				return exitcode.Usagef("--webhook-events: unknown event %q", k)
 			}
 		}
 	}

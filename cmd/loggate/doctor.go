@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/doctor"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/cluster"
 	"github.com/loggate/loggate/policies"
 )
@@ -39,7 +40,7 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 	rs := doctorChecks(ctx, c, time.Now)
 	doctor.Print(stdout, rs)
 	if code := doctor.ExitCode(rs); code != 0 {
-		return &exitCodeError{code: code}
+		return &exitcode.Error{Code: code}
 	}
 	return nil
 }

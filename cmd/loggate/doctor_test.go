@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/loggate/loggate/auth/devidp"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // doctorExit runs `loggate doctor args...` and returns its exit code and
@@ -22,10 +23,10 @@ func doctorExit(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
 	err := run(context.Background(), append([]string{"doctor"}, args...), func(string) string { return "" }, nil, &out, &errb)
-	code := exitOK
-	var ce *exitCodeError
+	code := exitcode.OK
+	var ce *exitcode.Error
 	if errors.As(err, &ce) {
-		code = ce.code
+		code = ce.Code
 	} else if err != nil {
 		t.Fatalf("doctor: %v\n%s", err, errb.String())
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
 )
 
@@ -115,10 +116,10 @@ func loadCertSources(c *serveConfig) (*gateway.CertSources, error) {
 		return nil, nil
 	}
 	if c.SourceCAFile == "" || c.SourceCertMapFile == "" {
-		return nil, usageError("--source-ca-file and --source-cert-map-file go together")
+		return nil, exitcode.Usagef("--source-ca-file and --source-cert-map-file go together")
 	}
 	if c.TLSCert == "" {
-		return nil, usageError("--source-ca-file needs --tls-cert: client certificates come with TLS served by loggate")
+		return nil, exitcode.Usagef("--source-ca-file needs --tls-cert: client certificates come with TLS served by loggate")
 	}
 	pem, err := os.ReadFile(c.SourceCAFile)
 	if err != nil {
