@@ -48,7 +48,14 @@ func runDoctor(ctx context.Context, args []string, getenv func(string) string, s
 func doctorChecks(ctx context.Context, c *serveConfig, now func() time.Time) []doctor.Result {
 	var rs []doctor.Result
 	if _, err := os.Stat(c.Data); err == nil {
-		rs = append(rs, doctor.CheckPermissions(doctor.PermissionsConfig{Paths: permissionPaths(c), UID: os.Getuid()})...)
+		perms := doctor.CheckPermissions(doctor.PermissionsConfig{Paths: permissionPaths(c), UID: os.Getuid()})
+		if entries, err := os.ReadDir(c.Data); err == nil && len(entries) == 0 && len(perms) > 0 && perms[0].Status == doctor.Fail &&
+			strings.Contains(perms[0].Fix, "chmod") {
+			// serve makes an empty data directory 0700 itself (tightenEmptyDataDir).
+			perms[0].Status = doctor.Warn
+			perms[0].Detail += " (empty: serve will make it 0700)"
+		}
+		rs = append(rs, perms...)
 		rs = append(rs, doctor.CheckDisk(c.Data, nil))
 	} else {
 		rs = append(rs, doctor.Result{Check: "data directory", Status: doctor.Warn,

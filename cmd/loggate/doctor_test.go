@@ -69,7 +69,11 @@ func TestDoctorExitCodes(t *testing.T) {
 		t.Errorf("--dev: exit %d, want 2 (warnings only)\n%s", code, out)
 	}
 
-	os.Chmod(data, 0o755)
+	os.Chmod(data, 0o755) // empty: serve would make it 0700, so only a warning
+	if code, out = doctorExit(t, prod...); code != 2 || !strings.Contains(out, "serve will make it 0700") {
+		t.Errorf("empty open data directory: exit %d, want 2\n%s", code, out)
+	}
+	os.WriteFile(filepath.Join(data, "state.db"), nil, 0o600)
 	code, out = doctorExit(t, prod...)
 	if code != 1 || !strings.Contains(out, "fix: chmod 700 "+data) {
 		t.Errorf("open data directory: exit %d, want 1 with the chmod\n%s", code, out)
