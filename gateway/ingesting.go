@@ -48,7 +48,7 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
 		msg := "source token required (Authorization: Bearer <token>)"
-		if s.cfg.CertSources != nil {
+		if s.certSources() != nil {
 			msg = "source token (Authorization: Bearer <token>) or client certificate required"
 		}
 		return store.Source{}, errUnauthorized(msg)

@@ -117,9 +117,11 @@ type Config struct {
 	ReplicaID string
 	// Notifier queues notifications; nil means none are sent.
 	Notifier Notifier
-	// CertSources, if set, accepts TLS client certificates as source
-	// credentials (sources_cert.go); nil means bearer source tokens only.
-	CertSources *CertSources
+	// CertSources, if set, gives the current client-certificate source
+	// mapping (sources_cert.go), asked on each ingest request so that a
+	// reloaded CA bundle or map applies at once; nil (or a nil result)
+	// means bearer source tokens only.
+	CertSources func() *CertSources
 
 	Limits Limits
 	// DigestKind names how the hub computes a view's digest, recorded in

@@ -36,8 +36,8 @@ func (s *Server) knownStreams(ctx context.Context) ([]store.StreamRef, error) {
 			break
 		}
 	}
-	if s.cfg.CertSources != nil {
-		for _, m := range s.cfg.CertSources.Sources {
+	if cs := s.certSources(); cs != nil {
+		for _, m := range cs.Sources {
 			for _, st := range m.Streams {
 				if st.Service != "*" && st.Env != "*" {
 					seen[st] = true

@@ -101,7 +101,7 @@ func (c CertSource) matches(cert *x509.Certificate) bool {
 // the request carries none (or certificate sources are off), so that the
 // caller asks for a token instead.
 func (s *Server) certSource(r *http.Request) (src store.Source, ok bool, err error) {
-	cs := s.cfg.CertSources
+	cs := s.certSources()
 	if cs == nil || r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
 		return store.Source{}, false, nil
 	}
@@ -155,4 +155,12 @@ func certProblem(err error, c *x509.Certificate, now time.Time) string {
 		return "not valid for client authentication"
 	}
 	return "verification failed"
+}
+
+// certSources is the current mapping, or nil when certificates are off.
+func (s *Server) certSources() *CertSources {
+	if s.cfg.CertSources == nil {
+		return nil
+	}
+	return s.cfg.CertSources()
 }

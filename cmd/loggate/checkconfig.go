@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
@@ -66,7 +67,7 @@ func checkConfig(ctx context.Context, c *serveConfig, stdout io.Writer) error {
 	if _, _, err := loadRedaction(c.RedactionFile); err != nil {
 		return err
 	}
-	if _, err := loadCertSources(c); err != nil {
+	if _, err := loadCertSources(c, slog.New(slog.DiscardHandler)); err != nil {
 		return err
 	}
 	if c.TLSCert != "" {

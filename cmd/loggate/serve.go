@@ -215,7 +215,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 
-	certSources, err := loadCertSources(c)
+	certSources, err := loadCertSources(c, log.With("component", "tls"))
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
-		ReplicaID: sp.replicaID(), CertSources: certSources,
+		ReplicaID: sp.replicaID(), CertSources: certSourcesFunc(certSources),
 	})
 	if err != nil {
 		return err

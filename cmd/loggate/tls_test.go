@@ -116,7 +116,7 @@ func httpsClient(roots *testCA, cert *tls.Certificate) *http.Client {
 // gets a 401/403 JSON answer saying why.
 func TestCertificateSources(t *testing.T) {
 	serverCA, sourceCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "sources CA"), newTestCA(t, "other CA")
-	g, _, _ := tlsGateway(t, serverCA, sourceCA, `{"sources": [
+	g, certFile, _ := tlsGateway(t, serverCA, sourceCA, `{"sources": [
 		{"name": "fluent-bit checkout", "dns": ["fluentbit.svc"], "streams": [{"service": "checkout", "env": "staging"}]},
 		{"name": "by common name", "common_name": "shipper", "streams": [{"service": "checkout", "env": "prod"}]}]}`)
 	now := time.Now()
@@ -172,6 +172,32 @@ func TestCertificateSources(t *testing.T) {
 				t.Errorf("content type %q, want JSON", ct)
 			}
 		})
+	}
+
+	// The mapping file is re-read when it changes: "stranger" gets a stream,
+	// and a broken edit keeps the last good mapping.
+	ingestAs := func(cert *tls.Certificate) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest?service=checkout&env=staging", strings.NewReader(`{"message":"x"}`+"\n"))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := httpsClient(serverCA, cert).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	mapFile := filepath.Join(filepath.Dir(certFile), "sources.json")
+	os.WriteFile(mapFile, []byte(`{"sources": [{"name": "stranger", "common_name": "stranger", "streams": [{"service": "checkout", "env": "staging"}]}]}`), 0o600)
+	if code := ingestAs(&unmapped); code != 200 {
+		t.Errorf("after mapping stranger: %d, want 200", code)
+	}
+	if code := ingestAs(&valid); code != 403 {
+		t.Errorf("fluentbit after its mapping was removed: %d, want 403", code)
+	}
+	os.WriteFile(mapFile, []byte(`{"sources": [`), 0o600)
+	if code := ingestAs(&unmapped); code != 200 {
+		t.Errorf("after a broken edit: %d, want 200 (the last good mapping)", code)
 	}
 }
 

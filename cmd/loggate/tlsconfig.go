@@ -98,7 +98,7 @@ func (r *certReloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, e
 // and, with certificate sources, a request (not a demand) for a client
 // certificate, verified per request by the gateway so that a refused one
 // gets a readable JSON answer.
-func serverTLS(c *serveConfig, certs *gateway.CertSources, log *slog.Logger) (*tls.Config, error) {
+func serverTLS(c *serveConfig, certs *certSourceFiles, log *slog.Logger) (*tls.Config, error) {
 	r, err := newCertReloader(c.TLSCert, c.TLSKey, log)
 	if err != nil {
 		return nil, err
@@ -110,8 +110,64 @@ func serverTLS(c *serveConfig, certs *gateway.CertSources, log *slog.Logger) (*t
 	return cfg, nil
 }
 
-// loadCertSources reads --source-ca-file and --source-cert-map-file.
-func loadCertSources(c *serveConfig) (*gateway.CertSources, error) {
+// certSourceFiles serves the mapping of --source-ca-file and
+// --source-cert-map-file, reloaded when either file changes on disk (a CA
+// bundle rotated by cert-manager, a mapping edited), checked by stat on
+// each ingest request. A change that does not load keeps the previous
+// mapping and is logged once.
+type certSourceFiles struct {
+	caFile, mapFile string
+	log             *slog.Logger
+
+	mu      sync.Mutex // guards the fields below
+	current *gateway.CertSources
+	stamp   [2]fileStamp
+	lastErr string
+}
+
+// Current is gateway.Config.CertSources.
+func (f *certSourceFiles) Current() *gateway.CertSources {
+	if err := f.reload(); err != nil {
+		f.mu.Lock()
+		if err.Error() != f.lastErr {
+			f.lastErr = err.Error()
+			f.log.Warn("source certificate files changed but do not load; keeping the previous mapping", "err", err)
+		}
+		f.mu.Unlock()
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.current
+}
+
+func (f *certSourceFiles) reload() error {
+	cs, err := stampOf(f.caFile)
+	if err != nil {
+		return fmt.Errorf("source CA: %w", err)
+	}
+	ms, err := stampOf(f.mapFile)
+	if err != nil {
+		return fmt.Errorf("source certificate map: %w", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.current != nil && f.stamp == [2]fileStamp{cs, ms} {
+		return nil
+	}
+	next, err := readCertSources(f.caFile, f.mapFile)
+	if err != nil {
+		return err
+	}
+	if f.current != nil {
+		f.log.Info("source certificate mapping reloaded", "sources", len(next.Sources))
+	}
+	f.current, f.stamp, f.lastErr = next, [2]fileStamp{cs, ms}, ""
+	return nil
+}
+
+// loadCertSources reads --source-ca-file and --source-cert-map-file once,
+// to fail the start on a bad file; nil when certificate sources are off.
+func loadCertSources(c *serveConfig, log *slog.Logger) (*certSourceFiles, error) {
 	if c.SourceCAFile == "" && c.SourceCertMapFile == "" {
 		return nil, nil
 	}
@@ -121,21 +177,38 @@ func loadCertSources(c *serveConfig) (*gateway.CertSources, error) {
 	if c.TLSCert == "" {
 		return nil, exitcode.Usagef("--source-ca-file needs --tls-cert: client certificates come with TLS served by loggate")
 	}
-	pem, err := os.ReadFile(c.SourceCAFile)
+	f := &certSourceFiles{caFile: c.SourceCAFile, mapFile: c.SourceCertMapFile, log: log}
+	if err := f.reload(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func readCertSources(caFile, mapFile string) (*gateway.CertSources, error) {
+	pem, err := os.ReadFile(caFile)
 	if err != nil {
 		return nil, fmt.Errorf("source CA: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("source CA %s: no PEM certificate in it", c.SourceCAFile)
+		return nil, fmt.Errorf("source CA %s: no PEM certificate in it", caFile)
 	}
-	b, err := os.ReadFile(c.SourceCertMapFile)
+	b, err := os.ReadFile(mapFile)
 	if err != nil {
 		return nil, fmt.Errorf("source certificate map: %w", err)
 	}
 	srcs, err := gateway.ParseCertSources(b)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.SourceCertMapFile, err)
+		return nil, fmt.Errorf("%s: %w", mapFile, err)
 	}
 	return &gateway.CertSources{CAs: pool, Sources: srcs}, nil
+}
+
+// certSourcesFunc is the gateway's view of f: nil when certificate
+// sources are off.
+func certSourcesFunc(f *certSourceFiles) func() *gateway.CertSources {
+	if f == nil {
+		return nil
+	}
+	return f.Current
 }
