@@ -169,8 +169,16 @@ type Server struct {
 	tails *tailRegistry
 	// verify caches the last audit verification.
 	verify verifyCache
+	// table is the route table (routes.go); noRoute the method-less
+	// patterns answering 405/404 for its paths. Both set once by New.
+	table   []route
+	noRoute map[string]bool
+
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
+	// sourceBursts aggregates refused source tokens and writes; closed by
+	// Shutdown.
+	sourceBursts *burstAggregator
 
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
@@ -223,6 +231,7 @@ func New(cfg Config) (*Server, error) {
 		s.origins[strings.TrimRight(o, "/")] = true
 	}
 	s.ingestLimiter = newRateLimiter(l.IngestRate, 2*l.IngestRate, cfg.Now)
+	s.sourceBursts = newBurstAggregator(s.appendRefusal, cfg.Now, sourceFailureWindow, 10000)
 	s.metrics = newMetrics(cfg.Registry)
 	s.routes()
 	return s, nil
@@ -388,6 +397,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyClientAddr
+	keyRefusalMark
 )
 
 func withRequestID(ctx context.Context, id string) context.Context {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 )
 
@@ -114,14 +115,28 @@ func (s *Server) certSource(r *http.Request) (src store.Source, ok bool, err err
 	_, verr := leaf.Verify(x509.VerifyOptions{Roots: cs.CAs, Intermediates: inter, CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 	if verr != nil {
-		return store.Source{}, true, errUnauthorized("client certificate " + certName(leaf) + " not accepted: " + certProblem(verr, leaf, now))
+		problem := certProblem(verr, leaf, now)
+		s.certAuthFailed(r, "client_certificate", leaf, problem)
+		return store.Source{}, true, errUnauthorized("client certificate " + certName(leaf) + " not accepted: " + problem)
 	}
 	for _, m := range cs.Sources {
 		if m.matches(leaf) {
 			return store.Source{ID: "cert:" + m.Name, Name: m.Name, Streams: m.Streams}, true, nil
 		}
 	}
+	s.certAuthFailed(r, "unmapped_certificate", leaf, "mapped to no stream")
 	return store.Source{}, true, errForbidden("client certificate " + certName(leaf) + " is mapped to no stream")
+}
+
+// certAuthFailed audits a refused source certificate like a refused token
+// (auth.failed, actor kind source, aggregated per certificate and address):
+// the certificate's name is a claim, not a secret, so it is recorded.
+func (s *Server) certAuthFailed(r *http.Request, reason string, leaf *x509.Certificate, problem string) {
+	ev := audit.Event{Action: "auth.failed", Outcome: audit.OutcomeFailure, Reason: reason,
+		Actor:   audit.Actor{Kind: audit.ActorSource, Name: "(unauthenticated)"},
+		Details: map[string]any{"route": r.URL.Path, "detail": "client certificate " + problem, "certificate": certName(leaf)}}
+	s.fillFromRequest(r, &ev)
+	s.sourceBursts.add(reason+"|"+certName(leaf)+"|"+ev.SourceAddr, ev)
 }
 
 // certName is how a certificate is named in messages: its common name,

@@ -47,6 +47,8 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	if !g.ActiveAt(now) {
 		state := s.viewGrant(g).State
+		s.recordBestEffort(ctx, r, audit.Event{Action: "stream.opened", Actor: userActor(who), Outcome: "denied",
+			Reason: "grant is " + state, Target: grantTarget(g)})
 		s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "grant_" + state, Message: "grant is " + state})
 		return
 	}
