@@ -68,10 +68,10 @@ func TestCheckIdP(t *testing.T) {
 			map[string]Status{"redirect url": Fail}, ""},
 		{"clock a minute off", IdPConfig{Issuer: issuer, ClientID: "loggate", RedirectURL: redirect,
 			Now: func() time.Time { return time.Now().Add(time.Minute) }},
-			map[string]Status{"clock skew": Warn}, "differ by 1m"},
+			map[string]Status{"clock skew": Warn}, "differ by "},
 		{"clock ten minutes off", IdPConfig{Issuer: issuer, ClientID: "loggate", RedirectURL: redirect,
 			Now: func() time.Time { return time.Now().Add(-10 * time.Minute) }},
-			map[string]Status{"clock skew": Fail}, "differ by 10m"},
+			map[string]Status{"clock skew": Fail}, "tokens would be refused"},
 		{"unreachable", IdPConfig{Issuer: "http://127.0.0.1:1/oidc", ClientID: "loggate", RedirectURL: redirect},
 			map[string]Status{"idp discovery": Fail}, "connection refused"},
 	}
