@@ -348,7 +348,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+	out := map[string]any{"ready": ok, "checks": checks}
+	if s.cfg.Spool != nil {
+		// Spooled events do not make the replica unready (the trail's own
+		// check does); the depth says how far behind the trail it is.
+		out["audit_spool"] = s.cfg.Spool.Stats()
+	}
+	writeJSON(w, status, out)
 }
 
 func (s *Server) handleAuthConfig(w http.ResponseWriter, r *http.Request) {
