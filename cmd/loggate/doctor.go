@@ -102,5 +102,8 @@ func doctorChecks(ctx context.Context, c *serveConfig, now func() time.Time) []d
 	if c.TLSCert != "" {
 		rs = append(rs, doctor.CheckTLSCert(c.TLSCert, c.TLSKey, now()))
 	}
+	if c.SourceCAFile != "" {
+		rs = append(rs, doctor.CheckCABundle(c.SourceCAFile, now()))
+	}
 	return rs
 }

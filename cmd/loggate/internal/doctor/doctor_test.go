@@ -196,3 +196,31 @@ func TestPrint(t *testing.T) {
 		t.Errorf("got %q, want %q", b.String(), want)
 	}
 }
+
+func TestCheckCABundle(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	ca := func(notAfter time.Time) []byte {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sources CA"},
+			NotBefore: now.Add(-48 * time.Hour), NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	}
+	for _, tc := range []struct {
+		name   string
+		bundle []byte
+		want   Status
+	}{
+		{"a year left", ca(now.Add(365 * 24 * time.Hour)), OK},
+		{"one of two expires in a week", append(ca(now.Add(365*24*time.Hour)), ca(now.Add(7*24*time.Hour))...), Warn},
+		{"expired", ca(now.Add(-time.Hour)), Fail},
+		{"no certificate", []byte("not pem\n"), Fail},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".pem")
+		os.WriteFile(p, tc.bundle, 0o600)
+		if r := CheckCABundle(p, now); r.Status != tc.want || (r.Status != OK && r.Fix == "") {
+			t.Errorf("%s: %v %q, want %v with a fix", tc.name, r.Status, r.Detail, tc.want)
+		}
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io/fs"
+	"os"
 	"time"
 
 	"github.com/loggate/loggate/policy"
@@ -90,4 +92,46 @@ func CheckTLSCert(certFile, keyFile string, now time.Time) Result {
 		return warn(check, renew, "%s expires in %s (%s)", certFile, left.Round(time.Hour), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
 	return ok(check, "%s valid until %s (%d days)", certFile, leaf.NotAfter.UTC().Format(time.RFC3339), int(left.Hours()/24))
+}
+
+// CheckCABundle looks at every certificate of a PEM CA bundle (the source
+// CA of mTLS sources): none parses or one has expired fails, one expiring
+// within 30 days warns — sources it issued stop authenticating then.
+func CheckCABundle(path string, now time.Time) Result {
+	const check = "source CA"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fail(check, "point --source-ca-file at the PEM bundle of the CA issuing source certificates", "%v", err)
+	}
+	var soonest *x509.Certificate
+	n := 0
+	for {
+		var block *pem.Block
+		if block, b = pem.Decode(b); block == nil {
+			break
+		}
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return fail(check, "replace the bundle", "%s: certificate %d: %v", path, n+1, err)
+		}
+		n++
+		if soonest == nil || c.NotAfter.Before(soonest.NotAfter) {
+			soonest = c
+		}
+	}
+	if n == 0 {
+		return fail(check, "put the CA's PEM certificate(s) in "+path, "%s holds no PEM certificate", path)
+	}
+	renew := "add the CA's successor to the bundle before it expires (the bundle is re-read without a restart)"
+	left := soonest.NotAfter.Sub(now)
+	switch {
+	case left <= 0:
+		return fail(check, renew, "%q in %s expired at %s", soonest.Subject.CommonName, path, soonest.NotAfter.UTC().Format(time.RFC3339))
+	case left < 30*24*time.Hour:
+		return warn(check, renew, "%q in %s expires in %s", soonest.Subject.CommonName, path, left.Round(time.Hour))
+	}
+	return ok(check, "%d certificate(s) in %s, the first to expire on %s", n, path, soonest.NotAfter.UTC().Format(time.RFC3339))
 }
