@@ -35,6 +35,15 @@ func (s *Server) knownStreams(ctx context.Context) ([]store.StreamRef, error) {
 			break
 		}
 	}
+	if cs := s.certSources(); cs != nil {
+		for _, m := range cs.Sources {
+			for _, st := range m.Streams {
+				if st.Service != "*" && st.Env != "*" {
+					seen[st] = true
+				}
+			}
+		}
+	}
 	for _, info := range s.cfg.Hub.Streams() {
 		seen[store.StreamRef{Service: info.Stream.Service, Env: info.Stream.Env}] = true
 	}

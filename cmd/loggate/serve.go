@@ -80,15 +80,16 @@ type serveParts struct {
 	idp                              *devidp.Provider        // identity provider: nil unless --dev starts its own
 	mounts                           map[string]http.Handler // identity provider
 
-	sp     *stateParts         // state: audit trail, store, log hub (local or Redis)
-	authn  *auth.Authenticator // identity
-	pol    *policy.Engine      // policy
-	srv    *gateway.Server     // pipeline; the authenticator's hooks read it once set
-	notif  *serveNotifier      // pipeline
-	runCtx context.Context     // run: lives until shutdown, after the request context ends
-	tokens map[string]string   // demo seeding: stream -> source token
-	hs     *http.Server        // HTTP
-	served chan error          // HTTP: the server's exit
+	sp        *stateParts         // state: audit trail, store, log hub (local or Redis)
+	authn     *auth.Authenticator // identity
+	pol       *policy.Engine      // policy
+	srv       *gateway.Server     // pipeline; the authenticator's hooks read it once set
+	notif     *serveNotifier      // pipeline
+	runCtx    context.Context     // run: lives until shutdown, after the request context ends
+	tokens    map[string]string   // demo seeding: stream -> source token
+	hs        *http.Server        // HTTP
+	served    chan error          // HTTP: the server's exit
+	tlsConfig *tls.Config         // pipeline: TLS with certificate reload and source certificates (nil without --tls-cert)
 }
 
 // serveStep starts one part; its closer (nil: nothing to undo) runs at
@@ -107,8 +108,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if c.CheckConfig {
+		return checkConfig(ctx, c, stdout)
+	}
+	privateUmask()
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
+	}
+	if err := checkPermissions(c, log); err != nil {
+		return err
 	}
 	p := &serveParts{c: c, getenv: getenv, log: log, reg: prometheus.NewRegistry(), mounts: map[string]http.Handler{}}
 	steps := []serveStep{
@@ -318,6 +326,16 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
+
+	certSources, err := loadCertSources(c, p.log.With("component", "tls"))
+	if err != nil {
+		return nil, err
+	}
+	if c.TLSCert != "" {
+		if p.tlsConfig, err = serverTLS(c, certSources, p.log.With("component", "tls")); err != nil {
+			return nil, err
+		}
+	}
 	proxies, err := parsePrefixes(c.TrustedProxies)
 	if err != nil {
 		return nil, err
@@ -348,6 +366,7 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
 		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
+		CertSources: certSourcesFunc(certSources),
 	})
 	if err != nil {
 		return closer, err
@@ -400,14 +419,13 @@ func (p *serveParts) run(ctx context.Context) (func(), error) {
 // (hijacked connections the HTTP server does not track), then drains
 // requests.
 func (p *serveParts) http(context.Context) (func(), error) {
-	c := p.c
 	hs := &http.Server{Handler: p.srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return p.runCtx }}
 	p.hs, p.served = hs, make(chan error, 1)
 	go func() {
-		if c.TLSCert != "" {
-			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			p.served <- hs.ServeTLS(p.ln, c.TLSCert, c.TLSKey)
+		if p.tlsConfig != nil {
+			hs.TLSConfig = p.tlsConfig
+			p.served <- hs.ServeTLS(p.ln, "", "") // the certificate comes from GetCertificate
 			return
 		}
 		p.served <- hs.Serve(p.ln)
