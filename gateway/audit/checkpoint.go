@@ -59,7 +59,7 @@ func checkpointText(origin string, size int64, root tlog.Hash, t time.Time) stri
 }
 
 // signCheckpoint signs a checkpoint for a tree of the given size and root.
-func signCheckpoint(k *signingKey, origin string, size int64, root tlog.Hash, t time.Time) (Checkpoint, error) {
+func signCheckpoint(k *Signer, origin string, size int64, root tlog.Hash, t time.Time) (Checkpoint, error) {
 	text := checkpointText(origin, size, root, t)
 	msg, err := note.Sign(&note.Note{Text: text}, k.signer)
 	if err != nil {

@@ -69,7 +69,7 @@ type Store struct {
 	// key is the current checkpoint signer; verifiers lists every note
 	// verifier key the store knows (audit.pub and the current key). Both
 	// change only in RotateKey.
-	key       atomic.Pointer[signingKey]
+	key       atomic.Pointer[Signer]
 	verifiers atomic.Pointer[[]string]
 	rotMu     sync.Mutex // serialises RotateKey
 	ckReqs    chan chan error

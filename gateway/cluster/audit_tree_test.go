@@ -139,15 +139,15 @@ func TestAuditVerifyDetectsTreeAndCheckpointTampering(t *testing.T) {
 			}
 		}, "stored tree hashes"},
 		{"checkpoint from another key", func(t *testing.T, e *env, a *Audit) {
-			other, err := newTreeSigner(newKey(t), audit.DefaultOrigin)
+			other, err := audit.NewSigner(newKey(t), audit.DefaultOrigin)
 			if err != nil {
 				t.Fatal(err)
 			}
-			n, err := other.sign(3, tlog.Hash{}, a.now())
+			cp, err := other.Sign(3, tlog.Hash{}, a.now())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := e.client(t).HSet(context.Background(), a.headKey(), "cp", n).Err(); err != nil {
+			if err := e.client(t).HSet(context.Background(), a.headKey(), "cp", cp.Note).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}, "checkpoint"},
