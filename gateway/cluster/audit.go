@@ -47,7 +47,7 @@ type Audit struct {
 	log    *slog.Logger
 	append *redis.Script
 	signer *audit.Signer // nil: no checkpoints or proofs
-	mu     sync.Mutex  // serialises this replica's appends (fewer lost races)
+	mu     sync.Mutex    // serialises this replica's appends (fewer lost races)
 	// replica is this replica's stable id (AuditConfig.ReplicaID).
 	replica string
 }
