@@ -51,9 +51,11 @@ func (s *Server) routes() {
 
 	m.HandleFunc("GET /api/v1/audit", s.api(s.handleAuditSearch))
 	m.HandleFunc("GET /api/v1/audit/export", s.api(s.handleAuditExport))
-	m.HandleFunc("GET /api/v1/audit/checkpoint", s.api(s.handleAuditCheckpoint))
+	m.HandleFunc("GET /api/v1/audit/checkpoint", s.handleAuditCheckpoint)   // public (auditwitness.go)
+	m.HandleFunc("GET /api/v1/audit/consistency", s.handleAuditConsistency) // public
+	m.HandleFunc("POST /api/v1/audit/witness-failures", s.api(s.handleWitnessFailure))
 	m.HandleFunc("GET /api/v1/audit/verify", s.api(s.handleAuditVerify))
-	m.HandleFunc("GET /api/v1/audit/keys", s.handleAuditKeys)
+	m.HandleFunc("GET /api/v1/audit/keys", s.handleAuditKeys) // public
 	m.HandleFunc("GET /api/v1/audit/legal-hold", s.api(s.handleGetLegalHold))
 	m.HandleFunc("POST /api/v1/audit/legal-hold", s.api(s.handleSetLegalHold))
 	m.HandleFunc("POST /api/v1/audit/purge", s.api(s.handlePurge))

@@ -181,3 +181,23 @@ func (a *Audit) Proof(ctx context.Context, id string) (audit.InclusionProof, err
 	}
 	return p, nil
 }
+
+// Consistency returns the proof that the tree of size from is a prefix of
+// the tree of size to, with the latest signed checkpoint (read first: the
+// tree hashes it covers were written before it and never change).
+func (a *Audit) Consistency(ctx context.Context, from, to int64) (audit.ConsistencyProof, error) {
+	cp, err := a.LatestCheckpoint(ctx)
+	if err != nil {
+		return audit.ConsistencyProof{}, fmt.Errorf("audit consistency: %w", err)
+	}
+	return audit.ProveConsistency(cp, from, to, &treeReader{ctx: ctx, a: a})
+}
+
+// VerifierKeys returns the verifier key of the replicas' signing key (none
+// without one), for GET /api/v1/audit/keys.
+func (a *Audit) VerifierKeys() []string {
+	if a.signer == nil {
+		return []string{}
+	}
+	return []string{a.signer.VerifierKey()}
+}
