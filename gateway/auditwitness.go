@@ -107,7 +107,7 @@ func parseTreeSize(q url.Values, name string) (int64, error) {
 // witnessReport is what `loggate audit witness` posts when the trail does
 // not extend what it saw.
 type witnessReport struct {
-	Kind    string          `json:"kind"`    // rollback, fork, truncation, key, proof
+	Kind    string          `json:"kind"`    // rollback, fork, truncation, key, proof, stale
 	Message string          `json:"message"` // the witness's explanation
 	Trusted *witnessTreeRef `json:"trusted"` // the checkpoint the witness kept
 	Seen    *witnessTreeRef `json:"seen"`    // the checkpoint the server served
@@ -119,7 +119,7 @@ type witnessTreeRef struct {
 	KeyID    string `json:"key_id,omitempty"`
 }
 
-var witnessKinds = map[string]bool{"rollback": true, "fork": true, "truncation": true, "key": true, "proof": true}
+var witnessKinds = map[string]bool{"rollback": true, "fork": true, "truncation": true, "key": true, "proof": true, "stale": true}
 
 // handleWitnessFailure records an audit.witness_failed event (201 with its
 // id). Any authenticated caller may report; the event names who did.
@@ -129,7 +129,7 @@ func (s *Server) handleWitnessFailure(w http.ResponseWriter, r *http.Request, wh
 		return err
 	}
 	if !witnessKinds[body.Kind] {
-		return errBadRequest(`"kind" must be one of rollback, fork, truncation, key, proof`)
+		return errBadRequest(`"kind" must be one of rollback, fork, truncation, key, proof, stale`)
 	}
 	msg, err := s.cleanText("message", body.Message, true)
 	if err != nil {
