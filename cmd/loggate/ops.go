@@ -186,7 +186,8 @@ const auditVerifyUsage = `Usage: loggate audit verify --data DIR [--checkpoint F
 Verifies the audit trail offline: every event's hash from its stored bytes,
 the hash chain, the gapless sequence, the Merkle tree and every signed
 checkpoint. With --checkpoint (a checkpoint exported earlier, e.g. from
-GET /api/v1/audit/checkpoint), also detects truncation of the trail.
+GET /api/v1/audit/checkpoint, or a --audit-checkpoint-file, whose newest
+line is used), also detects truncation of the trail.
 With --redis, checks the chain the replicas share in Redis instead (seqs,
 hashes, the chain head, and the Merkle root against the latest signed
 checkpoint; its signature too with --audit-signing-key-file).
@@ -262,6 +263,9 @@ func checkpointBytes(b []byte) []byte {
 	var cp audit.Checkpoint
 	if json.Unmarshal(b, &cp) == nil && len(cp.Bytes()) > 0 {
 		return cp.Bytes()
+	}
+	if cps, err := audit.ReadCheckpointLog(bytes.NewReader(b)); err == nil && len(cps) > 0 {
+		return cps[len(cps)-1].Bytes() // a --audit-checkpoint-file: its newest line
 	}
 	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
 	return append(bytes.TrimRight(b, " \t\r\n"), '\n')
