@@ -47,18 +47,24 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	code := exitOK
-	if err != nil {
-		code = exitError
-		var ce *exitCodeError
-		if errors.As(err, &ce) {
-			code = ce.code
-		}
-		if ce == nil || ce.err != nil {
-			fmt.Fprintln(os.Stderr, "loggate:", err)
-		}
+	os.Exit(processExitCode(err, os.Stderr))
+}
+
+// processExitCode is the process exit code for run's error, which it prints to
+// stderr unless an exitCodeError says it was reported already.
+func processExitCode(err error, stderr io.Writer) int {
+	if err == nil {
+		return exitOK
 	}
-	os.Exit(code)
+	code := exitError
+	var ce *exitCodeError
+	if errors.As(err, &ce) {
+		code = ce.code
+	}
+	if ce == nil || ce.err != nil {
+		fmt.Fprintln(stderr, "loggate:", err)
+	}
+	return code
 }
 
 const topUsage = `loggate — access-controlled debug log gateway
