@@ -2,6 +2,7 @@ package witness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -161,6 +162,13 @@ func extends(ctx context.Context, src Source, old, cp audit.Checkpoint, trusted,
 		return nil // every tree extends the empty tree
 	}
 	p, err := src.Consistency(ctx, old.Size, cp.Size)
+	var he *HTTPError
+	if errors.As(err, &he) && he.Status/100 == 4 {
+		// The server signed a tree of this size yet refuses the proof
+		// from the kept one: that is no proof of consistency.
+		return &Failure{Kind: KindProof, Trusted: trusted, Seen: seen,
+			Msg: fmt.Sprintf("proof: the server refuses a consistency proof %d..%d (%s): a fork cannot be ruled out", old.Size, cp.Size, he.Msg)}
+	}
 	if err != nil {
 		return fmt.Errorf("fetch consistency proof %d..%d: %w", old.Size, cp.Size, err)
 	}
