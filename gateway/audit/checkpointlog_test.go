@@ -80,3 +80,22 @@ func TestCheckpointLog(t *testing.T) {
 		t.Error("a bad first line was accepted")
 	}
 }
+
+// FuzzReadCheckpointLog: any file content either parses or is an error;
+// never a panic, and every checkpoint returned has a note.
+func FuzzReadCheckpointLog(f *testing.F) {
+	f.Add([]byte(`{"origin":"loggate/audit","size":1,"note":"x"}` + "\n"))
+	f.Add([]byte("garbage\n{}\n"))
+	f.Add([]byte(""))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		cps, err := ReadCheckpointLog(strings.NewReader(string(b)))
+		if err != nil {
+			return
+		}
+		for i, cp := range cps {
+			if cp.Note == "" {
+				t.Fatalf("checkpoint %d has no note", i)
+			}
+		}
+	})
+}
