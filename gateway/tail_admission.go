@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -219,6 +220,9 @@ func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant,
 		details["redactions"] = st.Redactions
 		details["sha256"] = st.Digest
 		details["digest_kind"] = s.cfg.DigestKind
+		details["entries_sha256"] = st.EntriesDigest
+		details["paused"] = st.Paused
+		details["replay"] = fitRecord(st.Record)
 	}
 	ctx := withRequestID(context.Background(), requestID(r.Context()))
 	ctx = withClientAddr(ctx, clientAddrFrom(r.Context()))
@@ -227,5 +231,31 @@ func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant,
 	if err := s.record(ctx, r, audit.Event{Action: "stream.closed", Actor: userActor(who), Outcome: "success",
 		Reason: e.reason, Target: grantTarget(g), Details: details}); err != nil {
 		s.log.Error("could not audit stream.closed", "grant", g.ID, "err", err)
+	}
+}
+
+// maxRecordJSON bounds the replay record in stream.closed, well inside the
+// trail's per-event limit with the rest of the details.
+const maxRecordJSON = 40 << 10
+
+// fitRecord drops the trailing ranges (and then the skips) of a record too
+// big for its event, marking it truncated: the replay then says which part
+// is not recorded rather than the close failing to be recorded at all.
+func fitRecord(rec logs.ViewRecord) logs.ViewRecord {
+	for {
+		b, err := json.Marshal(rec)
+		if err != nil || len(b) <= maxRecordJSON {
+			return rec
+		}
+		rec.Truncated = true
+		switch {
+		case len(rec.Skips) > 0:
+			rec.Skips = rec.Skips[:len(rec.Skips)/2]
+		case len(rec.Ranges) > 0:
+			rec.Ranges = rec.Ranges[:len(rec.Ranges)/2]
+		default:
+			rec.Epochs = nil // filters alone too big: nothing can be replayed
+			return rec
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -14,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // TestMain lets a test run the real binary in a child process (to kill it
@@ -25,7 +28,11 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		err := run(ctx, args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 		stop()
-		os.Exit(processExitCode(err, os.Stderr)) // the codes main exits with
+		code, print := exitcode.Of(err) // the codes main exits with
+		if print {
+			fmt.Fprintln(os.Stderr, "loggate:", err)
+		}
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

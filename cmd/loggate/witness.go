@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/audit/witness"
 )
 
@@ -58,26 +59,26 @@ func runAuditWitness(ctx context.Context, args []string, getenv func(string) str
 		return flagErr(err)
 	}
 	if set.NArg() > 0 {
-		return usageError("audit witness takes only flags (got %q)", set.Arg(0))
+		return exitcode.Usagef("audit witness takes only flags (got %q)", set.Arg(0))
 	}
 	if *statePath == "" {
-		return usageError("--state FILE is required")
+		return exitcode.Usagef("--state FILE is required")
 	}
 	u, err := url.Parse(*server)
 	if *server == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return usageError("--server must be the gateway's http(s) URL (got %q)", *server)
+		return exitcode.Usagef("--server must be the gateway's http(s) URL (got %q)", *server)
 	}
 	token := strings.TrimSpace(getenv("LOGGATE_TOKEN"))
 	if *tokenFile != "" {
 		b, err := os.ReadFile(*tokenFile)
 		if err != nil {
-			return usageError("--token-file: %v", err)
+			return exitcode.Usagef("--token-file: %v", err)
 		}
 		token = strings.TrimSpace(string(b))
 	}
 	prev, err := witness.LoadState(*statePath)
 	if err != nil {
-		return &exitCodeError{code: exitWitnessState, err: err}
+		return &exitcode.Error{Code: exitWitnessState, Err: err}
 	}
 	src := &witness.HTTPSource{BaseURL: u.String(), Token: token, Client: &http.Client{Timeout: *timeout}}
 	res, err := witness.Check(ctx, src, prev, witness.Options{Server: u.String(), MaxAge: *maxAge})
@@ -93,11 +94,11 @@ func runAuditWitness(ctx context.Context, args []string, getenv func(string) str
 		} else {
 			fmt.Fprintln(stderr, "reported to the server as audit event", id)
 		}
-		return &exitCodeError{code: exitError}
+		return &exitcode.Error{Code: exitcode.Failure}
 	case errors.Is(err, witness.ErrState):
-		return &exitCodeError{code: exitWitnessState, err: fmt.Errorf("%w (%s left unchanged)", err, *statePath)}
+		return &exitcode.Error{Code: exitWitnessState, Err: fmt.Errorf("%w (%s left unchanged)", err, *statePath)}
 	case err != nil:
-		return &exitCodeError{code: exitWitnessUnreachable, err: fmt.Errorf("nothing checked: %w", err)}
+		return &exitcode.Error{Code: exitWitnessUnreachable, Err: fmt.Errorf("nothing checked: %w", err)}
 	}
 	if err := res.State.Save(*statePath); err != nil {
 		return err
