@@ -29,8 +29,7 @@ func fastColumns(rec []byte) (c Columns, ok bool) {
 			return s.str(&c.RequestID)
 		case "time":
 			start := s.i
-			var tmp string
-			if !s.str(&tmp) {
+			if _, ok := s.strBytes(); !ok {
 				return false
 			}
 			var t time.Time
@@ -108,14 +107,14 @@ func (s *fastScanner) object(order []string, member func(key string) bool) bool 
 	}
 	next := 0
 	for {
-		var key string
-		if !s.str(&key) || !s.eat(':') {
+		key, ok := s.strBytes()
+		if !ok || !s.eat(':') {
 			return false
 		}
-		for next < len(order) && order[next] != key {
+		for next < len(order) && order[next] != string(key) { // no allocation
 			next++
 		}
-		if next == len(order) || !member(key) {
+		if next == len(order) || !member(order[next]) { // the table's copy of the key
 			return false
 		}
 		next++
@@ -130,25 +129,33 @@ func (s *fastScanner) object(order []string, member func(key string) bool) bool 
 
 // str reads a string without escapes or control characters.
 func (s *fastScanner) str(dst *string) bool {
+	b, ok := s.strBytes()
+	if ok {
+		*dst = string(b)
+	}
+	return ok
+}
+
+// strBytes is str without a copy: the string's bytes inside the record.
+func (s *fastScanner) strBytes() ([]byte, bool) {
 	if !s.eat('"') {
-		return false
+		return nil, false
 	}
 	rest := s.b[s.i:]
 	end := bytes.IndexByte(rest, '"')
 	if end < 0 {
-		return false
+		return nil, false
 	}
 	for _, c := range rest[:end] {
 		if c < 0x20 || c == '\\' {
-			return false
+			return nil, false
 		}
 	}
 	if !utf8.Valid(rest[:end]) {
-		return false // encoding/json would substitute U+FFFD
+		return nil, false // encoding/json would substitute U+FFFD
 	}
-	*dst = string(rest[:end])
 	s.i += end + 1
-	return true
+	return rest[:end], true
 }
 
 // skipStr skips a valid JSON string, escapes allowed.
