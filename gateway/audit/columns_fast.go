@@ -14,19 +14,27 @@ import (
 // with encoding/json. Where it answers, it answers what encoding/json
 // would: the canonical form leaves no room for json's case-insensitive or
 // last-duplicate-wins matching, and the values it skips are validated.
-func fastColumns(rec []byte) (c Columns, ok bool) {
+func fastColumns(rec []byte) (c Columns, ok bool) { return fastColumnsLike(rec, nil) }
+
+// fastColumnsLike is fastColumns that reuses like's strings where the record
+// holds the same value (the verifier passes the stored columns, which
+// nearly always agree), so an intact row costs no string copies.
+func fastColumnsLike(rec []byte, like *Columns) (c Columns, ok bool) {
+	if like == nil {
+		like = &Columns{}
+	}
 	s := fastScanner{b: rec}
 	c.TimeNS = time.Time{}.UnixNano() // what encoding/json leaves without a "time"
 	ok = s.object(topMembers, func(key string) bool {
 		switch key {
 		case "id":
-			return s.str(&c.ID)
+			return s.strLike(&c.ID, like.ID)
 		case "action":
-			return s.str(&c.Action)
+			return s.strLike(&c.Action, like.Action)
 		case "outcome":
-			return s.str(&c.Outcome)
+			return s.strLike(&c.Outcome, like.Outcome)
 		case "request_id":
-			return s.str(&c.RequestID)
+			return s.strLike(&c.RequestID, like.RequestID)
 		case "time":
 			start := s.i
 			if _, ok := s.strBytes(); !ok {
@@ -42,9 +50,9 @@ func fastColumns(rec []byte) (c Columns, ok bool) {
 			return s.object(actorMembers, func(key string) bool {
 				switch key {
 				case "subject":
-					return s.str(&c.ActorSubject)
+					return s.strLike(&c.ActorSubject, like.ActorSubject)
 				case "email":
-					return s.str(&c.ActorEmail)
+					return s.strLike(&c.ActorEmail, like.ActorEmail)
 				case "groups":
 					return s.skipComposite('[')
 				}
@@ -54,13 +62,13 @@ func fastColumns(rec []byte) (c Columns, ok bool) {
 			return s.object(targetMembers, func(key string) bool {
 				switch key {
 				case "request_id":
-					return s.str(&c.TargetRequestID)
+					return s.strLike(&c.TargetRequestID, like.TargetRequestID)
 				case "grant_id":
-					return s.str(&c.GrantID)
+					return s.strLike(&c.GrantID, like.GrantID)
 				case "service":
-					return s.str(&c.Service)
+					return s.strLike(&c.Service, like.Service)
 				case "env":
-					return s.str(&c.Env)
+					return s.strLike(&c.Env, like.Env)
 				}
 				return s.skipStr()
 			})
@@ -134,6 +142,20 @@ func (s *fastScanner) str(dst *string) bool {
 		*dst = string(b)
 	}
 	return ok
+}
+
+// strLike is str that keeps like when the string equals it (no copy).
+func (s *fastScanner) strLike(dst *string, like string) bool {
+	b, ok := s.strBytes()
+	if !ok {
+		return false
+	}
+	if string(b) == like { // compared without allocating
+		*dst = like
+	} else {
+		*dst = string(b)
+	}
+	return true
 }
 
 // strBytes is str without a copy: the string's bytes inside the record.
