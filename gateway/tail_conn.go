@@ -119,7 +119,7 @@ func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
 
 // serveTail is the tail's write loop. It owns conn's writes; a reader
 // goroutine passes client messages in and exits when conn closes.
-func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string) tailEnd {
+func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string, counts *audit.ViewCountsFile) tailEnd {
 	sub := map[string]any{"type": api.FrameSubscribed, "view_id": viewID, "grant_id": g.ID, "service": g.Service, "env": g.Env,
 		"expires_at": g.ExpiresAt.UTC().Format(time.RFC3339Nano), "max_lookback": durString(g.MaxLookback),
 		"filter":   map[string]any{"level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude, "attrs": tr.filter.Attrs},
@@ -160,6 +160,13 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	defer ping.Stop()
 	progress := time.NewTicker(s.cfg.TailProgressInterval)
 	defer progress.Stop()
+	var saveCounts <-chan time.Time
+	if counts != nil {
+		tk := time.NewTicker(s.cfg.ViewCountsInterval)
+		defer tk.Stop()
+		saveCounts = tk.C
+	}
+	var saved logs.ViewerStats
 	// Identity re-checks run off this goroutine (they call the provider);
 	// at most one is in flight.
 	var recheck <-chan time.Time
@@ -249,6 +256,20 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 				// The revocation's control event normally ends the tail
 				// first; if recording it failed, end this view anyway.
 				return finish(endRevoked, "the grant was revoked: "+ReasonIdentity+": "+why)
+			}
+		case <-saveCounts:
+			st := v.Stats()
+			if st.Messages == saved.Messages && st.Dropped == saved.Dropped && st.Sampled == saved.Sampled && st.Paused == saved.Paused {
+				continue // nothing new: an idle view costs no write
+			}
+			saved = st
+			if err := counts.Save(audit.ViewCounts{ViewID: viewID, Entries: st.Entries, Bytes: st.Bytes, Dropped: st.Dropped,
+				Sampled: st.Sampled, Paused: st.Paused, Digest: st.Digest, EntriesDigest: st.EntriesDigest,
+				DigestKind: s.cfg.DigestKind, Redactions: st.Redactions,
+				Seconds: int64(s.now().Sub(start).Seconds()), At: s.now().UTC()}); err != nil {
+				s.log.Warn("save view counts", "err", err)
+			} else {
+				s.metrics.viewCountSaves.Inc()
 			}
 		case <-progress.C:
 			st := v.Stats()

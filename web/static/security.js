@@ -32,7 +32,7 @@ function detailsText(ev) {
   const bits = [];
   if (ev.reason) bits.push(ev.reason);
   const d = ev.details || {};
-  for (const k of ["detail", "count", "state", "duration", "entries", "bytes", "dropped", "redactions", "close_reason", "results", "format", "auto_approved", "break_glass"]) {
+  for (const k of ["detail", "count", "state", "duration", "entries", "bytes", "dropped", "redactions", "close_reason", "counts_from", "spooled_at", "results", "format", "auto_approved", "break_glass"]) {
     if (d[k] !== undefined && d[k] !== "" && d[k] !== null) bits.push(`${k}=${typeof d[k] === "object" ? JSON.stringify(d[k]) : d[k]}`);
   }
   return bits.join(" · ");
