@@ -83,7 +83,9 @@ func (s *Server) routeTable() []route {
 
 		{"GET /api/v1/audit", user, s.api(s.handleAuditSearch)},
 		{"GET /api/v1/audit/export", user, s.api(s.handleAuditExport)},
-		{"GET /api/v1/audit/checkpoint", user, s.api(s.handleAuditCheckpoint)},
+		{"GET /api/v1/audit/checkpoint", none, f(s.handleAuditCheckpoint)},   // public: see auditwitness.go
+		{"GET /api/v1/audit/consistency", none, f(s.handleAuditConsistency)}, // public
+		{"POST /api/v1/audit/witness-failures", user, s.api(s.handleWitnessFailure)},
 		{"GET /api/v1/audit/verify", user, s.api(s.handleAuditVerify)},
 		{"GET /api/v1/audit/keys", none, f(s.handleAuditKeys)},
 		{"GET /api/v1/audit/legal-hold", user, s.api(s.handleGetLegalHold)},

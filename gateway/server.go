@@ -56,6 +56,8 @@ type Auditor interface {
 	Get(ctx context.Context, id string) (audit.Event, error)
 	Proof(ctx context.Context, id string) (audit.InclusionProof, error)
 	LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error)
+	Consistency(ctx context.Context, from, to int64) (audit.ConsistencyProof, error)
+	VerifierKeys() []string // every checkpoint verifier key ever used; empty when nothing is signed
 	Export(ctx context.Context, w io.Writer, format string, q audit.Query) error
 }
 

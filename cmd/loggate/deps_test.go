@@ -29,6 +29,7 @@ func TestImportRules(t *testing.T) {
 		{"gateway/logs", []string{"gateway/logs/seal"}, "the entry schema and fan-out are transport-agnostic"},
 		{"gateway/store", nil, "the store remembers; it does not decide"},
 		{"gateway/audit/sink", []string{"gateway/audit"}, "sinks ship audit records, nothing else"},
+		{"gateway/audit/witness", []string{"gateway/audit"}, "a witness checks a trail from outside, through its public API only"},
 		{"gateway/cluster", []string{"gateway/logs", "gateway/logs/seal", "gateway/audit"}, "the Redis replica pieces carry entries, control messages and audit records, nothing else"},
 		{"gateway/ingest", []string{"gateway/logs", "gateway/logs/seal"}, "decoders produce entries, nothing else"},
 		{"gateway/redact", []string{"gateway/logs", "gateway/logs/seal"}, "redaction works on entries, nothing else"},

@@ -274,6 +274,12 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 		sp.closers = append(sp.closers, rp.Close)
 		sp.audit, sp.broadcast, sp.readyChecks = rp.audit, rp, rp.readyChecks()
 		sp.verifyAudit = rp.audit.Verify
+		if cl, err := openCheckpointLog(c.AuditOps.CheckpointFile, sp); err != nil {
+			return nil, err
+		} else if cl != nil {
+			sp.closers = append(sp.closers, pollCheckpoints(cl, rp.audit.LatestCheckpoint, c.AuditCheckpointInterval,
+				log.With("component", "audit")))
+		}
 		sp.store = store.New(rp.backend)
 		if sp.hub, err = logs.NewHub(rp.hubConfig(hubCfg)); err != nil {
 			return nil, fmt.Errorf("log hub: %w", err)
@@ -282,8 +288,16 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 		return sp, nil
 	}
 	dir := filepath.Join(c.Data, "audit")
-	aud, err := audit.Open(ctx, audit.Config{Dir: dir, SigningKeyFile: c.AuditSigningKeyFile, CheckpointInterval: c.AuditCheckpointInterval, Retention: c.AuditOps.Retention,
-		Logger: log.With("component", "audit")})
+	cl, err := openCheckpointLog(c.AuditOps.CheckpointFile, sp)
+	if err != nil {
+		return nil, err
+	}
+	acfg := audit.Config{Dir: dir, SigningKeyFile: c.AuditSigningKeyFile, CheckpointInterval: c.AuditCheckpointInterval, Retention: c.AuditOps.Retention,
+		Logger: log.With("component", "audit")}
+	if cl != nil {
+		acfg.OnCheckpoint = cl.Append
+	}
+	aud, err := audit.Open(ctx, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("audit trail: %w", err)
 	}
