@@ -167,6 +167,11 @@ type Server struct {
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
 
+	// know is whether this replica is up to date with the control stream
+	// (knowledge.go); guarded by knowMu, which is taken with no other lock.
+	knowMu sync.Mutex
+	know   knowledge
+
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
 	shutdownOnce sync.Once

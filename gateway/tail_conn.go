@@ -41,6 +41,7 @@ var (
 	endLimit       = tailEnd{"limit_reached", CloseLimit, "tail limit reached"}
 	endSlow        = tailEnd{"too_slow", CloseSlow, "viewer too slow"}
 	endUnavailable = tailEnd{"backend_unavailable", CloseUnavailable, "log backend unavailable"}
+	endStale       = tailEnd{"backend_unavailable", CloseUnavailable, "replica cannot confirm control messages"}
 	endClient      = tailEnd{"client_closed", websocket.CloseNormalClosure, ""}
 )
 
@@ -217,6 +218,9 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 					return finish(endExpired, "the grant expired")
 				case ControlSessionEnded:
 					return finish(endSession, "your sign-in session was ended ("+ev.Reason+"); sign in again")
+				case controlStale:
+					return finish(endStale, "this replica lost touch with the control stream and cannot confirm the grant "+
+						"is still valid; reconnect with after=<last seq> (another replica, or this one once it has caught up)")
 				case ControlExtended:
 					expiresAt = ev.ExpiresAt
 					expiry.Reset(expiresAt.Sub(s.now()))

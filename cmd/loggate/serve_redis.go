@@ -38,6 +38,8 @@ type redisParts struct {
 	// replicaID is this replica's stable id (--data/replica-id): start-up
 	// recovery closes only the interrupted views it recorded.
 	replicaID string
+	// bound is --control-staleness-bound.
+	bound time.Duration
 }
 
 // loadReplicaID returns the id saved in dir/replica-id, creating it on
@@ -93,11 +95,16 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	if err != nil {
 		return nil, usageError("--audit-signing-key-file: %v", err)
 	}
-	client, err := cluster.Dial(c.Redis)
+	bound := c.ControlStalenessBound
+	if bound < 100*time.Millisecond {
+		return nil, usageError("--control-staleness-bound must be at least 100ms (got %s)", bound)
+	}
+	callTimeout := bound / 2
+	client, err := cluster.DialWithin(c.Redis, callTimeout)
 	if err != nil {
 		return nil, usageError("--redis: %v", err)
 	}
-	p := &redisParts{client: client, log: log}
+	p := &redisParts{client: client, log: log, bound: bound}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(pingCtx).Err(); err != nil {
@@ -119,7 +126,7 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	if p.backend, err = store.NewRedis(store.RedisConfig{Client: client, Prefix: redisPrefix}); err != nil {
 		return nil, err
 	}
-	if p.feed, err = cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Retention: retention,
+	if p.feed, err = cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Retention: retention, CallTimeout: callTimeout,
 		Logger: log.With("component", "feed"), Keys: c.backlogKeys}); err != nil {
 		return nil, err
 	}
@@ -133,8 +140,10 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 		ReplicaID: p.replicaID, Logger: log.With("component", "audit")}); err != nil {
 		return nil, err
 	}
+	// A quiet control stream is confirmed once per Block: a quarter of
+	// the bound leaves room for one slow answer before tails end.
 	if p.control, err = cluster.NewControl(cluster.ControlConfig{Client: client, Prefix: redisPrefix,
-		Logger: log.With("component", "control")}); err != nil {
+		Block: bound / 4, CallTimeout: callTimeout, Logger: log.With("component", "control")}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -169,6 +178,9 @@ func (p *redisParts) readyChecks() map[string]func(context.Context) error {
 		"log_feed": func(context.Context) error {
 			return p.feed.Healthy()
 		},
+		"control_stream": func(context.Context) error {
+			return p.control.Fresh(p.bound)
+		},
 	}
 }
 
@@ -176,7 +188,7 @@ func (p *redisParts) readyChecks() map[string]func(context.Context) error {
 // and records an accepted weak durability in the audit trail. The returned
 // function waits for the goroutines.
 func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.Hub) (wait func()) {
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if err := p.feed.Run(ctx, hub); err != nil {
@@ -202,6 +214,10 @@ func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.H
 	case <-time.After(5 * time.Second):
 		p.log.Warn("control subscription not ready after 5s; continuing")
 	}
+	go func() {
+		defer func() { done <- struct{}{} }()
+		p.watchControl(ctx, srv)
+	}()
 	if p.weak != nil {
 		_, err := p.audit.Append(ctx, audit.Event{Action: "config.weak_durability", Outcome: audit.OutcomeSuccess,
 			Actor:   audit.Actor{Kind: audit.ActorSystem, Subject: "loggate"},
@@ -211,7 +227,24 @@ func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.H
 			p.log.Error("could not audit the weak durability setting", "err", err)
 		}
 	}
-	return func() { <-done; <-done }
+	return func() { <-done; <-done; <-done }
+}
+
+// watchControl tells srv, within a twentieth of the bound, whenever this
+// replica stops (or starts again) being able to confirm it has read the
+// whole control stream within --control-staleness-bound. It returns when
+// ctx ends.
+func (p *redisParts) watchControl(ctx context.Context, srv *gateway.Server) {
+	tick := time.NewTicker(max(p.bound/20, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			srv.SetControlStale(p.control.Fresh(p.bound))
+		}
+	}
 }
 
 // stateParts are the audit trail, the state store and the log hub, on local

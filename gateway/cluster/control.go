@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -36,8 +37,13 @@ type ControlConfig struct {
 	// Now stamps Message.Sent; nil means time.Now.
 	Now func() time.Time
 	// Block is how long one XREAD waits; zero means 1s. It bounds how long
-	// Subscribe takes to notice that its context ended.
+	// Subscribe takes to notice that its context ended, and how old the
+	// confirmation of a healthy, quiet subscription gets (see Confirmed):
+	// set it to a fraction of the staleness bound.
 	Block time.Duration
+	// CallTimeout is how much longer than Block a read may take before it
+	// is abandoned as lost; zero means DefaultCallTimeout.
+	CallTimeout time.Duration
 	// Logger receives connection problems; nil discards them.
 	Logger *slog.Logger
 }
@@ -47,12 +53,17 @@ type ControlConfig struct {
 // loses its connection for a moment still gets every revocation sent
 // meanwhile when it reconnects.
 type Control struct {
-	c      *redis.Client
-	stream string
-	block  time.Duration
-	id     string
-	now    func() time.Time
-	log    *slog.Logger
+	c           *redis.Client
+	stream      string
+	block       time.Duration
+	callTimeout time.Duration
+	id          string
+	now         func() time.Time
+	log         *slog.Logger
+
+	// confirmed is the c.now() (unix nanos) at which the last read that
+	// confirmed this replica is up to date was issued; 0 before the first.
+	confirmed atomic.Int64
 }
 
 // NewControl validates cfg.
@@ -75,7 +86,11 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 	if cfg.Block <= 0 {
 		cfg.Block = time.Second
 	}
-	return &Control{c: cfg.Client, stream: cfg.Prefix + "control", block: cfg.Block, id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger}, nil
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	return &Control{c: cfg.Client, stream: cfg.Prefix + "control", block: cfg.Block, callTimeout: cfg.CallTimeout,
+		id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger}, nil
 }
 
 // NewReplicaID returns a random replica id.
@@ -108,12 +123,22 @@ func (c *Control) Publish(ctx context.Context, kind, grantID, reason string, exp
 // sent meanwhile (by replicas that could reach Redis) are not lost. fn runs
 // on this goroutine and must not block for long. ready, if non-nil, is
 // closed once the starting position is known (Redis reached).
+//
+// Each read also confirms this replica is up to date (see Confirmed): a
+// blocking XREAD that answers with fewer messages than it asked for, or
+// none, says the stream held nothing more when Redis answered, so every
+// message appended before the read was sent has now been given to fn.
+// Being connected is not enough: the answer must arrive.
 func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(Message)) error {
+	const count = 100
 	last := ""
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		if last == "" {
-			ms, err := c.c.XRevRangeN(ctx, c.stream, "+", "-", 1).Result()
+			sent := c.now()
+			rctx, cancel := context.WithTimeout(Background(ctx), c.callTimeout)
+			ms, err := c.c.XRevRangeN(rctx, c.stream, "+", "-", 1).Result()
+			cancel()
 			if err != nil {
 				c.wait(ctx, &backoff, err)
 				continue
@@ -122,13 +147,19 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 			if len(ms) == 1 {
 				last = ms[0].ID
 			}
+			c.confirm(sent)
 			if ready != nil {
 				close(ready)
 				ready = nil
 			}
 		}
-		res, err := c.c.XRead(ctx, &redis.XReadArgs{Streams: []string{c.stream, last}, Count: 100, Block: c.block}).Result()
+		sent := c.now()
+		rctx, cancel := context.WithTimeout(Background(ctx), c.block+c.callTimeout)
+		res, err := c.c.XRead(rctx, &redis.XReadArgs{Streams: []string{c.stream, last}, Count: count, Block: c.block}).Result()
+		cancel()
 		if errors.Is(err, redis.Nil) {
+			c.confirm(sent)
+			backoff = 50 * time.Millisecond
 			continue
 		}
 		if err != nil {
@@ -136,8 +167,10 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		n := 0
 		for _, xs := range res {
 			for _, m := range xs.Messages {
+				n++
 				last = m.ID
 				raw, _ := m.Values["m"].(string)
 				var msg Message
@@ -150,6 +183,47 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 				}
 			}
 		}
+		if n < count {
+			c.confirm(sent)
+		}
+	}
+	return nil
+}
+
+func (c *Control) confirm(at time.Time) {
+	n := at.UnixNano()
+	for {
+		old := c.confirmed.Load()
+		if old >= n || c.confirmed.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// Confirmed returns the time (by Now) up to which this replica has seen
+// every control message: each message whose append finished before it has
+// been given to Subscribe's fn. Zero until Subscribe first reaches Redis.
+func (c *Control) Confirmed() time.Time {
+	n := c.confirmed.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// ErrStale reports that a replica cannot confirm it has seen every control
+// message within its staleness bound.
+var ErrStale = errors.New("control stream not confirmed")
+
+// Fresh returns nil when Confirmed is within bound of now, else an error
+// wrapping ErrStale that says for how long.
+func (c *Control) Fresh(bound time.Duration) error {
+	at := c.Confirmed()
+	if at.IsZero() {
+		return fmt.Errorf("%w: never reached", ErrStale)
+	}
+	if age := c.now().Sub(at); age > bound {
+		return fmt.Errorf("%w for %s (bound %s)", ErrStale, age.Round(time.Millisecond), bound)
 	}
 	return nil
 }
@@ -163,7 +237,7 @@ func (c *Control) wait(ctx context.Context, backoff *time.Duration, err error) {
 	case <-ctx.Done():
 	case <-time.After(*backoff):
 	}
-	*backoff = min(2**backoff, time.Second)
+	*backoff = min(2**backoff, max(c.block/2, 50*time.Millisecond))
 }
 
 // ErrUnavailable reports that Redis could not be reached.
