@@ -14,8 +14,9 @@ const controlStale = "stale"
 // control stream is confirmed within the bound. Written by
 // SetControlStale, read by handleTail.
 type knowledge struct {
-	stale error
-	since time.Time
+	tracked bool // SetControlStale has been called: /readyz reports it
+	stale   error
+	since   time.Time
 }
 
 // SetControlStale tells the server whether it can confirm it has seen every
@@ -27,15 +28,19 @@ type knowledge struct {
 func (s *Server) SetControlStale(err error) {
 	s.knowMu.Lock()
 	was := s.know.stale
-	if (was == nil) == (err == nil) {
+	if s.know.tracked && (was == nil) == (err == nil) {
 		if err != nil {
 			s.know.stale = err
 		}
 		s.knowMu.Unlock()
 		return
 	}
-	s.know = knowledge{stale: err, since: s.now()}
+	first := !s.know.tracked
+	s.know = knowledge{tracked: true, stale: err, since: s.now()}
 	s.knowMu.Unlock()
+	if first && err == nil {
+		return
+	}
 	if err == nil {
 		s.log.Info("control stream confirmed again; admitting tails")
 		return
@@ -45,6 +50,14 @@ func (s *Server) SetControlStale(err error) {
 	for _, t := range tails {
 		t.control(ControlEvent{Kind: controlStale, Reason: err.Error()})
 	}
+}
+
+// controlReady is /readyz's control_stream check: tracked says whether the
+// check applies (only replicas that watch the control stream have it).
+func (s *Server) controlReady() (tracked bool, err error) {
+	s.knowMu.Lock()
+	defer s.knowMu.Unlock()
+	return s.know.tracked, s.know.stale
 }
 
 // controlStaleErr returns nil while this replica is known to be up to date

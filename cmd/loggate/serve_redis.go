@@ -171,15 +171,13 @@ func (p *redisParts) Publish(ctx context.Context, ev gateway.ControlEvent) error
 
 var _ gateway.Broadcaster = (*redisParts)(nil)
 
-// readyChecks report Redis and the feed reader in /readyz.
+// readyChecks report Redis and the feed reader in /readyz (the server
+// reports the control stream itself, as SetControlStale last told it).
 func (p *redisParts) readyChecks() map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
 		"redis": func(ctx context.Context) error { return p.client.Ping(ctx).Err() },
 		"log_feed": func(context.Context) error {
 			return p.feed.Healthy()
-		},
-		"control_stream": func(context.Context) error {
-			return p.control.Fresh(p.bound)
 		},
 	}
 }
