@@ -127,7 +127,13 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	if p.backend, err = store.NewRedis(store.RedisConfig{Client: client, Prefix: redisPrefix}); err != nil {
 		return nil, err
 	}
-	if p.feed, err = cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Retention: retention, CallTimeout: callTimeout,
+	// A quiet control stream is confirmed once per Block: a quarter of
+	// the bound leaves room for one slow answer before tails end.
+	if p.control, err = cluster.NewControl(cluster.ControlConfig{Client: client, Prefix: redisPrefix,
+		Block: bound / 4, CallTimeout: callTimeout, Logger: log.With("component", "control")}); err != nil {
+		return nil, err
+	}
+	if p.feed, err = cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Retention: retention, CallTimeout: callTimeout, Control: p.control,
 		Logger: log.With("component", "feed"), Keys: c.backlogKeys}); err != nil {
 		return nil, err
 	}
@@ -139,12 +145,6 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	}
 	if p.audit, err = cluster.NewAudit(cluster.AuditConfig{Client: client, Prefix: redisPrefix, SigningKey: auditKey,
 		ReplicaID: p.replicaID, Logger: log.With("component", "audit")}); err != nil {
-		return nil, err
-	}
-	// A quiet control stream is confirmed once per Block: a quarter of
-	// the bound leaves room for one slow answer before tails end.
-	if p.control, err = cluster.NewControl(cluster.ControlConfig{Client: client, Prefix: redisPrefix,
-		Block: bound / 4, CallTimeout: callTimeout, Logger: log.With("component", "control")}); err != nil {
 		return nil, err
 	}
 	return p, nil

@@ -8,6 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,6 +67,11 @@ type Control struct {
 	// confirmed is the c.now() (unix nanos) at which the last read that
 	// confirmed this replica is up to date was issued; 0 before the first.
 	confirmed atomic.Int64
+
+	// mu guards applied and moved; taken with no other lock.
+	mu      sync.Mutex
+	applied streamID      // the last message Subscribe has given to fn (or skipped)
+	moved   chan struct{} // closed and replaced whenever applied advances
 }
 
 // NewControl validates cfg.
@@ -90,7 +98,7 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 		cfg.CallTimeout = DefaultCallTimeout
 	}
 	return &Control{c: cfg.Client, stream: cfg.Prefix + "control", block: cfg.Block, callTimeout: cfg.CallTimeout,
-		id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger}, nil
+		id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger, moved: make(chan struct{})}, nil
 }
 
 // NewReplicaID returns a random replica id.
@@ -147,6 +155,7 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 			if len(ms) == 1 {
 				last = ms[0].ID
 			}
+			c.advance(last)
 			c.confirm(sent)
 			if ready != nil {
 				close(ready)
@@ -183,12 +192,79 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 				}
 			}
 		}
+		c.advance(last)
 		if n < count {
 			c.confirm(sent)
 		}
 	}
 	return nil
 }
+
+// advance records that every message up to id has been given to fn.
+func (c *Control) advance(id string) {
+	sid, ok := parseStreamID(id)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied.less(sid) {
+		c.applied = sid
+		close(c.moved)
+		c.moved = make(chan struct{})
+	}
+}
+
+// Sync returns nil once every control message appended to the stream
+// before Sync was called has been given to Subscribe's fn: the feed calls
+// it before handing entries to viewers, so an entry ingested after a
+// revocation never reaches a viewer before the revocation does. It asks
+// Redis for the newest message id and waits for Subscribe to pass it; an
+// error (Redis unreachable, or Subscribe not there within the call
+// timeout) wraps ErrUnavailable, and the caller must not deliver.
+func (c *Control) Sync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(Background(ctx), c.callTimeout+c.block)
+	defer cancel()
+	ms, err := c.c.XRevRangeN(ctx, c.stream, "+", "-", 1).Result()
+	if err != nil {
+		return fmt.Errorf("%w: control sync: %v", ErrUnavailable, err)
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	want, ok := parseStreamID(ms[0].ID)
+	if !ok {
+		return fmt.Errorf("%w: control sync: bad id %q", ErrUnavailable, ms[0].ID)
+	}
+	for {
+		c.mu.Lock()
+		done, moved := !c.applied.less(want), c.moved
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: control sync: subscription behind: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+}
+
+// streamID is a Redis Stream entry id, "<ms>-<seq>".
+type streamID struct{ ms, seq uint64 }
+
+func parseStreamID(s string) (streamID, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return streamID{}, false
+	}
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	return streamID{ms, seq}, err1 == nil && err2 == nil
+}
+
+func (a streamID) less(b streamID) bool { return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq) }
 
 func (c *Control) confirm(at time.Time) {
 	n := at.UnixNano()

@@ -3,10 +3,13 @@ package cluster
 import (
 	"context"
 	"errors"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/loggate/loggate/gateway/cluster/redistest"
+	"github.com/loggate/loggate/gateway/logs"
 )
 
 // TestControlConfirmsOnlyWhatItHasRead: through a paused proxy (connections
@@ -107,4 +110,69 @@ func TestDialWithinFailsFastWhileCutAndRecovers(t *testing.T) {
 	}
 	proxy.Resume()
 	waitFor(t, "calls working again", func() bool { return c.Get(ctx, e.prefix+"k").Val() == "v" })
+}
+
+// TestFeedDeliversNoEntryBeforeAnEarlierControlMessage: with Control set,
+// entries appended after a control message reach b's viewers only once b's
+// subscription has handed that message on.
+func TestFeedDeliversNoEntryBeforeAnEarlierControlMessage(t *testing.T) {
+	e := newEnv(t)
+	a := e.replica(t)
+	ca, _ := NewControl(ControlConfig{Client: e.client(t), Prefix: e.prefix, ReplicaID: "a"})
+	cb, _ := NewControl(ControlConfig{Client: e.client(t), Prefix: e.prefix, ReplicaID: "b",
+		Block: 100 * time.Millisecond, CallTimeout: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var applied atomic.Bool
+	arrived, release := make(chan struct{}), make(chan struct{})
+	ready := make(chan struct{})
+	subDone := make(chan struct{})
+	go func() {
+		defer close(subDone)
+		cb.Subscribe(ctx, ready, func(Message) {
+			close(arrived)
+			<-release // a slow hand-over: the revocation is not applied yet
+			applied.Store(true)
+		})
+	}()
+	<-ready
+	f, err := NewFeed(FeedConfig{Client: e.client(t), Prefix: e.prefix, Block: 100 * time.Millisecond, Control: cb})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := logs.NewHub(logs.HubConfig{Sequencer: f, Backlog: f, MaxViewerRate: 1 << 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feedDone := make(chan struct{})
+	go func() { defer close(feedDone); f.Run(ctx, hub) }()
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer func() { unblock(); cancel(); <-feedDone; <-subDone; hub.Close() }()
+	waitFor(t, "b's feed reader connected", func() bool { return f.Healthy() == nil })
+	v, err := hub.Subscribe(checkout, logs.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := ca.Publish(ctx, "revoked", "g1", "", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	<-arrived
+	if _, err := a.hub.Publish(ctx, entries(checkout, "after the revoke", 3)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case m := <-v.Messages():
+		t.Fatalf("b's viewer got %s before the revocation was applied", m.Data)
+	case <-time.After(300 * time.Millisecond):
+	}
+	unblock()
+	es := collect(t, v, 3)
+	if !applied.Load() {
+		t.Error("entries delivered before the revocation was applied")
+	}
+	if es[0].Message != "after the revoke 0" {
+		t.Errorf("first entry %+v", es[0])
+	}
 }

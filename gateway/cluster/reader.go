@@ -135,6 +135,11 @@ func (f *Feed) read(ctx context.Context, hub *logs.Hub, st *readerState, backoff
 		if err != nil {
 			return err
 		}
+		if f.control != nil && hasEntries(res, f.announceKey()) {
+			if err := f.control.Sync(ctx); err != nil {
+				return err // nothing delivered: the reconnect reads these again
+			}
+		}
 		for _, xs := range res {
 			if len(xs.Messages) == 0 {
 				continue
@@ -167,4 +172,15 @@ func (f *Feed) read(ctx context.Context, hub *logs.Hub, st *readerState, backoff
 			st.ids[xs.Stream] = xs.Messages[len(xs.Messages)-1].ID
 		}
 	}
+}
+
+// hasEntries says whether an XREAD answer holds log entries (not only
+// stream announcements).
+func hasEntries(res []redis.XStream, announce string) bool {
+	for _, xs := range res {
+		if xs.Stream != announce && len(xs.Messages) > 0 {
+			return true
+		}
+	}
+	return false
 }
