@@ -216,16 +216,26 @@ func runSoak(b *testing.B, k soakKnobs) {
 			b.Fatalf("first ingest on soak%d: %d %v", i, code, err)
 		}
 		body, _ := json.Marshal(map[string]any{"service": fmt.Sprintf("soak%d", i), "env": "staging", "duration": "8h", "reason": "soak"})
-		req, _ := http.NewRequest("POST", base+"/api/v1/requests", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+alice)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
 		var r requestJSON
-		err = json.NewDecoder(resp.Body).Decode(&r)
-		resp.Body.Close()
+		var resp *http.Response
+		// The new stream becomes known to the request check when the feed
+		// reader has seen it: retry "unknown stream" (404) for a while.
+		for try := 0; ; try++ {
+			req, _ := http.NewRequest("POST", base+"/api/v1/requests", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+alice)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err = client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			r = requestJSON{}
+			err = json.NewDecoder(resp.Body).Decode(&r)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotFound || try == 50 {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 		if err != nil || r.Grant == nil {
 			b.Fatalf("grant for soak%d: %d %+v %v", i, resp.StatusCode, r, err)
 		}
