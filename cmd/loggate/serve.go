@@ -221,6 +221,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer notifier.Close()
+	spool, viewCounts, err := openSpool(c, aud, log)
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
 	srv, err = gateway.New(gateway.Config{
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
 		Auth: authn, Sessions: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
@@ -229,7 +234,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
-		ReplicaID: sp.replicaID(),
+		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
 	})
 	if err != nil {
 		return err
