@@ -338,6 +338,9 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	for name, f := range s.cfg.ReadyChecks {
 		probe(name, f)
 	}
+	if tracked, err := s.controlReady(); tracked {
+		probe("control_stream", func(context.Context) error { return err })
+	}
 	for name, note := range s.cfg.ReadyNotes {
 		checks[name] = note
 	}

@@ -207,6 +207,11 @@ type Server struct {
 	// them (levels.go, levels_http.go).
 	levels *levelState
 
+	// know is whether this replica is up to date with the control stream
+	// (knowledge.go); guarded by knowMu, which is taken with no other lock.
+	knowMu sync.Mutex
+	know   knowledge
+
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
 	shutdownOnce sync.Once
