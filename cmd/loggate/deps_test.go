@@ -32,7 +32,8 @@ func TestImportRules(t *testing.T) {
 		{"gateway/cluster", []string{"gateway/logs", "gateway/logs/seal", "gateway/audit"}, "the Redis replica pieces carry entries, control messages and audit records, nothing else"},
 		{"gateway/ingest", []string{"gateway/logs", "gateway/logs/seal"}, "decoders produce entries, nothing else"},
 		{"gateway/redact", []string{"gateway/logs", "gateway/logs/seal"}, "redaction works on entries, nothing else"},
-		{"gateway", []string{"auth", "policy", "gateway/audit", "gateway/logs", "gateway/logs/seal", "gateway/store", "gateway/ingest", "gateway/redact"},
+		{"gateway/alert", []string{"gateway/logs", "gateway/logs/seal", "gateway/audit"}, "alerting counts entries and audit events and keeps its alerts; it decides no access"},
+		{"gateway", []string{"auth", "policy", "gateway/alert", "gateway/audit", "gateway/logs", "gateway/logs/seal", "gateway/store", "gateway/ingest", "gateway/redact"},
 			"the hub wires leaves; it must not depend on the binary, the UI or the development provider"},
 	}
 	for _, r := range rules {
