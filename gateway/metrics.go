@@ -19,6 +19,7 @@ type metrics struct {
 	ingestRejected *prometheus.CounterVec
 	tails          prometheus.Gauge
 	notifications  *prometheus.CounterVec
+	alerts         *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -43,9 +44,11 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Live tail WebSockets open on this replica."}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_notification_attempts_total",
 			Help: "Notification delivery attempts by outcome."}, []string{"outcome"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_alerts_total",
+			Help: "Alert state changes by new state (firing, resolved)."}, []string{"state"}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.auditEvents, m.auditFailures, m.decisions, m.policyErrors,
-		m.ingestEntries, m.ingestRejected, m.tails, m.notifications)
+		m.ingestEntries, m.ingestRejected, m.tails, m.notifications, m.alerts)
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -64,6 +64,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /api/v1/sources", s.api(s.handleCreateSource))
 	m.HandleFunc("POST /api/v1/sources/{id}/revoke", s.api(s.handleRevokeSource))
 	m.HandleFunc("GET /api/v1/policy", s.api(s.handlePolicyInfo))
+	m.HandleFunc("GET /api/v1/alerts", s.api(s.handleListAlerts))
+	m.HandleFunc("GET /api/v1/alerts/{id}", s.api(s.handleGetAlert))
+	m.HandleFunc("GET /api/v1/alert-rules", s.api(s.handleGetAlertRules))
+	m.HandleFunc("PUT /api/v1/alert-rules", s.api(s.handlePutAlertRules))
 	m.HandleFunc("GET /api/v1/sessions", s.api(s.handleListSessions))
 	m.HandleFunc("DELETE /api/v1/sessions/{id}", s.api(s.handleEndSession))
 

@@ -71,6 +71,10 @@ type serveConfig struct {
 	// EncryptionKeyFile holds the backlog keys (backlogkeys.go).
 	EncryptionKeyFile string
 
+	// AlertRules and AlertmanagerURLs: serve_alerts.go.
+	AlertRules       string
+	AlertmanagerURLs urlList
+
 	// clientSecret and webhookSecret are read from files or the environment.
 	clientSecret  string
 	webhookSecret string
@@ -111,6 +115,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookFormat, "webhook-format", "json", "webhook body: json (signed, Standard Webhooks headers) or slack")
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often a signed audit checkpoint is written")
 	c.AuditOps.flags(fs)
+	c.alertFlags(fs)
 	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
 	fs.DurationVar(&c.TailProgressInterval, "tail-progress-interval", time.Minute, "how often a long view writes a stream.progress audit event")
 	fs.DurationVar(&c.IdentityRecheck, "identity-recheck-interval", 5*time.Minute, "how often a browser-opened tail re-checks its holder at the identity provider (refresh + policy)")

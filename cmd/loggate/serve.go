@@ -24,6 +24,7 @@ import (
 	"github.com/loggate/loggate/auth"
 	"github.com/loggate/loggate/auth/devidp"
 	"github.com/loggate/loggate/gateway"
+	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policies"
@@ -220,7 +221,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer notifier.Close()
+	alerts, err := newAlerts(ctx, c, reg, log)
+	if err != nil {
+		return err
+	}
+	defer alerts.Close()
+	alertLink := func(a alert.Alert) string { return srv.AlertLink(a) }
+	alertReceivers, err := alerts.receivers(c, alertLink, reg, log)
+	if err != nil {
+		return err
+	}
 	srv, err = gateway.New(gateway.Config{
+		Alerts: alerts.engine, AlertStore: alerts.store, AlertReceivers: alertReceivers, AlertRulesFile: alerts.file,
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
 		Auth: authn, Sessions: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
@@ -234,6 +246,12 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	notifier.bind(srv)
+	alerts.engine.SetSink(srv)
+	if n, err := srv.ResolveStaleAlerts(ctx); err != nil {
+		return fmt.Errorf("alerts: %w", err)
+	} else if n > 0 {
+		log.Warn("resolved alerts left open by the last stop", "alerts", n)
+	}
 	if n, err := srv.RecoverInterruptedViews(ctx); err != nil {
 		return err
 	} else if n > 0 {
@@ -245,6 +263,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	runDone := make(chan struct{})
 	go func() { srv.Run(runCtx); close(runDone) }()
 	waitState := sp.start(runCtx, srv)
+	alerts.run(runCtx, srv, log)
 	if c.Policies != "" {
 		go func() {
 			err := pol.Watch(runCtx, func(ev policy.ReloadEvent) { srv.PolicyChanged(runCtx, ev) })

@@ -131,6 +131,10 @@ func NewEngine(cfg EngineConfig) *Engine {
 	return e
 }
 
+// SetSink sets the sink, before Run starts (the sink may be built after
+// the engine, as the gateway is).
+func (e *Engine) SetSink(s Sink) { e.cfg.Sink = s }
+
 // Rules returns the set in force.
 func (e *Engine) Rules() *RuleSet { return e.rules.Load().set }
 
@@ -282,7 +286,7 @@ func (e *Engine) ObserveEntries(entries []logs.Entry) {
 			if !entryMatches(c, en) {
 				continue
 			}
-			e.count(st, idx.pos[k], c, en.Service, en.Env, entryGroup(c, en))
+			e.count(st, idx.pos[k], c, en.Service, en.Env, entryGroup(c, en), 1)
 		}
 	}
 }
@@ -364,8 +368,22 @@ func (e *Engine) ObserveEvent(ev audit.Event) {
 				env = v
 			}
 		}
-		e.count(st, i, c, service, env, vals)
+		e.count(st, i, c, service, env, vals, eventWeight(ev))
 	}
+}
+
+// eventWeight is how many occurrences one event stands for: aggregated
+// events (auth.failed with details.count) count as many.
+func eventWeight(ev audit.Event) int64 {
+	switch n := ev.Details["count"].(type) {
+	case int:
+		return int64(max(n, 1))
+	case int64:
+		return max(n, 1)
+	case float64:
+		return int64(max(n, 1))
+	}
+	return 1
 }
 
 func eventField(ev audit.Event, name string) string {
@@ -407,7 +425,7 @@ func eventField(ev audit.Event, name string) string {
 }
 
 // count adds one match to the rule's group for the given values.
-func (e *Engine) count(st *ruleState, pos int, c *compiled, service, env string, vals []string) {
+func (e *Engine) count(st *ruleState, pos int, c *compiled, service, env string, vals []string, n int64) {
 	key := streamKey(service, env)
 	if len(vals) > 0 {
 		key += "\x00" + strings.Join(vals, "\x00")
@@ -431,7 +449,7 @@ func (e *Engine) count(st *ruleState, pos int, c *compiled, service, env string,
 		}
 		gs[key] = g
 	}
-	g.win.add(now, 1)
+	g.win.add(now, n)
 	g.lastSeen = now
 }
 

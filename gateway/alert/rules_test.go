@@ -160,3 +160,13 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestDefaultRulesParse(t *testing.T) {
+	rs, err := Parse("defaults.yaml", DefaultRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs.Rules) < 5 {
+		t.Errorf("%d default rules, want at least 5", len(rs.Rules))
+	}
+}

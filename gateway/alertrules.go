@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/alert"
+	"github.com/loggate/loggate/gateway/audit"
+)
+
+// requireRulesAdmin lets loggate-admins (manage_policies) read and change
+// the alert rules; a refusal is audited.
+func (s *Server) requireRulesAdmin(r *http.Request, who auth.Identity) error {
+	if s.allowed(r.Context(), who, "manage_policies") {
+		return nil
+	}
+	s.recordBestEffort(r.Context(), r, audit.Event{Action: "alert_rules.changed", Actor: userActor(who),
+		Outcome: audit.OutcomeDenied, Reason: "alert rules are managed by loggate-admins"})
+	return errForbidden("alert rules are managed by loggate-admins")
+}
+
+func (s *Server) handleGetAlertRules(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	if err := s.requireRulesAdmin(r, who); err != nil {
+		return err
+	}
+	if s.cfg.Alerts == nil {
+		return errNotFound("alerting is not configured (--alert-rules)")
+	}
+	set := s.cfg.Alerts.Rules()
+	out := map[string]any{"digest": set.Digest, "rules": nonNil(set.Rules), "editable": s.cfg.AlertRulesFile != ""}
+	if s.cfg.AlertRulesFile != "" {
+		if b, err := os.ReadFile(s.cfg.AlertRulesFile); err == nil {
+			out["source"] = string(b)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// handlePutAlertRules replaces the rules file with the body (YAML or JSON):
+// validated first (400 listing every problem; the running rules stay),
+// audited, saved, then put in force.
+func (s *Server) handlePutAlertRules(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
+	if err := s.requireRulesAdmin(r, who); err != nil {
+		return err
+	}
+	if s.cfg.Alerts == nil || s.cfg.AlertRulesFile == "" {
+		return errNotFound("alert rules are not editable here: start loggate with --alert-rules FILE")
+	}
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return errTooLarge(fmt.Sprintf("request body over %d bytes", mbe.Limit))
+	} else if err != nil {
+		return errBadRequest("cannot read body: " + err.Error())
+	}
+	set, err := alert.Parse(filepath.Base(s.cfg.AlertRulesFile), body)
+	var pe *alert.ParseError
+	if errors.As(err, &pe) {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": pe.Error(), "code": "bad_request", "problems": pe.Problems})
+		return nil
+	} else if err != nil {
+		return errBadRequest(err.Error())
+	}
+	if err := s.applyAlertRules(r.Context(), r, userActor(who), "api", set, body); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"digest": set.Digest, "rules": set.Names()})
+	return nil
+}
+
+// applyAlertRules audits alert_rules.changed (fail closed), saves body to
+// the rules file when it came through the API, and puts set in force.
+func (s *Server) applyAlertRules(ctx context.Context, r *http.Request, actor audit.Actor, via string, set *alert.RuleSet, body []byte) error {
+	old := s.cfg.Alerts.Rules()
+	if old.Digest == set.Digest {
+		return nil
+	}
+	added, removed := alert.Diff(old, set)
+	changed := alert.Changed(old, set)
+	ev := audit.Event{Action: "alert_rules.changed", Actor: actor, Outcome: audit.OutcomeSuccess,
+		Details: map[string]any{"via": via, "digest": set.Digest, "previous_digest": old.Digest,
+			"added": nonNil(added), "removed": nonNil(removed), "changed": nonNil(changed), "rules": len(set.Rules)}}
+	var tmp string
+	if via == "api" {
+		f, err := os.CreateTemp(filepath.Dir(s.cfg.AlertRulesFile), ".alert-rules-*")
+		if err != nil {
+			return errUnavailable("cannot save the alert rules", err)
+		}
+		tmp = f.Name()
+		_, err = f.Write(body)
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return errUnavailable("cannot save the alert rules", err)
+		}
+	}
+	if err := s.record(ctx, r, ev); err != nil {
+		if tmp != "" {
+			os.Remove(tmp)
+		}
+		return err
+	}
+	if tmp != "" {
+		if err := os.Rename(tmp, s.cfg.AlertRulesFile); err != nil {
+			os.Remove(tmp)
+			return errUnavailable("cannot save the alert rules", err)
+		}
+	}
+	s.cfg.Alerts.SetRules(set)
+	s.log.Info("alert rules changed", "via", via, "digest", set.Digest, "rules", len(set.Rules),
+		"added", added, "removed", removed, "changed", changed)
+	return nil
+}
+
+// ReloadAlertRules re-reads the rules file (the hot reload). A bad file is
+// audited as alert_rules.rejected and the running rules stay.
+func (s *Server) ReloadAlertRules(ctx context.Context) error {
+	if s.cfg.Alerts == nil || s.cfg.AlertRulesFile == "" {
+		return nil
+	}
+	body, err := os.ReadFile(s.cfg.AlertRulesFile)
+	if err != nil {
+		return fmt.Errorf("read alert rules: %w", err)
+	}
+	set, err := alert.Parse(s.cfg.AlertRulesFile, body)
+	if err != nil {
+		s.recordBestEffort(ctx, nil, audit.Event{Action: "alert_rules.rejected", Actor: systemActor, Outcome: audit.OutcomeFailure,
+			Reason: truncate(err.Error(), 1000), Details: map[string]any{"via": "file"}})
+		return err
+	}
+	return s.applyAlertRules(ctx, nil, systemActor, "file", set, body)
+}
