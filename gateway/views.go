@@ -50,6 +50,7 @@ type requestView struct {
 	Reason          string         `json:"reason"`
 	BreakGlass      bool           `json:"break_glass"`
 	Extends         string         `json:"extends,omitempty"`
+	AlertID         string         `json:"alert_id,omitempty"`
 	Requester       subjectView    `json:"requester"`
 	Decision        decisionView   `json:"decision"`
 	Approvals       []approvalView `json:"approvals"`
@@ -158,7 +159,7 @@ func (s *Server) viewRequest(r store.Request, g *store.Grant) requestView {
 		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Extends: r.Extends,
 		Requester: viewSubject(r.Requester), Decision: viewDecision(r.Decision), Approvals: []approvalView{},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ClosedBy: viewSubjectPtr(r.ClosedBy), ClosedComment: r.ClosedComment,
-		GrantID: r.GrantID}
+		GrantID: r.GrantID, AlertID: r.AlertID}
 	for _, a := range r.Approvals {
 		v.Approvals = append(v.Approvals, approvalView{Approver: viewSubject(a.Approver), Verdict: a.Verdict, Comment: a.Comment, Time: a.Time})
 	}

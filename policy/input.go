@@ -82,7 +82,7 @@ func (k inputKeys) access(in Input, now time.Time) ast.Value {
 		approvals[i] = ast.ObjectTerm(k.item("approver", k.subject(a.Approver)), at, au)
 	}
 	tt, tu := k.times(t)
-	return ast.NewObject(
+	items := [][2]*ast.Term{
 		k.item("action", str(in.Action)),
 		k.item("requester", k.subject(in.Requester)),
 		k.item("service", str(in.Service)),
@@ -93,7 +93,19 @@ func (k inputKeys) access(in Input, now time.Time) ast.Value {
 		k.item("break_glass", ast.InternedTerm(in.BreakGlass)),
 		k.item("approvals", ast.ArrayTerm(approvals...)),
 		tt, tu,
-	)
+	}
+	if a := in.Alert; a != nil {
+		items = append(items, k.item("request", ast.ObjectTerm(k.item("alert", ast.ObjectTerm(
+			k.item("id", str(a.ID)),
+			k.item("rule", str(a.Rule)),
+			k.item("state", str(a.State)),
+			k.item("service", str(a.Service)),
+			k.item("env", str(a.Env)),
+			k.item("severity", str(a.Severity)),
+			k.item("count", ast.InternedTerm(a.Count)),
+		)))))
+	}
+	return ast.NewObject(items...)
 }
 
 // action builds the data.loggate.authz input document.

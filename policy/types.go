@@ -34,6 +34,20 @@ type Input struct {
 	// Time is sent as RFC 3339 and as unix seconds. If zero: Config.Now().
 	Time      time.Time
 	Approvals []Approval
+	// Alert is the loggate alert the request names (alert_id), sent as
+	// input.request.alert; nil when it names none.
+	Alert *Alert
+}
+
+// Alert is what policy learns of an alert a request names.
+type Alert struct {
+	ID       string
+	Rule     string
+	State    string // "pending", "firing" or "resolved"
+	Service  string
+	Env      string
+	Severity string
+	Count    int64
 }
 
 // Decision is the access policy's answer for one Input.

@@ -85,7 +85,9 @@ type Request struct {
 	Reason     string        `json:"reason"`
 	BreakGlass bool          `json:"break_glass"`
 	// Extends is the grant this request would extend; empty for new access.
-	Extends   string     `json:"extends,omitempty"`
+	Extends string `json:"extends,omitempty"`
+	// AlertID is the loggate alert the request was opened from; empty when none.
+	AlertID   string     `json:"alert_id,omitempty"`
 	Decision  Decision   `json:"decision"`
 	Approvals []Approval `json:"approvals"`
 	GrantID   string     `json:"grant_id,omitempty"`
