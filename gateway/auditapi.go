@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 )
 
@@ -114,7 +115,7 @@ func (s *Server) handleAuditSearch(w http.ResponseWriter, r *http.Request, who a
 	if items == nil {
 		items = []audit.Event{}
 	}
-	writeJSON(w, http.StatusOK, listView[audit.Event]{Items: items, NextCursor: page.NextCursor})
+	writeJSON(w, http.StatusOK, api.List[audit.Event]{Items: items, NextCursor: page.NextCursor})
 	return nil
 }
 

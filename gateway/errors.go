@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/store"
 )
 
@@ -28,35 +29,35 @@ func (e *apiError) Error() string {
 func (e *apiError) Unwrap() error { return e.Cause }
 
 func errBadRequest(msg string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: "bad_request", Message: msg}
+	return &apiError{Status: http.StatusBadRequest, Code: api.CodeBadRequest, Message: msg}
 }
 func errUnauthorized(msg string) *apiError {
-	return &apiError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: msg}
+	return &apiError{Status: http.StatusUnauthorized, Code: api.CodeUnauthorized, Message: msg}
 }
 func errForbidden(msg string) *apiError {
-	return &apiError{Status: http.StatusForbidden, Code: "forbidden", Message: msg}
+	return &apiError{Status: http.StatusForbidden, Code: api.CodeForbidden, Message: msg}
 }
 func errNotFound(msg string) *apiError {
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: msg}
+	return &apiError{Status: http.StatusNotFound, Code: api.CodeNotFound, Message: msg}
 }
 func errConflict(msg string) *apiError {
-	return &apiError{Status: http.StatusConflict, Code: "conflict", Message: msg}
+	return &apiError{Status: http.StatusConflict, Code: api.CodeConflict, Message: msg}
 }
 func errTooLarge(msg string) *apiError {
-	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: msg}
+	return &apiError{Status: http.StatusRequestEntityTooLarge, Code: api.CodeTooLarge, Message: msg}
 }
 func errUnavailable(msg string, cause error) *apiError {
-	return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: msg, Cause: cause}
+	return &apiError{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable, Message: msg, Cause: cause}
 }
 
 // errAudit is the fail-closed answer when the audit trail cannot record an
 // action: the action does not happen.
 func errAudit(cause error) *apiError {
-	return &apiError{Status: http.StatusServiceUnavailable, Code: "audit_unavailable",
+	return &apiError{Status: http.StatusServiceUnavailable, Code: api.CodeAuditUnavailable,
 		Message: "audit trail unavailable; action not taken", Cause: cause}
 }
 
-// writeError maps err to a status and a JSON body {"error": msg, "code": c}.
+// writeError maps err to a status and an api.Error body.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *apiError
 	if !errors.As(err, &ae) {
@@ -68,7 +69,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		case errors.Is(err, store.ErrBadCursor):
 			ae = errBadRequest("malformed cursor")
 		default:
-			ae = &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error", Cause: err}
+			ae = &apiError{Status: http.StatusInternalServerError, Code: api.CodeInternal, Message: "internal error", Cause: err}
 		}
 	}
 	level := slog.LevelDebug
@@ -80,7 +81,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "5")
 	}
-	writeJSON(w, ae.Status, map[string]string{"error": ae.Message, "code": ae.Code})
+	writeJSON(w, ae.Status, api.Error{Message: ae.Message, Code: ae.Code})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

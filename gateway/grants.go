@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
@@ -64,14 +65,14 @@ func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request, who au
 	if err != nil {
 		return err
 	}
-	items := []grantView{}
+	items := []api.Grant{}
 	for _, g := range grants {
 		v := s.viewGrant(g)
 		if state == "" || v.State == state {
 			items = append(items, v)
 		}
 	}
-	writeJSON(w, http.StatusOK, listView[grantView]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, api.List[api.Grant]{Items: items, NextCursor: next})
 	return nil
 }
 
@@ -221,7 +222,7 @@ func (s *Server) handleTimeline(w http.ResponseWriter, r *http.Request, who auth
 		Target: grantTarget(g)}); err != nil {
 		return err
 	}
-	var req *requestView
+	var req *api.Request
 	if rq, err := s.cfg.Store.Request(ctx, g.RequestID); err == nil {
 		v := s.viewRequest(rq, nil)
 		req = &v
@@ -248,11 +249,11 @@ func (s *Server) handleListReviews(w http.ResponseWriter, r *http.Request, who a
 	if err != nil {
 		return err
 	}
-	items := []reviewView{}
+	items := []api.Review{}
 	for _, rv := range revs {
 		items = append(items, viewReview(rv))
 	}
-	writeJSON(w, http.StatusOK, listView[reviewView]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, api.List[api.Review]{Items: items, NextCursor: next})
 	return nil
 }
 

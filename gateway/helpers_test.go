@@ -22,6 +22,7 @@ import (
 
 	"github.com/loggate/loggate/auth"
 	"github.com/loggate/loggate/auth/devidp"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/logs"
 	"github.com/loggate/loggate/gateway/redact"
@@ -347,9 +348,9 @@ func (h *harness) call(user, method, path string, body, out any) int {
 }
 
 // ask creates a request as user and insists on the status.
-func (h *harness) ask(user string, body map[string]any, wantStatus int) requestView {
+func (h *harness) ask(user string, body map[string]any, wantStatus int) api.Request {
 	h.t.Helper()
-	var v requestView
+	var v api.Request
 	if got := h.call(user, "POST", "/api/v1/requests", body, &v); got != wantStatus {
 		h.t.Fatalf("%s asks %v: status %d, want %d (state %q, reasons %q)", user, body, got, wantStatus, v.State, v.Decision.Reasons)
 	}
@@ -370,7 +371,7 @@ func criticalRequest() map[string]any {
 }
 
 // grantFor asks as user for staging (auto-approved) and returns the grant.
-func (h *harness) grantFor(user, d string) grantView {
+func (h *harness) grantFor(user, d string) api.Grant {
 	h.t.Helper()
 	v := h.ask(user, stagingRequest(d), http.StatusCreated)
 	if v.State != store.StateApproved || v.Grant == nil {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 )
 
@@ -91,11 +92,11 @@ func TestRefusedExtendAndCancelAudited(t *testing.T) {
 func TestTimelineShowsExtensionApproval(t *testing.T) {
 	h := newHarness(t)
 	req := h.ask("alice", prodRequest(), http.StatusCreated)
-	var approved requestView
+	var approved api.Request
 	if got := h.call("bob", "POST", "/api/v1/requests/"+req.ID+"/approve", nil, &approved); got != http.StatusOK || approved.Grant == nil {
 		t.Fatalf("approve: status %d, grant %v", got, approved.Grant)
 	}
-	var ext requestView
+	var ext api.Request
 	if got := h.call("alice", "POST", "/api/v1/grants/"+approved.Grant.ID+"/extend",
 		map[string]string{"duration": "15m", "reason": "INC-42 still digging"}, &ext); got != http.StatusCreated {
 		t.Fatalf("extend: status %d", got)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
 )
@@ -95,7 +96,7 @@ func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request, who 
 	default:
 		return errBadRequest("scope must be mine, approvable or all")
 	}
-	items := []requestView{}
+	items := []api.Request{}
 	cursor := sq.Cursor
 	// Filtered scopes may need several store pages to fill one API page.
 	for range 20 {
@@ -114,7 +115,7 @@ func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request, who 
 			break
 		}
 	}
-	writeJSON(w, http.StatusOK, listView[requestView]{Items: items, NextCursor: cursor})
+	writeJSON(w, http.StatusOK, api.List[api.Request]{Items: items, NextCursor: cursor})
 	return nil
 }
 

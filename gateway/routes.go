@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // routes is the one route table.
@@ -279,16 +280,16 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleAuthConfig(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.cfg.Auth.ClientConfig())
+	cc := s.cfg.Auth.ClientConfig()
+	writeJSON(w, http.StatusOK, api.AuthConfig{Issuer: cc.Issuer, ClientID: cc.ClientID, Scopes: cc.Scopes,
+		DeviceAuthorizationEndpoint: cc.DeviceAuthorizationEndpoint})
 }
 
 func (s *Server) handleMe(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
-	out := map[string]any{
-		"id": who.ID(), "issuer": who.Issuer, "subject": who.Subject, "email": who.Email,
-		"name": who.Name, "username": who.Username, "display": who.Display(), "groups": nonNil(who.Groups), "via": who.Via,
-	}
+	out := api.Me{ID: who.ID(), Issuer: who.Issuer, Subject: who.Subject, Email: who.Email, Name: who.Name,
+		Username: who.Username, Display: who.Display(), Groups: nonNil(who.Groups), Via: who.Via}
 	if who.Via == "session" {
-		out["csrf_token"] = s.cfg.Auth.CSRFToken(r)
+		out.CSRFToken = s.cfg.Auth.CSRFToken(r)
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/store"
 )
 
@@ -90,7 +91,7 @@ func TestApproveAfterPendingWindowRefused(t *testing.T) {
 		t.Fatalf("prod request: state %q, pending_until %v; want pending with a deadline", req.State, req.PendingUntil)
 	}
 	h.clock.Advance(req.PendingUntil.Sub(h.clock.Now()) + time.Minute)
-	var out requestView
+	var out api.Request
 	if got, want := h.call("bob", "POST", "/api/v1/requests/"+req.ID+"/approve", map[string]any{"comment": "ok"}, &out), http.StatusConflict; got != want {
 		t.Fatalf("approve after the pending window: status %d (state %q, grant %v), want %d", got, out.State, out.Grant, want)
 	}

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 )
 
@@ -41,21 +41,9 @@ type SessionManager interface {
 
 var _ SessionManager = (*auth.Authenticator)(nil)
 
-// sessionView is a session as the API shows it.
-type sessionView struct {
-	ID         string    `json:"id"`
-	UserID     string    `json:"user_id"`
-	Display    string    `json:"display"`
-	CreatedAt  time.Time `json:"created_at"`
-	ExpiresAt  time.Time `json:"expires_at"`
-	RemoteAddr string    `json:"remote_addr,omitempty"`
-	UserAgent  string    `json:"user_agent,omitempty"`
-	Current    bool      `json:"current"`
-}
-
 func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	if s.cfg.Sessions == nil {
-		writeJSON(w, http.StatusOK, map[string]any{"items": []sessionView{}})
+		writeJSON(w, http.StatusOK, map[string]any{"items": []api.Session{}})
 		return nil
 	}
 	recs, err := s.cfg.Sessions.Sessions(r.Context())
@@ -67,12 +55,12 @@ func (s *Server) handleListSessions(w http.ResponseWriter, r *http.Request, who 
 	if who.SessionID != "" {
 		current = auth.SessionHandle(who.SessionID)
 	}
-	items := []sessionView{}
+	items := []api.Session{}
 	for _, rec := range recs {
 		if !admin && rec.UserID != who.ID() {
 			continue
 		}
-		items = append(items, sessionView{ID: rec.ID, UserID: rec.UserID, Display: rec.Display, CreatedAt: rec.Created,
+		items = append(items, api.Session{ID: rec.ID, UserID: rec.UserID, Display: rec.Display, CreatedAt: rec.Created,
 			ExpiresAt: rec.Expires, RemoteAddr: rec.RemoteAddr, UserAgent: rec.UserAgent, Current: rec.ID == current})
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items})

@@ -7,9 +7,9 @@ import (
 	"errors"
 	"net/http"
 	"sort"
-	"time"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
@@ -62,24 +62,11 @@ func (s *Server) knownStream(ctx context.Context, service, env string) (bool, er
 	return false, err
 }
 
-type streamView struct {
-	Service           string   `json:"service"`
-	Env               string   `json:"env"`
-	AutoApprove       bool     `json:"auto_approve"`
-	ApprovalsRequired int      `json:"approvals_required"`
-	ApproverGroups    []string `json:"approver_groups"`
-	MaxDuration       string   `json:"max_duration"`
-	MaxLookback       string   `json:"max_lookback"`
-	BreakGlassAllowed bool     `json:"break_glass_allowed"`
-	ReasonPattern     string   `json:"reason_pattern,omitempty"`
-	PolicyRevision    string   `json:"policy_revision"`
-}
-
 // handleStreams lists the streams the caller may ask for and what policy
 // would require for each.
 func (s *Server) handleStreams(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
-	items := []streamView{}
+	items := []api.Stream{}
 	subj := policySubject(subjectOf(who))
 	sts, err := s.knownStreams(ctx)
 	if err != nil {
@@ -93,29 +80,26 @@ func (s *Server) handleStreams(w http.ResponseWriter, r *http.Request, who auth.
 		}
 		bg, err := s.cfg.Policy.Decide(ctx, policy.Input{Action: "probe", Requester: subj, Service: st.Service,
 			Env: st.Env, Time: s.now(), BreakGlass: true, Reason: "probe: may this person break glass?"})
-		items = append(items, streamView{Service: st.Service, Env: st.Env, AutoApprove: d.AutoApprove(),
+		items = append(items, api.Stream{Service: st.Service, Env: st.Env, AutoApprove: d.AutoApprove(),
 			ApprovalsRequired: d.ApprovalsRequired, ApproverGroups: nonNil(d.ApproverGroups),
 			MaxDuration: durString(d.MaxDuration), MaxLookback: durString(d.MaxLookback),
 			BreakGlassAllowed: err == nil && bg.Allow && bg.BreakGlassAllowed, ReasonPattern: d.ReasonPattern,
 			PolicyRevision: d.Revision})
 	}
-	writeJSON(w, http.StatusOK, listView[streamView]{Items: items})
+	writeJSON(w, http.StatusOK, api.List[api.Stream]{Items: items})
 	return nil
 }
 
-type sourceView struct {
-	ID        string            `json:"id"`
-	Name      string            `json:"name"`
-	Streams   []store.StreamRef `json:"streams"`
-	CreatedAt time.Time         `json:"created_at"`
-	CreatedBy string            `json:"created_by,omitempty"`
-	RevokedAt *time.Time        `json:"revoked_at,omitempty"`
-	// Token is returned once, at creation.
-	Token string `json:"token,omitempty"`
+func viewStreams(refs []store.StreamRef) []api.StreamRef {
+	out := make([]api.StreamRef, 0, len(refs))
+	for _, r := range refs {
+		out = append(out, api.StreamRef{Service: r.Service, Env: r.Env})
+	}
+	return out
 }
 
-func viewSource(src store.Source) sourceView {
-	return sourceView{ID: src.ID, Name: src.Name, Streams: nonNil(src.Streams), CreatedAt: src.CreatedAt,
+func viewSource(src store.Source) api.Source {
+	return api.Source{ID: src.ID, Name: src.Name, Streams: viewStreams(src.Streams), CreatedAt: src.CreatedAt,
 		CreatedBy: src.CreatedBy, RevokedAt: timePtr(src.RevokedAt)}
 }
 
@@ -131,11 +115,11 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request, who a
 	if err != nil {
 		return err
 	}
-	items := []sourceView{}
+	items := []api.Source{}
 	for _, src := range srcs {
 		items = append(items, viewSource(src))
 	}
-	writeJSON(w, http.StatusOK, listView[sourceView]{Items: items, NextCursor: next})
+	writeJSON(w, http.StatusOK, api.List[api.Source]{Items: items, NextCursor: next})
 	return nil
 }
 
@@ -153,7 +137,7 @@ func NewSourceToken() string {
 
 // CreateSource stores a source bound to streams, with the given token (or a
 // new one) and returns it with the token. Used by the API and at start-up.
-func (s *Server) CreateSource(ctx context.Context, actor audit.Actor, name, token string, streams []store.StreamRef) (sourceView, error) {
+func (s *Server) CreateSource(ctx context.Context, actor audit.Actor, name, token string, streams []store.StreamRef) (api.Source, error) {
 	if token == "" {
 		token = NewSourceToken()
 	}
@@ -162,17 +146,17 @@ func (s *Server) CreateSource(ctx context.Context, actor audit.Actor, name, toke
 	if existing, err := s.cfg.Store.SourceByTokenHash(ctx, src.TokenHash); err == nil {
 		if !existing.RevokedAt.IsZero() {
 			// A revoked token stays revoked, whoever presents it again.
-			return sourceView{}, errConflict("this source token was revoked; use a new one")
+			return api.Source{}, errConflict("this source token was revoked; use a new one")
 		}
 		src.ID, src.CreatedAt = existing.ID, existing.CreatedAt
 	}
 	if err := s.record(ctx, nil, audit.Event{Action: "source.created", Actor: actor, Outcome: "success",
 		Target: audit.Target{SourceID: src.ID}, Details: map[string]any{"name": name, "streams": streams,
 			"token_sha256_prefix": src.TokenHash[:12]}}); err != nil {
-		return sourceView{}, err
+		return api.Source{}, err
 	}
 	if err := s.cfg.Store.Update(ctx, func(tx *store.Txn) error { return tx.PutSource(&src) }); err != nil {
-		return sourceView{}, err
+		return api.Source{}, err
 	}
 	v := viewSource(src)
 	v.Token = token

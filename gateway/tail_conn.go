@@ -11,19 +11,20 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/logs"
 	"github.com/loggate/loggate/gateway/store"
 )
 
-// WebSocket close codes of the tail protocol.
+// WebSocket close codes of the tail protocol (package api).
 const (
-	CloseExpired     = 4001
-	CloseRevoked     = 4002
-	CloseShutdown    = 4003
-	CloseLimit       = 4004
-	CloseSlow        = 4005
-	CloseUnavailable = 4006
+	CloseExpired     = api.CloseExpired
+	CloseRevoked     = api.CloseRevoked
+	CloseShutdown    = api.CloseShutdown
+	CloseLimit       = api.CloseLimit
+	CloseSlow        = api.CloseSlow
+	CloseUnavailable = api.CloseUnavailable
 )
 
 // tailEnd says why a tail ended: the reason word of the end message, the
@@ -35,12 +36,12 @@ type tailEnd struct {
 }
 
 var (
-	endExpired     = tailEnd{"expired", CloseExpired, "grant expired"}
-	endRevoked     = tailEnd{"revoked", CloseRevoked, "grant revoked"}
-	endShutdown    = tailEnd{"shutdown", CloseShutdown, "server shutting down"}
-	endLimit       = tailEnd{"limit_reached", CloseLimit, "tail limit reached"}
-	endSlow        = tailEnd{"too_slow", CloseSlow, "viewer too slow"}
-	endUnavailable = tailEnd{"backend_unavailable", CloseUnavailable, "log backend unavailable"}
+	endExpired     = tailEnd{api.EndExpired, CloseExpired, "grant expired"}
+	endRevoked     = tailEnd{api.EndRevoked, CloseRevoked, "grant revoked"}
+	endShutdown    = tailEnd{api.EndShutdown, CloseShutdown, "server shutting down"}
+	endLimit       = tailEnd{api.EndLimit, CloseLimit, "tail limit reached"}
+	endSlow        = tailEnd{api.EndSlow, CloseSlow, "viewer too slow"}
+	endUnavailable = tailEnd{api.EndUnavailable, CloseUnavailable, "log backend unavailable"}
 	endClient      = tailEnd{"client_closed", websocket.CloseNormalClosure, ""}
 )
 
@@ -116,15 +117,6 @@ func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
 	}
 }
 
-// clientMessage is what a viewer may send during a tail.
-type clientMessage struct {
-	Type    string            `json:"type"`
-	Level   string            `json:"level"`
-	Grep    string            `json:"grep"`
-	Exclude string            `json:"exclude"`
-	Attrs   map[string]string `json:"attrs"`
-}
-
 // serveTail is the tail's write loop. It owns conn's writes; a reader
 // goroutine passes client messages in and exits when conn closes.
 func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string) tailEnd {
@@ -140,7 +132,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	}
 	conn.SetReadLimit(64 << 10)
 	readErr := make(chan error, 1)
-	msgs := make(chan clientMessage, 4)
+	msgs := make(chan api.TailFilter, 4)
 	_ = conn.SetReadDeadline(deadline(90 * time.Second))
 	conn.SetPongHandler(func(string) error { return conn.SetReadDeadline(deadline(90 * time.Second)) })
 	go func() {
@@ -151,9 +143,9 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 				return
 			}
 			_ = conn.SetReadDeadline(deadline(90 * time.Second))
-			var m clientMessage
+			var m api.TailFilter
 			if json.Unmarshal(data, &m) != nil {
-				m = clientMessage{Type: "invalid"}
+				m = api.TailFilter{Type: "invalid"}
 			}
 			select {
 			case msgs <- m:
@@ -267,7 +259,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	}
 }
 
-func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m clientMessage) {
+func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m api.TailFilter) {
 	if m.Type != "filter" {
 		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_message",
 			"message": `unknown message; send {"type":"filter","level":..,"grep":..,"exclude":..,"attrs":{..}}`})

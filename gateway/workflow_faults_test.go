@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
@@ -196,7 +197,7 @@ func TestAuditFailureFailsClosed(t *testing.T) {
 		code, _ := h.act(req.ID, approve("bob"))
 		h.audit.fail(nil)
 		wantUnavailable("approve", code)
-		var v requestView
+		var v api.Request
 		h.call("alice", "GET", "/api/v1/requests/"+req.ID, nil, &v)
 		if v.State != store.StatePending || len(v.Approvals) != 0 || v.Grant != nil {
 			t.Errorf("after a failed approve: state %q, %d approvals, grant %v; want pending, none, none", v.State, len(v.Approvals), v.Grant)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 )
@@ -24,9 +25,9 @@ func deny(user, comment string) verdict {
 }
 func cancel(user string) verdict { return verdict{user: user, action: "cancel"} }
 
-func (h *harness) act(id string, v verdict) (int, requestView) {
+func (h *harness) act(id string, v verdict) (int, api.Request) {
 	h.t.Helper()
-	var out requestView
+	var out api.Request
 	var body any
 	if v.body != nil {
 		body = v.body
@@ -88,7 +89,7 @@ func TestRequestStateMachine(t *testing.T) {
 			if code != tc.wantCode {
 				t.Errorf("%s by %s: status %d, want %d", tc.act.action, tc.act.user, code, tc.wantCode)
 			}
-			var got requestView
+			var got api.Request
 			if c := h.call(tc.requester, "GET", "/api/v1/requests/"+req.ID, nil, &got); c != http.StatusOK {
 				t.Fatalf("GET request: status %d", c)
 			}
@@ -164,7 +165,7 @@ func TestCreateRequest(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h.t = t
-			var v requestView
+			var v api.Request
 			code := h.call(tc.user, "POST", "/api/v1/requests", tc.body, &v)
 			if code != tc.wantCode {
 				t.Fatalf("status %d, want %d (reasons %q)", code, tc.wantCode, v.Decision.Reasons)
@@ -217,11 +218,11 @@ func TestBreakGlass(t *testing.T) {
 
 	// The post-incident review: open for security, closed only with a
 	// comment, never by the person who broke glass.
-	var open listView[reviewView]
+	var open api.List[api.Review]
 	if code := h.call("carol", "GET", "/api/v1/reviews?state=open", nil, &open); code != http.StatusOK {
 		t.Fatalf("list reviews: status %d", code)
 	}
-	var rev *reviewView
+	var rev *api.Review
 	for i := range open.Items {
 		if open.Items[i].GrantID == v.Grant.ID {
 			rev = &open.Items[i]
@@ -239,7 +240,7 @@ func TestBreakGlass(t *testing.T) {
 	if code := h.call("carol", "POST", "/api/v1/reviews/"+rev.ID+"/close", map[string]any{}, nil); code != http.StatusBadRequest {
 		t.Errorf("close without a comment: status %d, want 400", code)
 	}
-	var closed reviewView
+	var closed api.Review
 	if code := h.call("carol", "POST", "/api/v1/reviews/"+rev.ID+"/close", map[string]any{"comment": "justified: INC-9"}, &closed); code != http.StatusOK {
 		t.Fatalf("close: status %d", code)
 	}
@@ -256,7 +257,7 @@ func TestBreakGlass(t *testing.T) {
 	if ev.State != store.StateApproved {
 		t.Fatalf("erin's break-glass: %q %q", ev.State, ev.Decision.Reasons)
 	}
-	var mine listView[reviewView]
+	var mine api.List[api.Review]
 	h.call("carol", "GET", "/api/v1/reviews?state=open", nil, &mine)
 	var erinRev string
 	for _, r := range mine.Items {
@@ -298,11 +299,11 @@ func TestRevoke(t *testing.T) {
 					t.Fatalf("first revoke: %d", code)
 				}
 			}
-			var got grantView
+			var got api.Grant
 			if code := h.call(tc.by, "POST", path, tc.body, &got); code != tc.wantCode {
 				t.Fatalf("revoke: status %d, want %d", code, tc.wantCode)
 			}
-			var now grantView
+			var now api.Grant
 			h.call("alice", "GET", "/api/v1/grants/"+g.ID, nil, &now)
 			wantState := store.GrantActive
 			if tc.wantCode == 200 || tc.twice {
@@ -323,7 +324,7 @@ func TestExtendGoesThroughPolicy(t *testing.T) {
 	g := h.grantFor("alice", "30m")
 	path := "/api/v1/grants/" + g.ID + "/extend"
 
-	var v requestView
+	var v api.Request
 	if code := h.call("alice", "POST", path, map[string]any{"duration": "15m", "reason": "still debugging"}, &v); code != http.StatusCreated {
 		t.Fatalf("extend staging: status %d", code)
 	}
@@ -346,7 +347,7 @@ func TestExtendGoesThroughPolicy(t *testing.T) {
 	if code, _ := h.act(req.ID, approve("bob")); code != 200 {
 		t.Fatalf("approve: %d", code)
 	}
-	var pg requestView
+	var pg api.Request
 	h.call("alice", "GET", "/api/v1/requests/"+req.ID, nil, &pg)
 	ppath := "/api/v1/grants/" + pg.Grant.ID + "/extend"
 	if code := h.call("alice", "POST", ppath, map[string]any{"duration": "10m", "reason": "no ticket"}, &v); code != 201 || v.State != store.StateDenied {
@@ -378,7 +379,7 @@ func TestTimeTransitions(t *testing.T) {
 
 	h.clock.Advance(11 * time.Minute) // critical's pending timeout is 10m
 	h.srv.sweep(ctx)
-	var v requestView
+	var v api.Request
 	h.call("alice", "GET", "/api/v1/requests/"+crit.ID, nil, &v)
 	if v.State != store.StateLapsed {
 		t.Errorf("critical request after 11m: %q, want lapsed", v.State)
@@ -411,7 +412,7 @@ func TestTimeTransitions(t *testing.T) {
 	if v.State != store.StateLapsed {
 		t.Errorf("prod request after 66m: %q, want lapsed", v.State)
 	}
-	var gv grantView
+	var gv api.Grant
 	h.call("alice", "GET", "/api/v1/grants/"+g.ID, nil, &gv)
 	if gv.State != store.GrantExpired {
 		t.Errorf("grant after its end: %q, want expired", gv.State)

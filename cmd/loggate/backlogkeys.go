@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/logs/seal"
 )
 
@@ -15,13 +16,13 @@ func loadBacklogKeys(file, env string) (*seal.Ring, error) {
 	case file != "":
 		r, err := seal.LoadFile(file)
 		if err != nil {
-			return nil, usageError("--encryption-key-file: %v", err)
+			return nil, exitcode.Usagef("--encryption-key-file: %v", err)
 		}
 		return r, nil
 	case env != "":
 		r, err := seal.Parse([]byte(env))
 		if err != nil {
-			return nil, usageError("LOGGATE_ENCRYPTION_KEY: %v", err)
+			return nil, exitcode.Usagef("LOGGATE_ENCRYPTION_KEY: %v", err)
 		}
 		return r, nil
 	}

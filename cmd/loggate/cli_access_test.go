@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/cli"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // TestStreamsWhoamiExtend covers the smaller commands against a real gateway.
@@ -20,7 +23,7 @@ func TestStreamsWhoamiExtend(t *testing.T) {
 		}
 	}
 
-	var me meView
+	var me struct{ Email string }
 	if err := json.Unmarshal([]byte(alice.mustRun("whoami", "--output", "json")), &me); err != nil || me.Email != "alice@example.com" {
 		t.Errorf("whoami json: %+v %v", me, err)
 	}
@@ -37,7 +40,7 @@ func TestStreamsWhoamiExtend(t *testing.T) {
 	if out := carol.mustRun("grants", "--all"); !strings.Contains(out, grant) {
 		t.Errorf("carol's grants --all lacks %s:\n%s", grant, out)
 	}
-	if _, errOut, code := alice.run("grants", "--all"); code != exitDenied || !strings.Contains(errOut, "denied:") {
+	if _, errOut, code := alice.run("grants", "--all"); code != exitcode.Denied || !strings.Contains(errOut, "denied:") {
 		t.Errorf("alice grants --all: exit %d %q", code, errOut)
 	}
 }
@@ -59,7 +62,7 @@ func TestBreakGlassAndDenyWhileWaiting(t *testing.T) {
 	reqID := waitFor(t, r.stdout, `Request (req_\S+) for`, 20*time.Second)
 	waitFor(t, r.stderr, `Waiting for`, 5*time.Second)
 	bob.mustRun("deny", reqID, "--comment", "use staging first")
-	if code := r.wait(t, 10*time.Second); code != exitDenied {
+	if code := r.wait(t, 10*time.Second); code != exitcode.Denied {
 		t.Fatalf("denied while waiting: exit %d, want 3\n%s", code, r.stderr)
 	}
 	if !strings.Contains(r.stdout.String(), `Denied by bob <bob@example.com>: "use staging first".`) {
@@ -74,7 +77,7 @@ func TestTailWarnsBeforeExpiry(t *testing.T) {
 	g := startGateway(t)
 	alice := newCLI(t, g.url).as(g.token("alice"))
 	alice.mustRun("request", "checkout/staging", "--for", "4s", "--reason", "warning test")
-	alice.modify = func(c *cli) { c.now = func() time.Time { return time.Now().Add(-58 * time.Second) } }
+	alice.modify = func(c *cli.Env) { c.Now = func() time.Time { return time.Now().Add(-58 * time.Second) } }
 	r := alice.start("tail", "checkout/staging")
 	grant := waitFor(t, r.stderr, `with grant (grt_\S+)`, 10*time.Second)
 	waitFor(t, r.stderr, `grant `+grant+` ends in 1 minute .*loggate extend `+grant+` --for 15m`, 10*time.Second)

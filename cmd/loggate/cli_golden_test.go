@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 var updateCLIGolden = flag.Bool("update-cli-golden", false, "rewrite testdata/cli golden files")
@@ -83,7 +85,7 @@ func TestListOutputsGolden(t *testing.T) {
 	// A staging request, approved by policy.
 	alice.mustRun("request", "checkout/staging", "--for", "1h", "--reason", "=HYPERLINK(\"http://x\") retries")
 	// A prod request policy denies (no ticket id).
-	if _, _, code := alice.run("request", "checkout/prod", "--for", "30m", "--reason", "just looking"); code != exitDenied {
+	if _, _, code := alice.run("request", "checkout/prod", "--for", "30m", "--reason", "just looking"); code != exitcode.Denied {
 		t.Fatalf("denied request: exit %d", code)
 	}
 	grants := alice.mustRun("grants", "--output", "csv")
@@ -99,7 +101,7 @@ func TestListOutputsGolden(t *testing.T) {
 		checkGolden(t, "audit_search."+format, out)
 	}
 	// Alice may not search the audit trail: exit 3.
-	if _, errOut, code := alice.run("audit", "search"); code != exitDenied || !strings.Contains(errOut, "denied: the audit trail is for security") {
+	if _, errOut, code := alice.run("audit", "search"); code != exitcode.Denied || !strings.Contains(errOut, "denied: the audit trail is for security") {
 		t.Errorf("alice audit search: exit %d, %q", code, errOut)
 	}
 	// The grant's story, as its holder sees it.

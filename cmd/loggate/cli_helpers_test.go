@@ -10,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/cli"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // syncBuffer is a bytes.Buffer safe to read while the CLI writes to it.
@@ -35,7 +38,7 @@ type cliT struct {
 	t      *testing.T
 	env    map[string]string
 	stdin  string
-	modify func(c *cli)
+	modify func(env *cli.Env)
 }
 
 // newCLI is a client with its own config directory, talking to server.
@@ -54,26 +57,27 @@ func (ct *cliT) as(token string) *cliT {
 	return &cp
 }
 
-func (ct *cliT) build(stdout, stderr io.Writer) *cli {
-	c := &cli{getenv: func(k string) string { return ct.env[k] }, stdin: strings.NewReader(ct.stdin),
-		stdout: stdout, stderr: stderr, pollEvery: 50 * time.Millisecond,
-		openBrowser: func(context.Context, string) error { return errors.New("no browser in tests") }}
+func (ct *cliT) build(stdout, stderr io.Writer) *cliRun {
+	env := cli.Env{Getenv: func(k string) string { return ct.env[k] }, Stdin: strings.NewReader(ct.stdin),
+		Stdout: stdout, Stderr: stderr, PollEvery: 50 * time.Millisecond,
+		OpenBrowser: func(context.Context, string) error { return errors.New("no browser in tests") }}
 	if ct.modify != nil {
-		ct.modify(c)
+		ct.modify(&env)
 	}
-	return c
+	return &cliRun{env: env}
 }
+
+// cliRun is one client invocation, ready to run.
+type cliRun struct{ env cli.Env }
+
+func (c *cliRun) run(ctx context.Context, args []string) error { return cli.Run(ctx, c.env, args) }
+func (c *cliRun) saveConfig(cfg cli.Config) error              { return cli.SaveConfig(c.env, cfg) }
+func (c *cliRun) loadConfig() (cli.Config, error)              { return cli.LoadConfig(c.env) }
 
 // exitCode is what main would exit with for err.
 func exitCode(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var ce *exitCodeError
-	if errors.As(err, &ce) {
-		return ce.code
-	}
-	return exitError
+	code, _ := exitcode.Of(err)
+	return code
 }
 
 // run runs one command to completion.

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/cli"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // formValue pulls a hidden input's value out of a development provider page.
@@ -39,7 +42,7 @@ func getPage(t *testing.T, u string) string {
 	return string(b)
 }
 
-func readConfig(t *testing.T, ct *cliT) (cliConfig, os.FileMode) {
+func readConfig(t *testing.T, ct *cliT) (cli.Config, os.FileMode) {
 	t.Helper()
 	p := filepath.Join(ct.env["XDG_CONFIG_HOME"], "loggate", "config.json")
 	fi, err := os.Stat(p)
@@ -47,7 +50,7 @@ func readConfig(t *testing.T, ct *cliT) (cliConfig, os.FileMode) {
 		t.Fatalf("config not written: %v", err)
 	}
 	data, _ := os.ReadFile(p)
-	var cfg cliConfig
+	var cfg cli.Config
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +120,14 @@ func TestLoginDeviceFlow(t *testing.T) {
 	if err := ct2.build(io.Discard, io.Discard).saveConfig(cfg2); err != nil {
 		t.Fatal(err)
 	}
-	if _, errOut, code := ct.run("whoami"); code != exitError || !strings.Contains(errOut, "run `loggate login --server "+g.url+"`") {
+	if _, errOut, code := ct.run("whoami"); code != exitcode.Failure || !strings.Contains(errOut, "run `loggate login --server "+g.url+"`") {
 		t.Errorf("whoami with expired login: exit %d, stderr %q", code, errOut)
 	}
 
 	if out := ct.mustRun("logout"); !strings.Contains(out, "Signed out of "+g.url) {
 		t.Errorf("logout = %q", out)
 	}
-	if _, errOut, code := ct.run("whoami"); code != exitError || !strings.Contains(errOut, "not signed in to "+g.url) {
+	if _, errOut, code := ct.run("whoami"); code != exitcode.Failure || !strings.Contains(errOut, "not signed in to "+g.url) {
 		t.Errorf("whoami after logout: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -137,8 +140,8 @@ func TestLoginLoopbackRedirect(t *testing.T) {
 	ct := newCLI(t, g.url)
 	browserErr := make(chan error, 1)
 	opened := make(chan string, 1)
-	ct.modify = func(c *cli) {
-		c.openBrowser = func(ctx context.Context, authURL string) error {
+	ct.modify = func(c *cli.Env) {
+		c.OpenBrowser = func(ctx context.Context, authURL string) error {
 			opened <- authURL
 			go func() { browserErr <- playBrowser(authURL, "bob", "bob") }()
 			return nil
@@ -169,8 +172,8 @@ func TestLoginLoopbackRedirect(t *testing.T) {
 func TestLoginNoBrowserPrintsURL(t *testing.T) {
 	g := startGateway(t)
 	ct := newCLI(t, g.url)
-	ct.modify = func(c *cli) {
-		c.openBrowser = func(context.Context, string) error { return errors.New("opener must not be called") }
+	ct.modify = func(c *cli.Env) {
+		c.OpenBrowser = func(context.Context, string) error { return errors.New("opener must not be called") }
 	}
 	r := ct.start("login", "--flow", "browser", "--no-browser")
 	authURL := waitFor(t, r.stderr, `open this URL in your browser:\n  (\S+)`, 20*time.Second)
@@ -243,9 +246,9 @@ func TestRejectedTokenIsRenewedOnce(t *testing.T) {
 	}
 	ct := newCLI(t, "")
 	bogus := "eyJhbGciOiJub25lIn0.eyJleHAiOjk5OTk5OTk5OTl9.x" // unsigned: the server refuses it
-	cfg := cliConfig{Server: g.url, Issuer: g.url + "/dev/oidc", ClientID: "loggate",
+	cfg := cli.Config{Server: g.url, Issuer: g.url + "/dev/oidc", ClientID: "loggate",
 		Scopes: []string{"openid", "profile", "email", "groups", "offline_access"},
-		Tokens: cliTokens{IDToken: bogus, RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(time.Hour),
+		Tokens: cli.Tokens{IDToken: bogus, RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(time.Hour),
 			TokenEndpoint: g.url + "/dev/oidc/token"}}
 	if err := ct.build(io.Discard, io.Discard).saveConfig(cfg); err != nil {
 		t.Fatal(err)
@@ -278,9 +281,9 @@ func TestConcurrentRefreshKeepsTheSignIn(t *testing.T) {
 	resp.Body.Close()
 	ct := newCLI(t, "")
 	expire := func() {
-		cfg := cliConfig{Server: g.url, Issuer: g.url + "/dev/oidc", ClientID: "loggate",
+		cfg := cli.Config{Server: g.url, Issuer: g.url + "/dev/oidc", ClientID: "loggate",
 			Scopes: []string{"openid", "profile", "email", "groups", "offline_access"},
-			Tokens: cliTokens{IDToken: tok.IDToken, RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute),
+			Tokens: cli.Tokens{IDToken: tok.IDToken, RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute),
 				TokenEndpoint: g.url + "/dev/oidc/token"}}
 		if cur, _ := readConfigIfAny(ct); cur.Tokens.RefreshToken != "" {
 			cfg.Tokens = cur.Tokens
@@ -307,6 +310,6 @@ func TestConcurrentRefreshKeepsTheSignIn(t *testing.T) {
 	}
 }
 
-func readConfigIfAny(ct *cliT) (cliConfig, error) {
+func readConfigIfAny(ct *cliT) (cli.Config, error) {
 	return ct.build(io.Discard, io.Discard).loadConfig()
 }

@@ -9,6 +9,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/cli"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // TestRequestWaitApproveTailRevoke is the 3 a.m. story: alice asks for prod
@@ -28,7 +31,7 @@ func TestRequestWaitApproveTailRevoke(t *testing.T) {
 		t.Errorf("bob's pending requests = %q, want %s", out, reqID)
 	}
 	// Alice cannot approve her own request: exit 3 (denied).
-	if _, errOut, code := alice.run("approve", reqID); code != exitDenied || !strings.Contains(errOut, "your own request") {
+	if _, errOut, code := alice.run("approve", reqID); code != exitcode.Denied || !strings.Contains(errOut, "your own request") {
 		t.Errorf("self-approval: exit %d, stderr %q", code, errOut)
 	}
 	out := bob.mustRun("approve", reqID, "--comment", "go ahead")
@@ -67,7 +70,7 @@ func TestRequestWaitApproveTailRevoke(t *testing.T) {
 	if !strings.Contains(out, "Revoked grant "+grantID) {
 		t.Errorf("revoke output = %q", out)
 	}
-	if code := r.wait(t, 15*time.Second); code != exitEnded {
+	if code := r.wait(t, 15*time.Second); code != exitcode.Ended {
 		t.Fatalf("tail after revoke: exit %d, want 4\nstderr: %s", code, r.stderr)
 	}
 	if !strings.Contains(r.stderr.String(), "revoked: incident closed") {
@@ -75,11 +78,11 @@ func TestRequestWaitApproveTailRevoke(t *testing.T) {
 	}
 
 	// Tailing the ended grant again: exit 4 before any streaming.
-	if _, errOut, code := alice.run("tail", grantID); code != exitEnded || !strings.Contains(errOut, "was revoked") {
+	if _, errOut, code := alice.run("tail", grantID); code != exitcode.Ended || !strings.Contains(errOut, "was revoked") {
 		t.Errorf("tail of a revoked grant: exit %d, stderr %q", code, errOut)
 	}
 	// By stream name there is no active grant any more: the error says how to get one.
-	if _, errOut, code := alice.run("tail", "checkout/prod"); code != exitError || !strings.Contains(errOut, "loggate request checkout/prod") {
+	if _, errOut, code := alice.run("tail", "checkout/prod"); code != exitcode.Failure || !strings.Contains(errOut, "loggate request checkout/prod") {
 		t.Errorf("tail without a grant: exit %d, stderr %q", code, errOut)
 	}
 }
@@ -107,10 +110,10 @@ func TestTailExpiryExitsZero(t *testing.T) {
 		t.Errorf("stderr does not say the grant expired: %s", r.stderr)
 	}
 	// The expired grant: exit 4 at once.
-	if _, errOut, code := alice.run("tail", grantID); code != exitEnded || !strings.Contains(errOut, "has expired") {
+	if _, errOut, code := alice.run("tail", grantID); code != exitcode.Ended || !strings.Contains(errOut, "has expired") {
 		t.Errorf("tail of an expired grant: exit %d, want 4; stderr %q", code, errOut)
 	}
-	if _, _, code := alice.run("tail", "checkout/staging"); code != exitError {
+	if _, _, code := alice.run("tail", "checkout/staging"); code != exitcode.Failure {
 		t.Errorf("tail by stream after expiry: exit %d, want 1 (no active grant)", code)
 	}
 }
@@ -121,7 +124,7 @@ func TestRequestDeniedExitsThree(t *testing.T) {
 	g := startGateway(t)
 	alice := newCLI(t, g.url).as(g.token("alice"))
 	out, _, code := alice.run("request", "checkout/prod", "--for", "30m", "--reason", "just looking")
-	if code != exitDenied || !strings.HasPrefix(out, "Denied: checkout/prod for 30m0s.\n  - ") {
+	if code != exitcode.Denied || !strings.HasPrefix(out, "Denied: checkout/prod for 30m0s.\n  - ") {
 		t.Errorf("denied request: exit %d, stdout %q", code, out)
 	}
 }
@@ -131,12 +134,12 @@ func TestWaitCtrlCCancels(t *testing.T) {
 	g := startGateway(t)
 	alice := newCLI(t, g.url).as(g.token("alice"))
 	alice.stdin = "y\n"
-	alice.modify = func(c *cli) { c.interactive = func() bool { return true } }
+	alice.modify = func(c *cli.Env) { c.Interactive = func() bool { return true } }
 	r := alice.start("request", "checkout/prod", "--for", "5m", "--reason", "INC-7 look", "--wait")
 	reqID := waitFor(t, r.stdout, `Request (req_\S+) for`, 20*time.Second)
 	waitFor(t, r.stderr, `Waiting for`, 5*time.Second)
 	r.cancel() // Ctrl-C
-	if code := r.wait(t, 15*time.Second); code != exitAborted {
+	if code := r.wait(t, 15*time.Second); code != exitcode.Aborted {
 		t.Fatalf("exit %d, want 130\nstderr: %s", code, r.stderr)
 	}
 	if !strings.Contains(r.stderr.String(), "Cancel request "+reqID+" too? [Y/n]") || !strings.Contains(r.stderr.String(), "Cancelled request "+reqID) {
@@ -241,7 +244,7 @@ func TestTailReconnectResumes(t *testing.T) {
 		t.Errorf("lines after reconnect:\ngot  %v\nwant %v", got, want)
 	}
 	r.cancel()
-	if code := r.wait(t, 10*time.Second); code != exitAborted {
+	if code := r.wait(t, 10*time.Second); code != exitcode.Aborted {
 		t.Errorf("Ctrl-C: exit %d, want 130", code)
 	}
 }
@@ -265,42 +268,5 @@ func TestTailBackfillAndAutoApprovedWait(t *testing.T) {
 	if !strings.Contains(out, "Approved automatically by policy") || strings.Contains(out, "old 3") ||
 		!strings.Contains(out, "INFO  old 4\n") || !strings.Contains(out, "INFO  old 5\n") {
 		t.Errorf("stdout = %q, want the last 2 lines after the decision", out)
-	}
-}
-
-// TestTailNotices: dropped, gap, notice and extension messages reach stderr
-// in words; stdout stays clean.
-func TestTailNotices(t *testing.T) {
-	var out, errb syncBuffer
-	c := &cli{getenv: func(string) string { return "" }, stdout: &out, stderr: &errb}
-	tr := &tailRun{c: c, grantID: "grt_1", opts: tailOptions{output: "text"}, redacted: map[string]bool{}}
-	defer tr.stopWarn()
-	for _, m := range []string{
-		`{"type":"dropped","count":7,"from_seq":10,"to_seq":16,"reason":"viewer queue full"}`,
-		`{"type":"gap","from_seq":1,"to_seq":3,"reason":"evicted"}`,
-		`{"type":"notice","code":"backfill","message":"backfill limited to the last 15m0s by policy"}`,
-		`{"type":"notice","code":"extended","message":"grant extended","expires_at":"2099-01-01T00:00:00Z"}`,
-		`{"type":"entries","entries":[{"seq":4,"time":"2025-01-01T00:00:00Z","level":"warn","message":"x","redactions":{"bearer":1}},{"seq":4,"time":"2025-01-01T00:00:00Z","level":"warn","message":"dup"}]}`,
-		`not json`,
-	} {
-		if err := tr.handle([]byte(m)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got := errb.String()
-	for _, want := range []string{
-		"loggate: 7 lines dropped (lines 10-16, viewer queue full): the tail could not keep up\n",
-		"loggate: lines 1-3 are no longer kept by the server and were skipped, evicted\n",
-		"loggate: backfill limited to the last 15m0s by policy\n",
-		"loggate: grant extended; it now ends at ",
-		"loggate: values were redacted at ingest (bearer)\n",
-		"loggate: ignoring a message that is not JSON\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("stderr lacks %q:\n%s", want, got)
-		}
-	}
-	if o := out.String(); strings.Count(o, "\n") != 1 || !strings.Contains(o, "WARN  x") {
-		t.Errorf("stdout = %q, want the one entry (the duplicate seq skipped)", o)
 	}
 }

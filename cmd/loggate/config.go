@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/logs/seal"
 )
 
@@ -142,12 +143,12 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return nil, &exitCodeError{code: exitOK}
+			return nil, &exitcode.Error{Code: exitcode.OK}
 		}
-		return nil, &exitCodeError{code: exitUsage, err: err}
+		return nil, &exitcode.Error{Code: exitcode.Usage, Err: err}
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError("serve takes no arguments, got %q", fs.Args())
+		return nil, exitcode.Usagef("serve takes no arguments, got %q", fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -189,7 +190,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		}
 	})
 	if ferr != nil {
-		return nil, &exitCodeError{code: exitUsage, err: ferr}
+		return nil, &exitcode.Error{Code: exitcode.Usage, Err: ferr}
 	}
 	if c.Redis == "" {
 		c.Redis = getenv("LOGGATE_REDIS_URL") // the documented alias of LOGGATE_REDIS
@@ -205,13 +206,13 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		return nil, err
 	}
 	if c.DevSourceToken != "" && !c.Dev {
-		return nil, usageError("--dev-source-token is for --dev only")
+		return nil, exitcode.Usagef("--dev-source-token is for --dev only")
 	}
 	if !c.Dev && (c.Issuer == "" || c.ClientID == "") {
-		return nil, usageError("without --dev, --issuer and --client-id are required (or LOGGATE_ISSUER, LOGGATE_CLIENT_ID)")
+		return nil, exitcode.Usagef("without --dev, --issuer and --client-id are required (or LOGGATE_ISSUER, LOGGATE_CLIENT_ID)")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return nil, usageError("--tls-cert and --tls-key go together")
+		return nil, exitcode.Usagef("--tls-cert and --tls-key go together")
 	}
 	return &c, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/cluster"
 	"github.com/loggate/loggate/gateway/logs"
 	"github.com/loggate/loggate/gateway/logs/seal"
@@ -31,7 +32,7 @@ with --log-retention.
 func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, keysUsage)
-		return &exitCodeError{code: exitUsage}
+		return &exitcode.Error{Code: exitcode.Usage}
 	}
 	switch args[0] {
 	case "generate":
@@ -44,7 +45,7 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		fmt.Fprint(stdout, keysUsage)
 		return nil
 	}
-	return usageError("keys: unknown command %q (generate, add, rotate-backlog)", args[0])
+	return exitcode.Usagef("keys: unknown command %q (generate, add, rotate-backlog)", args[0])
 }
 
 func runKeysGenerate(args []string, stdout, stderr io.Writer) error {
@@ -81,7 +82,7 @@ func runKeysAdd(args []string, stderr io.Writer) error {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return usageError("keys add takes the key file, got %q", fs.Args())
+		return exitcode.Usagef("keys add takes the key file, got %q", fs.Args())
 	}
 	path := fs.Arg(0)
 	old, err := os.ReadFile(path)
@@ -113,7 +114,7 @@ func runKeysRotate(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	if ring == nil {
-		return usageError("keys rotate-backlog needs --encryption-key-file (or LOGGATE_ENCRYPTION_KEY)")
+		return exitcode.Usagef("keys rotate-backlog needs --encryption-key-file (or LOGGATE_ENCRYPTION_KEY)")
 	}
 	if *redisURL != "" {
 		return rotateFeed(ctx, *redisURL, ring, stdout)
@@ -148,7 +149,7 @@ func runKeysRotate(ctx context.Context, args []string, getenv func(string) strin
 func rotateFeed(ctx context.Context, redisURL string, ring *seal.Ring, stdout io.Writer) error {
 	client, err := cluster.Dial(redisURL)
 	if err != nil {
-		return usageError("--redis: %v", err)
+		return exitcode.Usagef("--redis: %v", err)
 	}
 	defer client.Close()
 	f, err := cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Keys: ring})
@@ -184,9 +185,9 @@ func rotateFeed(ctx context.Context, redisURL string, ring *seal.Ring, stdout io
 func parseOpFlags(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return &exitCodeError{code: exitOK}
+			return &exitcode.Error{Code: exitcode.OK}
 		}
-		return &exitCodeError{code: exitUsage, err: err}
+		return &exitcode.Error{Code: exitcode.Usage, Err: err}
 	}
 	return nil
 }

@@ -2,44 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/cli"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
-
-// Exit codes, documented in the README.
-const (
-	exitOK      = 0
-	exitError   = 1
-	exitUsage   = 2
-	exitDenied  = 3
-	exitEnded   = 4
-	exitAborted = 130
-)
-
-// exitError carries an exit code through run's error return.
-type exitCodeError struct {
-	code int
-	err  error
-}
-
-func (e *exitCodeError) Error() string {
-	if e.err == nil {
-		return fmt.Sprintf("exit %d", e.code)
-	}
-	return e.err.Error()
-}
-func (e *exitCodeError) Unwrap() error { return e.err }
-
-func usageError(format string, a ...any) error {
-	return &exitCodeError{code: exitUsage, err: fmt.Errorf(format, a...)}
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -47,16 +21,9 @@ func main() {
 	go func() { <-ctx.Done(); stop() }()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	code := exitOK
-	if err != nil {
-		code = exitError
-		var ce *exitCodeError
-		if errors.As(err, &ce) {
-			code = ce.code
-		}
-		if ce == nil || ce.err != nil {
-			fmt.Fprintln(os.Stderr, "loggate:", err)
-		}
+	code, print := exitcode.Of(err)
+	if print {
+		fmt.Fprintln(os.Stderr, "loggate:", err)
 	}
 	os.Exit(code)
 }
@@ -90,7 +57,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 denied, 4 expired/revoked, 130 interrupted
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, topUsage)
-		return &exitCodeError{code: exitUsage}
+		return &exitcode.Error{Code: exitcode.Usage}
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
@@ -104,7 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if len(rest) > 0 && rest[0] == "verify" {
 			return runAuditVerify(ctx, rest[1:], getenv, stdout, stderr)
 		}
-		return runClient(ctx, args, getenv, stdin, stdout, stderr)
+		return cli.Run(ctx, cli.Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version}, args)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "loggate", version)
 		return nil
@@ -112,6 +79,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		fmt.Fprint(stdout, topUsage)
 		return nil
 	default:
-		return runClient(ctx, args, getenv, stdin, stdout, stderr)
+		return cli.Run(ctx, cli.Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version}, args)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/policies"
 	"github.com/loggate/loggate/policy"
@@ -32,7 +33,7 @@ Examples:
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, policyUsage)
-		return &exitCodeError{code: exitUsage}
+		return &exitcode.Error{Code: exitcode.Usage}
 	}
 	switch args[0] {
 	case "test":
@@ -61,7 +62,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "%d tests, %d failed\n", len(results), failed)
 		if failed > 0 || len(results) == 0 {
-			return &exitCodeError{code: exitError, err: fmt.Errorf("%d of %d policy tests failed", failed, len(results))}
+			return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("%d of %d policy tests failed", failed, len(results))}
 		}
 		return nil
 	case "eval":
@@ -74,7 +75,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return flagErr(err)
 		}
 		if *input == "" {
-			return usageError("policy eval needs --input FILE")
+			return exitcode.Usagef("policy eval needs --input FILE")
 		}
 		var b []byte
 		var err error
@@ -88,7 +89,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		var in evalInput
 		if err := json.Unmarshal(b, &in); err != nil {
-			return usageError("input %s: %v", *input, err)
+			return exitcode.Usagef("input %s: %v", *input, err)
 		}
 		eng, err := policy.New(ctx, policy.Config{FS: policiesFS(*dir)})
 		if err != nil {
@@ -96,7 +97,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		pin, err := in.toPolicy()
 		if err != nil {
-			return usageError("input: %v", err)
+			return exitcode.Usagef("input: %v", err)
 		}
 		dec, derr := eng.Decide(ctx, pin)
 		out := map[string]any{"decision": evalDecision(dec), "auto_approve": dec.AutoApprove(), "max_duration": dec.MaxDuration.String(),
@@ -108,12 +109,12 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(out)
 		if !dec.Allow {
-			return &exitCodeError{code: exitDenied}
+			return &exitcode.Error{Code: exitcode.Denied}
 		}
 		return nil
 	}
 	fmt.Fprint(stderr, policyUsage)
-	return usageError("unknown policy command %q", args[0])
+	return exitcode.Usagef("unknown policy command %q", args[0])
 }
 
 // evalDecision is a decision in the JSON shape of the API's request
@@ -177,7 +178,7 @@ func flagErr(err error) error {
 	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	}
-	return &exitCodeError{code: exitUsage, err: err}
+	return &exitcode.Error{Code: exitcode.Usage, Err: err}
 }
 
 const auditVerifyUsage = `Usage: loggate audit verify --data DIR [--checkpoint FILE] [--json]
@@ -246,7 +247,7 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 		if !*asJSON {
 			fmt.Fprintln(stdout, "FAILED:", err)
 		}
-		return &exitCodeError{code: exitError}
+		return &exitcode.Error{Code: exitcode.Failure}
 	}
 	if !*asJSON {
 		fmt.Fprintln(stdout, "OK: audit trail intact")

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/logs"
 )
 
@@ -19,23 +20,23 @@ func parseRetention(s string) (map[string]logs.Retention, error) {
 		env, spec, ok := strings.Cut(item, "=")
 		parts := strings.Split(spec, "/")
 		if !ok || env == "" || len(parts) != 3 {
-			return nil, usageError("--log-retention: %q is not ENV=ENTRIES/BYTES/AGE", item)
+			return nil, exitcode.Usagef("--log-retention: %q is not ENV=ENTRIES/BYTES/AGE", item)
 		}
 		var r logs.Retention
 		var err error
 		if parts[0] != "" {
 			if r.MaxEntries, err = strconv.Atoi(parts[0]); err != nil || r.MaxEntries < 1 {
-				return nil, usageError("--log-retention %s: entries %q is not a positive integer", env, parts[0])
+				return nil, exitcode.Usagef("--log-retention %s: entries %q is not a positive integer", env, parts[0])
 			}
 		}
 		if parts[1] != "" {
 			if r.MaxBytes, err = parseBytes(parts[1]); err != nil {
-				return nil, usageError("--log-retention %s: %v", env, err)
+				return nil, exitcode.Usagef("--log-retention %s: %v", env, err)
 			}
 		}
 		if parts[2] != "" {
 			if r.MaxAge, err = time.ParseDuration(parts[2]); err != nil || r.MaxAge <= 0 {
-				return nil, usageError("--log-retention %s: age %q is not a positive duration", env, parts[2])
+				return nil, exitcode.Usagef("--log-retention %s: age %q is not a positive duration", env, parts[2])
 			}
 		}
 		if env == "*" {

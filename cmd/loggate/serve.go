@@ -23,6 +23,7 @@ import (
 
 	"github.com/loggate/loggate/auth"
 	"github.com/loggate/loggate/auth/devidp"
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
@@ -53,7 +54,7 @@ type running struct {
 func newLogger(c *serveConfig, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.LogLevel)); err != nil {
-		return nil, usageError("--log-level: %v", err)
+		return nil, exitcode.Usagef("--log-level: %v", err)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch c.LogFormat {
@@ -62,7 +63,7 @@ func newLogger(c *serveConfig, w io.Writer) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, usageError("--log-format must be text or json")
+	return nil, exitcode.Usagef("--log-format must be text or json")
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
@@ -82,10 +83,10 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	// depend on the port actually bound.
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return usageError("--listen %q: %v", c.Listen, err)
+		return exitcode.Usagef("--listen %q: %v", c.Listen, err)
 	}
 	if c.Dev && !c.DevAllowRemote && !isLoopback(host) {
-		return usageError("--dev listens only on loopback (its demo users and password grant are for a laptop); " +
+		return exitcode.Usagef("--dev listens only on loopback (its demo users and password grant are for a laptop); " +
 			"use --listen 127.0.0.1:PORT, or --dev-allow-remote if you really mean it")
 	}
 	ln, err := net.Listen("tcp", c.Listen)
@@ -108,7 +109,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	pub, err := url.Parse(strings.TrimRight(publicURL, "/"))
 	if err != nil || pub.Host == "" || (pub.Scheme != "http" && pub.Scheme != "https") {
-		return usageError("--public-url %q must be an absolute http(s) URL", publicURL)
+		return exitcode.Usagef("--public-url %q must be an absolute http(s) URL", publicURL)
 	}
 
 	reg := prometheus.NewRegistry()
@@ -363,14 +364,14 @@ func parsePrefixes(s string) ([]netip.Prefix, error) {
 		if !strings.Contains(p, "/") {
 			a, err := netip.ParseAddr(p)
 			if err != nil {
-				return nil, usageError("--trusted-proxies: %q is not an address or CIDR", p)
+				return nil, exitcode.Usagef("--trusted-proxies: %q is not an address or CIDR", p)
 			}
 			out = append(out, netip.PrefixFrom(a, a.BitLen()))
 			continue
 		}
 		pf, err := netip.ParsePrefix(p)
 		if err != nil {
-			return nil, usageError("--trusted-proxies: %q is not a CIDR", p)
+			return nil, exitcode.Usagef("--trusted-proxies: %q is not a CIDR", p)
 		}
 		out = append(out, pf.Masked())
 	}

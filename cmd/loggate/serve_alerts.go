@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/alert"
 )
@@ -84,7 +85,7 @@ func (sa *serveAlerts) receivers(c *serveConfig, link func(alert.Alert) string, 
 	am, err := alert.NewAlertmanager(alert.AlertmanagerConfig{URLs: append([]string(nil), c.AlertmanagerURLs...),
 		Store: sa.store, GeneratorURL: link, Logger: log.With("component", "alertmanager")})
 	if err != nil {
-		return nil, usageError("--alertmanager-url: %v", err)
+		return nil, exitcode.Usagef("--alertmanager-url: %v", err)
 	}
 	sa.am = am
 	reg.MustRegister(

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/audit/sink"
 	"github.com/loggate/loggate/gateway/cluster"
@@ -203,7 +204,7 @@ func applyLegalHold(ctx context.Context, want string, aud *audit.Store) error {
 		return nil
 	}
 	if want != "on" && want != "off" {
-		return usageError("--audit-legal-hold must be on or off, got %q", want)
+		return exitcode.Usagef("--audit-legal-hold must be on or off, got %q", want)
 	}
 	cur, err := aud.LegalHold(ctx)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/notify"
 )
@@ -36,12 +37,12 @@ func newNotifier(ctx context.Context, c *serveConfig, publicURL string, rc *redi
 		return sn, nil
 	}
 	if c.WebhookFormat != notify.FormatJSON && c.WebhookFormat != notify.FormatSlack {
-		return nil, usageError("--webhook-format must be json or slack")
+		return nil, exitcode.Usagef("--webhook-format must be json or slack")
 	}
 	kinds := splitList(c.WebhookEvents)
 	for _, k := range kinds {
 		if !slices.Contains(notifyKinds, k) {
-			return nil, usageError("--webhook-events: unknown event %q (known: %v)", k, notifyKinds)
+			return nil, exitcode.Usagef("--webhook-events: unknown event %q (known: %v)", k, notifyKinds)
 		}
 	}
 	n, err := notify.New(ctx, notify.Config{

@@ -12,6 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/cluster"
@@ -82,20 +83,20 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	if c.SessionKeyFile == "" {
 		// A key generated in each replica's --data would make a session
 		// from one replica invalid on the others.
-		return nil, usageError("--redis needs --session-key-file (or LOGGATE_SESSION_KEY_FILE): every replica must share the same session keys")
+		return nil, exitcode.Usagef("--redis needs --session-key-file (or LOGGATE_SESSION_KEY_FILE): every replica must share the same session keys")
 	}
 	if c.AuditSigningKeyFile == "" {
 		// Checkpoints signed with a key generated per replica would not
 		// verify against one another.
-		return nil, usageError("--redis needs --audit-signing-key-file (or LOGGATE_AUDIT_SIGNING_KEY_FILE): every replica must sign audit checkpoints with the same key")
+		return nil, exitcode.Usagef("--redis needs --audit-signing-key-file (or LOGGATE_AUDIT_SIGNING_KEY_FILE): every replica must sign audit checkpoints with the same key")
 	}
 	auditKey, err := cluster.LoadSigningKey(c.AuditSigningKeyFile)
 	if err != nil {
-		return nil, usageError("--audit-signing-key-file: %v", err)
+		return nil, exitcode.Usagef("--audit-signing-key-file: %v", err)
 	}
 	client, err := cluster.Dial(c.Redis)
 	if err != nil {
-		return nil, usageError("--redis: %v", err)
+		return nil, exitcode.Usagef("--redis: %v", err)
 	}
 	p := &redisParts{client: client, log: log}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/cluster"
 )
 
@@ -46,7 +47,7 @@ func runAuditVerifyRedis(ctx context.Context, url, keyFile string, asJSON bool, 
 		if !asJSON {
 			fmt.Fprintln(stdout, "FAILED:", err)
 		}
-		return &exitCodeError{code: exitError}
+		return &exitcode.Error{Code: exitcode.Failure}
 	}
 	if !asJSON {
 		if key == nil {

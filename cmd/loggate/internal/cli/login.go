@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func loginCommand() *command {
@@ -44,14 +47,6 @@ with the refresh token when it expires.`,
 		},
 		run: (*cli).login,
 	}
-}
-
-// authConfig is GET /api/v1/auth/config.
-type authConfig struct {
-	Issuer                      string   `json:"issuer"`
-	ClientID                    string   `json:"client_id"`
-	Scopes                      []string `json:"scopes"`
-	DeviceAuthorizationEndpoint string   `json:"device_authorization_endpoint"`
 }
 
 // discovery is the part of the OpenID provider metadata the client needs.
@@ -84,11 +79,11 @@ func (c *cli) getJSON(ctx context.Context, u string, out any) error {
 
 func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if len(args) > 0 {
-		return usageError("login takes no arguments (got %q)", args[0])
+		return exitcode.Usagef("login takes no arguments (got %q)", args[0])
 	}
 	flow := flagString(fs, "flow")
 	if flow != "auto" && flow != "device" && flow != "browser" {
-		return usageError("--flow must be auto, device or browser")
+		return exitcode.Usagef("--flow must be auto, device or browser")
 	}
 	cfg, err := c.loadConfig()
 	if err != nil {
@@ -96,9 +91,9 @@ func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error 
 	}
 	server, err := c.serverURL(fs, cfg)
 	if err != nil {
-		return usageError("login needs the gateway: loggate login --server https://loggate.example.com")
+		return exitcode.Usagef("login needs the gateway: loggate login --server https://loggate.example.com")
 	}
-	var ac authConfig
+	var ac api.AuthConfig
 	if err := c.getJSON(ctx, server+"/api/v1/auth/config", &ac); err != nil {
 		return fmt.Errorf("ask %s how to sign in: %w (is --server the loggate gateway?)", server, err)
 	}
@@ -143,8 +138,8 @@ func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error 
 	if err != nil {
 		return err
 	}
-	next := cliConfig{Server: server, Issuer: ac.Issuer, ClientID: ac.ClientID, Scopes: scopes,
-		Tokens: cliTokens{TokenEndpoint: disc.TokenEndpoint}}
+	next := Config{Server: server, Issuer: ac.Issuer, ClientID: ac.ClientID, Scopes: scopes,
+		Tokens: Tokens{TokenEndpoint: disc.TokenEndpoint}}
 	if err := next.Tokens.update(tok); err != nil {
 		return fmt.Errorf("sign-in: %w", err)
 	}
@@ -161,7 +156,7 @@ func (c *cli) login(ctx context.Context, fs *flag.FlagSet, args []string) error 
 	if err := c.saveConfig(next); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stdout, "Signed in to %s as %s.\n", server, me.label())
+	fmt.Fprintf(c.stdout, "Signed in to %s as %s.\n", server, meLabel(me))
 	if len(me.Groups) > 0 {
 		fmt.Fprintf(c.stdout, "Groups: %s\n", strings.Join(me.Groups, ", "))
 	}
@@ -183,11 +178,11 @@ func (c *cli) deviceLogin(ctx context.Context, oc *oauth2.Config) (*oauth2.Token
 		var re *oauth2.RetrieveError
 		switch {
 		case errors.As(err, &re) && re.ErrorCode == "access_denied":
-			return nil, &exitCodeError{code: exitDenied, err: errors.New("sign-in was denied at the identity provider")}
+			return nil, &exitcode.Error{Code: exitcode.Denied, Err: errors.New("sign-in was denied at the identity provider")}
 		case errors.As(err, &re) && re.ErrorCode == "expired_token", errors.Is(err, context.DeadlineExceeded):
 			return nil, errors.New("the code expired before it was approved: run `loggate login` again")
 		case errors.Is(err, context.Canceled):
-			return nil, &exitCodeError{code: exitAborted}
+			return nil, &exitcode.Error{Code: exitcode.Aborted}
 		}
 		return nil, fmt.Errorf("device sign-in: %w", oauthErr(err))
 	}
@@ -285,7 +280,7 @@ func (c *cli) browserLogin(ctx context.Context, oc *oauth2.Config, noBrowser boo
 	select {
 	case res = <-results:
 	case <-ctx.Done():
-		return nil, "", &exitCodeError{code: exitAborted}
+		return nil, "", &exitcode.Error{Code: exitcode.Aborted}
 	case <-timeout.C:
 		return nil, "", errors.New("no sign-in within 10 minutes: run `loggate login` again")
 	}
@@ -315,18 +310,8 @@ func openSystemBrowser(ctx context.Context, url string) error {
 	return cmd.Run()
 }
 
-// meView is GET /api/v1/me.
-type meView struct {
-	ID       string   `json:"id"`
-	Email    string   `json:"email"`
-	Name     string   `json:"name"`
-	Username string   `json:"username"`
-	Display  string   `json:"display"`
-	Groups   []string `json:"groups"`
-	Via      string   `json:"via"`
-}
-
-func (m meView) label() string {
+// meLabel is the signed-in person's name for a sentence.
+func meLabel(m api.Me) string {
 	name := m.Name
 	if name == "" {
 		name = m.Display
@@ -337,8 +322,8 @@ func (m meView) label() string {
 	return name
 }
 
-func (a *apiClient) me(ctx context.Context) (meView, error) {
-	var me meView
+func (a *apiClient) me(ctx context.Context) (api.Me, error) {
+	var me api.Me
 	err := a.do(ctx, http.MethodGet, "/api/v1/me", nil, &me)
 	return me, err
 }
@@ -359,7 +344,7 @@ func logoutCommand() *command {
 				fmt.Fprintln(c.stdout, "Not signed in.")
 				return nil
 			}
-			cfg.Tokens = cliTokens{}
+			cfg.Tokens = Tokens{}
 			if err := c.saveConfig(cfg); err != nil {
 				return err
 			}
@@ -390,9 +375,18 @@ func whoamiCommand() *command {
 				return err
 			}
 			if flagString(fs, "output") == "json" {
-				return writeJSONOut(c.stdout, me)
+				// The fields whoami has always printed, not the whole answer.
+				return writeJSONOut(c.stdout, struct {
+					ID       string   `json:"id"`
+					Email    string   `json:"email"`
+					Name     string   `json:"name"`
+					Username string   `json:"username"`
+					Display  string   `json:"display"`
+					Groups   []string `json:"groups"`
+					Via      string   `json:"via"`
+				}{me.ID, me.Email, me.Name, me.Username, me.Display, me.Groups, me.Via})
 			}
-			fmt.Fprintf(c.stdout, "%s\nid:     %s\ngroups: %s\nserver: %s\n", me.label(), me.ID,
+			fmt.Fprintf(c.stdout, "%s\nid:     %s\ngroups: %s\nserver: %s\n", meLabel(me), me.ID,
 				strings.Join(me.Groups, ", "), a.base)
 			return nil
 		},

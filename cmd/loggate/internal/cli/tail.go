@@ -1,8 +1,7 @@
-package main
+package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,16 +10,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// Close codes of the tail protocol (gateway/tail.go).
-const (
-	closeExpired     = 4001
-	closeRevoked     = 4002
-	closeShutdown    = 4003
-	closeLimit       = 4004
-	closeSlow        = 4005
-	closeUnavailable = 4006
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func tailCommand() *command {
@@ -47,7 +39,7 @@ ended, 130 on Ctrl-C.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("tail needs a grant id or SERVICE/ENV: loggate tail checkout/prod")
+				return exitcode.Usagef("tail needs a grant id or SERVICE/ENV: loggate tail checkout/prod")
 			}
 			opts, err := tailOptionsFrom(fs)
 			if err != nil {
@@ -113,21 +105,21 @@ func tailOptionsFrom(fs *flag.FlagSet) (tailOptions, error) {
 	switch o.level {
 	case "", "trace", "debug", "info", "warn", "error", "fatal":
 	default:
-		return o, usageError("--level must be one of trace, debug, info, warn, error, fatal")
+		return o, exitcode.Usagef("--level must be one of trace, debug, info, warn, error, fatal")
 	}
 	if err := checkOutput(o.output, "text", "json"); err != nil {
 		return o, err
 	}
 	if o.color != "auto" && o.color != "always" && o.color != "never" {
-		return o, usageError("--color must be auto, always or never")
+		return o, exitcode.Usagef("--color must be auto, always or never")
 	}
 	if o.lines < 0 || o.lines > 10000 {
-		return o, usageError("--lines must be from 0 to 10000")
+		return o, exitcode.Usagef("--lines must be from 0 to 10000")
 	}
 	if o.since != "" {
 		if d, err := time.ParseDuration(o.since); err != nil || d <= 0 {
 			if _, err := time.Parse(time.RFC3339, o.since); err != nil {
-				return o, usageError(`--since must be a duration like 10m or an RFC 3339 time`)
+				return o, exitcode.Usagef(`--since must be a duration like 10m or an RFC 3339 time`)
 			}
 		}
 	}
@@ -140,11 +132,11 @@ func (c *cli) activeGrant(ctx context.Context, a *apiClient, service, env string
 	if err != nil {
 		return "", err
 	}
-	grants, err := decodeEach[cliGrant](raws)
+	grants, err := decodeEach[api.Grant](raws)
 	if err != nil {
 		return "", err
 	}
-	var best *cliGrant
+	var best *api.Grant
 	for i := range grants {
 		g := &grants[i]
 		if g.Service == service && g.Env == env && g.State == "active" && (best == nil || g.ExpiresAt.After(best.ExpiresAt)) {
@@ -157,46 +149,14 @@ func (c *cli) activeGrant(ctx context.Context, a *apiClient, service, env string
 	stream := service + "/" + env
 	pending, err := a.listAll(ctx, "/api/v1/requests", url.Values{"state": {"pending"}, "scope": {"mine"}}, 0)
 	if err == nil {
-		reqs, _ := decodeEach[cliRequest](pending)
+		reqs, _ := decodeEach[api.Request](pending)
 		for _, r := range reqs {
-			if r.stream() == stream {
+			if r.Stream() == stream {
 				return "", fmt.Errorf("your request %s for %s is still pending: wait for it with `loggate wait %s`", r.ID, stream, r.ID)
 			}
 		}
 	}
 	return "", fmt.Errorf("no active grant for %s: ask for one with `loggate request %s --for 30m --reason \"...\" --wait`", stream, stream)
-}
-
-// tailEntry is one log line as the tail protocol sends it.
-type tailEntry struct {
-	Seq        int64             `json:"seq"`
-	Time       time.Time         `json:"time"`
-	Service    string            `json:"service"`
-	Env        string            `json:"env"`
-	Level      string            `json:"level"`
-	Message    string            `json:"message"`
-	Attrs      map[string]string `json:"attributes"`
-	TraceID    string            `json:"trace_id"`
-	Host       string            `json:"host"`
-	Pod        string            `json:"pod"`
-	Redactions map[string]int    `json:"redactions"`
-	Truncated  bool              `json:"truncated"`
-}
-
-// tailMessage is any server message of the tail protocol.
-type tailMessage struct {
-	Type      string            `json:"type"`
-	Entries   []json.RawMessage `json:"entries"`
-	ExpiresAt time.Time         `json:"expires_at"`
-	Code      string            `json:"code"`
-	Message   string            `json:"message"`
-	Count     int64             `json:"count"`
-	FromSeq   int64             `json:"from_seq"`
-	ToSeq     int64             `json:"to_seq"`
-	Reason    string            `json:"reason"`
-	GrantID   string            `json:"grant_id"`
-	Service   string            `json:"service"`
-	Env       string            `json:"env"`
 }
 
 // tailRun is the state of one `loggate tail` across reconnects. Only the
@@ -280,7 +240,7 @@ func (c *cli) tailGrant(ctx context.Context, a *apiClient, grantID string, opts 
 			return err
 		}
 		if ctx.Err() != nil {
-			return &exitCodeError{code: exitAborted}
+			return &exitcode.Error{Code: exitcode.Aborted}
 		}
 		now := c.clock()
 		if failingSince.IsZero() {
@@ -292,7 +252,7 @@ func (c *cli) tailGrant(ctx context.Context, a *apiClient, grantID string, opts 
 		t.notef("%v; reconnecting in %s%s", retry.err, backoff, t.resumeNote())
 		select {
 		case <-ctx.Done():
-			return &exitCodeError{code: exitAborted}
+			return &exitcode.Error{Code: exitcode.Aborted}
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 10*time.Second)

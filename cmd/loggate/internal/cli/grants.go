@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func streamsCommand() *command {
@@ -33,7 +36,7 @@ how far back you may read, and whether you may break glass.`,
 			if err != nil {
 				return err
 			}
-			streams, raws, err := listAs[cliStream](ctx, a, "/api/v1/streams", nil, 0)
+			streams, raws, err := listAs[api.Stream](ctx, a, "/api/v1/streams", nil, 0)
 			if err != nil {
 				return err
 			}
@@ -84,7 +87,7 @@ func grantsCommand() *command {
 			if err != nil {
 				return err
 			}
-			grants, raws, err := listAs[cliGrant](ctx, a, "/api/v1/grants", q, flagInt(fs, "limit"))
+			grants, raws, err := listAs[api.Grant](ctx, a, "/api/v1/grants", q, flagInt(fs, "limit"))
 			if err != nil {
 				return err
 			}
@@ -97,14 +100,14 @@ func grantsCommand() *command {
 	}
 }
 
-func grantsTable(grants []cliGrant, raws []json.RawMessage) *table {
+func grantsTable(grants []api.Grant, raws []json.RawMessage) *table {
 	t := &table{header: []string{"ID", "STATE", "STREAM", "HOLDER", "ISSUED", "EXPIRES", "BREAK_GLASS", "REVOKED_BY", "REVOKE_REASON"}}
 	for i, g := range grants {
 		revokedBy := "-"
 		if g.RevokedBy != nil {
-			revokedBy = g.RevokedBy.short()
+			revokedBy = short(*g.RevokedBy)
 		}
-		t.add(raws[i], g.ID, g.State, g.stream(), g.Holder.short(), fmtTime(g.IssuedAt), fmtTime(g.ExpiresAt),
+		t.add(raws[i], g.ID, g.State, g.Stream(), short(g.Holder), fmtTime(g.IssuedAt), fmtTime(g.ExpiresAt),
 			yesNo(g.BreakGlass), revokedBy, orDash(g.RevokeReason))
 	}
 	return t
@@ -124,21 +127,21 @@ The holder, the stream's approvers and security may revoke.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError(`revoke needs a grant id: loggate revoke GRANT --reason "..."`)
+				return exitcode.Usagef(`revoke needs a grant id: loggate revoke GRANT --reason "..."`)
 			}
 			reason := strings.TrimSpace(flagString(fs, "reason"))
 			if reason == "" {
-				return usageError(`revoke needs --reason, e.g. --reason "incident closed"`)
+				return exitcode.Usagef(`revoke needs --reason, e.g. --reason "incident closed"`)
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err
 			}
-			var g cliGrant
+			var g api.Grant
 			if err := a.do(ctx, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/revoke", map[string]string{"reason": reason}, &g); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "Revoked grant %s (%s held by %s).\n", g.ID, g.stream(), g.Holder.label())
+			fmt.Fprintf(c.stdout, "Revoked grant %s (%s held by %s).\n", g.ID, g.Stream(), label(g.Holder))
 			return nil
 		},
 	}
@@ -159,21 +162,21 @@ request: it may be approved at once, need approval, or be denied (exit 3).`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError(`extend needs a grant id: loggate extend GRANT --for 15m --reason "..."`)
+				return exitcode.Usagef(`extend needs a grant id: loggate extend GRANT --for 15m --reason "..."`)
 			}
 			dur, err := time.ParseDuration(flagString(fs, "for"))
 			if err != nil || dur < time.Second {
-				return usageError("--for %q must be a duration like 15m", flagString(fs, "for"))
+				return exitcode.Usagef("--for %q must be a duration like 15m", flagString(fs, "for"))
 			}
 			reason := strings.TrimSpace(flagString(fs, "reason"))
 			if reason == "" {
-				return usageError(`extend needs --reason, e.g. --reason "INC-4211 still digging"`)
+				return exitcode.Usagef(`extend needs --reason, e.g. --reason "INC-4211 still digging"`)
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err
 			}
-			var req cliRequest
+			var req api.Request
 			if err := a.do(ctx, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/extend",
 				map[string]string{"duration": dur.String(), "reason": reason}, &req); err != nil {
 				return err

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -12,20 +12,23 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // dial opens the WebSocket. Refusals before the upgrade map to exit codes:
 // an ended grant is 4 (0 when a running tail finds it expired), other 403s 3.
 func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websocket.Conn, error) {
-	u := wsURL(a.base) + "/api/v1/grants/" + pathEscape(t.grantID) + "/tail?" + t.query(resume).Encode()
+	u := wsURL(a.base) + api.TailPath(pathEscape(t.grantID)) + "?" + t.query(resume).Encode()
 	d := websocket.Dialer{HandshakeTimeout: 15 * time.Second, Proxy: http.ProxyFromEnvironment}
-	h := http.Header{"Authorization": {"Bearer " + a.token}, "User-Agent": {"loggate-cli/" + version}}
+	h := http.Header{"Authorization": {"Bearer " + a.token}, "User-Agent": {"loggate-cli/" + a.c.version}}
 	conn, resp, err := d.DialContext(ctx, u, h)
 	if err == nil {
 		return conn, nil
 	}
 	if ctx.Err() != nil {
-		return nil, &exitCodeError{code: exitAborted}
+		return nil, &exitcode.Error{Code: exitcode.Aborted}
 	}
 	if resp == nil {
 		return nil, &retryableError{fmt.Errorf("cannot reach %s (%v)", a.base, unwrapURLError(err))}
@@ -37,9 +40,9 @@ func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websock
 		t.notef("the grant expired while reconnecting; tail ended")
 		return nil, nil
 	case ae.Code == "grant_expired":
-		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s has expired: ask again with `loggate request`", t.grantID)}
+		return nil, &exitcode.Error{Code: exitcode.Ended, Err: fmt.Errorf("grant %s has expired: ask again with `loggate request`", t.grantID)}
 	case ae.Code == "grant_revoked":
-		return nil, &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s was revoked", t.grantID)}
+		return nil, &exitcode.Error{Code: exitcode.Ended, Err: fmt.Errorf("grant %s was revoked", t.grantID)}
 	case ae.Status == http.StatusUnauthorized && !t.renewed && a.renewToken(ctx):
 		t.renewed = true
 		return nil, &retryableError{errors.New("the sign-in expired and was renewed")}
@@ -84,7 +87,7 @@ func (t *tailRun) serve(ctx context.Context, conn *websocket.Conn) error {
 // ended maps how a connection ended to the tail's outcome.
 func (t *tailRun) ended(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
-		return &exitCodeError{code: exitAborted}
+		return &exitcode.Error{Code: exitcode.Aborted}
 	}
 	var ce *websocket.CloseError
 	if !errors.As(err, &ce) {
@@ -99,14 +102,14 @@ func (t *tailRun) ended(ctx context.Context, err error) error {
 	}
 	t.endMsg = ""
 	switch ce.Code {
-	case closeExpired:
+	case api.CloseExpired:
 		t.notef("%s; tail ended", msg)
 		return nil
-	case closeRevoked:
-		return &exitCodeError{code: exitEnded, err: fmt.Errorf("grant %s ended: %s", t.grantID, msg)}
-	case closeLimit:
+	case api.CloseRevoked:
+		return &exitcode.Error{Code: exitcode.Ended, Err: fmt.Errorf("grant %s ended: %s", t.grantID, msg)}
+	case api.CloseLimit:
 		return fmt.Errorf("%s: close another tail first", msg)
-	case closeShutdown, closeSlow, closeUnavailable:
+	case api.CloseShutdown, api.CloseSlow, api.CloseUnavailable:
 		return &retryableError{errors.New(msg)}
 	default:
 		return &retryableError{fmt.Errorf("connection closed (%d %s)", ce.Code, ce.Text)}
@@ -115,13 +118,13 @@ func (t *tailRun) ended(ctx context.Context, err error) error {
 
 // handle processes one server message.
 func (t *tailRun) handle(data []byte) error {
-	var m tailMessage
+	var m api.TailFrame
 	if err := json.Unmarshal(data, &m); err != nil {
 		t.notef("ignoring a message that is not JSON")
 		return nil
 	}
 	switch m.Type {
-	case "subscribed":
+	case api.FrameSubscribed:
 		if !m.ExpiresAt.IsZero() {
 			t.setExpiry(m.ExpiresAt)
 		}
@@ -131,20 +134,20 @@ func (t *tailRun) handle(data []byte) error {
 			t.notef("following %s/%s with grant %s until %s (Ctrl-C to stop)", m.Service, m.Env, m.GrantID, fmtClock(m.ExpiresAt))
 		}
 		t.subscribed = true
-	case "entries":
+	case api.FrameEntries:
 		return t.printEntries(m.Entries)
-	case "dropped":
+	case api.FrameDropped:
 		t.notef("%d lines dropped (lines %d-%d%s): the tail could not keep up", m.Count, m.FromSeq, m.ToSeq, withReason(m.Reason))
-	case "gap":
+	case api.FrameGap:
 		t.notef("lines %d-%d are no longer kept by the server and were skipped%s", m.FromSeq, m.ToSeq, withReason(m.Reason))
-	case "notice":
+	case api.FrameNotice:
 		if m.Code == "extended" && !m.ExpiresAt.IsZero() {
 			t.setExpiry(m.ExpiresAt)
 			t.notef("grant extended; it now ends at %s", fmtClock(m.ExpiresAt))
 			return nil
 		}
 		t.notef("%s", oneLine(m.Message, 300))
-	case "end":
+	case api.FrameEnd:
 		t.endMsg = oneLine(m.Message, 300)
 	}
 	return nil
@@ -160,7 +163,7 @@ func withReason(r string) string {
 func (t *tailRun) printEntries(raws []json.RawMessage) error {
 	w := t.c.stdout
 	for _, raw := range raws {
-		var e tailEntry
+		var e api.Entry
 		if err := json.Unmarshal(raw, &e); err != nil {
 			continue
 		}
@@ -218,4 +221,12 @@ func (t *tailRun) stopWarn() {
 	if t.warnTimer != nil {
 		t.warnTimer.Stop()
 	}
+}
+
+// wsURL is the WebSocket URL for an http(s) server URL.
+func wsURL(u string) string {
+	if len(u) > 5 && u[:5] == "https" {
+		return "wss" + u[5:]
+	}
+	return "ws" + u[4:]
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -12,6 +12,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func requestCommand() *command {
@@ -44,19 +47,19 @@ every break-glass access afterwards.`,
 
 func (c *cli) request(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if len(args) != 1 {
-		return usageError(`request needs one stream: loggate request checkout/prod --for 30m --reason "INC-1234 ..."`)
+		return exitcode.Usagef(`request needs one stream: loggate request checkout/prod --for 30m --reason "INC-1234 ..."`)
 	}
 	service, env, ok := splitStream(args[0])
 	if !ok {
-		return usageError("stream %q must be SERVICE/ENV, e.g. checkout/prod", args[0])
+		return exitcode.Usagef("stream %q must be SERVICE/ENV, e.g. checkout/prod", args[0])
 	}
 	dur, err := time.ParseDuration(flagString(fs, "for"))
 	if err != nil || dur < time.Second {
-		return usageError("--for %q must be a duration like 30m or 1h30m", flagString(fs, "for"))
+		return exitcode.Usagef("--for %q must be a duration like 30m or 1h30m", flagString(fs, "for"))
 	}
 	reason := strings.TrimSpace(flagString(fs, "reason"))
 	if reason == "" {
-		return usageError(`--reason is required: say why you need the logs, e.g. --reason "INC-4211 checkout 502s"`)
+		return exitcode.Usagef(`--reason is required: say why you need the logs, e.g. --reason "INC-4211 checkout 502s"`)
 	}
 	topts, err := tailOptionsFrom(fs)
 	if err != nil {
@@ -68,7 +71,7 @@ func (c *cli) request(ctx context.Context, fs *flag.FlagSet, args []string) erro
 	}
 	body := map[string]any{"service": service, "env": env, "duration": dur.String(), "reason": reason,
 		"break_glass": flagString(fs, "break-glass") == "true"}
-	var req cliRequest
+	var req api.Request
 	if err := a.do(ctx, http.MethodPost, "/api/v1/requests", body, &req); err != nil {
 		return err
 	}
@@ -82,7 +85,7 @@ func (c *cli) request(ctx context.Context, fs *flag.FlagSet, args []string) erro
 }
 
 // printDecision says what happened to a new request; a denial is exit 3.
-func (c *cli) printDecision(req cliRequest) error {
+func (c *cli) printDecision(req api.Request) error {
 	w := c.stdout
 	switch req.State {
 	case "approved":
@@ -90,28 +93,28 @@ func (c *cli) printDecision(req cliRequest) error {
 		if req.BreakGlass {
 			how = "by break-glass; security will review this access"
 		}
-		fmt.Fprintf(w, "Approved %s: %s for %s.\n", how, req.stream(), req.Duration)
+		fmt.Fprintf(w, "Approved %s: %s for %s.\n", how, req.Stream(), req.Duration)
 		if g := req.Grant; g != nil {
 			fmt.Fprintf(w, "Grant %s is active until %s. Tail it with: loggate tail %s\n", g.ID, fmtClock(g.ExpiresAt), g.ID)
 		}
 	case "pending":
-		fmt.Fprintf(w, "Request %s for %s (%s) is pending: it needs %s.\n", req.ID, req.stream(), req.Duration, approvalsWanted(req))
+		fmt.Fprintf(w, "Request %s for %s (%s) is pending: it needs %s.\n", req.ID, req.Stream(), req.Duration, approvalsWanted(req))
 		if req.PendingUntil != nil {
 			fmt.Fprintf(w, "It lapses if nobody decides by %s. Approvers run: loggate approve %s\n", fmtClock(*req.PendingUntil), req.ID)
 		}
 	case "denied":
-		fmt.Fprintf(w, "Denied: %s for %s.\n", req.stream(), req.Duration)
+		fmt.Fprintf(w, "Denied: %s for %s.\n", req.Stream(), req.Duration)
 		for _, r := range req.Decision.Reasons {
 			fmt.Fprintf(w, "  - %s\n", r)
 		}
-		return &exitCodeError{code: exitDenied}
+		return &exitcode.Error{Code: exitcode.Denied}
 	default:
-		fmt.Fprintf(w, "Request %s for %s is %s.\n", req.ID, req.stream(), req.State)
+		fmt.Fprintf(w, "Request %s for %s is %s.\n", req.ID, req.Stream(), req.State)
 	}
 	return nil
 }
 
-func approvalsWanted(req cliRequest) string {
+func approvalsWanted(req api.Request) string {
 	n := req.ApprovalsNeeded
 	if n == 0 {
 		n = req.Decision.ApprovalsRequired
@@ -141,7 +144,7 @@ then tails the stream. Denied requests exit with code 3.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("wait needs a request id: loggate wait REQUEST")
+				return exitcode.Usagef("wait needs a request id: loggate wait REQUEST")
 			}
 			topts, err := tailOptionsFrom(fs)
 			if err != nil {
@@ -151,7 +154,7 @@ then tails the stream. Denied requests exit with code 3.`,
 			if err != nil {
 				return err
 			}
-			var req cliRequest
+			var req api.Request
 			if err := a.do(ctx, http.MethodGet, "/api/v1/requests/"+pathEscape(args[0]), nil, &req); err != nil {
 				return err
 			}
@@ -161,7 +164,7 @@ then tails the stream. Denied requests exit with code 3.`,
 }
 
 // waitAndTail polls a request until it is decided, then tails its grant.
-func (c *cli) waitAndTail(ctx context.Context, a *apiClient, req cliRequest, topts tailOptions) error {
+func (c *cli) waitAndTail(ctx context.Context, a *apiClient, req api.Request, topts tailOptions) error {
 	waited := req.State == "pending"
 	if waited {
 		fmt.Fprintf(c.stderr, "Waiting for %s... (Ctrl-C to stop)\n", approvalsWanted(req))
@@ -180,7 +183,7 @@ func (c *cli) waitAndTail(ctx context.Context, a *apiClient, req cliRequest, top
 		switch {
 		case waited: // the approvers' verdicts were printed while waiting
 		case req.ClosedBy != nil:
-			fmt.Fprintf(c.stdout, "Denied by %s", req.ClosedBy.label())
+			fmt.Fprintf(c.stdout, "Denied by %s", label(*req.ClosedBy))
 			if req.ClosedComment != "" {
 				fmt.Fprintf(c.stdout, ": %q", req.ClosedComment)
 			}
@@ -190,7 +193,7 @@ func (c *cli) waitAndTail(ctx context.Context, a *apiClient, req cliRequest, top
 				fmt.Fprintf(c.stdout, "Denied: %s\n", r)
 			}
 		}
-		return &exitCodeError{code: exitDenied}
+		return &exitcode.Error{Code: exitcode.Denied}
 	case "lapsed":
 		return fmt.Errorf("request %s lapsed: nobody decided in time; ask again or ping an approver", req.ID)
 	default:
@@ -198,7 +201,7 @@ func (c *cli) waitAndTail(ctx context.Context, a *apiClient, req cliRequest, top
 	}
 }
 
-func (c *cli) waitDecision(ctx context.Context, a *apiClient, req cliRequest) (cliRequest, error) {
+func (c *cli) waitDecision(ctx context.Context, a *apiClient, req api.Request) (api.Request, error) {
 	every := c.pollEvery
 	if every <= 0 {
 		every = 2 * time.Second
@@ -213,13 +216,13 @@ func (c *cli) waitDecision(ctx context.Context, a *apiClient, req cliRequest) (c
 			return req, c.offerCancel(a, req)
 		case <-tick.C:
 		}
-		var cur cliRequest
+		var cur api.Request
 		if err := a.do(ctx, http.MethodGet, "/api/v1/requests/"+pathEscape(req.ID), nil, &cur); err != nil {
 			if ctx.Err() != nil {
 				return req, c.offerCancel(a, req)
 			}
-			var ce *exitCodeError
-			if errors.As(err, &ce) && ce.code != exitError {
+			var ce *exitcode.Error
+			if errors.As(err, &ce) && ce.Code != exitcode.Failure {
 				return req, err
 			}
 			// Keep waiting through blips, but not forever.
@@ -234,7 +237,7 @@ func (c *cli) waitDecision(ctx context.Context, a *apiClient, req cliRequest) (c
 			if ap.Verdict == "deny" {
 				verb = "Denied"
 			}
-			fmt.Fprintf(c.stdout, "%s by %s", verb, ap.Approver.label())
+			fmt.Fprintf(c.stdout, "%s by %s", verb, label(ap.Approver))
 			if ap.Comment != "" {
 				fmt.Fprintf(c.stdout, ": %q", ap.Comment)
 			}
@@ -250,7 +253,7 @@ func (c *cli) waitDecision(ctx context.Context, a *apiClient, req cliRequest) (c
 
 // offerCancel runs after Ctrl-C while waiting: it asks (on a terminal) or
 // decides (otherwise: cancel) whether to withdraw the pending request.
-func (c *cli) offerCancel(a *apiClient, req cliRequest) error {
+func (c *cli) offerCancel(a *apiClient, req api.Request) error {
 	cancel := true
 	if c.stdinInteractive() {
 		fmt.Fprintf(c.stderr, "\nStopped waiting. Cancel request %s too? [Y/n] ", req.ID)
@@ -265,7 +268,7 @@ func (c *cli) offerCancel(a *apiClient, req cliRequest) error {
 	}
 	if !cancel {
 		fmt.Fprintf(c.stderr, "Request %s is still pending; resume with: loggate wait %s\n", req.ID, req.ID)
-		return &exitCodeError{code: exitAborted}
+		return &exitcode.Error{Code: exitcode.Aborted}
 	}
 	ctx, done := context.WithTimeout(context.Background(), 15*time.Second)
 	defer done()
@@ -273,7 +276,7 @@ func (c *cli) offerCancel(a *apiClient, req cliRequest) error {
 		return fmt.Errorf("could not cancel request %s: %w", req.ID, err)
 	}
 	fmt.Fprintf(c.stderr, "Cancelled request %s.\n", req.ID)
-	return &exitCodeError{code: exitAborted}
+	return &exitcode.Error{Code: exitcode.Aborted}
 }
 
 func cancelCommand() *command {
@@ -286,17 +289,17 @@ func cancelCommand() *command {
 		flags:   addServerFlags,
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("cancel needs a request id: loggate cancel REQUEST")
+				return exitcode.Usagef("cancel needs a request id: loggate cancel REQUEST")
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err
 			}
-			var req cliRequest
+			var req api.Request
 			if err := a.do(ctx, http.MethodPost, "/api/v1/requests/"+pathEscape(args[0])+"/cancel", map[string]string{}, &req); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "Cancelled request %s for %s.\n", req.ID, req.stream())
+			fmt.Fprintf(c.stdout, "Cancelled request %s for %s.\n", req.ID, req.Stream())
 			return nil
 		},
 	}
@@ -325,22 +328,22 @@ own request. When enough approvals are in, the grant is issued at once.`
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("%s needs a request id: loggate %s REQUEST", verdict, verdict)
+				return exitcode.Usagef("%s needs a request id: loggate %s REQUEST", verdict, verdict)
 			}
 			comment := strings.TrimSpace(flagString(fs, "comment"))
 			if verdict == "deny" && comment == "" {
-				return usageError(`deny needs --comment saying why, e.g. --comment "use staging first"`)
+				return exitcode.Usagef(`deny needs --comment saying why, e.g. --comment "use staging first"`)
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err
 			}
-			var req cliRequest
+			var req api.Request
 			if err := a.do(ctx, http.MethodPost, "/api/v1/requests/"+pathEscape(args[0])+"/"+verdict,
 				map[string]string{"comment": comment}, &req); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.stdout, "%s request %s: %s for %s, asked by %s.\n", past, req.ID, req.stream(), req.Duration, req.Requester.label())
+			fmt.Fprintf(c.stdout, "%s request %s: %s for %s, asked by %s.\n", past, req.ID, req.Stream(), req.Duration, label(req.Requester))
 			switch {
 			case req.State == "approved" && req.Grant != nil:
 				fmt.Fprintf(c.stdout, "Grant %s is active until %s.\n", req.Grant.ID, fmtClock(req.Grant.ExpiresAt))
@@ -394,7 +397,7 @@ approver inbox); with --all, everyone's (security only).`,
 				return err
 			}
 			limit := flagInt(fs, "limit")
-			reqs, raws, err := listAs[cliRequest](ctx, a, "/api/v1/requests", q, limit)
+			reqs, raws, err := listAs[api.Request](ctx, a, "/api/v1/requests", q, limit)
 			if err != nil {
 				return err
 			}
@@ -407,7 +410,7 @@ approver inbox); with --all, everyone's (security only).`,
 	}
 }
 
-func requestsTable(reqs []cliRequest, raws []json.RawMessage) *table {
+func requestsTable(reqs []api.Request, raws []json.RawMessage) *table {
 	t := &table{header: []string{"ID", "STATE", "STREAM", "FOR", "REQUESTER", "APPROVALS", "BREAK_GLASS", "CREATED", "REASON"}}
 	for i, r := range reqs {
 		approvals := 0
@@ -416,7 +419,7 @@ func requestsTable(reqs []cliRequest, raws []json.RawMessage) *table {
 				approvals++
 			}
 		}
-		t.add(raws[i], r.ID, r.State, r.stream(), r.Duration, r.Requester.short(),
+		t.add(raws[i], r.ID, r.State, r.Stream(), r.Duration, short(r.Requester),
 			fmt.Sprintf("%d/%d", approvals, r.Decision.ApprovalsRequired), yesNo(r.BreakGlass), fmtTime(r.CreatedAt), r.Reason)
 	}
 	return t

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -17,19 +17,21 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
-// cliConfig is what `loggate login` stores in the user's config directory.
+// Config is what `loggate login` stores in the user's config directory.
 // It holds tokens, so the file is written with mode 0600.
-type cliConfig struct {
-	Server   string    `json:"server"`
-	Issuer   string    `json:"issuer"`
-	ClientID string    `json:"client_id"`
-	Scopes   []string  `json:"scopes,omitempty"`
-	Tokens   cliTokens `json:"tokens"`
+type Config struct {
+	Server   string   `json:"server"`
+	Issuer   string   `json:"issuer"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes,omitempty"`
+	Tokens   Tokens   `json:"tokens"`
 }
 
-type cliTokens struct {
+type Tokens struct {
 	IDToken      string `json:"id_token"`
 	RefreshToken string `json:"refresh_token,omitempty"`
 	// Expiry is the ID token's exp claim.
@@ -58,8 +60,8 @@ func (c *cli) configPath() (string, error) {
 }
 
 // loadConfig reads the config; a missing file is an empty config.
-func (c *cli) loadConfig() (cliConfig, error) {
-	var cfg cliConfig
+func (c *cli) loadConfig() (Config, error) {
+	var cfg Config
 	p, err := c.configPath()
 	if err != nil {
 		return cfg, err
@@ -78,7 +80,7 @@ func (c *cli) loadConfig() (cliConfig, error) {
 }
 
 // saveConfig writes the config atomically with mode 0600 in a 0700 directory.
-func (c *cli) saveConfig(cfg cliConfig) error {
+func (c *cli) saveConfig(cfg Config) error {
 	p, err := c.configPath()
 	if err != nil {
 		return err
@@ -135,10 +137,10 @@ func normaliseServer(s string) (string, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), "/")
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", usageError("server %q must be an http(s) URL like https://loggate.example.com", s)
+		return "", exitcode.Usagef("server %q must be an http(s) URL like https://loggate.example.com", s)
 	}
 	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
-		return "", usageError("server %q must not carry credentials, a query or a fragment", s)
+		return "", exitcode.Usagef("server %q must not carry credentials, a query or a fragment", s)
 	}
 	return s, nil
 }
@@ -158,7 +160,7 @@ func plainRemote(server string) bool {
 }
 
 // serverURL resolves the server: --server, $LOGGATE_SERVER, the config.
-func (c *cli) serverURL(fs *flag.FlagSet, cfg cliConfig) (string, error) {
+func (c *cli) serverURL(fs *flag.FlagSet, cfg Config) (string, error) {
 	for _, s := range []string{flagString(fs, "server"), c.getenv("LOGGATE_SERVER"), cfg.Server} {
 		if s != "" {
 			server, err := normaliseServer(s)
@@ -244,7 +246,7 @@ func readTokenFile(p string) (string, error) {
 // rotates refresh tokens treats a second use as a replay and revokes the
 // whole family. So refreshing is serialised with a lock file, and a process
 // that waited for the lock takes the token the other one just saved.
-func (c *cli) refresh(ctx context.Context, cfg cliConfig) (cliConfig, error) {
+func (c *cli) refresh(ctx context.Context, cfg Config) (Config, error) {
 	relogin := fmt.Errorf("your sign-in to %s has expired: run `loggate login --server %s`", cfg.Server, cfg.Server)
 	if unlock, err := c.lockConfig(ctx); err == nil {
 		defer unlock()
@@ -275,7 +277,7 @@ func (c *cli) refresh(ctx context.Context, cfg cliConfig) (cliConfig, error) {
 }
 
 // update takes the ID token (and a rotated refresh token) from a token response.
-func (t *cliTokens) update(tok *oauth2.Token) error {
+func (t *Tokens) update(tok *oauth2.Token) error {
 	id, _ := tok.Extra("id_token").(string)
 	if id == "" {
 		return errors.New("the identity provider returned no ID token (is the openid scope allowed?)")

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -10,6 +10,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func auditSearchCommand() *command {
@@ -38,7 +41,7 @@ time or a duration before now (24h). Searching is itself audited.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) > 0 {
-				return usageError("audit search takes only flags (got %q)", args[0])
+				return exitcode.Usagef("audit search takes only flags (got %q)", args[0])
 			}
 			format := flagString(fs, "output")
 			if format == "text" {
@@ -49,7 +52,7 @@ time or a duration before now (24h). Searching is itself audited.`,
 			}
 			limit := flagInt(fs, "limit")
 			if limit < 1 {
-				return usageError("--limit must be at least 1")
+				return exitcode.Usagef("--limit must be at least 1")
 			}
 			q := url.Values{}
 			for _, name := range []string{"actor", "action", "outcome", "service", "env", "grant", "request", "since", "until"} {
@@ -62,7 +65,7 @@ time or a duration before now (24h). Searching is itself audited.`,
 			if err != nil {
 				return err
 			}
-			events, raws, err := listAs[cliAuditEvent](ctx, a, "/api/v1/audit", q, limit)
+			events, raws, err := listAs[api.AuditEvent](ctx, a, "/api/v1/audit", q, limit)
 			if err != nil {
 				return err
 			}
@@ -75,10 +78,10 @@ time or a duration before now (24h). Searching is itself audited.`,
 	}
 }
 
-func auditTable(events []cliAuditEvent, raws []json.RawMessage) *table {
+func auditTable(events []api.AuditEvent, raws []json.RawMessage) *table {
 	t := &table{header: []string{"SEQ", "TIME", "ACTOR", "ACTION", "OUTCOME", "TARGET", "REASON"}}
 	for i, e := range events {
-		t.add(raws[i], fmt.Sprint(e.Seq), fmtTime(e.Time), e.actor(), e.Action, e.Outcome, orDash(e.target()), orDash(e.Reason))
+		t.add(raws[i], fmt.Sprint(e.Seq), fmtTime(e.Time), auditActor(e), e.Action, e.Outcome, orDash(auditTarget(e)), orDash(e.Reason))
 	}
 	return t
 }
@@ -99,7 +102,7 @@ stream's approvers and security.`,
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("audit timeline needs a grant id: loggate audit timeline GRANT")
+				return exitcode.Usagef("audit timeline needs a grant id: loggate audit timeline GRANT")
 			}
 			format := flagString(fs, "output")
 			if err := checkOutput(format, "text", "json"); err != nil {
@@ -117,9 +120,9 @@ stream's approvers and security.`,
 				return writeCompactJSON(c.stdout, raw)
 			}
 			var tl struct {
-				Grant   cliGrant        `json:"grant"`
-				Request *cliRequest     `json:"request"`
-				Events  []cliAuditEvent `json:"events"`
+				Grant   api.Grant        `json:"grant"`
+				Request *api.Request     `json:"request"`
+				Events  []api.AuditEvent `json:"events"`
 			}
 			if err := json.Unmarshal(raw, &tl); err != nil {
 				return fmt.Errorf("unexpected timeline from the server: %w", err)
@@ -130,16 +133,16 @@ stream's approvers and security.`,
 	}
 }
 
-func writeTimeline(c *cli, g cliGrant, req *cliRequest, events []cliAuditEvent) {
+func writeTimeline(c *cli, g api.Grant, req *api.Request, events []api.AuditEvent) {
 	w := c.stdout
-	fmt.Fprintf(w, "Grant %s: %s for %s, %s\n", g.ID, g.stream(), g.Holder.label(), g.State)
+	fmt.Fprintf(w, "Grant %s: %s for %s, %s\n", g.ID, g.Stream(), label(g.Holder), g.State)
 	if req != nil {
 		fmt.Fprintf(w, "Reason: %s\n", oneLine(req.Reason, 200))
 	}
 	fmt.Fprintf(w, "Issued %s, expires %s\n\n", fmtTime(g.IssuedAt), fmtTime(g.ExpiresAt))
 	sort.SliceStable(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
 	for _, e := range events {
-		line := fmt.Sprintf("%s  %-22s %-8s %s", fmtTime(e.Time), e.Action, e.Outcome, e.actor())
+		line := fmt.Sprintf("%s  %-22s %-8s %s", fmtTime(e.Time), e.Action, e.Outcome, auditActor(e))
 		if e.Reason != "" {
 			line += ": " + oneLine(e.Reason, 120)
 		}
@@ -151,7 +154,7 @@ func writeTimeline(c *cli, g cliGrant, req *cliRequest, events []cliAuditEvent) 
 }
 
 // timelineDetails picks the details worth a glance for stream events.
-func timelineDetails(e cliAuditEvent) string {
+func timelineDetails(e api.AuditEvent) string {
 	var parts []string
 	for _, k := range []string{"entries", "bytes", "dropped", "close_reason", "duration_ms"} {
 		if v, ok := e.Details[k]; ok {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -11,6 +11,9 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // apiClient calls the gateway's JSON API with a bearer token.
@@ -48,8 +51,8 @@ func (e *apiError) Error() string { return e.Message }
 // Errors come back with an exit code and a message naming the fix.
 func (a *apiClient) do(ctx context.Context, method, path string, body, out any) error {
 	err := a.doOnce(ctx, method, path, body, out)
-	var ce *exitCodeError
-	if errors.As(err, &ce) && errors.Is(ce.err, errUnauthorized) && a.renewToken(ctx) {
+	var ce *exitcode.Error
+	if errors.As(err, &ce) && errors.Is(ce.Err, errUnauthorized) && a.renewToken(ctx) {
 		err = a.doOnce(ctx, method, path, body, out)
 	}
 	return err
@@ -73,7 +76,7 @@ func (a *apiClient) doOnce(ctx context.Context, method, path string, body, out a
 	}
 	req.Header.Set("Authorization", "Bearer "+a.token)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "loggate-cli/"+version)
+	req.Header.Set("User-Agent", "loggate-cli/"+a.c.version)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -98,20 +101,17 @@ func (a *apiClient) doOnce(ctx context.Context, method, path string, body, out a
 }
 
 func decodeAPIError(status int, data []byte) *apiError {
-	var body struct {
-		Error string `json:"error"`
-		Code  string `json:"code"`
-	}
+	var body api.Error
 	_ = json.Unmarshal(data, &body)
-	if body.Error == "" {
-		body.Error = http.StatusText(status)
+	if body.Message == "" {
+		body.Message = http.StatusText(status)
 	}
-	return &apiError{Status: status, Code: body.Code, Message: body.Error}
+	return &apiError{Status: status, Code: body.Code, Message: body.Message}
 }
 
 func (a *apiClient) transportError(err error) error {
 	if errors.Is(err, context.Canceled) {
-		return &exitCodeError{code: exitAborted}
+		return &exitcode.Error{Code: exitcode.Aborted}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
@@ -139,15 +139,15 @@ func unwrapURLError(err error) error {
 func (a *apiClient) statusError(e *apiError) error {
 	switch {
 	case e.Status == http.StatusUnauthorized:
-		return &exitCodeError{code: exitError, err: fmt.Errorf("%w (%s): run `loggate login --server %s`", errUnauthorized, e.Message, a.base)}
+		return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("%w (%s): run `loggate login --server %s`", errUnauthorized, e.Message, a.base)}
 	case e.Status == http.StatusForbidden:
-		return &exitCodeError{code: exitDenied, err: fmt.Errorf("denied: %s", e.Message)}
+		return &exitcode.Error{Code: exitcode.Denied, Err: fmt.Errorf("denied: %s", e.Message)}
 	case e.Status == http.StatusNotFound:
-		return &exitCodeError{code: exitError, err: fmt.Errorf("not found: %s", e.Message)}
+		return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("not found: %s", e.Message)}
 	case e.Status >= 500:
-		return &exitCodeError{code: exitError, err: fmt.Errorf("server error (%d %s): %s; try again shortly", e.Status, e.Code, e.Message)}
+		return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("server error (%d %s): %s; try again shortly", e.Status, e.Code, e.Message)}
 	default:
-		return &exitCodeError{code: exitError, err: errors.New(e.Message)}
+		return &exitcode.Error{Code: exitcode.Failure, Err: errors.New(e.Message)}
 	}
 }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // ANSI colours for levels; only written when stdout is a terminal.
@@ -43,7 +45,7 @@ func levelColour(level string) string {
 //
 // Everything that came from the log is escaped so it cannot drive the
 // terminal (no escape sequences, no carriage returns).
-func formatEntry(e tailEntry, colour bool) string {
+func formatEntry(e api.Entry, colour bool) string {
 	var b strings.Builder
 	ts := e.Time.Local().Format("15:04:05.000")
 	lvl := strings.ToUpper(e.Level)

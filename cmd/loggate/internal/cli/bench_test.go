@@ -1,13 +1,15 @@
-package main
+package cli
 
 import (
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // BenchmarkFormatEntry is the per-line cost of the text tail.
 func BenchmarkFormatEntry(b *testing.B) {
-	e := tailEntry{Seq: 42, Time: time.Now(), Level: "error", Message: "POST /api/checkout 502 order=ord_123456: upstream payments timed out after 3000ms",
+	e := api.Entry{Seq: 42, Time: time.Now(), Level: "error", Message: "POST /api/checkout 502 order=ord_123456: upstream payments timed out after 3000ms",
 		Attrs: map[string]string{"http.status": "502", "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "duration_ms": "3001"}, Pod: "checkout-prod-7d9f8-ab"}
 	b.ReportAllocs()
 	for b.Loop() {

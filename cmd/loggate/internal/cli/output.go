@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // table is tabular command output, printable as aligned text or CSV. Its
@@ -32,7 +34,7 @@ func checkOutput(v string, allowed ...string) error {
 			return nil
 		}
 	}
-	return usageError("--output must be one of %s", strings.Join(allowed, ", "))
+	return exitcode.Usagef("--output must be one of %s", strings.Join(allowed, ", "))
 }
 
 func (t *table) write(w io.Writer, format string) error {

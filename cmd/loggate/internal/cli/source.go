@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 	"net/http"
 	"os"
 	"strings"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 // streamList collects repeated --stream service/env.
@@ -45,13 +48,13 @@ to FILE (mode 0600) instead of the terminal. Give it to the shipper with
 			name := strings.TrimSpace(flagString(fs, "name"))
 			streams := *fs.Lookup("stream").Value.(*streamList)
 			if name == "" || len(streams) == 0 || len(args) > 0 {
-				return usageError("source create needs --name and at least one --stream SERVICE/ENV")
+				return exitcode.Usagef("source create needs --name and at least one --stream SERVICE/ENV")
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err
 			}
-			var src cliSource
+			var src api.Source
 			if err := a.do(ctx, http.MethodPost, "/api/v1/sources", map[string]any{"name": name, "streams": streams}, &src); err != nil {
 				return err
 			}
@@ -69,7 +72,7 @@ to FILE (mode 0600) instead of the terminal. Give it to the shipper with
 	}
 }
 
-func sourceStreams(src cliSource) string {
+func sourceStreams(src api.Source) string {
 	var parts []string
 	for _, st := range src.Streams {
 		parts = append(parts, st.Service+"/"+st.Env)
@@ -97,7 +100,7 @@ func sourceListCommand() *command {
 			if err != nil {
 				return err
 			}
-			srcs, raws, err := listAs[cliSource](ctx, a, "/api/v1/sources", nil, 0)
+			srcs, raws, err := listAs[api.Source](ctx, a, "/api/v1/sources", nil, 0)
 			if err != nil {
 				return err
 			}
@@ -124,13 +127,13 @@ func sourceRevokeCommand() *command {
 		flags:   addServerFlags,
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("source revoke needs a source id: loggate source revoke SOURCE")
+				return exitcode.Usagef("source revoke needs a source id: loggate source revoke SOURCE")
 			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err
 			}
-			var src cliSource
+			var src api.Source
 			if err := a.do(ctx, http.MethodPost, "/api/v1/sources/"+pathEscape(args[0])+"/revoke", map[string]string{}, &src); err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,31 +11,71 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
-// runClient runs the engineer's client commands (login, request, tail, ...).
-func runClient(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	c := &cli{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr, openBrowser: openSystemBrowser}
-	return c.run(ctx, args)
+// Env is what a client command touches of the outside world, so the binary
+// passes the real things and tests replace any of them. Zero fields take the
+// real thing.
+type Env struct {
+	Getenv         func(string) string
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Version is sent in the User-Agent; empty means "dev".
+	Version string
+	// OpenBrowser opens a URL for the loopback login; nil opens the system
+	// browser. Tests play the browser.
+	OpenBrowser func(ctx context.Context, url string) error
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// PollEvery is how often `request --wait` polls; zero means 2s.
+	PollEvery time.Duration
+	// HTTPClient is used for every API call; nil means a 30s-timeout client.
+	HTTPClient *http.Client
+	// Interactive reports whether stdin is a terminal (for questions); nil
+	// means: check the real stdin.
+	Interactive func() bool
 }
 
-// cli is one invocation of a client command with everything it touches
-// from the outside world, so tests can replace any of it.
+// Run runs one of the engineer's client commands (login, request, tail, ...);
+// args start with the command's name. The error carries the exit code
+// (package exitcode).
+func Run(ctx context.Context, env Env, args []string) error {
+	return fromEnv(env).run(ctx, args)
+}
+
+// LoadConfig reads the config file `loggate login` writes (a missing file is
+// an empty Config); SaveConfig writes it, mode 0600.
+func LoadConfig(env Env) (Config, error) { return fromEnv(env).loadConfig() }
+
+// SaveConfig: see LoadConfig.
+func SaveConfig(env Env, cfg Config) error { return fromEnv(env).saveConfig(cfg) }
+
+func fromEnv(env Env) *cli {
+	c := &cli{getenv: env.Getenv, stdin: env.Stdin, stdout: env.Stdout, stderr: env.Stderr, version: env.Version,
+		openBrowser: env.OpenBrowser, now: env.Now, pollEvery: env.PollEvery, httpClient: env.HTTPClient,
+		interactive: env.Interactive}
+	if c.openBrowser == nil {
+		c.openBrowser = openSystemBrowser
+	}
+	if c.version == "" {
+		c.version = "dev"
+	}
+	return c
+}
+
+// cli is one invocation of a client command: Env, unpacked.
 type cli struct {
 	getenv         func(string) string
 	stdin          io.Reader
 	stdout, stderr io.Writer
-	// openBrowser opens a URL for the loopback login. Tests play the browser.
-	openBrowser func(ctx context.Context, url string) error
-	// now is the clock; nil means time.Now.
-	now func() time.Time
-	// pollEvery is how often `request --wait` polls; zero means 2s.
-	pollEvery time.Duration
-	// httpClient is used for every API call; nil means a 30s-timeout client.
-	httpClient *http.Client
-	// interactive reports whether stdin is a terminal (for questions);
-	// nil means: check the real stdin.
-	interactive func() bool
+	version        string
+	openBrowser    func(ctx context.Context, url string) error
+	now            func() time.Time
+	pollEvery      time.Duration
+	httpClient     *http.Client
+	interactive    func() bool
 }
 
 func (c *cli) clock() time.Time {
@@ -96,7 +136,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 denied, 4 expired/revoked, 130 interrupted
 func (c *cli) run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(c.stderr, clientUsageHeader)
-		return &exitCodeError{code: exitUsage}
+		return &exitcode.Error{Code: exitcode.Usage}
 	}
 	cmds := commands()
 	name, rest := args[0], args[1:]
@@ -104,7 +144,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		if len(rest) == 0 || rest[0] == "-h" || rest[0] == "--help" || rest[0] == "help" {
 			fmt.Fprint(c.stdout, groupHelp(cmds, name))
 			if len(rest) == 0 {
-				return &exitCodeError{code: exitUsage}
+				return &exitcode.Error{Code: exitcode.Usage}
 			}
 			return nil
 		}
@@ -112,7 +152,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	}
 	cmd := cmds[name]
 	if cmd == nil {
-		return usageError("unknown command %q (run 'loggate help')", name)
+		return exitcode.Usagef("unknown command %q (run 'loggate help')", name)
 	}
 	fs := flag.NewFlagSet("loggate "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -125,7 +165,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	}
 	if err != nil {
-		return usageError("%s: %v (run 'loggate %s --help')", cmd.name, err, cmd.name)
+		return exitcode.Usagef("%s: %v (run 'loggate %s --help')", cmd.name, err, cmd.name)
 	}
 	return cmd.run(c, ctx, fs, positional)
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bufio"
@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 func shipCommand() *command {
@@ -64,7 +66,7 @@ type shipper struct {
 
 func (c *cli) ship(ctx context.Context, fs *flag.FlagSet, args []string) error {
 	if len(args) > 1 {
-		return usageError("ship reads one FILE or - (stdin)")
+		return exitcode.Usagef("ship reads one FILE or - (stdin)")
 	}
 	path := "-"
 	if len(args) == 1 {
@@ -84,7 +86,7 @@ func (c *cli) ship(ctx context.Context, fs *flag.FlagSet, args []string) error {
 			return err
 		}
 	} else if token = strings.TrimSpace(c.getenv("LOGGATE_SOURCE_TOKEN")); token == "" {
-		return usageError("ship needs a source token: --token-file FILE or LOGGATE_SOURCE_TOKEN (an admin creates one with `loggate source create`)")
+		return exitcode.Usagef("ship needs a source token: --token-file FILE or LOGGATE_SOURCE_TOKEN (an admin creates one with `loggate source create`)")
 	}
 	service, env := flagString(fs, "service"), flagString(fs, "env")
 	if service == "" {
@@ -94,7 +96,7 @@ func (c *cli) ship(ctx context.Context, fs *flag.FlagSet, args []string) error {
 		env = c.getenv("LOGGATE_ENV")
 	}
 	if service == "" || env == "" {
-		return usageError("ship needs the stream: --service NAME --env NAME (or LOGGATE_SERVICE, LOGGATE_ENV)")
+		return exitcode.Usagef("ship needs the stream: --service NAME --env NAME (or LOGGATE_SERVICE, LOGGATE_ENV)")
 	}
 	getInt := func(name string) int { return flagInt(fs, name) }
 	getDur := func(name string) time.Duration { return fs.Lookup(name).Value.(flag.Getter).Get().(time.Duration) }
@@ -289,7 +291,7 @@ func (s *shipper) post(ctx context.Context, body []byte) (time.Duration, error) 
 	req.Header.Set("Authorization", "Bearer "+s.token)
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	req.Header.Set("Content-Encoding", "gzip")
-	req.Header.Set("User-Agent", "loggate-ship/"+version)
+	req.Header.Set("User-Agent", "loggate-ship/"+s.c.version)
 	s.requests++
 	resp, err := s.c.client().Do(req)
 	if err != nil {
@@ -311,7 +313,7 @@ func (s *shipper) post(ctx context.Context, body []byte) (time.Duration, error) 
 	case st == http.StatusUnauthorized:
 		return 0, &permanentError{errors.New("the gateway refused the source token (unknown or revoked): check --token-file or LOGGATE_SOURCE_TOKEN")}
 	case st == http.StatusForbidden:
-		return 0, &permanentError{&exitCodeError{code: exitDenied, err: fmt.Errorf("denied: %s", ae.Message)}}
+		return 0, &permanentError{&exitcode.Error{Code: exitcode.Denied, Err: fmt.Errorf("denied: %s", ae.Message)}}
 	case st == http.StatusNotFound:
 		return 0, &permanentError{errors.New("no ingest endpoint at the server: check --server")}
 	default:

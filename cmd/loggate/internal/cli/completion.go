@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"strings"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 func completionCommand() *command {
@@ -20,7 +22,7 @@ func completionCommand() *command {
   loggate completion fish > ~/.config/fish/completions/loggate.fish`,
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
-				return usageError("completion needs a shell: bash, zsh or fish")
+				return exitcode.Usagef("completion needs a shell: bash, zsh or fish")
 			}
 			spec := completionSpec()
 			switch args[0] {
@@ -31,7 +33,7 @@ func completionCommand() *command {
 			case "fish":
 				writeFishCompletion(c.stdout, spec)
 			default:
-				return usageError("completion supports bash, zsh and fish, not %q", args[0])
+				return exitcode.Usagef("completion supports bash, zsh and fish, not %q", args[0])
 			}
 			return nil
 		},

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 	"unicode"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api"
 )
 
 func TestEveryCommandHasHelpWithExamples(t *testing.T) {
@@ -59,7 +62,7 @@ func TestUsageErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, errOut, code := ct.run(tt.args...)
-			if code != exitUsage || !strings.Contains(errOut, tt.wantErr) {
+			if code != exitcode.Usage || !strings.Contains(errOut, tt.wantErr) {
 				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, errOut, tt.wantErr)
 			}
 		})
@@ -69,7 +72,7 @@ func TestUsageErrors(t *testing.T) {
 func TestNotSignedInSaysHowToFix(t *testing.T) {
 	ct := newCLI(t, "http://127.0.0.1:1")
 	_, errOut, code := ct.run("grants")
-	if code != exitError || !strings.Contains(errOut, "not signed in to http://127.0.0.1:1: run `loggate login --server http://127.0.0.1:1`") {
+	if code != exitcode.Failure || !strings.Contains(errOut, "not signed in to http://127.0.0.1:1: run `loggate login --server http://127.0.0.1:1`") {
 		t.Errorf("exit %d, stderr %q", code, errOut)
 	}
 	ct.env["LOGGATE_SERVER"] = ""
@@ -131,7 +134,7 @@ COMP_WORDS=(loggate tail --level e); COMP_CWORD=3; _loggate; echo "${COMPREPLY[@
 }
 
 func TestFormatEntry(t *testing.T) {
-	e := tailEntry{Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 6e6, time.Local), Level: "error", Message: "boom\x1b[31m\r\nnext",
+	e := api.Entry{Seq: 1, Time: time.Date(2025, 1, 2, 3, 4, 5, 6e6, time.Local), Level: "error", Message: "boom\x1b[31m\r\nnext",
 		Attrs: map[string]string{"b": "two words", "a": "1"}, Pod: "p-1"}
 	if got, want := formatEntry(e, false), "03:04:05.006 ERROR boom\\u001b[31m\\u000d\\nnext a=1 b=\"two words\" pod=p-1\n"; got != want {
 		t.Errorf("plain:\ngot  %q\nwant %q", got, want)

@@ -1,0 +1,100 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/loggate/loggate/gateway/api"
+	"github.com/loggate/loggate/gateway/logs"
+)
+
+// strict decodes data into T and fails on a field T does not know, so a
+// server answer with a field missing from package api fails here.
+func strict[T any](t *testing.T, what string, data []byte) T {
+	t.Helper()
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		t.Fatalf("%s does not match package api: %v\n%s", what, err, data)
+	}
+	return v
+}
+
+// TestAPIContract: what the server sends decodes into package api's types
+// with no field left over, including the shapes a leaf package builds
+// (audit events, log entries, auth config), which api mirrors.
+func TestAPIContract(t *testing.T) {
+	h := newHarness(t)
+	g := h.grantFor("alice", "30m")
+
+	var raw json.RawMessage
+	for _, c := range []struct {
+		user, path string
+		check      func([]byte)
+	}{
+		{"alice", "/api/v1/grants/" + g.ID, func(b []byte) { strict[api.Grant](t, "grant", b) }},
+		{"alice", "/api/v1/requests/" + g.RequestID, func(b []byte) { strict[api.Request](t, "request", b) }},
+		{"alice", "/api/v1/me", func(b []byte) { strict[api.Me](t, "me", b) }},
+		{"alice", "/api/v1/streams", func(b []byte) { strict[api.List[api.Stream]](t, "streams", b) }},
+		{"", "/api/v1/auth/config", func(b []byte) { strict[api.AuthConfig](t, "auth config", b) }},
+		{"carol", "/api/v1/audit", func(b []byte) {
+			page := strict[api.List[api.AuditEvent]](t, "audit events", b)
+			if len(page.Items) == 0 {
+				t.Error("no audit events to check")
+			}
+		}},
+		{"alice", "/api/v1/grants/grt_nope", func(b []byte) {
+			if e := strict[api.Error](t, "error", b); e.Code != api.CodeNotFound || e.Message == "" {
+				t.Errorf("error = %+v, want code %s and a message", e, api.CodeNotFound)
+			}
+		}},
+	} {
+		raw = nil
+		h.call(c.user, http.MethodGet, c.path, nil, &raw)
+		c.check(raw)
+	}
+
+	conn, _, err := h.dialTail("alice", g.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := h.hub.Publish(context.Background(), []logs.Entry{{Service: "checkout", Env: "staging",
+		Time: time.Now(), Level: "warn", Message: "hello", Attrs: map[string]string{"k": "v"}, Pod: "p-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for !seen[api.FrameEnd] {
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) && ce.Code == api.CloseRevoked {
+				break
+			}
+			t.Fatalf("tail: %v (frames seen %v)", err, seen)
+		}
+		f := strict[api.TailFrame](t, "tail frame", data)
+		seen[f.Type] = true
+		for _, e := range f.Entries {
+			strict[api.Entry](t, "entry", e)
+		}
+		if f.Type == api.FrameEntries {
+			h.call("dave", http.MethodPost, "/api/v1/grants/"+g.ID+"/revoke", map[string]any{"reason": "contract test"}, nil)
+		}
+		if f.Type == api.FrameEnd && f.Reason != api.EndRevoked {
+			t.Errorf("end reason %q, want %q", f.Reason, api.EndRevoked)
+		}
+	}
+	if !seen[api.FrameEntries] || !seen[api.FrameEnd] {
+		t.Errorf("frames seen %v, want entries and end", seen)
+	}
+}
