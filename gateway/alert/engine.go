@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"path"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -88,11 +90,12 @@ type ruleState struct {
 // streamIndex is the log rules whose selector matches one stream, with one
 // automaton over their literals.
 type streamIndex struct {
-	rules []*compiled
-	pos   []int // position of each rule in ruleState.set.rules
-	lit   []int // index of the rule's literal in sc, or -1
-	sc    *scanner
-	words int
+	rules  []*compiled
+	pos    []int   // position of each rule in ruleState.set.rules
+	always []int   // indexes in rules of the rules without a literal
+	byLit  [][]int // literal index in sc -> indexes in rules
+	sc     *scanner
+	words  int
 }
 
 // group is one alert candidate: a rule and one set of group values.
@@ -219,14 +222,20 @@ func (st *ruleState) streamIndex(s logs.Stream) *streamIndex {
 		if c.audit || !globOK(c.Service, s.Service) || !globOK(c.Env, s.Env) {
 			continue
 		}
+		k := len(idx.rules)
 		idx.rules = append(idx.rules, c)
 		idx.pos = append(idx.pos, i)
-		if c.literal != "" {
-			idx.lit = append(idx.lit, len(lits))
-			lits = append(lits, c.literal)
-		} else {
-			idx.lit = append(idx.lit, -1)
+		if c.literal == "" {
+			idx.always = append(idx.always, k)
+			continue
 		}
+		l := slices.Index(lits, c.literal)
+		if l < 0 {
+			l = len(lits)
+			lits = append(lits, c.literal)
+			idx.byLit = append(idx.byLit, nil)
+		}
+		idx.byLit[l] = append(idx.byLit[l], k)
 	}
 	if len(lits) > 0 {
 		idx.sc = newScanner(lits)
@@ -260,48 +269,81 @@ func (e *Engine) ObserveEntries(entries []logs.Entry) {
 		if len(idx.rules) == 0 {
 			continue
 		}
-		hit := stack[:0]
-		if idx.sc != nil {
-			if idx.words <= len(stack) {
-				hit = stack[:idx.words]
-				clear(hit)
-			} else {
-				hit = make([]uint64, idx.words)
-			}
-			idx.sc.scan(en.Message, hit)
+		ac := attrCache{en: en}
+		for _, k := range idx.always {
+			e.observe(st, idx, k, en, &ac)
 		}
-		level := 0
-		for k, c := range idx.rules {
-			if l := idx.lit[k]; l >= 0 && hit[l>>6]&(1<<(l&63)) == 0 {
-				continue
-			}
-			if c.minLevel > 0 {
-				if level == 0 {
-					level = logs.LevelRank(en.Level)
+		if idx.sc == nil {
+			continue
+		}
+		hit := stack[:0]
+		if idx.words <= len(stack) {
+			hit = stack[:idx.words]
+			clear(hit)
+		} else {
+			hit = make([]uint64, idx.words)
+		}
+		if !idx.sc.scan(en.Message, hit) {
+			continue
+		}
+		for w, word := range hit {
+			for word != 0 {
+				l := w<<6 | bits.TrailingZeros64(word)
+				word &= word - 1
+				for _, k := range idx.byLit[l] {
+					e.observe(st, idx, k, en, &ac)
 				}
-				if level < c.minLevel {
-					continue
-				}
 			}
-			if !entryMatches(c, en) {
-				continue
-			}
-			e.count(st, idx.pos[k], c, en.Service, en.Env, entryGroup(c, en), 1)
 		}
 	}
 }
 
-func entryMatches(c *compiled, en *logs.Entry) bool {
-	if c.message != nil && !c.message.MatchString(en.Message) {
-		return false
+// observe counts en for rule k of idx if it matches.
+func (e *Engine) observe(st *ruleState, idx *streamIndex, k int, en *logs.Entry, ac *attrCache) {
+	c := idx.rules[k]
+	if c.minLevel > 0 && logs.LevelRank(en.Level) < c.minLevel {
+		return
 	}
-	for k, v := range c.attrEq {
-		if attr(en, k) != v {
+	if !entryMatches(c, en, ac) {
+		return
+	}
+	e.count(st, idx.pos[k], c, en.Service, en.Env, entryGroup(c, en), 1)
+}
+
+// attrCache remembers a line's last few attribute look-ups: rules on the
+// same attribute share one map look-up.
+type attrCache struct {
+	en   *logs.Entry
+	n    int
+	keys [4]string
+	vals [4]string
+}
+
+func (ac *attrCache) get(k string) string {
+	for i := range ac.n {
+		if ac.keys[i] == k {
+			return ac.vals[i]
+		}
+	}
+	v := attr(ac.en, k)
+	if ac.n < len(ac.keys) {
+		ac.keys[ac.n], ac.vals[ac.n] = k, v
+		ac.n++
+	}
+	return v
+}
+
+func entryMatches(c *compiled, en *logs.Entry, ac *attrCache) bool {
+	for _, a := range c.attrEq {
+		if ac.get(a.key) != a.value {
 			return false
 		}
 	}
-	for k, re := range c.attrRE {
-		if !re.MatchString(attr(en, k)) {
+	if c.message != nil && !c.message.MatchString(en.Message) {
+		return false
+	}
+	for _, a := range c.attrRE {
+		if !a.re.MatchString(ac.get(a.key)) {
 			return false
 		}
 	}

@@ -96,16 +96,20 @@ func newScanner(literals []string) *scanner {
 	return sc
 }
 
-// scan sets bit i of hit for each literal i found in text.
-func (sc *scanner) scan(text string, hit []uint64) {
+// scan sets bit i of hit for each literal i found in text and reports
+// whether any was.
+func (sc *scanner) scan(text string, hit []uint64) bool {
 	s := int32(0)
 	next := sc.next
+	found := false
 	for i := 0; i < len(text); i++ {
 		s = next[int(s)<<8|int(text[i])]
 		if o := sc.out[s]; o != nil {
 			for _, k := range o {
 				hit[k>>6] |= 1 << (k & 63)
 			}
+			found = true
 		}
 	}
+	return found
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"reflect"
 	"regexp"
@@ -245,11 +246,18 @@ type compiled struct {
 	minLevel  int
 	message   *regexp.Regexp
 	literal   string // a substring every matching message contains; "" if none known
-	attrEq    map[string]string
-	attrRE    map[string]*regexp.Regexp
+	attrEq    []attrEq
+	attrRE    []attrRE
 	threshold int64
 	window    time.Duration
 	pending   time.Duration
+}
+
+type attrEq struct{ key, value string }
+
+type attrRE struct {
+	key string
+	re  *regexp.Regexp
 }
 
 type fieldProblem struct{ Field, Msg string }
@@ -259,7 +267,10 @@ func compile(r Rule) (*compiled, []fieldProblem) {
 	bad := func(field, format string, args ...any) {
 		ps = append(ps, fieldProblem{field, fmt.Sprintf(format, args...)})
 	}
-	c := &compiled{Rule: r, attrEq: r.Attributes, attrRE: map[string]*regexp.Regexp{}}
+	c := &compiled{Rule: r}
+	for _, k := range slices.Sorted(maps.Keys(r.Attributes)) {
+		c.attrEq = append(c.attrEq, attrEq{k, r.Attributes[k]})
+	}
 	if !nameRE.MatchString(r.Name) {
 		bad("name", "is required: letters, digits and _.:- (at most 128)")
 	}
@@ -289,13 +300,13 @@ func compile(r Rule) (*compiled, []fieldProblem) {
 			c.message, c.literal = re, requiredLiteral(r.Message)
 		}
 	}
-	for k, v := range r.AttributesMatch {
-		re, err := regexp.Compile(v)
+	for _, k := range slices.Sorted(maps.Keys(r.AttributesMatch)) {
+		re, err := regexp.Compile(r.AttributesMatch[k])
 		if err != nil {
 			bad("attributes_match."+k, "bad RE2 regular expression: %v", strings.TrimPrefix(err.Error(), "error parsing regexp: "))
 			continue
 		}
-		c.attrRE[k] = re
+		c.attrRE = append(c.attrRE, attrRE{k, re})
 	}
 	if c.audit {
 		if r.Action == "" {
