@@ -28,6 +28,7 @@ type AlertReceiver interface {
 
 var (
 	_ AlertStore    = (*alert.Store)(nil)
+	_ AlertStore    = (*alert.RedisStore)(nil)
 	_ AlertReceiver = (*alert.Alertmanager)(nil)
 	_ alert.Sink    = (*Server)(nil)
 )

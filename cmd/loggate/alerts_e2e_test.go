@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
 
 // startAlertmanager runs Debian's prometheus-alertmanager on a free
@@ -174,5 +176,49 @@ func TestBadAlertRulesFailStartup(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), rules) || !strings.Contains(err.Error(), `rule "broken"`) ||
 		!strings.Contains(err.Error(), "field message") {
 		t.Fatalf("serve with a bad rules file: %v", err)
+	}
+}
+
+// TestTwoGatewaysOneRedisOneAlert: two replicas share Redis; lines ingested
+// on both together cross a threshold neither reaches alone; the cluster
+// raises one alert (one alert.fired event, one item on either replica, one
+// alert in Alertmanager), and resolves it once.
+func TestTwoGatewaysOneRedisOneAlert(t *testing.T) {
+	am := startAlertmanager(t)
+	redisURL, _ := redistest.FromEnvOrStart(t)
+	rules := filepath.Join(t.TempDir(), "alerts.yaml")
+	if err := os.WriteFile(rules, []byte(`- {name: cluster-errors, service: checkout, env: prod, message: boom, threshold: 3, window: 3s}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, b := startReplicas(t, redisURL, "--alert-rules", rules, "--alertmanager-url", am)
+	line := `{"level":"error","message":"boom"}`
+	if code := a.ingest("checkout", "prod", replicaSourceToken, line, line); code != 200 {
+		t.Fatalf("ingest on A: %d", code)
+	}
+	if code := b.ingest("checkout", "prod", replicaSourceToken, line, line); code != 200 {
+		t.Fatalf("ingest on B: %d", code)
+	}
+	eventually(t, 15*time.Second, "the cluster alert in Alertmanager", func() bool {
+		return len(activeInAlertmanager(t, am, "cluster-errors")) == 1
+	})
+	carol := a.token("carol")
+	for _, g := range []*gatewayT{a, b} {
+		var list struct {
+			Items []map[string]any `json:"items"`
+		}
+		if code := g.call("GET", "/api/v1/alerts", carol, nil, &list); code != 200 || len(list.Items) != 1 || list.Items[0]["count"] != float64(4) {
+			t.Errorf("GET /api/v1/alerts on %s = %d %v, want one alert counting 4", g.url, code, list.Items)
+		}
+	}
+	eventually(t, 20*time.Second, "the cluster alert resolved", func() bool {
+		return len(activeInAlertmanager(t, am, "cluster-errors")) == 0
+	})
+	var fired, resolved struct {
+		Items []map[string]any `json:"items"`
+	}
+	a.call("GET", "/api/v1/audit?action=alert.fired", carol, nil, &fired)
+	a.call("GET", "/api/v1/audit?action=alert.resolved", carol, nil, &resolved)
+	if len(fired.Items) != 1 || len(resolved.Items) != 1 {
+		t.Errorf("alert.fired %d, alert.resolved %d; want one each for the cluster", len(fired.Items), len(resolved.Items))
 	}
 }

@@ -222,7 +222,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	defer notifier.Close()
-	alerts, err := newAlerts(ctx, c, reg, log)
+	alerts, err := newAlerts(ctx, c, sp, reg, log)
 	if err != nil {
 		return err
 	}
@@ -233,7 +233,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	srv, err = gateway.New(gateway.Config{
-		Alerts: alerts.engine, AlertStore: alerts.store, AlertReceivers: alertReceivers, AlertRulesFile: alerts.file,
+		Alerts: alerts.engine, AlertStore: alerts.kept, AlertReceivers: alertReceivers, AlertRulesFile: alerts.file,
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
 		Auth: authn, Sessions: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
 		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
@@ -248,10 +248,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	notifier.bind(srv)
 	alerts.engine.SetSink(srv)
-	if n, err := srv.ResolveStaleAlerts(ctx); err != nil {
-		return fmt.Errorf("alerts: %w", err)
-	} else if n > 0 {
-		log.Warn("resolved alerts left open by the last stop", "alerts", n)
+	// With --redis the alerts are the cluster's, held by the leader: a
+	// replica starting up must not resolve them.
+	if !alerts.shared {
+		if n, err := srv.ResolveStaleAlerts(ctx); err != nil {
+			return fmt.Errorf("alerts: %w", err)
+		} else if n > 0 {
+			log.Warn("resolved alerts left open by the last stop", "alerts", n)
+		}
 	}
 	if n, err := srv.RecoverInterruptedViews(ctx); err != nil {
 		return err

@@ -36,14 +36,17 @@ func (c *serveConfig) alertFlags(fs *flag.FlagSet) {
 // serveAlerts is alerting as serve wires it.
 type serveAlerts struct {
 	engine *alert.Engine
-	store  *alert.Store
+	store  *alert.Store // alerts on one machine, and the Alertmanager outbox
+	// kept is where alerts are kept: store, or Redis with --redis.
+	kept   gateway.AlertStore
+	shared bool
 	am     *alert.Alertmanager // nil without --alertmanager-url
 	file   string              // the rules file; "" with the built-in rules
 }
 
 // newAlerts loads the rules (failing start-up on a bad file), opens the
 // alert store in the data directory and the Alertmanager outbox.
-func newAlerts(ctx context.Context, c *serveConfig, reg *prometheus.Registry, log *slog.Logger) (*serveAlerts, error) {
+func newAlerts(ctx context.Context, c *serveConfig, sp *stateParts, reg *prometheus.Registry, log *slog.Logger) (*serveAlerts, error) {
 	sa := &serveAlerts{file: c.AlertRules}
 	body := alert.DefaultRules
 	name := "built-in default rules"
@@ -68,7 +71,15 @@ func newAlerts(ctx context.Context, c *serveConfig, reg *prometheus.Registry, lo
 		return nil, err
 	}
 	sa.store = st
-	sa.engine = alert.NewEngine(alert.EngineConfig{Logger: log.With("component", "alert")})
+	ecfg := alert.EngineConfig{Logger: log.With("component", "alert")}
+	if rc := sp.notifyRedis(); rc != nil {
+		// Replicas count together; the lease holder alone fires.
+		ecfg.Shared = &alert.Shared{Client: rc, Prefix: redisPrefix, ReplicaID: sp.replicaID()}
+		sa.kept, sa.shared = alert.NewRedisStore(rc, redisPrefix), true
+	} else {
+		sa.kept = st
+	}
+	sa.engine = alert.NewEngine(ecfg)
 	sa.engine.SetRules(set)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "loggate_alert_matches_dropped_total",
 		Help: "Rule matches not counted because the rule already tracked its maximum of groups."},

@@ -53,6 +53,10 @@ type EngineConfig struct {
 	// MaxGroups bounds the groups one rule tracks; zero means 1000. Lines of
 	// further groups are not counted (Dropped counts them).
 	MaxGroups int
+	// Shared, if set, makes this engine one of several replicas' engines
+	// that count together and fire once (see Shared); nil: this engine
+	// alone.
+	Shared *Shared
 	// Now is the clock; nil means time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -110,6 +114,10 @@ type group struct {
 	state    string // "", pending or firing
 	alert    Alert
 	lastSent time.Time
+
+	// fwd counts matches not yet forwarded to the leader (with Shared).
+	fwd   int64
+	fwdAt time.Time
 }
 
 // NewEngine returns an engine with no rules.
@@ -466,21 +474,33 @@ func eventField(ev audit.Event, name string) string {
 	return ""
 }
 
-// count adds one match to the rule's group for the given values.
+// count adds n matches to the rule's group for the given values.
 func (e *Engine) count(st *ruleState, pos int, c *compiled, service, env string, vals []string, n int64) {
+	now := e.cfg.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if g := e.groupLocked(st, pos, c, service, env, vals, now); g != nil {
+		g.win.add(now, n)
+		g.lastSeen = now
+		if e.cfg.Shared != nil {
+			g.fwd += n
+			g.fwdAt = now
+		}
+	}
+}
+
+// groupLocked finds or creates a group; nil when the rule is full.
+func (e *Engine) groupLocked(st *ruleState, pos int, c *compiled, service, env string, vals []string, now time.Time) *group {
 	key := streamKey(service, env)
 	if len(vals) > 0 {
 		key += "\x00" + strings.Join(vals, "\x00")
 	}
-	now := e.cfg.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	gs := st.groups[pos]
 	g := gs[key]
 	if g == nil {
 		if len(gs) >= e.cfg.MaxGroups {
 			e.dropped.Add(1)
-			return
+			return nil
 		}
 		g = &group{service: service, env: env, win: newWindow(c.window), created: now}
 		if len(vals) > 0 {
@@ -491,13 +511,89 @@ func (e *Engine) count(st *ruleState, pos int, c *compiled, service, env string,
 		}
 		gs[key] = g
 	}
-	g.win.add(now, n)
-	g.lastSeen = now
+	return g
+}
+
+// takeDeltas collects and resets the matches not yet forwarded.
+func (e *Engine) takeDeltas(st *ruleState) []delta {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []delta
+	for i, c := range st.set.rules {
+		for _, g := range st.groups[i] {
+			if g.fwd == 0 {
+				continue
+			}
+			d := delta{Rule: c.Name, Digest: st.set.Digest, Service: g.service, Env: g.env, N: g.fwd, At: g.fwdAt.UnixNano()}
+			for _, name := range c.GroupBy {
+				d.Values = append(d.Values, g.values[name])
+			}
+			out = append(out, d)
+			g.fwd = 0
+		}
+	}
+	return out
+}
+
+// follow is a non-leader's tick: its counts went to the leader, so it
+// keeps none, and it holds no alert state (the leader does).
+func (e *Engine) follow(st *ruleState) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i, c := range st.set.rules {
+		for _, g := range st.groups[i] {
+			g.win = newWindow(c.window)
+			g.state, g.alert = "", Alert{}
+		}
+	}
+}
+
+// apply folds other replicas' matches into the leader's windows.
+func (e *Engine) apply(st *ruleState, ds []delta) {
+	byName := map[string]int{}
+	for i, c := range st.set.rules {
+		byName[c.Name] = i
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range ds {
+		pos, ok := byName[d.Rule]
+		if !ok || d.Digest != st.set.Digest || d.N <= 0 {
+			continue
+		}
+		c := st.set.rules[pos]
+		if len(d.Values) != len(c.GroupBy) {
+			continue
+		}
+		at := time.Unix(0, d.At)
+		if g := e.groupLocked(st, pos, c, d.Service, d.Env, d.Values, at); g != nil {
+			g.win.add(at, d.N)
+			if at.After(g.lastSeen) {
+				g.lastSeen = at
+			}
+		}
+	}
 }
 
 // Tick evaluates every rule at the engine's now and reports the changes to
 // the sink.
 func (e *Engine) Tick(ctx context.Context) {
+	if sh := e.cfg.Shared; sh != nil {
+		st := e.rules.Load()
+		ds := e.takeDeltas(st)
+		if !sh.lead(ctx) {
+			if err := sh.push(ctx, ds); err != nil {
+				e.cfg.Logger.Warn("forward alert matches to the leader", "err", err, "matches", len(ds))
+			}
+			e.follow(st)
+			return
+		}
+		remote, err := sh.pull(ctx)
+		if err != nil {
+			e.cfg.Logger.Warn("read forwarded alert matches", "err", err)
+		}
+		e.apply(st, remote)
+	}
 	changes := e.evaluate(e.cfg.Now())
 	if e.cfg.Sink == nil {
 		return
