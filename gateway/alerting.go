@@ -74,6 +74,11 @@ func (s *Server) AlertChanged(ctx context.Context, ch alert.Change) {
 		} else {
 			s.metrics.auditEvents.WithLabelValues(action).Inc()
 		}
+		if s.cfg.Notifier != nil {
+			if err := s.cfg.Notifier.Notify(ctx, action, map[string]any{"alert": alertView{Alert: a, Link: s.AlertLink(a)}}); err != nil {
+				s.log.Warn("queue alert notification", "alert_id", a.ID, "err", err)
+			}
+		}
 	}
 	for _, rc := range s.cfg.AlertReceivers {
 		if err := rc.Enqueue(ctx, a); err != nil {

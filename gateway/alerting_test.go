@@ -129,6 +129,9 @@ func TestAlertFiresOnIngestedLinesAndResolves(t *testing.T) {
 		t.Errorf("alert.fired carries a line: %s", b)
 	}
 
+	if kinds := strings.Join(ah.notes.kinds(), ","); !strings.Contains(kinds, "alert.fired") {
+		t.Errorf("notifications = %s, want alert.fired", kinds)
+	}
 	// Alice (an engineer) may not list alerts; the refusal is audited.
 	if code, _ := ah.alerts("alice"); code != http.StatusForbidden {
 		t.Errorf("alice GET /api/v1/alerts = %d, want 403", code)
