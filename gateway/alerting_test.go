@@ -230,6 +230,16 @@ func TestAlertRulesEditValidatesThenSavesAndAudits(t *testing.T) {
 	if names := ah.engine.Rules().Names(); len(names) != 1 || names[0] != "x" {
 		t.Errorf("rules after reload = %v", names)
 	}
+	// The Admin page sends the file wrapped in JSON.
+	if code := ah.call("carol", http.MethodPut, "/api/v1/alert-rules", map[string]string{"source": "- {name: y, window: 2m}\n"}, nil); code != http.StatusOK {
+		t.Errorf("PUT {source} = %d", code)
+	}
+	if names := ah.engine.Rules().Names(); len(names) != 1 || names[0] != "y" {
+		t.Errorf("rules after PUT {source} = %v", names)
+	}
+	if code := ah.call("carol", http.MethodPut, "/api/v1/alert-rules", map[string]string{"sauce": "x"}, nil); code != http.StatusBadRequest {
+		t.Errorf("PUT {sauce} = %d, want 400", code)
+	}
 }
 
 func TestAuditRuleCountsAggregatedAuthFailures(t *testing.T) {

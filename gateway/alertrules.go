@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +61,19 @@ func (s *Server) handlePutAlertRules(w http.ResponseWriter, r *http.Request, who
 		return errTooLarge(fmt.Sprintf("request body over %d bytes", mbe.Limit))
 	} else if err != nil {
 		return errBadRequest("cannot read body: " + err.Error())
+	}
+	// The browser sends {"source": "<the file>"}; an object is never a
+	// rules file (which is a list), so the two cannot be confused.
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+		var wrapped struct {
+			Source string `json:"source"`
+		}
+		dec := json.NewDecoder(bytes.NewReader(t))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&wrapped); err != nil {
+			return errBadRequest(`a JSON object body must be {"source": "<rules file>"}`)
+		}
+		body = []byte(wrapped.Source)
 	}
 	set, err := alert.Parse(filepath.Base(s.cfg.AlertRulesFile), body)
 	var pe *alert.ParseError

@@ -38,6 +38,7 @@ func TestBrowserAlertToAccess(t *testing.T) {
 		}
 	}
 	carol.screenshot("alerts")
+
 	link := eval[string](carol, `document.querySelector("#firing [data-alert] a").href`)
 	u, err := url.Parse(link)
 	if err != nil || u.Query().Get("alert_id") == "" {
@@ -60,4 +61,22 @@ func TestBrowserAlertToAccess(t *testing.T) {
 	if code := g.call("GET", "/api/v1/requests", g.token("alice"), nil, &reqs); code != 200 || len(reqs.Items) != 1 || reqs.Items[0].AlertID != alertID {
 		t.Errorf("alice's requests = %d %+v, want one naming %s", code, reqs.Items, alertID)
 	}
+	// An admin edits the rules on the Admin page: a bad file is refused
+	// with the rule and field named, a good one is saved.
+	carol.open("/admin")
+	carol.waitFor("rules editor", `document.getElementById("rules-source").value.includes("checkout-payment-errors")`, 10*time.Second)
+	carol.setInput("rules-source", "- {name: broken, message: '(', window: 1m}\n")
+	carol.do("save bad rules", chromedp.Click(chromedp.ID("rules-save")))
+	carol.waitFor("refusal", `document.getElementById("rules-result").textContent.includes("Not saved")`, 10*time.Second)
+	if got := carol.text("#rules-result"); !strings.Contains(got, `rule "broken"`) || !strings.Contains(got, "field message") {
+		t.Errorf("refusal = %q, want the rule and field", got)
+	}
+	good := "- {name: checkout-payment-errors, service: checkout, env: staging, level: error, message: payment failed, threshold: 2, window: 1m}\n- {name: slow, message: timeout, window: 5m}\n"
+	carol.setInput("rules-source", good)
+	carol.do("save good rules", chromedp.Click(chromedp.ID("rules-save")))
+	carol.waitFor("saved", `document.getElementById("rules-result").textContent.includes("Saved: 2 rules")`, 10*time.Second)
+	if b, _ := os.ReadFile(rules); string(b) != good {
+		t.Errorf("rules file = %q, want the saved rules", b)
+	}
+	carol.screenshot("admin-rules")
 }
