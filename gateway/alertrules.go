@@ -18,17 +18,17 @@ import (
 
 // requireRulesAdmin lets loggate-admins (manage_policies) read and change
 // the alert rules; a refusal is audited.
-func (s *Server) requireRulesAdmin(r *http.Request, who auth.Identity) error {
+func (s *Server) requireRulesAdmin(r *http.Request, who auth.Identity, action string) error {
 	if s.allowed(r.Context(), who, "manage_policies") {
 		return nil
 	}
-	s.recordBestEffort(r.Context(), r, audit.Event{Action: "alert_rules.changed", Actor: userActor(who),
+	s.recordBestEffort(r.Context(), r, audit.Event{Action: action, Actor: userActor(who),
 		Outcome: audit.OutcomeDenied, Reason: "alert rules are managed by loggate-admins"})
 	return errForbidden("alert rules are managed by loggate-admins")
 }
 
 func (s *Server) handleGetAlertRules(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
-	if err := s.requireRulesAdmin(r, who); err != nil {
+	if err := s.requireRulesAdmin(r, who, "alert_rules.read"); err != nil {
 		return err
 	}
 	if s.cfg.Alerts == nil {
@@ -49,12 +49,11 @@ func (s *Server) handleGetAlertRules(w http.ResponseWriter, r *http.Request, who
 // validated first (400 listing every problem; the running rules stay),
 // audited, saved, then put in force.
 func (s *Server) handlePutAlertRules(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
-	if err := s.requireRulesAdmin(r, who); err != nil {
+	if err := s.requireRulesAdmin(r, who, "alert_rules.changed"); err != nil {
 		return err
 	}
-	if s.cfg.Alerts == nil || s.cfg.AlertRulesFile == "" {
-		return errNotFound("alert rules are not editable here: start loggate with --alert-rules FILE")
-	}
+	// Read and validate first: a client learns what is wrong with its
+	// file even where the rules cannot be saved.
 	body, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -75,13 +74,20 @@ func (s *Server) handlePutAlertRules(w http.ResponseWriter, r *http.Request, who
 		}
 		body = []byte(wrapped.Source)
 	}
-	set, err := alert.Parse(filepath.Base(s.cfg.AlertRulesFile), body)
+	name := "alert-rules"
+	if s.cfg.AlertRulesFile != "" {
+		name = filepath.Base(s.cfg.AlertRulesFile)
+	}
+	set, err := alert.Parse(name, body)
 	var pe *alert.ParseError
 	if errors.As(err, &pe) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": pe.Error(), "code": "bad_request", "problems": pe.Problems})
 		return nil
 	} else if err != nil {
 		return errBadRequest(err.Error())
+	}
+	if s.cfg.Alerts == nil || s.cfg.AlertRulesFile == "" {
+		return errNotFound("alert rules are not editable here: start loggate with --alert-rules FILE")
 	}
 	if err := s.applyAlertRules(r.Context(), r, userActor(who), "api", set, body); err != nil {
 		return err

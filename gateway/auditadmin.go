@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -96,7 +97,7 @@ func (s *Server) handleSetLegalHold(w http.ResponseWriter, r *http.Request, who 
 }
 
 type purgeBody struct {
-	Before time.Time `json:"before"`
+	Before string `json:"before"` // parsed here, so a bad time names the field
 }
 
 // handlePurge empties the records of events older than "before", keeping
@@ -110,10 +111,14 @@ func (s *Server) handlePurge(w http.ResponseWriter, r *http.Request, who auth.Id
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	if body.Before.IsZero() || body.Before.After(s.now()) {
-		return errBadRequest(`"before" must be an RFC 3339 time in the past`)
+	if body.Before == "" {
+		return errBadRequest(`"before" is required: an RFC 3339 time in the past`)
 	}
-	res, err := a.Purge(r.Context(), body.Before, userActor(who))
+	before, perr := time.Parse(time.RFC3339Nano, body.Before)
+	if perr != nil || before.After(s.now()) {
+		return errBadRequest(fmt.Sprintf(`"before": time %q is not an RFC 3339 time in the past (e.g. "2026-01-02T15:04:05Z")`, truncate(body.Before, 40)))
+	}
+	res, err := a.Purge(r.Context(), before, userActor(who))
 	if err != nil {
 		return auditAdminError(err)
 	}

@@ -49,7 +49,7 @@ func parseAuditQuery(r *http.Request, now time.Time) (audit.Query, error) {
 	if aq.RequestID == "" {
 		aq.RequestID = q.Get("request_id")
 	}
-	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	limit, err := limitParam(q)
 	if err != nil {
 		return aq, err
 	}
@@ -123,14 +123,14 @@ func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request, who a
 	if err := s.requireSecurity(r, who); err != nil {
 		return err
 	}
-	format := r.URL.Query().Get("format")
+	format, err := enumParam(r.URL.Query(), "format", "ndjson", "csv")
+	if err != nil {
+		return err
+	}
 	if format == "" {
 		format = "ndjson"
 	}
 	ct := map[string]string{"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}[format]
-	if ct == "" {
-		return errBadRequest("format must be ndjson or csv")
-	}
 	aq, err := s.checkedAuditQuery(r, who, "export.download")
 	if err != nil {
 		return err
@@ -193,13 +193,17 @@ func (s *Server) handleAuditVerify(w http.ResponseWriter, r *http.Request, who a
 	if err := s.requireSecurity(r, who); err != nil {
 		return err
 	}
+	fresh, err := parseBoolParam(r.URL.Query(), "fresh")
+	if err != nil {
+		return err
+	}
 	if s.cfg.VerifyAudit == nil {
 		return errNotFound("verification is not available on this deployment")
 	}
 	c := &s.verify
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.at.IsZero() || s.now().Sub(c.at) > 30*time.Second || r.URL.Query().Get("fresh") == "true" {
+	if c.at.IsZero() || s.now().Sub(c.at) > 30*time.Second || fresh {
 		ctx, cancel := context.WithTimeout(r.Context(), 60*time.Second)
 		c.report, c.err = s.cfg.VerifyAudit(ctx)
 		cancel()

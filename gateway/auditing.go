@@ -36,6 +36,9 @@ func (s *Server) record(ctx context.Context, r *http.Request, ev audit.Event) er
 		s.metrics.auditFailures.Inc()
 		return errAudit(err)
 	}
+	if m, ok := ctx.Value(keyRefusalMark).(*refusalMark); ok && ev.Outcome == audit.OutcomeDenied {
+		m.recorded.Store(true)
+	}
 	s.metrics.auditEvents.WithLabelValues(ev.Action).Inc()
 	s.observeEvent(ev)
 	return nil

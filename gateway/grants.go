@@ -44,18 +44,20 @@ func (s *Server) canSeeGrant(ctx context.Context, who auth.Identity, g store.Gra
 func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
 	q := r.URL.Query()
-	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	limit, err := limitParam(q)
 	if err != nil {
 		return err
 	}
-	state := q.Get("state")
-	switch state {
-	case "", store.GrantActive, store.GrantExpired, store.GrantRevoked:
-	default:
-		return errBadRequest("state must be one of active, expired, revoked")
+	state, err := enumParam(q, "state", store.GrantActive, store.GrantExpired, store.GrantRevoked)
+	if err != nil {
+		return err
+	}
+	all, err := parseBoolParam(q, "all")
+	if err != nil {
+		return err
 	}
 	sq := store.Query{Owner: who.ID(), Limit: limit, Cursor: q.Get("cursor")}
-	if q.Get("all") == "true" {
+	if all {
 		if !s.allowed(ctx, who, "read_audit") {
 			return errForbidden("all=true is for security")
 		}
@@ -237,11 +239,11 @@ func (s *Server) handleListReviews(w http.ResponseWriter, r *http.Request, who a
 		return errForbidden("reviews are for security")
 	}
 	q := r.URL.Query()
-	state := q.Get("state")
-	if state != "" && state != store.ReviewOpen && state != store.ReviewClosed {
-		return errBadRequest("state must be open or closed")
+	state, err := enumParam(q, "state", store.ReviewOpen, store.ReviewClosed)
+	if err != nil {
+		return err
 	}
-	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	limit, err := limitParam(q)
 	if err != nil {
 		return err
 	}

@@ -165,6 +165,25 @@ func (a *faultyAuditor) fail(f func(audit.Event) bool) {
 	a.mu.Unlock()
 }
 
+// The local store's retention, legal hold and key rotation pass through, so
+// the admin endpoints are served as in production.
+var _ auditAdmin = (*faultyAuditor)(nil)
+
+func (a *faultyAuditor) admin() auditAdmin { return a.Auditor.(auditAdmin) }
+func (a *faultyAuditor) SetLegalHold(ctx context.Context, on bool, reason string, actor audit.Actor) (audit.Event, error) {
+	return a.admin().SetLegalHold(ctx, on, reason, actor)
+}
+func (a *faultyAuditor) LegalHold(ctx context.Context) (audit.LegalHold, error) {
+	return a.admin().LegalHold(ctx)
+}
+func (a *faultyAuditor) Purge(ctx context.Context, before time.Time, actor audit.Actor) (audit.PurgeResult, error) {
+	return a.admin().Purge(ctx, before, actor)
+}
+func (a *faultyAuditor) RotateKey(ctx context.Context, actor audit.Actor) error {
+	return a.admin().RotateKey(ctx, actor)
+}
+func (a *faultyAuditor) VerifierKeys() []string { return a.admin().VerifierKeys() }
+
 // harness is a real gateway (real authenticator against the development
 // identity provider, real policy engine, audit trail, SQLite store, log hub
 // and redactor) behind an httptest server.

@@ -27,6 +27,8 @@ func HashSourceToken(token string) string {
 
 // source authenticates an ingest request by its bearer source token. The
 // token is looked up by its hash, so no comparison of secrets happens here.
+// A missing, unknown or revoked token is 401 and audited as auth.failed
+// with actor kind source.
 func (s *Server) source(r *http.Request) (store.Source, error) {
 	h := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(h, "Bearer ")
@@ -35,14 +37,19 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 	}
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
+		s.sourceAuthFailed(r, sourceReasonNoCredentials, "", nil)
 		return store.Source{}, errUnauthorized("source token required (Authorization: Bearer <token>)")
 	}
 	src, err := s.cfg.Store.SourceByTokenHash(r.Context(), HashSourceToken(token))
-	if errors.Is(err, store.ErrNotFound) || (err == nil && !src.RevokedAt.IsZero()) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.sourceAuthFailed(r, sourceReasonUnknown, token, nil)
 		return store.Source{}, errUnauthorized("invalid source token")
-	}
-	if err != nil {
+	case err != nil:
 		return store.Source{}, err
+	case !src.RevokedAt.IsZero():
+		s.sourceAuthFailed(r, sourceReasonRevoked, token, &src)
+		return store.Source{}, errUnauthorized("invalid source token")
 	}
 	if !s.ingestLimiter.allow(src.ID) {
 		return store.Source{}, &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
@@ -82,8 +89,12 @@ func (s *Server) decodeError(err error) error {
 // A batch with any entry the source may not write is refused whole (403).
 func (s *Server) accept(r *http.Request, src store.Source, entries []logs.Entry) (int, error) {
 	for i := range entries {
+		if err := checkEntryStream(i, entries[i].Service, entries[i].Env); err != nil {
+			return 0, err
+		}
 		if !src.Allows(entries[i].Service, entries[i].Env) {
 			s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
+			s.sourceWriteDenied(r, src, entries[i].Service, entries[i].Env)
 			return 0, errForbidden(fmt.Sprintf("source may not write stream %s/%s", entries[i].Service, entries[i].Env))
 		}
 	}
@@ -118,12 +129,15 @@ func (s *Server) handleIngestJSON(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	stream := logs.Stream{Service: q.Get("service"), Env: q.Get("env")}
-	if !nameRE.MatchString(stream.Service) || !nameRE.MatchString(stream.Env) {
-		s.writeIngestError(w, r, errBadRequest("query parameters service and env are required (lower-case names)"))
-		return
+	for _, p := range [][2]string{{"service", stream.Service}, {"env", stream.Env}} {
+		if err := checkStreamParam(p[0], p[1]); err != nil {
+			s.writeIngestError(w, r, err)
+			return
+		}
 	}
 	if !src.Allows(stream.Service, stream.Env) {
 		s.metrics.ingestRejected.WithLabelValues("forbidden_stream").Inc()
+		s.sourceWriteDenied(r, src, stream.Service, stream.Env)
 		s.writeIngestError(w, r, errForbidden("source may not write stream "+stream.String()))
 		return
 	}
@@ -157,7 +171,11 @@ func (s *Server) ingestBody(w http.ResponseWriter, r *http.Request, decode decod
 	src, err := s.source(r)
 	if err == nil {
 		var body []byte
-		if body, err = s.readIngest(w, r); err == nil {
+		if body, err = s.readIngest(w, r); err == nil && len(body) == 0 {
+			// Zero entries, as an empty NDJSON body is: shippers flush
+			// empty batches, and no format needs a byte to say "nothing".
+			return true
+		} else if err == nil {
 			var entries []logs.Entry
 			if entries, err = decode(body, r.Header.Get("Content-Type"), s.ingestOptions()); err != nil {
 				err = s.decodeError(err)

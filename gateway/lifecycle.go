@@ -110,9 +110,11 @@ func (s *Server) lapse(ctx context.Context, r store.Request, now time.Time) {
 }
 
 // Shutdown ends every live tail with close code 4003 and waits (until ctx
-// ends) for them to record stream.closed.
+// ends) for them to record stream.closed. Pending counts of refused
+// source tokens are recorded too.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.shutdownOnce.Do(func() { close(s.shutdown) })
+	defer s.sourceBursts.close()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for s.tails.count() > 0 {

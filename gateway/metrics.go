@@ -20,6 +20,7 @@ type metrics struct {
 	tails          prometheus.Gauge
 	notifications  *prometheus.CounterVec
 	alerts         *prometheus.CounterVec
+	viewCountSaves prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -42,13 +43,15 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Ingest requests refused, by reason."}, []string{"reason"}),
 		tails: prometheus.NewGauge(prometheus.GaugeOpts{Name: "loggate_tails_open",
 			Help: "Live tail WebSockets open on this replica."}),
+		viewCountSaves: prometheus.NewCounter(prometheus.CounterOpts{Name: "loggate_view_counts_saves_total",
+			Help: "Saves of live views' counts to the data directory (for crash recovery)."}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_notification_attempts_total",
 			Help: "Notification delivery attempts by outcome."}, []string{"outcome"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_alerts_total",
 			Help: "Alert state changes by new state (firing, resolved)."}, []string{"state"}),
 	}
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.auditEvents, m.auditFailures, m.decisions, m.policyErrors,
-		m.ingestEntries, m.ingestRejected, m.tails, m.notifications, m.alerts)
+		m.ingestEntries, m.ingestRejected, m.tails, m.notifications, m.viewCountSaves, m.alerts)
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -63,4 +66,20 @@ func (m *metrics) observeHTTP(method, route string, code int, d time.Duration) {
 	}
 	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
 	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// registerSpool exports the audit spool's depth and counters.
+func (m *metrics) registerSpool(reg *prometheus.Registry, sp Spooler) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "loggate_audit_spool_depth",
+		Help: "Audit events waiting in this replica's spool for the trail."},
+		func() float64 { return float64(sp.Stats().Depth) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "loggate_audit_spooled_total",
+			Help: "Audit events put in the spool because the trail was unavailable."},
+			func() float64 { return float64(sp.Stats().Spooled) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "loggate_audit_spool_drained_total",
+			Help: "Spooled audit events appended to the trail."},
+			func() float64 { return float64(sp.Stats().Drained) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "loggate_audit_spool_corrupt_total",
+			Help: "Spool records found torn or corrupt at start-up (quarantined, never appended)."},
+			func() float64 { return float64(sp.Stats().Corrupt) }))
 }

@@ -65,17 +65,18 @@ func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request, who au
 func (s *Server) handleListRequests(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
 	q := r.URL.Query()
-	state := q.Get("state")
-	switch state {
-	case "", store.StatePending, store.StateApproved, store.StateDenied, store.StateCancelled, store.StateLapsed:
-	default:
-		return errBadRequest("state must be one of pending, approved, denied, cancelled, lapsed")
-	}
-	limit, err := parseLimit(q.Get("limit"), 100, 1000)
+	state, err := enumParam(q, "state", store.StatePending, store.StateApproved, store.StateDenied, store.StateCancelled, store.StateLapsed)
 	if err != nil {
 		return err
 	}
-	scope := q.Get("scope")
+	limit, err := limitParam(q)
+	if err != nil {
+		return err
+	}
+	scope, err := enumParam(q, "scope", "mine", "approvable", "all")
+	if err != nil {
+		return err
+	}
 	if scope == "" {
 		scope = "mine"
 		if state == store.StatePending {
@@ -125,7 +126,7 @@ func parseLimit(v string, def, maxN int) (int, error) {
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > maxN {
-		return 0, errBadRequest(fmt.Sprintf("limit must be an integer from 1 to %d", maxN))
+		return 0, errBadRequest(fmt.Sprintf("limit %q is not an integer from 1 to %d", truncate(v, 40), maxN))
 	}
 	return n, nil
 }

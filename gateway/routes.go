@@ -9,78 +9,134 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/loggate/loggate/auth"
 	"github.com/loggate/loggate/gateway/api"
+	"github.com/loggate/loggate/gateway/audit"
 )
 
-// routes is the one route table.
+// Who may call a route (Route.Auth).
+const (
+	RouteAuthNone     = "none"     // anyone: health, metrics, public keys and client config
+	RouteAuthUser     = "user"     // a signed-in person: bearer token, or session cookie (+ CSRF)
+	RouteAuthSource   = "source"   // an ingest source token
+	RouteAuthBrowser  = "browser"  // the browser sign-in flow itself (state, nonce, cookies)
+	RouteAuthProvider = "provider" // a logout token signed by the identity provider
+)
+
+// Route is one row of the route table as others may read it.
+type Route struct {
+	Method string // GET, POST, DELETE
+	Path   string // a ServeMux path pattern, e.g. /api/v1/grants/{id}
+	Auth   string // RouteAuthNone, RouteAuthUser, ...
+}
+
+// route is a row of the table with its handler.
+type route struct {
+	pattern string // "METHOD /path"
+	auth    string
+	h       http.Handler
+}
+
+// routeTable is the one route table: every endpoint, who may call it, and
+// its handler. Routes exposes it (tests walk it to check every endpoint's
+// answers); routes registers it.
+func (s *Server) routeTable() []route {
+	const none, user, source, browser, provider = RouteAuthNone, RouteAuthUser, RouteAuthSource, RouteAuthBrowser, RouteAuthProvider
+	f := func(h http.HandlerFunc) http.Handler { return h }
+	return []route{
+		{"GET /healthz", none, f(s.handleHealthz)},
+		{"GET /readyz", none, f(s.handleReadyz)},
+		{"GET /metrics", none, promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{})},
+
+		{"GET /login", browser, f(s.cfg.Auth.HandleLogin)},
+		{"GET /auth/callback", browser, f(s.cfg.Auth.HandleCallback)},
+		{"POST /logout", browser, f(s.cfg.Auth.HandleLogout)},
+		{"POST /auth/backchannel-logout", provider, f(s.handleBackchannelLogout)},
+		{"GET /api/v1/auth/config", none, f(s.handleAuthConfig)},
+
+		{"GET /api/v1/me", user, s.api(s.handleMe)},
+		{"GET /api/v1/streams", user, s.api(s.handleStreams)},
+
+		{"POST /api/v1/requests", user, s.api(s.handleCreateRequest)},
+		{"GET /api/v1/requests", user, s.api(s.handleListRequests)},
+		{"GET /api/v1/requests/{id}", user, s.api(s.handleGetRequest)},
+		{"POST /api/v1/requests/{id}/approve", user, s.api(s.handleApprove)},
+		{"POST /api/v1/requests/{id}/deny", user, s.api(s.handleDeny)},
+		{"POST /api/v1/requests/{id}/cancel", user, s.api(s.handleCancel)},
+
+		{"GET /api/v1/grants", user, s.api(s.handleListGrants)},
+		{"GET /api/v1/grants/{id}", user, s.api(s.handleGetGrant)},
+		{"POST /api/v1/grants/{id}/revoke", user, s.api(s.handleRevoke)},
+		{"POST /api/v1/grants/{id}/extend", user, s.api(s.handleExtend)},
+		{"GET /api/v1/grants/{id}/tail", user, f(s.handleTail)},
+		{"GET /api/v1/grants/{id}/timeline", user, s.api(s.handleTimeline)},
+		{"GET /api/v1/views/{view_id}/replay", user, s.api(s.handleViewReplay)},
+		{"POST /api/v1/grants/{id}/legal-hold", user, s.api(s.handleGrantLegalHold)},
+
+		{"GET /api/v1/reviews", user, s.api(s.handleListReviews)},
+		{"POST /api/v1/reviews/{id}/close", user, s.api(s.handleCloseReview)},
+
+		{"GET /api/v1/audit", user, s.api(s.handleAuditSearch)},
+		{"GET /api/v1/audit/export", user, s.api(s.handleAuditExport)},
+		{"GET /api/v1/audit/checkpoint", user, s.api(s.handleAuditCheckpoint)},
+		{"GET /api/v1/audit/verify", user, s.api(s.handleAuditVerify)},
+		{"GET /api/v1/audit/keys", none, f(s.handleAuditKeys)},
+		{"GET /api/v1/audit/legal-hold", user, s.api(s.handleGetLegalHold)},
+		{"POST /api/v1/audit/legal-hold", user, s.api(s.handleSetLegalHold)},
+		{"POST /api/v1/audit/purge", user, s.api(s.handlePurge)},
+		{"POST /api/v1/audit/rotate-key", user, s.api(s.handleRotateAuditKey)},
+		{"GET /api/v1/audit/{id}/proof", user, s.api(s.handleAuditProof)},
+
+		{"GET /api/v1/sources", user, s.api(s.handleListSources)},
+		{"POST /api/v1/sources", user, s.api(s.handleCreateSource)},
+		{"POST /api/v1/sources/{id}/revoke", user, s.api(s.handleRevokeSource)},
+		{"GET /api/v1/policy", user, s.api(s.handlePolicyInfo)},
+		{"GET /api/v1/alerts", user, s.api(s.handleListAlerts)},
+		{"GET /api/v1/alerts/{id}", user, s.api(s.handleGetAlert)},
+		{"GET /api/v1/alert-rules", user, s.api(s.handleGetAlertRules)},
+		{"PUT /api/v1/alert-rules", user, s.api(s.handlePutAlertRules)},
+		{"GET /api/v1/sessions", user, s.api(s.handleListSessions)},
+		{"DELETE /api/v1/sessions/{id}", user, s.api(s.handleEndSession)},
+
+		{"POST /api/v1/ingest", source, f(s.handleIngestJSON)},
+		{"POST /v1/logs", source, f(s.handleIngestOTLP)},
+		{"POST /loki/api/v1/push", source, f(s.handleIngestLoki)},
+	}
+}
+
+// Routes lists the route table: method, path pattern and who may call
+// each endpoint, in the table's order.
+func (s *Server) Routes() []Route {
+	out := make([]Route, 0, len(s.table))
+	for _, rt := range s.table {
+		method, path, _ := strings.Cut(rt.pattern, " ")
+		out = append(out, Route{Method: method, Path: path, Auth: rt.auth})
+	}
+	return out
+}
+
+// routes registers the route table, then what answers a path no row
+// serves under the request's method.
 func (s *Server) routes() {
 	m := s.mux
-	m.HandleFunc("GET /healthz", s.handleHealthz)
-	m.HandleFunc("GET /readyz", s.handleReadyz)
-	m.Handle("GET /metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{}))
-
-	m.HandleFunc("GET /login", s.cfg.Auth.HandleLogin)
-	m.HandleFunc("GET /auth/callback", s.cfg.Auth.HandleCallback)
-	m.HandleFunc("POST /logout", s.cfg.Auth.HandleLogout)
-	m.HandleFunc("POST /auth/backchannel-logout", s.handleBackchannelLogout)
-	m.HandleFunc("GET /api/v1/auth/config", s.handleAuthConfig)
-
-	m.HandleFunc("GET /api/v1/me", s.api(s.handleMe))
-	m.HandleFunc("GET /api/v1/streams", s.api(s.handleStreams))
-
-	m.HandleFunc("POST /api/v1/requests", s.api(s.handleCreateRequest))
-	m.HandleFunc("GET /api/v1/requests", s.api(s.handleListRequests))
-	m.HandleFunc("GET /api/v1/requests/{id}", s.api(s.handleGetRequest))
-	m.HandleFunc("POST /api/v1/requests/{id}/approve", s.api(s.handleApprove))
-	m.HandleFunc("POST /api/v1/requests/{id}/deny", s.api(s.handleDeny))
-	m.HandleFunc("POST /api/v1/requests/{id}/cancel", s.api(s.handleCancel))
-
-	m.HandleFunc("GET /api/v1/grants", s.api(s.handleListGrants))
-	m.HandleFunc("GET /api/v1/grants/{id}", s.api(s.handleGetGrant))
-	m.HandleFunc("POST /api/v1/grants/{id}/revoke", s.api(s.handleRevoke))
-	m.HandleFunc("POST /api/v1/grants/{id}/extend", s.api(s.handleExtend))
-	m.HandleFunc("GET /api/v1/grants/{id}/tail", s.handleTail)
-	m.HandleFunc("GET /api/v1/grants/{id}/timeline", s.api(s.handleTimeline))
-
-	m.HandleFunc("GET /api/v1/reviews", s.api(s.handleListReviews))
-	m.HandleFunc("POST /api/v1/reviews/{id}/close", s.api(s.handleCloseReview))
-
-	m.HandleFunc("GET /api/v1/audit", s.api(s.handleAuditSearch))
-	m.HandleFunc("GET /api/v1/audit/export", s.api(s.handleAuditExport))
-	m.HandleFunc("GET /api/v1/audit/checkpoint", s.api(s.handleAuditCheckpoint))
-	m.HandleFunc("GET /api/v1/audit/verify", s.api(s.handleAuditVerify))
-	m.HandleFunc("GET /api/v1/audit/keys", s.handleAuditKeys)
-	m.HandleFunc("GET /api/v1/audit/legal-hold", s.api(s.handleGetLegalHold))
-	m.HandleFunc("POST /api/v1/audit/legal-hold", s.api(s.handleSetLegalHold))
-	m.HandleFunc("POST /api/v1/audit/purge", s.api(s.handlePurge))
-	m.HandleFunc("POST /api/v1/audit/rotate-key", s.api(s.handleRotateAuditKey))
-	m.HandleFunc("GET /api/v1/audit/{id}/proof", s.api(s.handleAuditProof))
-
-	m.HandleFunc("GET /api/v1/sources", s.api(s.handleListSources))
-	m.HandleFunc("POST /api/v1/sources", s.api(s.handleCreateSource))
-	m.HandleFunc("POST /api/v1/sources/{id}/revoke", s.api(s.handleRevokeSource))
-	m.HandleFunc("GET /api/v1/policy", s.api(s.handlePolicyInfo))
-	m.HandleFunc("GET /api/v1/alerts", s.api(s.handleListAlerts))
-	m.HandleFunc("GET /api/v1/alerts/{id}", s.api(s.handleGetAlert))
-	m.HandleFunc("GET /api/v1/alert-rules", s.api(s.handleGetAlertRules))
-	m.HandleFunc("PUT /api/v1/alert-rules", s.api(s.handlePutAlertRules))
-	m.HandleFunc("GET /api/v1/sessions", s.api(s.handleListSessions))
-	m.HandleFunc("DELETE /api/v1/sessions/{id}", s.api(s.handleEndSession))
-
-	m.HandleFunc("POST /api/v1/ingest", s.handleIngestJSON)
-	m.HandleFunc("POST /v1/logs", s.handleIngestOTLP)
-	m.HandleFunc("POST /loki/api/v1/push", s.handleIngestLoki)
-
-	// What no pattern above serves: 405 (with Allow) when the path exists
-	// under another method, else 404; JSON either way, never the UI's page.
+	s.table = s.routeTable()
+	s.noRoute = map[string]bool{"/api/": true}
+	for _, rt := range s.table {
+		m.Handle(rt.pattern, rt.h)
+		// The same path under any other method: 405 with Allow (JSON).
+		_, path, _ := strings.Cut(rt.pattern, " ")
+		if !s.noRoute[path] {
+			s.noRoute[path] = true
+			m.HandleFunc(path, s.handleNoRoute)
+		}
+	}
+	// What no pattern serves under /api/: 404 JSON, never the UI's page.
 	m.HandleFunc("/api/", s.handleNoRoute)
-	m.HandleFunc("/v1/logs", s.handleNoRoute)
-	m.HandleFunc("/loki/api/v1/push", s.handleNoRoute)
 	for pattern, h := range s.cfg.Mounts {
 		m.Handle(pattern, h)
 	}
@@ -94,13 +150,7 @@ func (s *Server) routes() {
 }
 
 // isNoRoutePattern says whether pattern is one of handleNoRoute's catch-alls.
-func isNoRoutePattern(pattern string) bool {
-	switch pattern {
-	case "/api/", "/v1/logs", "/loki/api/v1/push":
-		return true
-	}
-	return false
-}
+func (s *Server) isNoRoutePattern(pattern string) bool { return s.noRoute[pattern] }
 
 // handleNoRoute answers a request no API route serves. If the path is served
 // under other methods it is 405 with an Allow header naming them.
@@ -111,7 +161,7 @@ func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
-		if _, pattern := s.mux.Handler(probe); pattern != "" && !isNoRoutePattern(pattern) {
+		if _, pattern := s.mux.Handler(probe); pattern != "" && !s.isNoRoutePattern(pattern) {
 			allow = append(allow, m)
 		}
 	}
@@ -129,7 +179,8 @@ func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 type apiHandler func(w http.ResponseWriter, r *http.Request, who auth.Identity) error
 
 // api authenticates the caller (401 without valid credentials), checks CSRF
-// for cookie-authenticated unsafe methods, and maps the handler's error.
+// for cookie-authenticated unsafe methods, refuses a declared-oversize body
+// (413), maps the handler's error, and makes sure a 403 is audited.
 func (s *Server) api(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		who, err := s.cfg.Auth.AuthenticateHTTP(w, r)
@@ -143,11 +194,36 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 				return
 			}
 		}
+		if r.ContentLength > s.limits.MaxBodyBytes {
+			// Declared too big: refused before any handler, whether or not
+			// it reads a body (one sent chunked meets MaxBytesReader).
+			s.writeError(w, r, errTooLarge(fmt.Sprintf("request body over %d bytes", s.limits.MaxBodyBytes)))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.limits.MaxBodyBytes)
+		mark := &refusalMark{}
+		r = r.WithContext(context.WithValue(r.Context(), keyRefusalMark, mark))
 		if err := h(w, r, who); err != nil {
+			s.auditForbidden(r, who, mark, err)
 			s.writeError(w, r, err)
 		}
 	}
+}
+
+// refusalMark notes that a handler recorded a denied event for its
+// request, so that api does not record a second one.
+type refusalMark struct{ recorded atomic.Bool }
+
+// auditForbidden makes every 403 of an API handler leave a trace: a handler
+// that did not record its own refusal (an action-specific denied event) gets
+// access.denied, naming the route and the refusal.
+func (s *Server) auditForbidden(r *http.Request, who auth.Identity, mark *refusalMark, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) || ae.Status != http.StatusForbidden || mark.recorded.Load() {
+		return
+	}
+	s.recordBestEffort(r.Context(), r, audit.Event{Action: "access.denied", Actor: userActor(who), Outcome: audit.OutcomeDenied,
+		Reason: ae.Message, Details: map[string]any{"method": r.Method, "route": r.Pattern, "path": truncate(r.URL.Path, 256)}})
 }
 
 // authError maps an authenticator error to the client's answer; the body
@@ -276,7 +352,13 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, map[string]any{"ready": ok, "checks": checks})
+	out := map[string]any{"ready": ok, "checks": checks}
+	if s.cfg.Spool != nil {
+		// Spooled events do not make the replica unready (the trail's own
+		// check does); the depth says how far behind the trail it is.
+		out["audit_spool"] = s.cfg.Spool.Stats()
+	}
+	writeJSON(w, status, out)
 }
 
 func (s *Server) handleAuthConfig(w http.ResponseWriter, r *http.Request) {

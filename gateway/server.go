@@ -60,7 +60,18 @@ type Auditor interface {
 	Export(ctx context.Context, w io.Writer, format string, q audit.Query) error
 }
 
+// Spooler is the audit spool as the gateway uses it (audit.Spool).
+type Spooler interface {
+	// Record appends ev, or spools it when the trail is unavailable;
+	// spooled says which. An error means neither happened.
+	Record(ctx context.Context, ev audit.Event) (out audit.Event, spooled bool, err error)
+	// Pending lists the spooled events not yet appended.
+	Pending() []audit.Event
+	Stats() audit.SpoolStats
+}
+
 var (
+	_ Spooler       = (*audit.Spool)(nil)
 	_ Auditor       = (*audit.Store)(nil)
 	_ Policy        = (*policy.Engine)(nil)
 	_ Authenticator = (*auth.Authenticator)(nil)
@@ -118,6 +129,17 @@ type Config struct {
 	ReplicaID string
 	// Notifier queues notifications; nil means none are sent.
 	Notifier Notifier
+	// Spool takes the closing events that cannot be refused (stream.closed)
+	// when the trail is unavailable, and appends them once it is back (see
+	// audit.Spool); nil means such an event is logged and lost.
+	Spool Spooler
+	// ViewCounts saves each live view's counts every ViewCountsInterval,
+	// so a view cut off by a crash is closed at start-up with counts at
+	// most one interval old; nil means only stream.progress events count.
+	ViewCounts *audit.ViewCountsDir
+	// ViewCountsInterval is how often a live view's counts are saved; zero
+	// means 5s.
+	ViewCountsInterval time.Duration
 
 	Limits Limits
 	// DigestKind names how the hub computes a view's digest, recorded in
@@ -177,8 +199,16 @@ type Server struct {
 	tails *tailRegistry
 	// verify caches the last audit verification.
 	verify verifyCache
+	// table is the route table (routes.go); noRoute the method-less
+	// patterns answering 405/404 for its paths. Both set once by New.
+	table   []route
+	noRoute map[string]bool
+
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
+	// sourceBursts aggregates refused source tokens and writes; closed by
+	// Shutdown.
+	sourceBursts *burstAggregator
 
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
@@ -201,6 +231,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.IdentityRecheckInterval <= 0 {
 		cfg.IdentityRecheckInterval = 5 * time.Minute
+	}
+	if cfg.ViewCountsInterval <= 0 {
+		cfg.ViewCountsInterval = 5 * time.Second
 	}
 	if cfg.TailProgressInterval == 0 {
 		cfg.TailProgressInterval = time.Minute
@@ -231,7 +264,11 @@ func New(cfg Config) (*Server, error) {
 		s.origins[strings.TrimRight(o, "/")] = true
 	}
 	s.ingestLimiter = newRateLimiter(l.IngestRate, 2*l.IngestRate, cfg.Now)
+	s.sourceBursts = newBurstAggregator(s.appendRefusal, cfg.Now, sourceFailureWindow, 10000)
 	s.metrics = newMetrics(cfg.Registry)
+	if cfg.Spool != nil {
+		s.metrics.registerSpool(cfg.Registry, cfg.Spool)
+	}
 	s.routes()
 	return s, nil
 }
@@ -396,6 +433,7 @@ type ctxKey int
 const (
 	keyRequestID ctxKey = iota
 	keyClientAddr
+	keyRefusalMark
 )
 
 func withRequestID(ctx context.Context, id string) context.Context {

@@ -107,7 +107,7 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request, who a
 	if !s.allowed(r.Context(), who, "manage_sources") {
 		return errForbidden("sources are managed by loggate-admins")
 	}
-	limit, err := parseLimit(r.URL.Query().Get("limit"), 100, 1000)
+	limit, err := limitParam(r.URL.Query())
 	if err != nil {
 		return err
 	}
@@ -171,15 +171,18 @@ func (s *Server) handleCreateSource(w http.ResponseWriter, r *http.Request, who 
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	if body.Name == "" || len(body.Name) > 100 {
-		return errBadRequest(`"name" is required (at most 100 characters)`)
+	if err := checkSourceName(body.Name); err != nil {
+		return err
 	}
 	if len(body.Streams) == 0 {
 		return errBadRequest(`"streams" must list at least one {"service","env"}`)
 	}
-	for _, st := range body.Streams {
-		if !(nameRE.MatchString(st.Service) || st.Service == "*") || !(nameRE.MatchString(st.Env) || st.Env == "*") {
-			return errBadRequest("each stream needs a service and env: lower-case names or *")
+	for i, st := range body.Streams {
+		if err := checkSourceStream(i, "service", st.Service); err != nil {
+			return err
+		}
+		if err := checkSourceStream(i, "env", st.Env); err != nil {
+			return err
 		}
 	}
 	v, err := s.CreateSource(r.Context(), userActor(who), body.Name, "", body.Streams)

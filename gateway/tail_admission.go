@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -46,6 +47,8 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	now := s.now()
 	if !g.ActiveAt(now) {
 		state := s.viewGrant(g).State
+		s.recordBestEffort(ctx, r, audit.Event{Action: "stream.opened", Actor: userActor(who), Outcome: "denied",
+			Reason: "grant is " + state, Target: grantTarget(g)})
 		s.writeError(w, r, &apiError{Status: http.StatusForbidden, Code: "grant_" + state, Message: "grant is " + state})
 		return
 	}
@@ -121,9 +124,30 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer viewer.Close()
-	end := s.serveTail(conn, t, viewer, g, who, tr, viewID)
+	counts := s.openViewCounts(viewID)
+	end := s.serveTail(conn, t, viewer, g, who, tr, viewID, counts)
 	viewer.Close() // final stats
-	s.recordClosed(r, who, g, viewID, start, viewer, end)
+	kept := s.recordClosed(r, who, g, viewID, start, viewer, end)
+	if counts != nil {
+		// Keep the saved counts for start-up recovery unless the close is
+		// in the trail or the spool.
+		_ = counts.Close(kept)
+	}
+}
+
+// openViewCounts creates the view's counts file; nil without
+// Config.ViewCounts or when it cannot be created (logged: the view then
+// relies on stream.progress alone).
+func (s *Server) openViewCounts(viewID string) *audit.ViewCountsFile {
+	if s.cfg.ViewCounts == nil {
+		return nil
+	}
+	f, err := s.cfg.ViewCounts.Create(viewID)
+	if err != nil {
+		s.log.Error("cannot save view counts; a crash would lose them", "err", err)
+		return nil
+	}
+	return f
 }
 
 func (s *Server) originAllowed(r *http.Request) bool {
@@ -208,9 +232,13 @@ func timeOrEmpty(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
-// recordClosed writes stream.closed with what was sent. Failing to record
-// it is counted and logged; the stream has ended either way.
-func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant, viewID string, start time.Time, v *logs.Viewer, e tailEnd) {
+// recordClosed writes stream.closed with what was sent. The view has ended
+// whatever happens, so the event cannot be refused: when the trail is
+// unavailable it goes to the spool (Config.Spool), which appends it once
+// the trail is back. It reports whether the event is durably kept (in the
+// trail or the spool); if not, the failure is counted and logged, and the
+// view's saved counts are kept for start-up recovery.
+func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant, viewID string, start time.Time, v *logs.Viewer, e tailEnd) bool {
 	details := map[string]any{"view_id": viewID, "close_reason": e.reason, "close_code": e.code,
 		"duration_ms": s.now().Sub(start).Milliseconds(), "entries": 0, "bytes": 0, "dropped": 0, "sampled": 0}
 	if v != nil {
@@ -219,13 +247,69 @@ func (s *Server) recordClosed(r *http.Request, who auth.Identity, g store.Grant,
 		details["redactions"] = st.Redactions
 		details["sha256"] = st.Digest
 		details["digest_kind"] = s.cfg.DigestKind
+		details["entries_sha256"] = st.EntriesDigest
+		details["paused"] = st.Paused
+		details["replay"] = fitRecord(st.Record)
 	}
 	ctx := withRequestID(context.Background(), requestID(r.Context()))
 	ctx = withClientAddr(ctx, clientAddrFrom(r.Context()))
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := s.record(ctx, r, audit.Event{Action: "stream.closed", Actor: userActor(who), Outcome: "success",
-		Reason: e.reason, Target: grantTarget(g), Details: details}); err != nil {
+	ev := audit.Event{Action: "stream.closed", Actor: userActor(who), Outcome: "success",
+		Reason: e.reason, Target: grantTarget(g), Details: details}
+	if err := s.recordClosing(ctx, r, ev); err != nil {
 		s.log.Error("could not audit stream.closed", "grant", g.ID, "err", err)
+		return false
+	}
+	return true
+}
+
+// recordClosing is record for events that cannot be refused: with a spool
+// they are spooled when the trail is unavailable.
+func (s *Server) recordClosing(ctx context.Context, r *http.Request, ev audit.Event) error {
+	if s.cfg.Spool == nil {
+		return s.record(ctx, r, ev)
+	}
+	ev.RequestID = requestID(ctx)
+	ev.SourceAddr = clientAddrFrom(ctx)
+	if r != nil {
+		ev.UserAgent = truncate(r.UserAgent(), 256)
+	}
+	_, spooled, err := s.cfg.Spool.Record(ctx, ev)
+	if err != nil {
+		s.metrics.auditFailures.Inc()
+		return errAudit(err)
+	}
+	if spooled {
+		s.log.Warn("audit trail unavailable: event spooled for later append", "action", ev.Action, "grant", ev.Target.GrantID)
+	} else {
+		s.metrics.auditEvents.WithLabelValues(ev.Action).Inc()
+	}
+	return nil
+}
+
+// maxRecordJSON bounds the replay record in stream.closed, well inside the
+// trail's per-event limit with the rest of the details.
+const maxRecordJSON = 40 << 10
+
+// fitRecord drops the trailing ranges (and then the skips) of a record too
+// big for its event, marking it truncated: the replay then says which part
+// is not recorded rather than the close failing to be recorded at all.
+func fitRecord(rec logs.ViewRecord) logs.ViewRecord {
+	for {
+		b, err := json.Marshal(rec)
+		if err != nil || len(b) <= maxRecordJSON {
+			return rec
+		}
+		rec.Truncated = true
+		switch {
+		case len(rec.Skips) > 0:
+			rec.Skips = rec.Skips[:len(rec.Skips)/2]
+		case len(rec.Ranges) > 0:
+			rec.Ranges = rec.Ranges[:len(rec.Ranges)/2]
+		default:
+			rec.Epochs = nil // filters alone too big: nothing can be replayed
+			return rec
+		}
 	}
 }

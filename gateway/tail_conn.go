@@ -119,8 +119,8 @@ func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
 
 // serveTail is the tail's write loop. It owns conn's writes; a reader
 // goroutine passes client messages in and exits when conn closes.
-func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string) tailEnd {
-	sub := map[string]any{"type": "subscribed", "grant_id": g.ID, "service": g.Service, "env": g.Env,
+func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string, counts *audit.ViewCountsFile) tailEnd {
+	sub := map[string]any{"type": api.FrameSubscribed, "view_id": viewID, "grant_id": g.ID, "service": g.Service, "env": g.Env,
 		"expires_at": g.ExpiresAt.UTC().Format(time.RFC3339Nano), "max_lookback": durString(g.MaxLookback),
 		"filter":   map[string]any{"level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude, "attrs": tr.filter.Attrs},
 		"backfill": map[string]any{"lines": tr.opts.Lines, "since": timeOrEmpty(tr.opts.Since), "after": tr.opts.After}}
@@ -160,6 +160,13 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	defer ping.Stop()
 	progress := time.NewTicker(s.cfg.TailProgressInterval)
 	defer progress.Stop()
+	var saveCounts <-chan time.Time
+	if counts != nil {
+		tk := time.NewTicker(s.cfg.ViewCountsInterval)
+		defer tk.Stop()
+		saveCounts = tk.C
+	}
+	var saved logs.ViewerStats
 	// Identity re-checks run off this goroutine (they call the provider);
 	// at most one is in flight.
 	var recheck <-chan time.Time
@@ -250,6 +257,20 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 				// first; if recording it failed, end this view anyway.
 				return finish(endRevoked, "the grant was revoked: "+ReasonIdentity+": "+why)
 			}
+		case <-saveCounts:
+			st := v.Stats()
+			if st.Messages == saved.Messages && st.Dropped == saved.Dropped && st.Sampled == saved.Sampled && st.Paused == saved.Paused {
+				continue // nothing new: an idle view costs no write
+			}
+			saved = st
+			if err := counts.Save(audit.ViewCounts{ViewID: viewID, Entries: st.Entries, Bytes: st.Bytes, Dropped: st.Dropped,
+				Sampled: st.Sampled, Paused: st.Paused, Digest: st.Digest, EntriesDigest: st.EntriesDigest,
+				DigestKind: s.cfg.DigestKind, Redactions: st.Redactions,
+				Seconds: int64(s.now().Sub(start).Seconds()), At: s.now().UTC()}); err != nil {
+				s.log.Warn("save view counts", "err", err)
+			} else {
+				s.metrics.viewCountSaves.Inc()
+			}
 		case <-progress.C:
 			st := v.Stats()
 			s.recordBestEffort(context.Background(), nil, audit.Event{Action: "stream.progress", Actor: userActor(who),
@@ -260,9 +281,20 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 }
 
 func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m api.TailFilter) {
+	if m.Type == "pause" || m.Type == "resume" {
+		if err := v.SetPaused(m.Type == "pause"); err != nil {
+			return
+		}
+		text := "paused: new entries are not sent (they stay in the backlog) until you resume"
+		if m.Type == "resume" {
+			text = "resumed: new entries are sent again; what arrived while paused was skipped"
+		}
+		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": m.Type + "d", "message": text})
+		return
+	}
 	if m.Type != "filter" {
 		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_message",
-			"message": `unknown message; send {"type":"filter","level":..,"grep":..,"exclude":..,"attrs":{..}}`})
+			"message": `unknown message; send {"type":"filter","level":..,"grep":..,"exclude":..,"attrs":{..}}, {"type":"pause"} or {"type":"resume"}`})
 		return
 	}
 	if m.Level != "" && logs.LevelRank(m.Level) == 0 {

@@ -49,7 +49,7 @@ review_actions := {"approve", "deny"}
 # manage_audit: retention purges, legal hold, signing-key rotation.
 admin_actions := {"manage_sources", "manage_policies", "manage_audit", "manage_sessions"}
 
-known_actions := {"approve", "deny", "manage_sources", "manage_policies", "manage_audit", "manage_sessions", "revoke", "view_request", "read_audit"}
+known_actions := {"approve", "deny", "manage_sources", "manage_policies", "manage_audit", "manage_sessions", "revoke", "view_request", "read_audit", "replay_view"}
 
 default allow := false
 
@@ -91,6 +91,19 @@ allow if {
 	is_admin
 }
 
+# replay_view: rebuild what a closed view showed (security and admins).
+allow if {
+	input.action == "replay_view"
+	identified
+	is_security
+}
+
+allow if {
+	input.action == "replay_view"
+	identified
+	is_admin
+}
+
 why contains msg if {
 	not input.action in known_actions
 	msg := sprintf("unknown action %q", [input.action])
@@ -126,6 +139,11 @@ why contains msg if {
 why contains msg if {
 	input.action == "read_audit"
 	msg := sprintf("only members of %s may read the audit trail", [security_group])
+}
+
+why contains msg if {
+	input.action == "replay_view"
+	msg := sprintf("only members of %s or %s may replay a view", [security_group, admin_group])
 }
 
 why contains msg if {

@@ -121,3 +121,14 @@ test_unknown_action_denied if {
 	d := authz.decision with input as act("delete_everything", carol, alice, "prod", ["sre-leads"])
 	d.reasons == ["unknown action \"delete_everything\""]
 }
+
+test_replay_view_security_or_admins if {
+	ok := authz.decision with input as act("replay_view", carol, dave, "", [])
+	ok.allow
+	admin := {"id": "dev|ada", "subject": "ada", "email": "ada@example.com", "name": "Ada", "groups": ["loggate-admins"]}
+	by_admin := authz.decision with input as act("replay_view", admin, dave, "", [])
+	by_admin.allow
+	d := authz.decision with input as act("replay_view", alice, dave, "", [])
+	not d.allow
+	d.reasons == ["only members of security or loggate-admins may replay a view"]
+}

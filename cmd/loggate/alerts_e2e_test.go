@@ -46,7 +46,7 @@ func startAlertmanager(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	base := "http://" + addr
-	eventually(t, 20*time.Second, "alertmanager ready", func() bool {
+	eventually(t, "alertmanager ready", 20*time.Second, func() bool {
 		resp, err := http.Get(base + "/-/ready")
 		if err != nil {
 			return false
@@ -55,17 +55,6 @@ func startAlertmanager(t *testing.T) string {
 		return resp.StatusCode == http.StatusOK
 	})
 	return base
-}
-
-func eventually(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 type amAlertJSON struct {
@@ -120,7 +109,7 @@ func TestAlertsReachARealAlertmanager(t *testing.T) {
 		t.Fatalf("ingest: %d", code)
 	}
 	var got []amAlertJSON
-	eventually(t, 15*time.Second, "the alert in Alertmanager", func() bool {
+	eventually(t, "the alert in Alertmanager", 15*time.Second, func() bool {
 		got = activeInAlertmanager(t, am, "checkout-payment-errors")
 		return len(got) == 1
 	})
@@ -150,11 +139,11 @@ func TestAlertsReachARealAlertmanager(t *testing.T) {
 		}
 	}
 
-	eventually(t, 20*time.Second, "the alert resolved in Alertmanager", func() bool {
+	eventually(t, "the alert resolved in Alertmanager", 20*time.Second, func() bool {
 		return len(activeInAlertmanager(t, am, "checkout-payment-errors")) == 0
 	})
 	// The unreachable receiver was tried and is being retried; ingest never waited.
-	eventually(t, 10*time.Second, "failed attempts counted", func() bool {
+	eventually(t, "failed attempts counted", 10*time.Second, func() bool {
 		resp, err := http.Get(g.url + "/metrics")
 		if err != nil {
 			return false
@@ -198,7 +187,7 @@ func TestTwoGatewaysOneRedisOneAlert(t *testing.T) {
 	if code := b.ingest("checkout", "prod", replicaSourceToken, line, line); code != 200 {
 		t.Fatalf("ingest on B: %d", code)
 	}
-	eventually(t, 15*time.Second, "the cluster alert in Alertmanager", func() bool {
+	eventually(t, "the cluster alert in Alertmanager", 15*time.Second, func() bool {
 		return len(activeInAlertmanager(t, am, "cluster-errors")) == 1
 	})
 	carol := a.token("carol")
@@ -210,7 +199,7 @@ func TestTwoGatewaysOneRedisOneAlert(t *testing.T) {
 			t.Errorf("GET /api/v1/alerts on %s = %d %v, want one alert counting 4", g.url, code, list.Items)
 		}
 	}
-	eventually(t, 20*time.Second, "the cluster alert resolved", func() bool {
+	eventually(t, "the cluster alert resolved", 20*time.Second, func() bool {
 		return len(activeInAlertmanager(t, am, "cluster-errors")) == 0
 	})
 	var fired, resolved struct {

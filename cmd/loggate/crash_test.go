@@ -37,12 +37,13 @@ func TestMain(m *testing.M) {
 
 // startChild runs `loggate serve --dev` in a child process on a fixed port
 // and waits until it answers /healthz.
-func startChild(t *testing.T, addr, data string) *exec.Cmd {
+// extra flags come last, so they override the defaults given here.
+func startChild(t *testing.T, addr, data string, extra ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "LOGGATE_TEST_RUN_MAIN=1", "LOGGATE_TEST_ARGS="+strings.Join([]string{
+	cmd.Env = append(os.Environ(), "LOGGATE_TEST_RUN_MAIN=1", "LOGGATE_TEST_ARGS="+strings.Join(append([]string{
 		"serve", "--dev", "--listen", addr, "--data", data, "--dev-demo-logs=false", "--log-level", "warn",
-		"--tail-progress-interval", "200ms", "--dev-source-token", "lgs_crash_test_token"}, "\x1f"))
+		"--tail-progress-interval", "200ms", "--dev-source-token", "lgs_crash_test_token"}, extra...), "\x1f"))
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

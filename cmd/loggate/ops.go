@@ -236,6 +236,9 @@ func runAuditVerify(ctx context.Context, args []string, getenv func(string) stri
 			fmt.Fprintf(stdout, "exported checkpoint size: %d\n", rep.Exported)
 		}
 		fmt.Fprintf(stdout, "root: %s\n", rep.Root)
+		if rep.Spooled > 0 {
+			fmt.Fprintf(stdout, "appended late from a replica's spool: %d (their details.spooled_at says when they were spooled)\n", rep.Spooled)
+		}
 		for _, p := range rep.Problems {
 			fmt.Fprintf(stdout, "PROBLEM %-10s seq %d: %s\n", p.Kind, p.Seq, p.Detail)
 		}

@@ -232,6 +232,11 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	spool, viewCounts, err := openSpool(c, aud, log)
+	if err != nil {
+		return err
+	}
+	defer spool.Close()
 	srv, err = gateway.New(gateway.Config{
 		Alerts: alerts.engine, AlertStore: alerts.kept, AlertReceivers: alertReceivers, AlertRulesFile: alerts.file,
 		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
@@ -241,7 +246,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
-		ReplicaID: sp.replicaID(),
+		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
 	})
 	if err != nil {
 		return err

@@ -281,6 +281,21 @@ func TestBrowserAccessFlow(t *testing.T) {
 	if got := carol.text("#timeline-summary"); !strings.Contains(got, "alice@example.com") || !strings.Contains(got, "done debugging") || !strings.Contains(got, "INC-4242") {
 		t.Errorf("timeline summary = %q, want holder, revoke reason and request reason", got)
 	}
+	// Replay alice's view from the timeline: it shows her lines again,
+	// verified against the view's digest, and asks for a reason first.
+	carol.do("pick the view to replay", chromedp.Click(chromedp.CSS(`#timeline li[data-action="stream.closed"] button.replay-btn`)))
+	carol.waitFor("view id filled", `document.getElementById("r-view").value.startsWith("view_")`, 5*time.Second)
+	carol.do("replay without a reason", chromedp.Click(chromedp.ID("r-submit")))
+	carol.waitFor("reason asked", `document.getElementById("replay-status").textContent.includes("reason")`, 5*time.Second)
+	carol.setInput("r-reason", "INC-4242 what alice saw")
+	carol.do("replay", chromedp.Click(chromedp.ID("r-submit")))
+	carol.waitFor("replay verified", `document.getElementById("replay-verdict").textContent === "verified"`, 20*time.Second)
+	if n := eval[int](carol, `document.querySelectorAll("#replay-log .line").length`); n < 327 {
+		t.Errorf("replay shows %d lines; alice saw at least 327", n)
+	}
+	if !eval[bool](carol, `[...document.querySelectorAll("#replay-log .line .msg")].some(m => m.textContent === "p2")`) {
+		t.Error("replay lacks the line p2 alice saw")
+	}
 	carol.screenshot("security")
 
 	// Admin page: sources for loggate-admins, refused for alice.

@@ -33,6 +33,9 @@ func runAuditVerifyRedis(ctx context.Context, url, keyFile string, asJSON bool, 
 	} else {
 		fmt.Fprintf(stdout, "events: %d (last seq %d), chain head: %d\n", rep.Events, rep.LastSeq, rep.Head)
 		fmt.Fprintf(stdout, "last hash: %s\n", rep.Root)
+		if rep.Spooled > 0 {
+			fmt.Fprintf(stdout, "appended late from a replica's spool: %d (their details.spooled_at says when they were spooled)\n", rep.Spooled)
+		}
 		for _, p := range rep.Problems {
 			fmt.Fprintf(stdout, "PROBLEM %-10s seq %d: %s\n", p.Kind, p.Seq, p.Detail)
 		}

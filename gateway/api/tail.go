@@ -56,7 +56,8 @@ type TailFrame struct {
 	Message string `json:"message,omitempty"`
 	// "subscribed" and the "extended" notice.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
-	// "subscribed"
+	// "subscribed"; ViewID names the view in the audit trail.
+	ViewID      string `json:"view_id,omitempty"`
 	GrantID     string `json:"grant_id,omitempty"`
 	Service     string `json:"service,omitempty"`
 	Env         string `json:"env,omitempty"`
@@ -82,8 +83,9 @@ type Entry struct {
 	Truncated  bool              `json:"truncated,omitempty"`
 }
 
-// TailFilter is what a viewer sends during a tail to change its filter
-// ({"type":"filter",...}).
+// TailFilter is what a viewer sends during a tail: {"type":"filter",...}
+// changes its filter; {"type":"pause"} and {"type":"resume"} stop and
+// restart delivery (what arrives meanwhile is skipped, and recorded so).
 type TailFilter struct {
 	Type    string            `json:"type"`
 	Level   string            `json:"level"`

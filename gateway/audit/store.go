@@ -110,9 +110,10 @@ type chainState struct {
 }
 
 type appendReq struct {
-	ev   Event
-	tail []byte
-	done chan appendRes
+	ev    Event
+	tail  []byte
+	given bool // the caller assigned ev.ID: check for a repeat before committing
+	done  chan appendRes
 }
 
 type appendRes struct {

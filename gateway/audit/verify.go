@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
@@ -32,17 +33,25 @@ type Problem struct {
 
 // Report is the result of Verify.
 type Report struct {
-	Events       int64     `json:"events"`                  // rows read
-	LastSeq      int64     `json:"last_seq"`                // highest seq seen
-	Root         string    `json:"root_hash"`               // base64 root recomputed over all records read
-	Checkpoints  int       `json:"checkpoints"`             // stored checkpoints checked (head not included)
-	Head         int64     `json:"head_size"`               // size stated by the signed head
-	Exported     int64     `json:"exported_size"`           // size stated by the exported checkpoint, if given
-	Purged       int64     `json:"purged,omitempty"`        // rows whose record retention emptied (hash and tree hashes kept)
-	PurgeHorizon int64     `json:"purge_horizon,omitempty"` // seq_to of the newest retention.purged event
+	Events       int64  `json:"events"`                  // rows read
+	LastSeq      int64  `json:"last_seq"`                // highest seq seen
+	Root         string `json:"root_hash"`               // base64 root recomputed over all records read
+	Checkpoints  int    `json:"checkpoints"`             // stored checkpoints checked (head not included)
+	Head         int64  `json:"head_size"`               // size stated by the signed head
+	Exported     int64  `json:"exported_size"`           // size stated by the exported checkpoint, if given
+	Purged       int64  `json:"purged,omitempty"`        // rows whose record retention emptied (hash and tree hashes kept)
+	PurgeHorizon int64  `json:"purge_horizon,omitempty"` // seq_to of the newest retention.purged event
+	// Spooled counts intact records appended late from a replica's spool
+	// (their details carry spooled_at; their time is when they happened).
+	Spooled      int64     `json:"spooled,omitempty"`
 	Problems     []Problem `json:"problems"`
 	MoreProblems int       `json:"more_problems,omitempty"` // problems not listed (over MaxProblems)
 }
+
+// spooledMarker finds a spooled event's details.spooled_at in a record
+// without decoding it (a string that happens to contain it is counted too:
+// the figure is informative, not a check).
+var spooledMarker = []byte(`"` + DetailSpooledAt + `":"`)
 
 // OK reports whether no problem was found.
 func (r Report) OK() bool { return len(r.Problems) == 0 }
@@ -306,6 +315,9 @@ func (v *verifier) check(st *scanState, r *StoredRow) (id string) {
 		}
 		if !bad {
 			id = v.checkColumns(seq, rec, r.Columns)
+			if bytes.Contains(rec, spooledMarker) {
+				v.rep.Spooled++
+			}
 		}
 		leaf = tlog.RecordHash(rec)
 	}

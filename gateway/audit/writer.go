@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
@@ -23,6 +24,11 @@ import (
 // event may still be committed (the trail then says more, never less, than
 // what happened), so callers must treat it as a failure and fail closed.
 // Use a context detached from the client's request with its own deadline.
+//
+// An event with an ID is idempotent on it: if the trail already holds that
+// id with the same content (an earlier attempt whose outcome was unknown
+// landed), Append returns the stored event; with other content it fails
+// with ErrInvalid. Without an ID, Append assigns a fresh one.
 func (s *Store) Append(ctx context.Context, ev Event) (Event, error) {
 	out, err := s.append(ctx, ev)
 	if err != nil && errors.Is(err, ErrUnavailable) {
@@ -35,7 +41,10 @@ func (s *Store) append(ctx context.Context, ev Event) (Event, error) {
 	if err := Validate(&ev); err != nil {
 		return Event{}, fmt.Errorf("audit append: %w", err)
 	}
-	ev.ID = NewEventID()
+	given := ev.ID != ""
+	if !given {
+		ev.ID = NewEventID()
+	}
 	ev.Schema = SchemaVersion
 	if ev.Time.IsZero() {
 		ev.Time = s.now()
@@ -46,7 +55,7 @@ func (s *Store) append(ctx context.Context, ev Event) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("audit append: %w", err)
 	}
-	req := &appendReq{ev: ev, tail: tail, done: make(chan appendRes, 1)}
+	req := &appendReq{ev: ev, tail: tail, given: given, done: make(chan appendRes, 1)}
 
 	s.mu.RLock()
 	if s.closed {
@@ -111,6 +120,9 @@ func (s *Store) fill(batch []*appendReq) []*appendReq {
 }
 
 func (s *Store) commitBatch(batch []*appendReq) {
+	if batch = s.answerRepeats(batch); len(batch) == 0 {
+		return
+	}
 	evs, err := s.commit(context.Background(), batch)
 	if err != nil {
 		s.log.Error("audit append failed", "events", len(batch), "err", err)
@@ -379,4 +391,51 @@ func (s *Store) prepareInserts(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// answerRepeats answers the requests whose caller-assigned id the trail (or
+// an earlier request of the batch) already holds, and returns the others.
+// Only the writer goroutine calls it, so nothing commits in between.
+func (s *Store) answerRepeats(batch []*appendReq) []*appendReq {
+	var seen map[string]bool
+	out := batch[:0]
+	for _, r := range batch {
+		if !r.given {
+			out = append(out, r)
+			continue
+		}
+		if seen[r.ev.ID] {
+			// Two requests with one id in a batch: let the second find the
+			// first committed (it retries, as any repeat does).
+			r.done <- appendRes{err: fmt.Errorf("audit append: %w: event id %s is being appended", ErrUnavailable, r.ev.ID)}
+			continue
+		}
+		var seq int64
+		var rec, hash []byte
+		err := s.wdb.QueryRowContext(context.Background(), `SELECT seq, record, hash FROM events WHERE id = ?`, r.ev.ID).Scan(&seq, &rec, &hash)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			seen[r.ev.ID] = true
+			out = append(out, r)
+		case err != nil:
+			r.done <- appendRes{err: fmt.Errorf("audit append: %w", unavailable("look up id", err))}
+		default:
+			prefix := BuildRecord(seq, [32]byte{}, []byte("{}"))
+			// The stored record is {"seq":N,"prev_hash":"…",<tail[1:]>.
+			if len(rec) < len(prefix)-1 || !bytes.Equal(rec[len(prefix)-1:], r.tail[1:]) {
+				r.done <- appendRes{err: fmt.Errorf("audit append: %w: event id %s exists with other content", ErrInvalid, r.ev.ID)}
+				continue
+			}
+			ev, err := DecodeRecord(rec, hash)
+			if err != nil {
+				r.done <- appendRes{err: fmt.Errorf("audit append: %w: seq %d: %v", ErrTampered, seq, err)}
+				continue
+			}
+			r.done <- appendRes{ev: ev}
+		}
+	}
+	return out
 }

@@ -254,6 +254,14 @@ func otlpJSONHexIDs(body []byte) ([]byte, error) {
 	if dec.More() {
 		return nil, badBody("otlp", "invalid JSON", fmt.Errorf("data after the request object"))
 	}
+	for _, k := range []string{"resourceLogs", "resource_logs"} {
+		if v, ok := root[k]; ok && v != nil {
+			if _, isList := v.([]any); !isList {
+				// protojson would say "unexpected token" without the field.
+				return nil, badBody("otlp", "invalid JSON", fmt.Errorf("%q must be an array", k))
+			}
+		}
+	}
 	changed := false
 	for _, rl := range jsonList(root, "resourceLogs", "resource_logs") {
 		for _, sl := range jsonList(rl, "scopeLogs", "scope_logs") {

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"crypto/sha256"
 	"slices"
 	"strconv"
 	"time"
@@ -152,20 +153,37 @@ func appendString(b []byte, s string) []byte {
 
 // encodeEntries builds the Data of an "entries" message.
 func encodeEntries(entries []Entry) []byte {
+	b, _ := encodeEntriesSums(entries, false)
+	return b
+}
+
+// encodeEntriesSums builds the Data of an "entries" message and, if sums,
+// the SHA-256 of each entry's JSON as it appears in Data, concatenated:
+// what a view's entries digest is made of (see ViewerStats.EntriesDigest).
+func encodeEntriesSums(entries []Entry, sums bool) ([]byte, []byte) {
 	n := 32
 	for i := range entries {
 		e := &entries[i]
 		n += 256 + len(e.Message) + 48*(len(e.Attrs)+len(e.Redactions))
 	}
 	b := make([]byte, 0, n)
+	var out []byte
+	if sums {
+		out = make([]byte, 0, sha256.Size*len(entries))
+	}
 	b = append(b, `{"type":"entries","entries":[`...)
 	for i := range entries {
 		if i > 0 {
 			b = append(b, ',')
 		}
+		start := len(b)
 		b = appendEntry(b, &entries[i])
+		if sums {
+			sum := sha256.Sum256(b[start:])
+			out = append(out, sum[:]...)
+		}
 	}
-	return append(b, "]}"...)
+	return append(b, "]}"...), out
 }
 
 // encodeDropped builds the Data of a "dropped" message. It carries counts and

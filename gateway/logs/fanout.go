@@ -89,6 +89,7 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 		for len(sel) > 0 {
 			n := min(len(sel), maxEntriesPerMessage)
 			m := entriesMessage(sel[:n])
+			m.sampled = skipped > 0
 			sel = sel[n:]
 			if h.cfg.ChainedDigest && len(g.viewers) > 1 {
 				sum := sha256.Sum256(m.Data)
@@ -137,7 +138,7 @@ func (g *group) selectLocked(batch, buf []Entry, now time.Time, limit int) (sel 
 
 // entriesMessage encodes a batch once; the result is shared by a group.
 func entriesMessage(sel []Entry) Message {
-	data := encodeEntries(sel)
+	data, sums := encodeEntriesSums(sel, true)
 	var red map[string]int
 	for i := range sel {
 		for k, n := range sel[i].Redactions {
@@ -149,7 +150,7 @@ func entriesMessage(sel []Entry) Message {
 	}
 	return Message{
 		Type: TypeEntries, Data: data, Entries: len(sel), Bytes: len(data),
-		FirstSeq: sel[0].Seq, LastSeq: sel[len(sel)-1].Seq, redactions: red,
+		FirstSeq: sel[0].Seq, LastSeq: sel[len(sel)-1].Seq, redactions: red, sums: sums,
 	}
 }
 

@@ -62,7 +62,7 @@ func OpenSQLiteBacklog(ctx context.Context, path string, logger *slog.Logger) (*
 		return nil, fmt.Errorf("open log backlog %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	if _, err := db.ExecContext(ctx, sqliteSchema); err != nil {
+	if _, err := db.ExecContext(ctx, sqliteSchema+sqliteHoldSchema); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open log backlog %s: create schema: %w", path, err)
 	}
@@ -195,20 +195,23 @@ func (b *SQLiteBacklog) Streams(ctx context.Context) ([]Stream, error) {
 // while the stored size exceeds MaxBytes.
 func (b *SQLiteBacklog) Trim(ctx context.Context, s Stream, r Retention) error {
 	r = r.withDefaults()
+	// Held entries stay and do not count against the limits: every
+	// statement leaves them out, in what it deletes and in what it counts.
+	nh := notHeld("log_entries")
 	stmts := []struct {
 		query string
 		args  []any
 	}{
-		{`DELETE FROM log_entries WHERE service = ?1 AND env = ?2 AND seq <= (
-			SELECT seq FROM log_entries WHERE service = ?1 AND env = ?2
-			ORDER BY seq DESC LIMIT 1 OFFSET ?3)`,
+		{`DELETE FROM log_entries WHERE service = ?1 AND env = ?2` + nh + ` AND seq <= (
+			SELECT e.seq FROM log_entries e WHERE e.service = ?1 AND e.env = ?2` + notHeld("e") + `
+			ORDER BY e.seq DESC LIMIT 1 OFFSET ?3)`,
 			[]any{s.Service, s.Env, r.MaxEntries}},
-		{`DELETE FROM log_entries WHERE service = ?1 AND env = ?2 AND observed_ns < ?3`,
+		{`DELETE FROM log_entries WHERE service = ?1 AND env = ?2` + nh + ` AND observed_ns < ?3`,
 			[]any{s.Service, s.Env, b.now().Add(-r.MaxAge).UnixNano()}},
-		{`DELETE FROM log_entries WHERE service = ?1 AND env = ?2 AND seq <= (
+		{`DELETE FROM log_entries WHERE service = ?1 AND env = ?2` + nh + ` AND seq <= (
 			SELECT seq FROM (
-				SELECT seq, SUM(size) OVER (ORDER BY seq DESC) AS total
-				FROM log_entries WHERE service = ?1 AND env = ?2)
+				SELECT e.seq, SUM(e.size) OVER (ORDER BY e.seq DESC) AS total
+				FROM log_entries e WHERE e.service = ?1 AND e.env = ?2` + notHeld("e") + `)
 			WHERE total > ?3 ORDER BY seq DESC LIMIT 1)`,
 			[]any{s.Service, s.Env, r.MaxBytes}},
 	}

@@ -2,7 +2,6 @@ package logs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -93,7 +92,7 @@ func (b *SQLiteBacklog) decode(s Stream, seq int64, raw []byte) (e Entry, ok boo
 		}
 		raw = plain
 	}
-	if err := json.Unmarshal(raw, &e); err != nil {
+	if err := decodeEntry(raw, &e); err != nil {
 		return Entry{}, false, fmt.Errorf("decode entry %d: %w", seq, err)
 	}
 	if e.Seq != seq || e.Service != s.Service || e.Env != s.Env {

@@ -49,6 +49,18 @@ func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 	v := newViewer(h, st)
 	st.ring.trim(st.ret, h.now().Add(-st.ret.MaxAge))
 	msgs, sel := backfillLocked(st, m, opts)
+	// The backfill is its own filter epoch (with the Since bound it was
+	// selected under, when it counted back rather than resumed); the live
+	// entries that follow start the next.
+	v.epochs = []ReplayEpoch{{Filter: opts.Filter}}
+	if len(sel) > 0 {
+		bf := ReplayEpoch{Filter: opts.Filter, Backfill: true}
+		if opts.After == 0 {
+			bf.Since = opts.Since
+		}
+		v.epochs = []ReplayEpoch{bf, {Filter: opts.Filter}}
+		v.epoch = 1
+	}
 	// Registered now: live entries from here on are queued for v, after
 	// the backfill selected above.
 	st.joinLocked(v, m)
@@ -61,7 +73,7 @@ func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 	// does not).
 	for len(sel) > 0 {
 		n := min(len(sel), maxEntriesPerMessage)
-		msgs = append(msgs, entriesMessage(sel[:n]))
+		msgs = append(msgs, entriesMessage(sel[:n])) // epoch 0: the backfill
 		sel = sel[n:]
 	}
 	if len(msgs) > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"hash"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 )
@@ -48,6 +49,17 @@ type Message struct {
 	// sum is SHA-256(Data), computed once per shared message when the hub
 	// uses chained digests.
 	sum *[sha256.Size]byte
+	// sums holds the SHA-256 of each entry's JSON, concatenated, for the
+	// entries digest; shared, read-only, computed once per message.
+	sums []byte
+	// sampled is set on an "entries" message of a batch the rate cap thinned.
+	sampled bool
+	// epoch and brk are per viewer (Message is copied into each queue):
+	// the filter epoch the message was selected under, and whether entries
+	// the viewer's filter matched were skipped (dropped, paused) since the
+	// previous message it queued.
+	epoch int32
+	brk   bool
 }
 
 // ViewerStats are the counters of one viewer, for the view-close audit event.
@@ -60,8 +72,18 @@ type ViewerStats struct {
 	Dropped int64
 	// Sampled counts entries not delivered because of the rate cap.
 	Sampled int64
+	// Paused counts entries not delivered because the viewer was paused.
+	Paused int64
 	// Redactions sums Entry.Redactions over the delivered entries.
 	Redactions map[string]int64
+	// EntriesDigest is the hex SHA-256 over the SHA-256 of each delivered
+	// entry's JSON (as it appears in the frames), in delivery order. Unlike
+	// Digest it does not depend on how entries were split into messages,
+	// so a replay from the backlog can recompute it (see Replay).
+	EntriesDigest string
+	// Record says which entries were delivered, compactly: what Replay
+	// needs to rebuild them from the backlog.
+	Record ViewRecord
 	// Digest is the hex SHA-256 of the concatenated Data of every delivered
 	// message, in order. With HubConfig.ChainedDigest it is instead the
 	// chain d = SHA-256(d || SHA-256(Data)) over the delivered messages,
@@ -104,6 +126,17 @@ type Viewer struct {
 	dropped    int64 // entries dropped while the queue was full
 	sampled    int64 // entries skipped by the rate sampler
 
+	// What a replay needs, guarded by mu: the filter epochs (a new one on
+	// every SetFilter), the current one, whether matching entries were
+	// skipped since the last queued message, the pause state and the
+	// skipped ranges (drops, pauses).
+	epochs  []ReplayEpoch
+	epoch   int32
+	brkNext bool
+	paused  bool
+	pause   SkipRange // the skip of the current pause, while Entries > 0
+	skips   []SkipRange
+
 	// statsMu guards the delivery counters, written by the pump after each
 	// hand-off. It is separate from mu so that hashing never delays offer
 	// (and so Publish). Order: mu -> statsMu.
@@ -112,6 +145,9 @@ type Viewer struct {
 	redacted  map[string]int64
 	digest    hash.Hash         // concatenation digest (nil when chained)
 	chain     [sha256.Size]byte // chained digest
+	entries   hash.Hash         // entries digest, over Message.sums
+	ranges    []SeqRange        // delivered ranges, at most maxRecordRanges
+	truncated bool              // ranges overflowed
 }
 
 func newViewer(h *Hub, st *stream) *Viewer {
@@ -122,6 +158,7 @@ func newViewer(h *Hub, st *stream) *Viewer {
 		wake:     make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		finished: make(chan struct{}),
+		entries:  sha256.New(),
 	}
 	if !h.cfg.ChainedDigest {
 		v.digest = sha256.New()
@@ -171,7 +208,40 @@ func (v *Viewer) SetFilter(f Filter) error {
 	}
 	v.st.leaveLocked(v)
 	v.st.joinLocked(v, m)
+	v.mu.Lock()
+	v.epochs = append(v.epochs, ReplayEpoch{Filter: f})
+	v.epoch = int32(len(v.epochs) - 1)
+	v.mu.Unlock()
 	return nil
+}
+
+// SetPaused pauses or resumes the viewer. While paused, entries are not
+// queued (counted in ViewerStats.Paused and recorded as a skipped range);
+// notices still are. Messages already queued are delivered.
+func (v *Viewer) SetPaused(paused bool) error {
+	v.st.mu.Lock()
+	defer v.st.mu.Unlock()
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.ended {
+		return ErrViewerClosed
+	}
+	if v.paused == paused {
+		return nil
+	}
+	v.paused = paused
+	if !paused && v.pause.Entries > 0 {
+		v.addSkipLocked(v.pause)
+		v.pause = SkipRange{}
+	}
+	return nil
+}
+
+// addSkipLocked records a skipped range, up to maxRecordRanges.
+func (v *Viewer) addSkipLocked(r SkipRange) {
+	if len(v.skips) < maxRecordRanges {
+		v.skips = append(v.skips, r)
+	}
 }
 
 // Stats returns a snapshot of the viewer's counters. A message is counted
@@ -180,11 +250,28 @@ func (v *Viewer) SetFilter(f Filter) error {
 func (v *Viewer) Stats() ViewerStats {
 	v.mu.Lock()
 	dropped, sampled := v.dropped, v.sampled
+	rec := ViewRecord{Epochs: slices.Clone(v.epochs), Skips: slices.Clone(v.skips)}
+	var paused int64
+	for _, k := range v.skips {
+		if k.Reason == SkipPaused {
+			paused += k.Entries
+		}
+	}
+	if v.pause.Entries > 0 {
+		rec.Skips = append(rec.Skips, v.pause)
+		paused += v.pause.Entries
+	}
+	if v.dropCount > 0 {
+		rec.Skips = append(rec.Skips, SkipRange{Reason: SkipSlowClient, From: v.dropFrom, To: v.dropTo, Entries: v.dropCount})
+	}
 	v.mu.Unlock()
 	v.statsMu.Lock()
 	defer v.statsMu.Unlock()
 	s := v.delivered
-	s.Dropped, s.Sampled = dropped, sampled
+	s.Dropped, s.Sampled, s.Paused = dropped, sampled, paused
+	rec.Ranges, rec.Truncated = slices.Clone(v.ranges), v.truncated
+	s.Record = rec
+	s.EntriesDigest = hex.EncodeToString(v.entries.Sum(nil))
 	s.Redactions = maps.Clone(v.redacted)
 	if v.digest != nil {
 		s.Digest = hex.EncodeToString(v.digest.Sum(nil))
@@ -258,6 +345,7 @@ func (v *Viewer) flushDropLocked() {
 	if v.dropCount == 0 {
 		return
 	}
+	v.addSkipLocked(SkipRange{Reason: SkipSlowClient, From: v.dropFrom, To: v.dropTo, Entries: v.dropCount})
 	data := encodeDropped(v.dropCount, v.dropFrom, v.dropTo, "slow_client")
 	v.pushLocked(Message{Type: TypeDropped, Data: data, Bytes: len(data), FirstSeq: v.dropFrom, LastSeq: v.dropTo})
 	v.dropCount, v.dropFrom, v.dropTo = 0, 0, 0
@@ -273,6 +361,15 @@ func (v *Viewer) offer(m Message) {
 	if v.ended {
 		return
 	}
+	if m.Type == TypeEntries && v.paused {
+		if v.pause.Entries == 0 {
+			v.pause = SkipRange{Reason: SkipPaused, From: m.FirstSeq}
+		}
+		v.pause.To = m.LastSeq
+		v.pause.Entries += int64(m.Entries)
+		v.brkNext = true
+		return
+	}
 	if m.Type == TypeEntries && v.qlen() >= v.hub.queueSize {
 		if v.dropCount == 0 {
 			v.dropFrom = m.FirstSeq
@@ -280,10 +377,15 @@ func (v *Viewer) offer(m Message) {
 		v.dropCount += int64(m.Entries)
 		v.dropTo = m.LastSeq
 		v.dropped += int64(m.Entries)
+		v.brkNext = true
 		v.markFullLocked()
 		return
 	}
 	v.flushDropLocked()
+	if m.Type == TypeEntries {
+		m.epoch, m.brk = v.epoch, v.brkNext
+		v.brkNext = false
+	}
 	v.pushLocked(m)
 }
 
@@ -383,10 +485,33 @@ func (v *Viewer) count(m *Message) {
 		copy(buf[sha256.Size:], sum[:])
 		v.chain = sha256.Sum256(buf[:])
 	}
+	if m.Type == TypeEntries && m.Entries > 0 {
+		v.entries.Write(m.sums)
+		v.recordLocked(m)
+	}
 	if len(m.redactions) > 0 && v.redacted == nil {
 		v.redacted = make(map[string]int64, len(m.redactions))
 	}
 	for k, n := range m.redactions {
 		v.redacted[k] += int64(n)
 	}
+}
+
+// recordLocked extends the delivered ranges with an "entries" message: the
+// last range grows when nothing the filter matched was skipped in between
+// (same epoch, no drop or pause, no sampling); otherwise a range starts.
+// Callers hold statsMu.
+func (v *Viewer) recordLocked(m *Message) {
+	if n := len(v.ranges); n > 0 {
+		last := &v.ranges[n-1]
+		if !m.brk && !m.sampled && !last.Sampled && last.Epoch == int(m.epoch) && m.FirstSeq > last.To {
+			last.To = m.LastSeq
+			return
+		}
+	}
+	if len(v.ranges) == maxRecordRanges {
+		v.truncated = true
+		return
+	}
+	v.ranges = append(v.ranges, SeqRange{Epoch: int(m.epoch), From: m.FirstSeq, To: m.LastSeq, Sampled: m.sampled})
 }

@@ -1,6 +1,7 @@
 // Security: audit search with paging and export links, a grant's timeline,
 // open break-glass reviews to close, and the integrity checkpoint.
 import { api, boot, el, $, clear, facts, badge, timeEl, toast, errorText, who, APIError } from "./app.js";
+import { lineEl } from "./logline.js";
 
 const FIELDS = ["actor", "action", "outcome", "service", "env", "grant", "since", "until", "limit"];
 const pages = { cursors: [""], index: 0 };
@@ -31,7 +32,7 @@ function detailsText(ev) {
   const bits = [];
   if (ev.reason) bits.push(ev.reason);
   const d = ev.details || {};
-  for (const k of ["detail", "count", "state", "duration", "entries", "bytes", "dropped", "redactions", "close_reason", "results", "format", "auto_approved", "break_glass"]) {
+  for (const k of ["detail", "count", "state", "duration", "entries", "bytes", "dropped", "redactions", "close_reason", "counts_from", "spooled_at", "results", "format", "auto_approved", "break_glass"]) {
     if (d[k] !== undefined && d[k] !== "" && d[k] !== null) bits.push(`${k}=${typeof d[k] === "object" ? JSON.stringify(d[k]) : d[k]}`);
   }
   return bits.join(" · ");
@@ -122,10 +123,69 @@ async function showTimeline(id) {
     list.append(el("li", { class: "outcome-" + ev.outcome, dataset: { action: ev.action } },
       timeEl(ev.time), " ", el("code", { class: "action", text: ev.action }), " ", badge(ev.outcome), " ",
       el("span", { text: actorText(ev.actor) }), " ",
-      el("span", { class: "muted", text: detailsText(ev) })));
+      el("span", { class: "muted", text: detailsText(ev) }),
+      ev.action === "stream.closed" && ev.details && ev.details.view_id
+        ? el("button", { type: "button", class: "replay-btn", text: "Replay", dataset: { view: ev.details.view_id },
+            on: { click: () => pickReplay(ev.details.view_id) } })
+        : ""));
   }
   status.textContent = `${(data.events || []).length} event(s).`;
   $("timeline-h").scrollIntoView({ block: "start" });
+}
+
+// pickReplay fills the replay form with a view; a reason is still asked for.
+function pickReplay(viewID) {
+  $("r-view").value = viewID;
+  $("replay-h").scrollIntoView({ block: "start" });
+  $("r-reason").focus();
+}
+
+// replay shows a closed view as its viewer saw it, rebuilt by the gateway
+// from the backlog, with whether it matches the digest the view recorded.
+async function replay(viewID, reason) {
+  const status = $("replay-status");
+  const log = clear($("replay-log"));
+  const verdict = clear($("replay-verdict"));
+  status.textContent = "Replaying…";
+  let resp;
+  try {
+    resp = await fetch(`/api/v1/views/${encodeURIComponent(viewID)}/replay?reason=${encodeURIComponent(reason)}`,
+      { credentials: "same-origin", headers: { Accept: "application/x-ndjson" } });
+  } catch (e) {
+    status.textContent = "Replay failed: the gateway is unreachable";
+    return;
+  }
+  const text = await resp.text();
+  if (!resp.ok) {
+    let msg = `HTTP ${resp.status}`;
+    try { msg = JSON.parse(text).error || msg; } catch { /* not JSON */ }
+    status.textContent = "Replay refused: " + msg;
+    return;
+  }
+  let result = null;
+  let n = 0;
+  for (const raw of text.split("\n")) {
+    if (!raw) continue;
+    let f;
+    try { f = JSON.parse(raw); } catch { continue; }
+    if (f.type === "entries") {
+      for (const e of f.entries || []) { log.append(lineEl(e)); n++; }
+    } else if (f.type === "replay") {
+      result = f;
+    }
+  }
+  if (!result) {
+    status.textContent = `Replay ended early after ${n} entries: not verified.`;
+    verdict.append(el("span", { class: "badge state-denied", text: "not verified" }));
+    return;
+  }
+  verdict.append(el("span", { class: "badge " + (result.verified ? "state-approved" : "state-denied"),
+    text: result.verified ? "verified" : "not verified" }));
+  const bits = [`${result.replayed_entries} of ${result.view_entries} entries rebuilt for ${result.viewer || "the viewer"}`];
+  if (result.reason) bits.push(result.reason);
+  for (const m of result.missing || []) bits.push(`missing ${m.from ? m.from + "–" + m.to + " " : ""}(${m.reason})`);
+  for (const k of result.skips || []) bits.push(`not shown to the viewer: ${k.entries} entries ${k.from}–${k.to} (${k.reason})`);
+  status.textContent = bits.join(" · ");
 }
 
 async function loadReviews() {
@@ -204,6 +264,13 @@ async function main() {
   $("page-next").addEventListener("click", () => { pages.index++; search(); });
   $("page-prev").addEventListener("click", () => { if (pages.index > 0) pages.index--; search(); });
   $("timeline-form").addEventListener("submit", (ev) => { ev.preventDefault(); const id = $("t-grant").value.trim(); if (id) showTimeline(id); });
+  $("replay-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const id = $("r-view").value.trim();
+    const reason = $("r-reason").value.trim();
+    if (!id || !reason) { $("replay-status").textContent = "A view id and a reason are required."; return; }
+    replay(id, reason);
+  });
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.get("grant")) showTimeline(hash.get("grant"));
   loadReviews();

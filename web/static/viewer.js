@@ -7,10 +7,10 @@
 // textContent or text nodes, and highlights split text nodes into <mark>
 // elements, so nothing in a line can become markup.
 import { api, boot, el, $, clear, errorText, toast, fmtLeft } from "./app.js";
+import { LEVELS, attrsText, lineEl as renderLine } from "./logline.js";
 
 const MAX_LINES = 5000;      // DOM and re-render buffer cap
 const MAX_PAUSED = 50000;    // entries held while paused
-const LEVELS = { trace: 1, debug: 2, info: 3, warn: 4, error: 5, fatal: 6 };
 const CLOSE_REASONS = {
   4001: "expired", 4002: "revoked", 4003: "shutdown", 4004: "limit_reached", 4005: "too_slow", 4006: "backend_unavailable",
 };
@@ -53,12 +53,6 @@ function levelRank(l) {
   return LEVELS[String(l || "").toLowerCase()] || 0;
 }
 
-function attrsText(e) {
-  const a = e.attributes;
-  if (!a) return "";
-  return Object.keys(a).map((k) => `${k}=${a[k]}`).join(" ");
-}
-
 function matches(e) {
   if (!v.search) return true;
   v.search.lastIndex = 0;
@@ -96,51 +90,8 @@ function highlight(node, text) {
   if (at < text.length) node.append(document.createTextNode(text.slice(at)));
 }
 
-function fmtClock(t) {
-  const d = new Date(t);
-  if (isNaN(d)) return String(t || "");
-  const p = (n, w = 2) => String(n).padStart(w, "0");
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
-}
-
 function lineEl(e) {
-  const lvl = String(e.level || "").toLowerCase();
-  const line = document.createElement("div");
-  line.className = "line lvl-" + (LEVELS[lvl] ? lvl : "other");
-  line.dataset.seq = String(e.seq);
-  const ts = document.createElement("span");
-  ts.className = "ts";
-  ts.textContent = fmtClock(e.time);
-  ts.title = String(e.time || "");
-  const lv = document.createElement("span");
-  lv.className = "lvl";
-  lv.textContent = lvl || "-";
-  const msg = document.createElement("span");
-  msg.className = "msg";
-  highlight(msg, String(e.message ?? ""));
-  line.append(ts, lv, msg);
-  const at = attrsText(e);
-  if (at) {
-    const a = document.createElement("span");
-    a.className = "attrs";
-    highlight(a, at);
-    line.append(a);
-  }
-  if (e.redactions) {
-    const n = Object.values(e.redactions).reduce((x, y) => x + y, 0);
-    const r = document.createElement("span");
-    r.className = "redacted";
-    r.textContent = `redacted ×${n}`;
-    r.title = "masked at ingest: " + Object.keys(e.redactions).join(", ");
-    line.append(r);
-  }
-  if (e.truncated) {
-    const t = document.createElement("span");
-    t.className = "redacted";
-    t.textContent = "truncated";
-    line.append(t);
-  }
-  return line;
+  return renderLine(e, highlight);
 }
 
 function atBottom() {

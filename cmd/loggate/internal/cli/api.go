@@ -92,6 +92,10 @@ func (a *apiClient) doOnce(ctx context.Context, method, path string, body, out a
 	if resp.StatusCode/100 != 2 {
 		return a.statusError(decodeAPIError(resp.StatusCode, data))
 	}
+	if raw, ok := out.(*[]byte); ok { // the answer as it is (NDJSON)
+		*raw = data
+		return nil
+	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {
 			return fmt.Errorf("%s %s: the server's answer is not the expected JSON: %w", method, path, err)

@@ -156,7 +156,7 @@ func writeTimeline(c *cli, g api.Grant, req *api.Request, events []api.AuditEven
 // timelineDetails picks the details worth a glance for stream events.
 func timelineDetails(e api.AuditEvent) string {
 	var parts []string
-	for _, k := range []string{"entries", "bytes", "dropped", "close_reason", "duration_ms"} {
+	for _, k := range []string{"entries", "bytes", "dropped", "close_reason", "duration_ms", "counts_from", "spooled_at"} {
 		if v, ok := e.Details[k]; ok {
 			if k == "duration_ms" {
 				if f, ok := v.(float64); ok {

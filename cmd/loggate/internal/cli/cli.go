@@ -103,7 +103,7 @@ func commands() map[string]*command {
 		loginCommand(), logoutCommand(), whoamiCommand(),
 		streamsCommand(), requestCommand(), waitCommand(), requestsCommand(), approveCommand(), denyCommand(),
 		cancelCommand(), grantsCommand(), revokeCommand(), extendCommand(), tailCommand(),
-		auditSearchCommand(), auditTimelineCommand(),
+		auditSearchCommand(), auditTimelineCommand(), auditReplayCommand(),
 		sourceCreateCommand(), sourceListCommand(), sourceRevokeCommand(),
 		shipCommand(), completionCommand(),
 	}

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/loggate/loggate/gateway/cluster/redistest"
+)
+
+type readyJSON struct {
+	Ready bool `json:"ready"`
+	Spool *struct {
+		Depth   int    `json:"depth"`
+		Spooled int64  `json:"spooled"`
+		Drained int64  `json:"drained"`
+		Failing string `json:"failing"`
+	} `json:"audit_spool"`
+}
+
+// eventually polls cond every 50ms until it holds or timeout passes.
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (g *gatewayT) closedEvents(grant, token string) []auditJSON {
+	g.t.Helper()
+	var page struct {
+		Items []auditJSON `json:"items"`
+	}
+	if code := g.call("GET", "/api/v1/audit?action=stream.closed&grant="+grant, token, nil, &page); code != 200 {
+		g.t.Fatalf("audit search: %d", code)
+	}
+	return page.Items
+}
+
+// A view that ends while Redis (the audit trail) is down is recorded once
+// Redis is back, by the replica's spool, with its real reason and counts
+// and when it was spooled; a restart then closes nothing twice.
+func TestViewEndedDuringARedisOutageIsRecordedOnceWhenRedisReturns(t *testing.T) {
+	srv := redistest.Start(t)
+	data := t.TempDir()
+	args := []string{"--redis", srv.URL(), "--dev-source-token", replicaSourceToken, "--session-key-file", sharedKeyFile(t),
+		"--audit-signing-key-file", sharedAuditKeyFile(t)}
+	g := startGatewayData(t, data, args...)
+	alice, carol := g.token("alice"), g.token("carol")
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+		"duration": "10m", "reason": "INC-17 outage"}, &req); code != 201 || req.Grant == nil {
+		t.Fatalf("request: %d %+v", code, req)
+	}
+	tc := g.tail(req.Grant.ID, alice)
+	if code := g.ingest("checkout", "staging", replicaSourceToken, `{"message":"one"}`, `{"message":"two"}`); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	if es, _, _ := tc.next(2, 10*time.Second); len(es) != 2 {
+		t.Fatalf("entries before the outage: %v", es)
+	}
+
+	srv.Stop() // kill -9: the trail is gone
+	if _, end, code := tc.next(0, 10*time.Second); code != 4006 {
+		t.Fatalf("tail when Redis stops: end %v, close %d; want 4006", end, code)
+	}
+	var ready readyJSON
+	eventually(t, "the view's stream.closed in the spool", 15*time.Second, func() bool {
+		g.call("GET", "/readyz", "", nil, &ready)
+		return ready.Spool != nil && ready.Spool.Depth == 1
+	})
+	if ready.Ready {
+		t.Error("/readyz says ready with the trail down")
+	}
+
+	srv.Restart()
+	eventually(t, "the spool drained once Redis is back", 20*time.Second, func() bool {
+		g.call("GET", "/readyz", "", nil, &ready)
+		return ready.Spool != nil && ready.Spool.Depth == 0 && ready.Spool.Drained == 1
+	})
+	closed := g.closedEvents(req.Grant.ID, carol)
+	if len(closed) != 1 {
+		t.Fatalf("stream.closed events = %d, want exactly 1: %+v", len(closed), closed)
+	}
+	d := closed[0].Details
+	if closed[0].Outcome != "success" || d["close_reason"] != "backend_unavailable" || d["entries"] != float64(2) {
+		t.Errorf("stream.closed = %s %v, want success, backend_unavailable, entries 2", closed[0].Outcome, d)
+	}
+	at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(d["spooled_at"]))
+	if err != nil || at.Before(closed[0].Time) {
+		t.Errorf("spooled_at = %v (event time %v), want a time at or after the event", d["spooled_at"], closed[0].Time)
+	}
+	metrics := scrape(t, g.url)
+	if metrics["loggate_audit_spooled_total"] != 1 || metrics["loggate_audit_spool_depth"] != 0 {
+		t.Errorf("metrics: spooled %v, depth %v; want 1, 0", metrics["loggate_audit_spooled_total"], metrics["loggate_audit_spool_depth"])
+	}
+
+	// A restart finds the view closed: no interrupted close on top.
+	g.stop()
+	g = startGatewayData(t, data, args...)
+	carol = g.token("carol") // the development provider's keys are new
+	if closed := g.closedEvents(req.Grant.ID, carol); len(closed) != 1 {
+		t.Errorf("stream.closed events after a restart = %d, want 1: %+v", len(closed), closed)
+	}
+	var verify struct {
+		Verified bool `json:"verified"`
+	}
+	if code := g.call("GET", "/api/v1/audit/verify?fresh=true", carol, nil, &verify); code != 200 || !verify.Verified {
+		t.Errorf("audit verify: %d %+v", code, verify)
+	}
+}
+
+// scrape reads the gateway's metrics without labels.
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		name, val, ok := strings.Cut(sc.Text(), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(val, 64); err == nil {
+			out[name] = f
+		}
+	}
+	return out
+}
+
+// kill -9 mid-view: the interrupted stream.closed written at the next start
+// carries the counts the view saved locally, at most one
+// --view-counts-interval behind what the viewer received.
+func TestCrashKeepsTheCountsOfALiveView(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	addr, data := freeAddr(t), t.TempDir()
+	// No stream.progress during the test: only the saved counts can help.
+	extra := []string{"--tail-progress-interval", "1h", "--view-counts-interval", "100ms"}
+	child := startChild(t, addr, data, extra...)
+	g := &gatewayT{t: t, url: "http://" + addr}
+	alice := g.token("alice")
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+		"duration": "10m", "reason": "INC-17 crash counts"}, &req); code != 201 || req.Grant == nil {
+		t.Fatalf("request: %d %+v", code, req)
+	}
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/grants/"+req.Grant.ID+"/tail",
+		http.Header{"Authorization": {"Bearer " + alice}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var sub map[string]any
+	if err := conn.ReadJSON(&sub); err != nil {
+		t.Fatal(err)
+	}
+	lines := make([]string, 40)
+	for i := range lines {
+		lines[i] = fmt.Sprintf(`{"message":"line %d"}`, i)
+	}
+	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", lines...); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	received := len(readEntries(t, conn, len(lines)))
+	// Two saves completed after the viewer had its entries: the second began
+	// after they were sent. The view keeps receiving meanwhile (an idle view
+	// saves nothing new).
+	base := scrape(t, g.url)["loggate_view_counts_saves_total"]
+	ingested := len(lines)
+	eventually(t, "two more saves of the view's counts", 20*time.Second, func() bool {
+		if g.ingest("checkout", "staging", "lgs_crash_test_token", `{"message":"more"}`) == 200 {
+			ingested++
+			readEntries(t, conn, 1)
+		}
+		return scrape(t, g.url)["loggate_view_counts_saves_total"] >= base+2
+	})
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+
+	startChild(t, addr, data, extra...)
+	carol := g.token("carol")
+	var closed []auditJSON
+	eventually(t, "the interrupted view closed", 20*time.Second, func() bool {
+		closed = g.closedEvents(req.Grant.ID, carol)
+		return len(closed) > 0
+	})
+	if len(closed) != 1 || closed[0].Outcome != "interrupted" {
+		t.Fatalf("stream.closed after the crash = %+v, want one, interrupted", closed)
+	}
+	d := closed[0].Details
+	entries, _ := d["entries"].(float64)
+	if int(entries) < received || int(entries) > ingested {
+		t.Errorf("interrupted view's entries = %v, want between %d (received before the last saves) and %d (ingested)", d["entries"], received, ingested)
+	}
+	if d["counts_from"] != "checkpoint" || d["counts_at"] == nil || d["sha256"] == nil || d["entries_sha256"] == nil || d["bytes"] == float64(0) {
+		t.Errorf("interrupted close details = %v, want counts_from checkpoint with counts_at, sha256 and bytes", d)
+	}
+}
+
+// The replica stops while the view's close still waits in its spool: the
+// next start must not close the view as interrupted (its real close is in
+// the spool), and the drainer appends that close once.
+func TestSpooledCloseSurvivesARestartAndIsNotRecoveredTwice(t *testing.T) {
+	srv := redistest.Start(t)
+	data := t.TempDir()
+	args := []string{"--redis", srv.URL(), "--dev-source-token", replicaSourceToken, "--session-key-file", sharedKeyFile(t),
+		"--audit-signing-key-file", sharedAuditKeyFile(t)}
+	g := startGatewayData(t, data, args...)
+	alice := g.token("alice")
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+		"duration": "10m", "reason": "INC-17 restart"}, &req); code != 201 || req.Grant == nil {
+		t.Fatalf("request: %d %+v", code, req)
+	}
+	tc := g.tail(req.Grant.ID, alice)
+	srv.Stop()
+	if _, _, code := tc.next(0, 10*time.Second); code != 4006 {
+		t.Fatalf("tail when Redis stops: close %d, want 4006", code)
+	}
+	var ready readyJSON
+	eventually(t, "the close spooled", 15*time.Second, func() bool {
+		g.call("GET", "/readyz", "", nil, &ready)
+		return ready.Spool != nil && ready.Spool.Depth == 1
+	})
+	g.stop()
+
+	srv.Restart()
+	g = startGatewayData(t, data, args...)
+	carol := g.token("carol")
+	eventually(t, "the spool drained after the restart", 20*time.Second, func() bool {
+		g.call("GET", "/readyz", "", nil, &ready)
+		return ready.Spool != nil && ready.Spool.Depth == 0
+	})
+	closed := g.closedEvents(req.Grant.ID, carol)
+	if len(closed) != 1 || closed[0].Outcome != "success" || closed[0].Details["close_reason"] != "backend_unavailable" ||
+		closed[0].Details["spooled_at"] == nil {
+		t.Errorf("stream.closed events = %+v, want exactly the spooled one (backend_unavailable, spooled_at)", closed)
+	}
+}
