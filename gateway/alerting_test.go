@@ -186,6 +186,10 @@ func TestAlertRulesEditValidatesThenSavesAndAudits(t *testing.T) {
 	if ah.engine.Rules().Digest != before {
 		t.Error("bad rules replaced the running rules")
 	}
+	code, body = putRules(t, ah, "carol", "- {name: typo, service: chekout, env: prod, window: 1m}")
+	if code != http.StatusBadRequest || !strings.Contains(body, `rule \"typo\"`) || !strings.Contains(body, "selects no known stream") {
+		t.Errorf("selector matching nothing: %d %s", code, body)
+	}
 	if code, _ := putRules(t, ah, "alice", "[]"); code != http.StatusForbidden {
 		t.Errorf("alice PUT = %d, want 403", code)
 	}

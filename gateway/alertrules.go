@@ -14,6 +14,7 @@ import (
 	"github.com/loggate/loggate/auth"
 	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/logs"
 )
 
 // requireRulesAdmin lets loggate-admins (manage_policies) read and change
@@ -86,6 +87,12 @@ func (s *Server) handlePutAlertRules(w http.ResponseWriter, r *http.Request, who
 	} else if err != nil {
 		return errBadRequest(err.Error())
 	}
+	if pe, err := s.unmatchedRules(r.Context(), set); err != nil {
+		return err
+	} else if pe != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": pe.Error(), "code": "bad_request", "problems": pe.Problems})
+		return nil
+	}
 	if s.cfg.Alerts == nil || s.cfg.AlertRulesFile == "" {
 		return errNotFound("alert rules are not editable here: start loggate with --alert-rules FILE")
 	}
@@ -156,10 +163,34 @@ func (s *Server) ReloadAlertRules(ctx context.Context) error {
 		return fmt.Errorf("read alert rules: %w", err)
 	}
 	set, err := alert.Parse(s.cfg.AlertRulesFile, body)
+	if err == nil {
+		var pe *alert.ParseError
+		if pe, err = s.unmatchedRules(ctx, set); pe != nil {
+			err = pe
+		}
+	}
 	if err != nil {
 		s.recordBestEffort(ctx, nil, audit.Event{Action: "alert_rules.rejected", Actor: systemActor, Outcome: audit.OutcomeFailure,
 			Reason: truncate(err.Error(), 1000), Details: map[string]any{"via": "file"}})
 		return err
 	}
 	return s.applyAlertRules(ctx, nil, systemActor, "file", set, body)
+}
+
+// unmatchedRules checks that every log rule's selector names a stream
+// loggate knows (a source may write it, or it has lines). Before any
+// source exists nothing is known, and nothing is checked.
+func (s *Server) unmatchedRules(ctx context.Context, set *alert.RuleSet) (*alert.ParseError, error) {
+	known, err := s.knownStreams(ctx)
+	if err != nil {
+		return nil, errUnavailable("state store unavailable", err)
+	}
+	if len(known) == 0 {
+		return nil, nil
+	}
+	streams := make([]logs.Stream, len(known))
+	for i, k := range known {
+		streams[i] = logs.Stream{Service: k.Service, Env: k.Env}
+	}
+	return set.Unmatched(streams), nil
 }

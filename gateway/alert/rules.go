@@ -108,6 +108,7 @@ func (e *ParseError) Is(target error) bool { return target == ErrInvalid }
 
 // RuleSet is a parsed, validated rules file.
 type RuleSet struct {
+	File   string // the name Parse was given
 	Rules  []Rule
 	Digest string // "sha256:<hex>" of the file's bytes
 	rules  []*compiled
@@ -148,7 +149,7 @@ const MaxRules = 1000
 // the file, the rule and the field.
 func Parse(file string, data []byte) (*RuleSet, error) {
 	sum := sha256.Sum256(data)
-	rs := &RuleSet{Digest: "sha256:" + hex.EncodeToString(sum[:])}
+	rs := &RuleSet{File: file, Digest: "sha256:" + hex.EncodeToString(sum[:])}
 	fail := func(msg string) error {
 		return &ParseError{Problems: []Problem{{File: file, Index: -1, Msg: msg}}}
 	}
@@ -390,6 +391,37 @@ func compile(r Rule) (*compiled, []fieldProblem) {
 		}
 	}
 	return c, ps
+}
+
+// Unmatched reports the log rules whose service and env select none of
+// streams (the streams loggate knows). Audit rules and rules without a
+// selector are not checked.
+func (rs *RuleSet) Unmatched(streams []logs.Stream) *ParseError {
+	var probs []Problem
+	for _, c := range rs.rules {
+		if c.audit || (c.Service == "" && c.Env == "") {
+			continue
+		}
+		found := false
+		for _, st := range streams {
+			if globOK(c.Service, st.Service) && globOK(c.Env, st.Env) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			field := "service"
+			if c.Service == "" {
+				field = "env"
+			}
+			probs = append(probs, Problem{File: rs.File, Index: c.index, Rule: c.Name, Field: field,
+				Msg: fmt.Sprintf("selects no known stream (service %q, env %q)", c.Service, c.Env)})
+		}
+	}
+	if len(probs) == 0 {
+		return nil
+	}
+	return &ParseError{Problems: probs}
 }
 
 // labelName turns a group_by name ("http.status") into a label name
