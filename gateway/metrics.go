@@ -21,6 +21,10 @@ type metrics struct {
 	notifications  *prometheus.CounterVec
 	alerts         *prometheus.CounterVec
 	viewCountSaves prometheus.Counter
+
+	controlConns       prometheus.Gauge
+	levelChanges       *prometheus.CounterVec
+	levelAuditFailures prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -49,7 +53,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Notification delivery attempts by outcome."}, []string{"outcome"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_alerts_total",
 			Help: "Alert state changes by new state (firing, resolved)."}, []string{"state"}),
+		controlConns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "loggate_control_connections_open",
+			Help: "Services holding a level control WebSocket to this replica."}),
+		levelChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_level_changes_total",
+			Help: "Raised log levels turned on or off for a stream and scope."}, []string{"change"}),
+		levelAuditFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "loggate_level_audit_failures_total",
+			Help: "stream.debug_enabled/disabled events that could not be recorded."}),
 	}
+	reg.MustRegister(m.controlConns, m.levelChanges, m.levelAuditFailures)
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.auditEvents, m.auditFailures, m.decisions, m.policyErrors,
 		m.ingestEntries, m.ingestRejected, m.tails, m.notifications, m.viewCountSaves, m.alerts)
 	_ = reg.Register(collectors.NewGoCollector())

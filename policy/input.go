@@ -21,7 +21,7 @@ func newInputKeys() inputKeys {
 	for _, s := range []string{
 		"action", "requester", "actor", "service", "env", "duration_seconds", "duration",
 		"reason", "break_glass", "approvals", "approver", "approver_groups", "time", "time_unix",
-		"id", "subject", "email", "name", "groups",
+		"id", "subject", "email", "name", "groups", "request", "level", "scope",
 	} {
 		k[s] = ast.StringTerm(s)
 	}
@@ -92,10 +92,22 @@ func (k inputKeys) access(in Input, now time.Time) ast.Value {
 		k.item("reason", str(in.Reason)),
 		k.item("break_glass", ast.InternedTerm(in.BreakGlass)),
 		k.item("approvals", ast.ArrayTerm(approvals...)),
+		k.item("request", k.request(in)),
 		tt, tu,
 	}
+	return ast.NewObject(items...)
+}
+
+// request is input.request: what the request asks of the stream's services
+// beyond access ({"level": "debug", "scope": {"tenant": "acme"}}).
+func (k inputKeys) request(in Input) *ast.Term {
+	scope := make([][2]*ast.Term, 0, len(in.Scope))
+	for key, v := range in.Scope {
+		scope = append(scope, [2]*ast.Term{ast.StringTerm(key), ast.StringTerm(v)})
+	}
+	items := [][2]*ast.Term{k.item("level", str(in.Level)), k.item("scope", ast.ObjectTerm(scope...))}
 	if a := in.Alert; a != nil {
-		items = append(items, k.item("request", ast.ObjectTerm(k.item("alert", ast.ObjectTerm(
+		items = append(items, k.item("alert", ast.ObjectTerm(
 			k.item("id", str(a.ID)),
 			k.item("rule", str(a.Rule)),
 			k.item("state", str(a.State)),
@@ -103,9 +115,9 @@ func (k inputKeys) access(in Input, now time.Time) ast.Value {
 			k.item("env", str(a.Env)),
 			k.item("severity", str(a.Severity)),
 			k.item("count", ast.InternedTerm(a.Count)),
-		)))))
+		)))
 	}
-	return ast.NewObject(items...)
+	return ast.ObjectTerm(items...)
 }
 
 // action builds the data.loggate.authz input document.
