@@ -75,8 +75,7 @@ default break_glass_allowed := false
 break_glass_allowed := is_break_glass_member if is_requester
 
 # The limits in force: the break-glass ones, the alert fast path's, or the
-# environment's,
-# tightened for a raised log level in prod (debug_limits).
+# environment's, tightened for a raised log level in prod (debug_limits).
 limits := debug_limits if raised_level_in_prod else := base_limits
 
 base_limits := {
