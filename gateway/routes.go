@@ -98,6 +98,10 @@ func (s *Server) routeTable() []route {
 		{"POST /api/v1/sources", user, s.api(s.handleCreateSource)},
 		{"POST /api/v1/sources/{id}/revoke", user, s.api(s.handleRevokeSource)},
 		{"GET /api/v1/policy", user, s.api(s.handlePolicyInfo)},
+		{"GET /api/v1/alerts", user, s.api(s.handleListAlerts)},
+		{"GET /api/v1/alerts/{id}", user, s.api(s.handleGetAlert)},
+		{"GET /api/v1/alert-rules", user, s.api(s.handleGetAlertRules)},
+		{"PUT /api/v1/alert-rules", user, s.api(s.handlePutAlertRules)},
 		{"GET /api/v1/sessions", user, s.api(s.handleListSessions)},
 		{"DELETE /api/v1/sessions/{id}", user, s.api(s.handleEndSession)},
 

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/logs"
 	"github.com/loggate/loggate/gateway/redact"
@@ -174,6 +175,18 @@ type Config struct {
 	// ReadyNotes are shown in /readyz's checks without affecting readiness
 	// (e.g. an accepted weak Redis durability); nil means none.
 	ReadyNotes map[string]string
+
+	// Alerts evaluates alert rules on accepted (redacted) entries and on
+	// committed audit events; nil means no alerting. Its sink is the
+	// Server (AlertChanged).
+	Alerts *alert.Engine
+	// AlertStore keeps alerts; nil: none are kept (GET /api/v1/alerts lists none).
+	AlertStore AlertStore
+	// AlertReceivers get every firing and resolved alert (Alertmanager).
+	AlertReceivers []AlertReceiver
+	// AlertRulesFile is where PUT /api/v1/alert-rules saves; empty means
+	// the rules cannot be edited through the API (404).
+	AlertRulesFile string
 
 	Now    func() time.Time
 	Logger *slog.Logger

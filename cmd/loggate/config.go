@@ -85,6 +85,10 @@ type serveConfig struct {
 	// CheckConfig validates and exits (checkconfig.go).
 	CheckConfig bool
 
+	// AlertRules and AlertmanagerURLs: serve_alerts.go.
+	AlertRules       string
+	AlertmanagerURLs urlList
+
 	// clientSecret and webhookSecret are read from files or the environment.
 	clientSecret  string
 	webhookSecret string
@@ -131,6 +135,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookFormat, "webhook-format", "json", "webhook body: json (signed, Standard Webhooks headers) or slack")
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often a signed audit checkpoint is written")
 	c.AuditOps.flags(fs)
+	c.alertFlags(fs)
 	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
 	fs.DurationVar(&c.TailProgressInterval, "tail-progress-interval", time.Minute, "how often a long view writes a stream.progress audit event")
 	fs.DurationVar(&c.ViewCountsInterval, "view-counts-interval", 5*time.Second, "how often a live view's counts are saved under --data (a crash loses at most this much of them)")
