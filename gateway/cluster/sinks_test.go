@@ -235,12 +235,19 @@ func TestRunSinksTakeOverFromSharedCursor(t *testing.T) {
 	if len(other.seqs(t)) != 0 {
 		t.Fatalf("both replicas delivered before the kill")
 	}
+	// The leader saves the shared cursor after it delivers: wait for the
+	// save, so the kill tests a takeover from a saved cursor.
+	shared := NewLeaseCursor(e.lease(t, e.client(t), "x", ttl), "file", "")
+	waitFor(t, "the shared cursor at 20", func() bool {
+		c, err := shared.Load(context.Background())
+		return err == nil && c == 20
+	})
 	// Kill the leader: its connection goes away first, so it cannot
 	// release the lease, which must expire.
 	killed := time.Now()
 	leader.client.Close()
 	leader.stop()
-	cursor, err := NewLeaseCursor(e.lease(t, e.client(t), "x", ttl), "file", "").Load(context.Background())
+	cursor, err := shared.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
