@@ -382,6 +382,11 @@ func (v *Viewer) offer(m Message) {
 		return
 	}
 	v.flushDropLocked()
+	if m.Type == TypeGap {
+		// Seqs the viewer never got (this replica missed them): a range
+		// must not span them, as a replay elsewhere may have them.
+		v.brkNext = true
+	}
 	if m.Type == TypeEntries {
 		m.epoch, m.brk = v.epoch, v.brkNext
 		v.brkNext = false
@@ -502,6 +507,11 @@ func (v *Viewer) count(m *Message) {
 // (same epoch, no drop or pause, no sampling); otherwise a range starts.
 // Callers hold statsMu.
 func (v *Viewer) recordLocked(m *Message) {
+	if v.truncated {
+		// What came after the last recorded range is unknown: growing
+		// it now would span entries skipped in between.
+		return
+	}
 	if n := len(v.ranges); n > 0 {
 		last := &v.ranges[n-1]
 		if !m.brk && !m.sampled && !last.Sampled && last.Epoch == int(m.epoch) && m.FirstSeq > last.To {
