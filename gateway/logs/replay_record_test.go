@@ -117,3 +117,63 @@ func TestReplayTruncatedRecordDoesNotStretchOverSkips(t *testing.T) {
 		}
 	}
 }
+
+// A client may change its filter as often as it likes: the record keeps a
+// bounded number of epochs (and so bounded memory and a record that fits
+// its audit event); entries delivered under an unrecorded epoch make the
+// record truncated rather than attributed to another filter.
+func TestReplayRecordBoundsFilterEpochs(t *testing.T) {
+	h := newTestHub(t, HubConfig{})
+	v := subscribe(t, h, SubscribeOptions{})
+	var seen clientDigest
+	publish(t, h, makeEntries("first", 1))
+	drainSeen(t, v, &seen, 1)
+	long := Filter{Attrs: map[string]string{"k": string(make([]byte, 4000))}}
+	for i := range 5000 {
+		f := Filter{MinLevel: LevelInfo}
+		if i%2 == 0 {
+			f = long
+		}
+		if err := v.SetFilter(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := v.SetFilter(Filter{}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, h, makeEntries("last", 1))
+	drainSeen(t, v, &seen, 1)
+	v.Close()
+	st := v.Stats()
+	if n := len(st.Record.Epochs); n > maxRecordEpochs {
+		t.Errorf("record holds %d epochs, want at most %d", n, maxRecordEpochs)
+	}
+	if !st.Record.Truncated {
+		t.Error("an entry delivered under an unrecorded filter left the record complete")
+	}
+	_, got, _ := replayAll(t, h, st.Record)
+	if !slices.Equal(got, []int64{1}) {
+		t.Errorf("replay rebuilt %v, want only seq 1", got)
+	}
+}
+
+// Paused counts every entry skipped while paused, however many pauses the
+// record has room for.
+func TestPausedCountsBeyondTheRecordedSkips(t *testing.T) {
+	h := newTestHub(t, HubConfig{})
+	v := subscribe(t, h, SubscribeOptions{})
+	const pauses = maxRecordRanges + 10
+	for range pauses {
+		if err := v.SetPaused(true); err != nil {
+			t.Fatal(err)
+		}
+		publish(t, h, makeEntries("paused", 1))
+		if err := v.SetPaused(false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	v.Close()
+	if got := v.Stats().Paused; got != pauses {
+		t.Errorf("Paused = %d, want %d", got, pauses)
+	}
+}
