@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -57,7 +58,7 @@ func (s *Server) sourceAuthFailed(r *http.Request, reason, token string, src *st
 		ev.Details["token_sha256_prefix"] = fp
 	}
 	s.fillFromRequest(r, &ev)
-	s.sourceBursts.add(key+"|"+ev.SourceAddr, ev)
+	s.sourceBursts.add(key+"|"+burstAddr(ev.SourceAddr), ev)
 }
 
 // sourceWriteDenied audits a source writing to a stream it is not bound
@@ -69,7 +70,24 @@ func (s *Server) sourceWriteDenied(r *http.Request, src store.Source, service, e
 		Actor:  audit.Actor{Kind: audit.ActorSource, ID: src.ID, Name: src.Name},
 		Target: audit.Target{SourceID: src.ID, Service: service, Env: env}, Details: map[string]any{"route": r.URL.Path}}
 	s.fillFromRequest(r, &ev)
-	s.sourceBursts.add("denied|"+src.ID+"|"+service+"/"+env+"|"+ev.SourceAddr, ev)
+	s.sourceBursts.add("denied|"+src.ID+"|"+service+"/"+env+"|"+burstAddr(ev.SourceAddr), ev)
+}
+
+// burstAddr is the part of a client address a burst is keyed by: an IPv4
+// address, or the /64 of an IPv6 one. One host commonly holds a whole /64,
+// and keyed by full address it could make every refusal the first of a new
+// burst, each one written to the trail at once (up to the aggregator's max
+// keys per window). The event still records the full address.
+func burstAddr(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Unmap().Is4() {
+		return addr
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 func (s *Server) fillFromRequest(r *http.Request, ev *audit.Event) {

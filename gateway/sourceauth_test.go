@@ -3,8 +3,10 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +265,26 @@ func TestBurstAggregatorBoundsAndClose(t *testing.T) {
 	b.add("z", ev("z"))
 	if len(got) != n+2 {
 		t.Errorf("after close: %d events for 2 adds, want each recorded", len(got)-n)
+	}
+}
+
+// TestSourceFailuresAggregatedPerIPv6Network: an unauthenticated client
+// holds a whole IPv6 /64; changing its address within it must not make each
+// refusal the first of a new burst (one synchronous trail write each).
+func TestSourceFailuresAggregatedPerIPv6Network(t *testing.T) {
+	h := newHarness(t)
+	for i := range 50 {
+		r := httptest.NewRequest("POST", "/api/v1/ingest", nil)
+		r = r.WithContext(withClientAddr(r.Context(), fmt.Sprintf("2001:db8:1:2::%x", i+1)))
+		h.srv.sourceAuthFailed(r, sourceReasonUnknown, NewSourceToken(), nil)
+	}
+	var n int
+	for _, ev := range h.events(audit.Query{Action: "auth.failed"}) {
+		if ev.Actor.Kind == audit.ActorSource {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("50 refusals from one /64: %d events at once, want 1", n)
 	}
 }
