@@ -96,7 +96,8 @@ func (s *Server) fillFromRequest(r *http.Request, ev *audit.Event) {
 	ev.UserAgent = truncate(r.UserAgent(), 256)
 }
 
-// overflowBurstKey stands for every key once a burst aggregator tracks max.
+// overflowBurstKey stands for every address once a burst aggregator tracks
+// max keys.
 const overflowBurstKey = "(many)"
 
 // burstAggregator turns a flood of like audit events into a few, as the
@@ -104,8 +105,9 @@ const overflowBurstKey = "(many)"
 // event is recorded at once (details.count absent, i.e. 1) and the rest as
 // one event with details.count when the window ends, or at the next event
 // of that key after it ended, or on close. Memory is bounded by max keys;
-// beyond, events share one overflow key. Recording is best effort: the
-// request is refused either way, so a trail failure is logged and counted.
+// beyond, events share an overflow key per action, reason and actor.
+// Recording is best effort: the request is refused either way, so a trail
+// failure is logged and counted.
 //
 // It owns one goroutine (the flusher), started with the first event and
 // stopped by close; after close events are recorded one by one.
@@ -149,8 +151,13 @@ func (b *burstAggregator) add(key string, ev audit.Event) {
 		}
 		cur, ok := b.pending[key]
 		if !ok && len(b.pending) >= b.max {
-			key = overflowBurstKey
+			// One overflow burst per action, reason and actor (few: the
+			// actor is a known source or none), so its count is never
+			// told under another refusal's reason or source. The stream
+			// a denied write named varies, so it is not kept.
+			key = overflowBurstKey + "|" + ev.Action + "|" + ev.Reason + "|" + ev.Actor.ID
 			ev.SourceAddr, ev.UserAgent = overflowBurstKey, ""
+			ev.Target.Service, ev.Target.Env = "", ""
 			cur, ok = b.pending[key]
 		}
 		if ok && now.Sub(cur.start) < b.window {

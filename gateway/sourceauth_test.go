@@ -288,3 +288,35 @@ func TestSourceFailuresAggregatedPerIPv6Network(t *testing.T) {
 		t.Errorf("50 refusals from one /64: %d events at once, want 1", n)
 	}
 }
+
+// TestBurstOverflowKeepsReasonsApart: past max keys, refusals of different
+// reasons or sources are not counted under the first overflowing event's
+// reason and source (a flood of unknown tokens must not read as N uses of
+// one revoked source's token).
+func TestBurstOverflowKeepsReasonsApart(t *testing.T) {
+	var got []audit.Event
+	c := &clock{}
+	b := newBurstAggregator(func(_ context.Context, ev audit.Event) error { got = append(got, ev); return nil },
+		c.Now, time.Minute, 1)
+	ev := func(addr, reason, src string) audit.Event {
+		return audit.Event{Action: "auth.failed", Reason: reason, SourceAddr: addr,
+			Actor: audit.Actor{Kind: audit.ActorSource, ID: src}, Details: map[string]any{"detail": "x"}}
+	}
+	b.add("a", ev("a", sourceReasonUnknown, ""))
+	b.add("b", ev("b", sourceReasonRevoked, "src_1")) // overflow
+	b.add("c", ev("c", sourceReasonUnknown, ""))      // overflow
+	b.add("d", ev("d", sourceReasonUnknown, ""))      // overflow
+	b.close()
+	total := map[string]float64{}
+	for _, e := range got {
+		n := toFloat(e.Details["count"])
+		if n == 0 {
+			n = 1
+		}
+		total[e.Reason+"|"+e.Actor.ID] += n
+	}
+	if want := map[string]float64{sourceReasonUnknown + "|": 3, sourceReasonRevoked + "|src_1": 1}; len(total) != 2 ||
+		total[sourceReasonUnknown+"|"] != 3 || total[sourceReasonRevoked+"|src_1"] != 1 {
+		t.Errorf("refusals recorded per reason|source %v, want %v", total, want)
+	}
+}
