@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"github.com/loggate/loggate/gateway/api"
+	"github.com/loggate/loggate/gateway/api/client"
 	"github.com/loggate/loggate/gateway/logs"
 )
 
@@ -62,14 +64,17 @@ func TestAPIContract(t *testing.T) {
 		c.check(raw)
 	}
 
-	conn, _, err := h.dialTail("alice", g.ID)
+	conn, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.url, "http")+api.TailPath(g.ID),
+		http.Header{"Authorization": {"Bearer " + h.token("alice")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := h.hub.Publish(context.Background(), []logs.Entry{{Service: "checkout", Env: "staging",
-		Time: time.Now(), Level: "warn", Message: "hello", Attrs: map[string]string{"k": "v"}, Pod: "p-1"}}); err != nil {
-		t.Fatal(err)
+	publish := func() {
+		if _, err := h.hub.Publish(context.Background(), []logs.Entry{{Service: "checkout", Env: "staging",
+			Time: time.Now(), Level: "warn", Message: "hello", Attrs: map[string]string{"k": "v"}, Pod: "p-1"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	seen := map[string]bool{}
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -87,6 +92,9 @@ func TestAPIContract(t *testing.T) {
 		for _, e := range f.Entries {
 			strict[api.Entry](t, "entry", e)
 		}
+		if f.Type == api.FrameSubscribed { // subscribed: a line published now reaches this tail
+			publish()
+		}
 		if f.Type == api.FrameEntries {
 			h.call("dave", http.MethodPost, "/api/v1/grants/"+g.ID+"/revoke", map[string]any{"reason": "contract test"}, nil)
 		}
@@ -94,7 +102,49 @@ func TestAPIContract(t *testing.T) {
 			t.Errorf("end reason %q, want %q", f.Reason, api.EndRevoked)
 		}
 	}
-	if !seen[api.FrameEntries] || !seen[api.FrameEnd] {
-		t.Errorf("frames seen %v, want entries and end", seen)
+	if !seen[api.FrameSubscribed] || !seen[api.FrameEntries] || !seen[api.FrameEnd] {
+		t.Errorf("frames seen %v, want subscribed, entries and end", seen)
+	}
+}
+
+// TestGoClient: the typed client against a real gateway: ask, read, refuse,
+// revoke; a refusal is a *client.Error with the status and the server's code.
+func TestGoClient(t *testing.T) {
+	h := newHarness(t)
+	as := func(user string) *client.Client {
+		return &client.Client{BaseURL: h.url, UserAgent: "client-test",
+			Token: func(context.Context) (string, error) { return h.token(user), nil }}
+	}
+	ctx := context.Background()
+	alice, dave := as("alice"), as("dave")
+
+	me, err := alice.Me(ctx)
+	if err != nil || me.Email != "alice@example.com" {
+		t.Fatalf("Me = %+v, %v", me, err)
+	}
+	req, err := alice.CreateRequest(ctx, api.CreateRequest{Service: "checkout", Env: "staging", Duration: "10m", Reason: "client test"})
+	if err != nil || req.State != "approved" || req.Grant == nil {
+		t.Fatalf("CreateRequest = %+v, %v; want approved with a grant", req, err)
+	}
+	if g, err := alice.Grant(ctx, req.Grant.ID); err != nil || g.State != "active" || g.TailPath != api.TailPath(g.ID) {
+		t.Errorf("Grant = %+v, %v", g, err)
+	}
+	pending, err := alice.CreateRequest(ctx, api.CreateRequest{Service: "checkout", Env: "prod", Duration: "30m", Reason: "INC-1 client test"})
+	if err != nil || pending.State != "pending" {
+		t.Fatalf("prod request = %+v, %v; want pending", pending, err)
+	}
+	_, err = alice.Approve(ctx, pending.ID, "")
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != http.StatusForbidden || ce.Code != api.CodeForbidden || ce.Message == "" {
+		t.Errorf("approving one's own request: %v, want a 403 *client.Error", err)
+	}
+	if _, err := alice.Request(ctx, "req_nope"); client.StatusOf(err) != http.StatusNotFound {
+		t.Errorf("unknown request: %v, want 404", err)
+	}
+	if g, err := dave.Revoke(ctx, req.Grant.ID, "client test over"); err != nil || g.State != "revoked" {
+		t.Errorf("Revoke = %+v, %v", g, err)
+	}
+	if page, err := alice.Grants(ctx, nil); err != nil || len(page.Items) == 0 {
+		t.Errorf("Grants = %+v, %v", page, err)
 	}
 }

@@ -7,15 +7,11 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
 )
-
-// verdictBody is the body of approve and deny.
-type verdictBody struct {
-	Comment string `json:"comment"`
-}
 
 func (s *Server) handleApprove(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	v, err := s.checkVerdict(r, who, "approve")
@@ -68,7 +64,7 @@ func (s *Server) checkVerdict(r *http.Request, who auth.Identity, word string) (
 	if word == "deny" {
 		v.past = "denied"
 	}
-	var body verdictBody
+	var body api.Verdict
 	if err := decodeOptionalBody(r, &body); err != nil {
 		return v, err
 	}

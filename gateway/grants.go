@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"sort"
 	"time"
@@ -16,10 +15,7 @@ import (
 
 func (s *Server) loadGrant(ctx context.Context, id string) (store.Grant, error) {
 	g, err := s.cfg.Store.Grant(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return g, errNotFound("no such grant")
-	}
-	return g, err
+	return g, notFound(err, "no such grant")
 }
 
 // mayRevoke: the holder, an eligible approver of the stream, or security,
@@ -44,7 +40,7 @@ func (s *Server) canSeeGrant(ctx context.Context, who auth.Identity, g store.Gra
 func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
 	q := r.URL.Query()
-	limit, err := limitParam(q)
+	sq, err := pageQuery(r)
 	if err != nil {
 		return err
 	}
@@ -56,7 +52,7 @@ func (s *Server) handleListGrants(w http.ResponseWriter, r *http.Request, who au
 	if err != nil {
 		return err
 	}
-	sq := store.Query{Owner: who.ID(), Limit: limit, Cursor: q.Get("cursor")}
+	sq.Owner = who.ID()
 	if all {
 		if !s.allowed(ctx, who, "read_audit") {
 			return errForbidden("all=true is for security")
@@ -90,17 +86,10 @@ func (s *Server) handleGetGrant(w http.ResponseWriter, r *http.Request, who auth
 	return nil
 }
 
-type revokeBody struct {
-	Reason string `json:"reason"`
-}
-
 func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
-	var body revokeBody
-	if err := decodeOptionalBody(r, &body); err != nil {
-		return err
-	}
-	reason, err := s.cleanText("reason", body.Reason, true)
+	var body api.Revoke
+	reason, err := s.textBody(r, &body, "reason", &body.Reason)
 	if err != nil {
 		return err
 	}
@@ -120,11 +109,8 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, who auth.I
 	}
 	revoked := audit.Event{Action: "grant.revoked", Actor: userActor(who), Outcome: "success",
 		Reason: reason, Target: grantTarget(g), DecisionID: authz.ID, PolicyRevision: authz.Revision}
-	if err := s.record(ctx, r, revoked); err != nil {
-		return err
-	}
 	me := subjectOf(who)
-	err = s.cfg.Store.Update(ctx, func(tx *store.Txn) error {
+	err = s.commit(ctx, r, revoked, func(tx *store.Txn) error {
 		cur, err := tx.Grant(g.ID)
 		if err != nil {
 			return err
@@ -137,7 +123,6 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, who auth.I
 		return tx.PutGrant(&cur)
 	})
 	if err != nil {
-		s.recordNotApplied(ctx, r, revoked, err)
 		return err
 	}
 	s.broadcast(ctx, ControlEvent{Kind: ControlRevoked, GrantID: g.ID, Reason: reason})
@@ -146,16 +131,11 @@ func (s *Server) handleRevoke(w http.ResponseWriter, r *http.Request, who auth.I
 	return nil
 }
 
-type extendBody struct {
-	Duration string `json:"duration"`
-	Reason   string `json:"reason"`
-}
-
 // handleExtend asks for more time on an active grant; it goes through policy
 // like a new request and answers with the request (201).
 func (s *Server) handleExtend(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
-	var body extendBody
+	var body api.Extend
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
@@ -238,46 +218,33 @@ func (s *Server) handleListReviews(w http.ResponseWriter, r *http.Request, who a
 	if !s.allowed(ctx, who, "read_audit") {
 		return errForbidden("reviews are for security")
 	}
-	q := r.URL.Query()
-	state, err := enumParam(q, "state", store.ReviewOpen, store.ReviewClosed)
+	state, err := enumParam(r.URL.Query(), "state", store.ReviewOpen, store.ReviewClosed)
 	if err != nil {
 		return err
 	}
-	limit, err := limitParam(q)
+	sq, err := pageQuery(r)
 	if err != nil {
 		return err
 	}
-	revs, next, err := s.cfg.Store.Reviews(ctx, store.Query{State: state, Limit: limit, Cursor: q.Get("cursor")})
+	sq.State = state
+	revs, next, err := s.cfg.Store.Reviews(ctx, sq)
 	if err != nil {
 		return err
 	}
-	items := []api.Review{}
-	for _, rv := range revs {
-		items = append(items, viewReview(rv))
-	}
-	writeJSON(w, http.StatusOK, api.List[api.Review]{Items: items, NextCursor: next})
+	writePage(w, revs, next, viewReview)
 	return nil
-}
-
-type closeReviewBody struct {
-	Comment string `json:"comment"`
 }
 
 func (s *Server) handleCloseReview(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
-	var body closeReviewBody
-	if err := decodeOptionalBody(r, &body); err != nil {
-		return err
-	}
-	comment, err := s.cleanText("comment", body.Comment, true)
+	var body api.CloseReview
+	comment, err := s.textBody(r, &body, "comment", &body.Comment)
 	if err != nil {
 		return err
 	}
 	rv, err := s.cfg.Store.Review(ctx, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound("no such review")
-	} else if err != nil {
-		return err
+	if err != nil {
+		return notFound(err, "no such review")
 	}
 	if !s.allowed(ctx, who, "read_audit") {
 		return errForbidden("only security may close a review")
@@ -291,12 +258,9 @@ func (s *Server) handleCloseReview(w http.ResponseWriter, r *http.Request, who a
 	closed := audit.Event{Action: "review.closed", Actor: userActor(who), Outcome: "success",
 		Reason: comment, Target: audit.Target{ReviewID: rv.ID, GrantID: rv.GrantID, RequestID: rv.RequestID,
 			Service: rv.Service, Env: rv.Env}}
-	if err := s.record(ctx, r, closed); err != nil {
-		return err
-	}
 	me := subjectOf(who)
 	now := s.now()
-	err = s.cfg.Store.Update(ctx, func(tx *store.Txn) error {
+	err = s.commit(ctx, r, closed, func(tx *store.Txn) error {
 		cur, err := tx.Review(rv.ID)
 		if err != nil {
 			return err
@@ -309,7 +273,6 @@ func (s *Server) handleCloseReview(w http.ResponseWriter, r *http.Request, who a
 		return tx.PutReview(&cur)
 	})
 	if err != nil {
-		s.recordNotApplied(ctx, r, closed, err)
 		return err
 	}
 	writeJSON(w, http.StatusOK, viewReview(rv))

@@ -29,8 +29,20 @@ func HashSourceToken(token string) string {
 // token is looked up by its hash, so no comparison of secrets happens here.
 // A missing, unknown or revoked token is 401 and audited as auth.failed
 // with actor kind source.
+//
+// Without an Authorization header, a TLS client certificate may stand in
+// for the token (CertSources); a bearer token, when given, decides.
 func (s *Server) source(r *http.Request) (store.Source, error) {
 	h := r.Header.Get("Authorization")
+	if h == "" {
+		src, ok, err := s.certSource(r)
+		if ok {
+			if err != nil {
+				return store.Source{}, err
+			}
+			return s.rateLimited(src)
+		}
+	}
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		token, ok = strings.CutPrefix(h, "bearer ")
@@ -38,7 +50,11 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
 		s.sourceAuthFailed(r, sourceReasonNoCredentials, "", nil)
-		return store.Source{}, errUnauthorized("source token required (Authorization: Bearer <token>)")
+		msg := "source token required (Authorization: Bearer <token>)"
+		if s.certSources() != nil {
+			msg = "source token (Authorization: Bearer <token>) or client certificate required"
+		}
+		return store.Source{}, errUnauthorized(msg)
 	}
 	src, err := s.cfg.Store.SourceByTokenHash(r.Context(), HashSourceToken(token))
 	switch {
@@ -51,6 +67,11 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 		s.sourceAuthFailed(r, sourceReasonRevoked, token, &src)
 		return store.Source{}, errUnauthorized("invalid source token")
 	}
+	return s.rateLimited(src)
+}
+
+// rateLimited passes src unless it is over its ingest rate.
+func (s *Server) rateLimited(src store.Source) (store.Source, error) {
 	if !s.ingestLimiter.allow(src.ID) {
 		return store.Source{}, &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
 			Message: "too many ingest requests for this source; retry later"}

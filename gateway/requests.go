@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
@@ -17,18 +18,6 @@ import (
 
 // nameRE is what a service or environment name may look like.
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-
-type createRequestBody struct {
-	Service    string `json:"service"`
-	Env        string `json:"env"`
-	Duration   string `json:"duration"`
-	Reason     string `json:"reason"`
-	BreakGlass bool   `json:"break_glass"`
-	// Level asks the stream's services to emit this level while a view of
-	// the grant is open; Scope narrows it to matching records.
-	Level string            `json:"level"`
-	Scope map[string]string `json:"scope"`
-}
 
 // parseDuration accepts Go duration syntax from one second up.
 func parseDuration(s string) (time.Duration, error) {
@@ -75,7 +64,7 @@ func (s *Server) cleanText(field, v string, required bool) (string, error) {
 }
 
 func (s *Server) handleCreateRequest(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
-	var body createRequestBody
+	var body api.CreateRequest
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}

@@ -128,6 +128,11 @@ type Config struct {
 	ReplicaID string
 	// Notifier queues notifications; nil means none are sent.
 	Notifier Notifier
+	// CertSources, if set, gives the current client-certificate source
+	// mapping (sources_cert.go), asked on each ingest request so that a
+	// reloaded CA bundle or map applies at once; nil (or a nil result)
+	// means bearer source tokens only.
+	CertSources func() *CertSources
 	// Spool takes the closing events that cannot be refused (stream.closed)
 	// when the trail is unavailable, and appends them once it is back (see
 	// audit.Spool); nil means such an event is logged and lost.

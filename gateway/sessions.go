@@ -19,9 +19,9 @@ import (
 // with close code CloseSessionEnded.
 
 // CloseSessionEnded closes a tail whose browser session was ended.
-const CloseSessionEnded = 4007
+const CloseSessionEnded = api.CloseSessionEnded
 
-var endSession = tailEnd{"session_ended", CloseSessionEnded, "session ended"}
+var endSession = tailEnd{api.EndSession, CloseSessionEnded, "session ended"}
 
 // ControlSessionEnded tells every replica to close the tails a session
 // opened; ControlEvent.SessionID names the session's handle.

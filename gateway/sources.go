@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"sort"
 
@@ -34,6 +33,15 @@ func (s *Server) knownStreams(ctx context.Context) ([]store.StreamRef, error) {
 		}
 		if cursor = next; next == "" {
 			break
+		}
+	}
+	if cs := s.certSources(); cs != nil {
+		for _, m := range cs.Sources {
+			for _, st := range m.Streams {
+				if st.Service != "*" && st.Env != "*" {
+					seen[st] = true
+				}
+			}
 		}
 	}
 	for _, info := range s.cfg.Hub.Streams() {
@@ -107,25 +115,16 @@ func (s *Server) handleListSources(w http.ResponseWriter, r *http.Request, who a
 	if !s.allowed(r.Context(), who, "manage_sources") {
 		return errForbidden("sources are managed by loggate-admins")
 	}
-	limit, err := limitParam(r.URL.Query())
+	sq, err := pageQuery(r)
 	if err != nil {
 		return err
 	}
-	srcs, next, err := s.cfg.Store.Sources(r.Context(), store.Query{Limit: limit, Cursor: r.URL.Query().Get("cursor")})
+	srcs, next, err := s.cfg.Store.Sources(r.Context(), sq)
 	if err != nil {
 		return err
 	}
-	items := []api.Source{}
-	for _, src := range srcs {
-		items = append(items, viewSource(src))
-	}
-	writeJSON(w, http.StatusOK, api.List[api.Source]{Items: items, NextCursor: next})
+	writePage(w, srcs, next, viewSource)
 	return nil
-}
-
-type createSourceBody struct {
-	Name    string            `json:"name"`
-	Streams []store.StreamRef `json:"streams"`
 }
 
 // NewSourceToken makes a random source token: "lgs_" + 43 base64url chars.
@@ -150,12 +149,9 @@ func (s *Server) CreateSource(ctx context.Context, actor audit.Actor, name, toke
 		}
 		src.ID, src.CreatedAt = existing.ID, existing.CreatedAt
 	}
-	if err := s.record(ctx, nil, audit.Event{Action: "source.created", Actor: actor, Outcome: "success",
+	if err := s.commit(ctx, nil, audit.Event{Action: "source.created", Actor: actor, Outcome: "success",
 		Target: audit.Target{SourceID: src.ID}, Details: map[string]any{"name": name, "streams": streams,
-			"token_sha256_prefix": src.TokenHash[:12]}}); err != nil {
-		return api.Source{}, err
-	}
-	if err := s.cfg.Store.Update(ctx, func(tx *store.Txn) error { return tx.PutSource(&src) }); err != nil {
+			"token_sha256_prefix": src.TokenHash[:12]}}, func(tx *store.Txn) error { return tx.PutSource(&src) }); err != nil {
 		return api.Source{}, err
 	}
 	v := viewSource(src)
@@ -167,7 +163,7 @@ func (s *Server) handleCreateSource(w http.ResponseWriter, r *http.Request, who 
 	if !s.allowed(r.Context(), who, "manage_sources") {
 		return errForbidden("sources are managed by loggate-admins")
 	}
-	var body createSourceBody
+	var body api.CreateSource
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
@@ -185,7 +181,11 @@ func (s *Server) handleCreateSource(w http.ResponseWriter, r *http.Request, who 
 			return err
 		}
 	}
-	v, err := s.CreateSource(r.Context(), userActor(who), body.Name, "", body.Streams)
+	streams := make([]store.StreamRef, 0, len(body.Streams))
+	for _, st := range body.Streams {
+		streams = append(streams, store.StreamRef(st))
+	}
+	v, err := s.CreateSource(r.Context(), userActor(who), body.Name, "", streams)
 	if err != nil {
 		return err
 	}
@@ -199,20 +199,15 @@ func (s *Server) handleRevokeSource(w http.ResponseWriter, r *http.Request, who 
 		return errForbidden("sources are managed by loggate-admins")
 	}
 	src, err := s.cfg.Store.Source(ctx, r.PathValue("id"))
-	if errors.Is(err, store.ErrNotFound) {
-		return errNotFound("no such source")
-	} else if err != nil {
-		return err
+	if err != nil {
+		return notFound(err, "no such source")
 	}
 	if !src.RevokedAt.IsZero() {
 		return errConflict("source already revoked")
 	}
-	if err := s.record(ctx, r, audit.Event{Action: "source.revoked", Actor: userActor(who), Outcome: "success",
-		Target: audit.Target{SourceID: src.ID}}); err != nil {
-		return err
-	}
 	src.RevokedAt = s.now()
-	if err := s.cfg.Store.Update(ctx, func(tx *store.Txn) error { return tx.PutSource(&src) }); err != nil {
+	if err := s.commit(ctx, r, audit.Event{Action: "source.revoked", Actor: userActor(who), Outcome: "success",
+		Target: audit.Target{SourceID: src.ID}}, func(tx *store.Txn) error { return tx.PutSource(&src) }); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, viewSource(src))

@@ -99,7 +99,7 @@ func (s *Server) writeTailRaw(conn *websocket.Conn, b []byte) error {
 // sendEnd writes the end message and the close frame; it never reads.
 func (s *Server) sendEnd(conn *websocket.Conn, e tailEnd, msg string) {
 	if e.code != websocket.CloseNormalClosure {
-		_ = s.writeTail(conn, map[string]string{"type": "end", "reason": e.reason, "message": msg})
+		_ = s.writeTail(conn, api.TailFrame{Type: api.FrameEnd, Reason: e.reason, Message: msg})
 	}
 	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(e.code, e.text), deadline(time.Second))
 }
@@ -120,15 +120,15 @@ func (s *Server) endTail(conn *websocket.Conn, e tailEnd, msg string) {
 // serveTail is the tail's write loop. It owns conn's writes; a reader
 // goroutine passes client messages in and exits when conn closes.
 func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer, g store.Grant, who auth.Identity, tr tailRequest, viewID string, counts *audit.ViewCountsFile) tailEnd {
-	sub := map[string]any{"type": api.FrameSubscribed, "view_id": viewID, "grant_id": g.ID, "service": g.Service, "env": g.Env,
-		"expires_at": g.ExpiresAt.UTC().Format(time.RFC3339Nano), "max_lookback": durString(g.MaxLookback),
-		"filter":   map[string]any{"level": tr.filter.MinLevel, "grep": tr.filter.Grep, "exclude": tr.filter.Exclude, "attrs": tr.filter.Attrs},
-		"backfill": map[string]any{"lines": tr.opts.Lines, "since": timeOrEmpty(tr.opts.Since), "after": tr.opts.After}}
+	sub := api.TailFrame{Type: api.FrameSubscribed, ViewID: viewID, GrantID: g.ID, Service: g.Service, Env: g.Env,
+		ExpiresAt: g.ExpiresAt.UTC(), MaxLookback: durString(g.MaxLookback),
+		Filter:   &api.TailFilter{Level: tr.filter.MinLevel, Grep: tr.filter.Grep, Exclude: tr.filter.Exclude, Attrs: tr.filter.Attrs},
+		Backfill: &api.TailBackfill{Lines: tr.opts.Lines, Since: timeOrEmpty(tr.opts.Since), After: tr.opts.After}}
 	if err := s.writeTail(conn, sub); err != nil {
 		return endClient
 	}
 	if tr.notice != "" {
-		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "backfill", "message": tr.notice})
+		_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "backfill", Message: tr.notice})
 	}
 	conn.SetReadLimit(64 << 10)
 	readErr := make(chan error, 1)
@@ -219,8 +219,8 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 				case ControlExtended:
 					expiresAt = ev.ExpiresAt
 					expiry.Reset(expiresAt.Sub(s.now()))
-					_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "extended",
-						"message": "grant extended", "expires_at": expiresAt.UTC().Format(time.RFC3339Nano)})
+					_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "extended",
+						Message: "grant extended", ExpiresAt: expiresAt.UTC()})
 				}
 			}
 		case <-s.shutdown:
@@ -292,23 +292,23 @@ func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m api.
 		if m.Type == "resume" {
 			text = "resumed: new entries are sent again; what arrived while paused was skipped"
 		}
-		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": m.Type + "d", "message": text})
+		_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: m.Type + "d", Message: text})
 		return
 	}
 	if m.Type != "filter" {
-		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_message",
-			"message": `unknown message; send {"type":"filter","level":..,"grep":..,"exclude":..,"attrs":{..}}, {"type":"pause"} or {"type":"resume"}`})
+		_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "bad_message",
+			Message: `unknown message; send {"type":"filter","level":..,"grep":..,"exclude":..,"attrs":{..}}, {"type":"pause"} or {"type":"resume"}`})
 		return
 	}
 	if m.Level != "" && logs.LevelRank(m.Level) == 0 {
-		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_filter", "message": "unknown level " + strconv.Quote(m.Level)})
+		_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "bad_filter", Message: "unknown level " + strconv.Quote(m.Level)})
 		return
 	}
 	f := logs.Filter{MinLevel: m.Level, Grep: m.Grep, Exclude: m.Exclude, Attrs: m.Attrs, HideRaised: hideRaised}
 	if err := v.SetFilter(f); err != nil {
-		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_filter", "message": err.Error()})
+		_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "bad_filter", Message: err.Error()})
 		return
 	}
-	_ = s.writeTail(conn, map[string]any{"type": "notice", "code": "filter", "message": "filter updated",
-		"filter": map[string]any{"level": f.MinLevel, "grep": f.Grep, "exclude": f.Exclude, "attrs": f.Attrs}})
+	_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "filter", Message: "filter updated",
+		Filter: &api.TailFilter{Level: f.MinLevel, Grep: f.Grep, Exclude: f.Exclude, Attrs: f.Attrs}})
 }

@@ -44,6 +44,10 @@ type serveConfig struct {
 	TLSKey         string
 	TrustedProxies string
 	AllowedOrigins string
+	// SourceCAFile and SourceCertMapFile let sources authenticate with
+	// client certificates (tlsconfig.go).
+	SourceCAFile      string
+	SourceCertMapFile string
 
 	Redis                string
 	RedisAcceptWeakFsync bool
@@ -72,12 +76,20 @@ type serveConfig struct {
 
 	// EncryptionKeyFile holds the backlog keys (backlogkeys.go).
 	EncryptionKeyFile string
+	// AllowOpenPermissions turns the start-up permission check's failures
+	// into warnings (permissions.go).
+	AllowOpenPermissions bool
+	// CheckConfig validates and exits (checkconfig.go).
+	CheckConfig bool
 
 	// clientSecret and webhookSecret are read from files or the environment.
 	clientSecret  string
 	webhookSecret string
 	// backlogKeys seal the log backlog; nil keeps it in clear.
 	backlogKeys *seal.Ring
+	// credentialsDir is systemd's $CREDENTIALS_DIRECTORY: files in it are
+	// readable by this unit's user only, whatever their mode shows.
+	credentialsDir string
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -102,6 +114,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SessionAbsolute, "session-absolute", 24*time.Hour, "browser session absolute lifetime")
 	fs.StringVar(&c.TLSCert, "tls-cert", "", "TLS certificate file (serve HTTPS directly)")
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file")
+	fs.StringVar(&c.SourceCAFile, "source-ca-file", "", "PEM CA bundle: log sources may authenticate with client certificates it issued (needs --tls-cert)")
+	fs.StringVar(&c.SourceCertMapFile, "source-cert-map-file", "", `JSON mapping client certificates to streams: {"sources":[{"name":"..","dns":[".."],"uri":[".."],"email":[".."],"common_name":"..","streams":[{"service":"..","env":".."}]}]}`)
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is trusted")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open tails")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL for shared state across replicas (redis:// or rediss://)")
@@ -123,6 +137,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxViewerRate, "max-viewer-rate", 5000, "entries per second a viewer receives before sampling (announced)")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 200, "ingest requests per second per source token (burst twice that)")
 	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", "", "file of log backlog keys, newest first (`loggate keys generate`); seals logs.db and the Redis streams (or LOGGATE_ENCRYPTION_KEY)")
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and the files it names, print \"configuration ok\" and exit (reaches no network; see loggate doctor)")
+	fs.BoolVar(&c.AllowOpenPermissions, "allow-open-permissions", false, "start even when the data directory or a key/secret file is readable by others or owned by another user (containers that cannot set modes); each problem is logged")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 }
@@ -163,6 +179,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			return nil, fmt.Errorf("config file %s: %w", cfgPath, err)
 		}
 		for k := range file {
+			if k == "check-config" {
+				return nil, fmt.Errorf("config file %s: check-config is a command-line flag, not a setting", cfgPath)
+			}
 			if fs.Lookup(k) == nil {
 				return nil, fmt.Errorf("config file %s: unknown setting %q", cfgPath, k)
 			}
@@ -189,6 +208,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	if ferr != nil {
 		return nil, &exitcode.Error{Code: exitcode.Usage, Err: ferr}
 	}
+	c.credentialsDir = getenv("CREDENTIALS_DIRECTORY")
 	if c.Redis == "" {
 		c.Redis = getenv("LOGGATE_REDIS_URL") // the documented alias of LOGGATE_REDIS
 	}

@@ -107,13 +107,31 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("ingest: %d", code)
 	}
 	readEntries(t, conn, 2)
-	time.Sleep(600 * time.Millisecond) // a stream.progress or two
+	// Kill only once a stream.progress event has counted both lines: it is
+	// what recovery reads the interrupted view's counts from.
+	carol := g.token("carol")
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var progress struct {
+			Items []auditJSON `json:"items"`
+		}
+		g.call("GET", "/api/v1/audit?action=stream.progress&grant="+req.Grant.ID, carol, nil, &progress)
+		if len(progress.Items) > 0 {
+			if n, _ := progress.Items[0].Details["entries"].(float64); n == 2 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stream.progress event counting 2 entries: %+v", progress.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	child.Process.Signal(syscall.SIGKILL)
 	child.Wait()
 
-	time.Sleep(3 * time.Second) // the grant expires while loggate is down
+	// The grant expires while loggate is down (a child process: wall time).
+	time.Sleep(time.Until(req.Grant.ExpiresAt.Add(100 * time.Millisecond)))
 	startChild(t, addr, data)
-	carol := g.token("carol")
+	carol = g.token("carol") // the restarted development provider signs with new keys
 	var closed, expired struct {
 		Items []auditJSON `json:"items"`
 	}

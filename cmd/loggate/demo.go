@@ -5,8 +5,85 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
+
+	"github.com/loggate/loggate/gateway"
+	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/store"
 )
+
+// seedDemo (--dev) creates the demo sources for checkout/staging and
+// checkout/prod and keeps their tokens for the banner and the demo source.
+func (p *serveParts) seedDemo(ctx context.Context) (func(), error) {
+	c, srv := p.c, p.srv
+	p.tokens = map[string]string{}
+	if !c.Dev {
+		return nil, nil
+	}
+	system := audit.Actor{Kind: audit.ActorSystem, Subject: "loggate"}
+	if c.DevSourceToken != "" {
+		// One source, bound to both demo streams, with the fixed token.
+		streams := []store.StreamRef{{Service: "checkout", Env: "staging"}, {Service: "checkout", Env: "prod"}}
+		if _, err := srv.CreateSource(ctx, system, "demo checkout", c.DevSourceToken, streams); err != nil {
+			return nil, fmt.Errorf("create demo source: %w", err)
+		}
+		p.tokens["checkout/staging"], p.tokens["checkout/prod"] = c.DevSourceToken, c.DevSourceToken
+		return nil, nil
+	}
+	for _, env := range []string{"staging", "prod"} {
+		stream := []store.StreamRef{{Service: "checkout", Env: env}}
+		tok, err := devSourceToken(c, env, false)
+		if err == nil {
+			_, err = srv.CreateSource(ctx, system, "demo checkout/"+env, tok, stream)
+		}
+		if err != nil {
+			// The saved demo token was revoked: mint a new one.
+			if tok, err = devSourceToken(c, env, true); err == nil {
+				_, err = srv.CreateSource(ctx, system, "demo checkout/"+env, tok, stream)
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("create demo source: %w", err)
+		}
+		p.tokens["checkout/"+env] = tok
+	}
+	return nil, nil
+}
+
+// devSourceToken is the demo source's token kept in the data directory
+// (mode 0600) so it survives restarts, created once, or anew when fresh.
+func devSourceToken(c *serveConfig, env string, fresh bool) (string, error) {
+	path := filepath.Join(c.Data, "keys", "dev-source-checkout-"+env+".token")
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 && !fresh {
+		return strings.TrimSpace(string(b)), nil
+	}
+	tok := gateway.NewSourceToken()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("save demo source token: %w", err)
+	}
+	return tok, nil
+}
+
+// demoSource (--dev --dev-demo-logs) starts runDemoSource; the closer stops
+// it and waits for it to return.
+func (p *serveParts) demoSource(context.Context) (func(), error) {
+	if !p.c.Dev || !p.c.DevDemoLogs {
+		return nil, nil
+	}
+	ctx, cancel := context.WithCancel(p.runCtx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runDemoSource(ctx, p.pub.String(), p.tokens, p.log.With("component", "demo-source"))
+	}()
+	return func() { cancel(); <-done }, nil
+}
 
 // runDemoSource writes realistic checkout logs to the dev gateway's own
 // ingest endpoint, a few lines per second per environment, some carrying

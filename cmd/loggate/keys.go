@@ -101,6 +101,7 @@ func runKeysAdd(args []string, stderr io.Writer) error {
 }
 
 func runKeysRotate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	privateUmask() // the re-sealed logs.db and its journal stay private, as serve makes them
 	fs := flag.NewFlagSet("keys rotate-backlog", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./loggate-data", "data directory of the gateway (its logs.db)")

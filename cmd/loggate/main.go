@@ -36,6 +36,7 @@ Server:
   loggate policy eval --input FILE     show the decision for an input document
   loggate audit verify --data DIR      verify the audit trail offline
   loggate keys generate | add | rotate-backlog   log backlog encryption keys
+  loggate doctor [serve flags]         check a configuration: exit 0 ok, 1 failure, 2 warnings
 
 Client:
   loggate login --server URL           sign in (device code or browser)
@@ -67,6 +68,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runPolicy(ctx, rest, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "doctor":
+		return runDoctor(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		if len(rest) > 0 && rest[0] == "verify" {
 			return runAuditVerify(ctx, rest[1:], getenv, stdout, stderr)

@@ -26,7 +26,6 @@ import (
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
 	"github.com/loggate/loggate/gateway/audit"
-	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policies"
 	"github.com/loggate/loggate/policy"
 	"github.com/loggate/loggate/web"
@@ -65,6 +64,41 @@ func newLogger(c *serveConfig, w io.Writer) (*slog.Logger, error) {
 	return nil, exitcode.Usagef("--log-format must be text or json")
 }
 
+// serveParts is a gateway being started. Each step of runServe fills its
+// parts and returns its closer; runServe runs the closers in reverse, so the
+// step list is both the start-up and (read backwards) the shutdown order.
+type serveParts struct {
+	c      *serveConfig
+	getenv func(string) string
+	log    *slog.Logger
+	reg    *prometheus.Registry
+
+	ln  net.Listener // listen
+	pub *url.URL     // listen: the public URL
+
+	issuer, clientID, publicClientID string                  // identity provider
+	idp                              *devidp.Provider        // identity provider: nil unless --dev starts its own
+	mounts                           map[string]http.Handler // identity provider
+
+	sp        *stateParts         // state: audit trail, store, log hub (local or Redis)
+	authn     *auth.Authenticator // identity
+	pol       *policy.Engine      // policy
+	srv       *gateway.Server     // pipeline; the authenticator's hooks read it once set
+	notif     *serveNotifier      // pipeline
+	runCtx    context.Context     // run: lives until shutdown, after the request context ends
+	tokens    map[string]string   // demo seeding: stream -> source token
+	hs        *http.Server        // HTTP
+	served    chan error          // HTTP: the server's exit
+	tlsConfig *tls.Config         // pipeline: TLS with certificate reload and source certificates (nil without --tls-cert)
+}
+
+// serveStep starts one part; its closer (nil: nothing to undo) runs at
+// shutdown.
+type serveStep struct {
+	name  string
+	start func(ctx context.Context) (closer func(), err error)
+}
+
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) error {
 	c, err := parseServeConfig(args, getenv, stderr)
 	if err != nil {
@@ -74,25 +108,83 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err != nil {
 		return err
 	}
+	if c.CheckConfig {
+		return checkConfig(ctx, c, stdout)
+	}
+	privateUmask()
 	if err := os.MkdirAll(c.Data, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
+	if err := checkPermissions(c, log); err != nil {
+		return err
+	}
+	p := &serveParts{c: c, getenv: getenv, log: log, reg: prometheus.NewRegistry(), mounts: map[string]http.Handler{}}
+	steps := []serveStep{
+		{"listen", p.listen},
+		{"identity provider", p.identityProvider},
+		{"state", p.state},
+		{"audit", p.audit},
+		{"identity", p.identity},
+		{"policy", p.policy},
+		{"pipeline", p.pipeline},
+		{"run", p.run},
+		{"demo seeding", p.seedDemo},
+		{"HTTP", p.http},
+		{"demo source", p.demoSource},
+	}
+	var closers []func()
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	for _, step := range steps {
+		closer, err := step.start(ctx)
+		if err != nil {
+			return err
+		}
+		if closer != nil {
+			closers = append(closers, closer)
+		}
+	}
 
-	// Listen first: the public URL (and so the development issuer) may
-	// depend on the port actually bound.
+	r := &running{URL: p.pub.String(), SourceTokens: p.tokens, Server: p.srv, IDP: p.idp, Policy: p.pol, DataDir: c.Data}
+	printBanner(stdout, c, r)
+	log.Info("loggate listening", "url", p.pub.String(), "dev", c.Dev, "policy_revision", p.pol.Revision())
+	if hooks != nil && hooks.ready != nil {
+		hooks.ready(r)
+	}
+
+	select {
+	case err := <-p.served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: ending tails, draining requests")
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
+	}
+	closers = nil
+	log.Info("stopped")
+	return nil
+}
+
+// listen binds the address first: the public URL (and so the development
+// issuer) may depend on the port actually bound.
+func (p *serveParts) listen(context.Context) (func(), error) {
+	c := p.c
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
-		return exitcode.Usagef("--listen %q: %v", c.Listen, err)
+		return nil, exitcode.Usagef("--listen %q: %v", c.Listen, err)
 	}
 	if c.Dev && !c.DevAllowRemote && !isLoopback(host) {
-		return exitcode.Usagef("--dev listens only on loopback (its demo users and password grant are for a laptop); " +
+		return nil, exitcode.Usagef("--dev listens only on loopback (its demo users and password grant are for a laptop); " +
 			"use --listen 127.0.0.1:PORT, or --dev-allow-remote if you really mean it")
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
-	defer ln.Close()
 	scheme := "http"
 	if c.TLSCert != "" {
 		scheme = "https"
@@ -108,232 +200,244 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	pub, err := url.Parse(strings.TrimRight(publicURL, "/"))
 	if err != nil || pub.Host == "" || (pub.Scheme != "http" && pub.Scheme != "https") {
-		return exitcode.Usagef("--public-url %q must be an absolute http(s) URL", publicURL)
+		ln.Close()
+		return nil, exitcode.Usagef("--public-url %q must be an absolute http(s) URL", publicURL)
 	}
+	p.ln, p.pub = ln, pub
+	return func() { ln.Close() }, nil
+}
 
-	reg := prometheus.NewRegistry()
-	var srv *gateway.Server // set below; the authenticator's hooks need it
-
-	// Identity.
-	issuer, clientID, publicClientID := c.Issuer, c.ClientID, c.PublicClientID
-	mounts := map[string]http.Handler{}
-	var idp *devidp.Provider
+// identityProvider settles which provider signs people in. With --dev and
+// no --issuer the development provider starts here, mounted on the
+// gateway's own listener; with --issuer, --dev trusts that provider
+// (another replica's, say) instead.
+func (p *serveParts) identityProvider(context.Context) (func(), error) {
+	c := p.c
+	p.issuer, p.clientID, p.publicClientID = c.Issuer, c.ClientID, c.PublicClientID
 	if c.Dev {
-		if clientID == "" {
-			clientID = devClientID
+		if p.clientID == "" {
+			p.clientID = devClientID
 		}
-		if publicClientID == "" {
-			publicClientID = devClientID
+		if p.publicClientID == "" {
+			p.publicClientID = devClientID
 		}
 	}
-	// With --issuer, --dev trusts that provider (another replica's, say)
-	// instead of starting its own.
-	if c.Dev && issuer == "" {
-		issuer = pub.String() + "/dev/oidc"
-		idp, err = devidp.New(devidp.Config{Issuer: issuer, Users: devidp.DemoUsers(), Logger: log.With("component", "devidp"),
-			Clients: []devidp.Client{{ID: devClientID, RedirectURIs: []string{pub.String() + "/auth/callback"},
-				PostLogoutRedirectURIs: []string{pub.String() + "/"}}}})
-		if err != nil {
-			return fmt.Errorf("development identity provider: %w", err)
-		}
-		defer idp.Close()
-		mounts["/dev/oidc/"] = idp
+	if !c.Dev || p.issuer != "" {
+		return nil, nil
 	}
-	// Audit trail, state, log pipeline: local files, or Redis (--redis).
-	sp, err := openState(ctx, c, log)
+	pub := p.pub.String()
+	p.issuer = pub + "/dev/oidc"
+	idp, err := devidp.New(devidp.Config{Issuer: p.issuer, Users: devidp.DemoUsers(), Logger: p.log.With("component", "devidp"),
+		Clients: []devidp.Client{{ID: devClientID, RedirectURIs: []string{pub + "/auth/callback"},
+			PostLogoutRedirectURIs: []string{pub + "/"}}}})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("development identity provider: %w", err)
 	}
-	defer sp.Close()
-	aud, st, hub := sp.audit, sp.store, sp.hub
-	if local, ok := aud.(*audit.Store); ok {
-		stopAudit, err := startAudit(ctx, c.AuditOps, local, filepath.Join(c.Data, "audit"), getenv, reg, log)
-		if err != nil {
-			return err
-		}
-		defer stopAudit()
-	} else if sp.redis != nil {
-		stopAudit, err := startSharedAudit(ctx, c.AuditOps, sp.redis, getenv, reg, log)
-		if err != nil {
-			return err
-		}
-		defer stopAudit()
+	p.idp = idp
+	p.mounts["/dev/oidc/"] = idp
+	return func() { idp.Close() }, nil
+}
+
+// state opens the audit trail, the request/grant store and the log hub:
+// local files, or Redis (--redis).
+func (p *serveParts) state(ctx context.Context) (func(), error) {
+	sp, err := openState(ctx, p.c, p.log)
+	if err != nil {
+		return nil, err
 	}
+	p.sp = sp
+	return func() { sp.Close() }, nil
+}
+
+// audit starts the audit trail's operations (checkpoints, sinks,
+// retention) on the local or the shared trail.
+func (p *serveParts) audit(ctx context.Context) (func(), error) {
+	c := p.c
+	if local, ok := p.sp.audit.(*audit.Store); ok {
+		return startAudit(ctx, c.AuditOps, local, filepath.Join(c.Data, "audit"), p.getenv, p.reg, p.log)
+	}
+	if p.sp.redis != nil {
+		return startSharedAudit(ctx, c.AuditOps, p.sp.redis, p.getenv, p.reg, p.log)
+	}
+	return nil, nil
+}
+
+// identity builds the authenticator: OIDC relying party, sessions, bearer
+// tokens. Its events go to the gateway once the pipeline step has made it.
+func (p *serveParts) identity(context.Context) (func(), error) {
+	c, sp := p.c, p.sp
 	sessionKeys, err := loadSessionKeys(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	groupMap, err := loadGroupMap(c.GroupMapFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sessions, err := sp.sessionStore(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	pub := p.pub.String()
 	authn, err := auth.New(auth.Config{
-		IssuerURL: issuer, ClientID: clientID, ClientSecret: c.clientSecret, PublicClientID: publicClientID,
-		RedirectURL: pub.String() + "/auth/callback", GroupsClaim: c.GroupsClaim, GroupMapping: groupMap,
-		AllowedEmailDomains: splitList(c.AllowedDomains), SessionKeys: sessionKeys, SecureCookies: pub.Scheme == "https",
+		IssuerURL: p.issuer, ClientID: p.clientID, ClientSecret: c.clientSecret, PublicClientID: p.publicClientID,
+		RedirectURL: pub + "/auth/callback", GroupsClaim: c.GroupsClaim, GroupMapping: groupMap,
+		AllowedEmailDomains: splitList(c.AllowedDomains), SessionKeys: sessionKeys, SecureCookies: p.pub.Scheme == "https",
 		SessionIdle: c.SessionIdle, SessionAbsolute: c.SessionAbsolute,
-		ClientAddr: func(r *http.Request) string { return srv.ClientAddr(r) },
+		ClientAddr: func(r *http.Request) string { return p.srv.ClientAddr(r) },
 		OnEvent: func(ctx context.Context, ev auth.Event) error {
-			if srv == nil {
+			if p.srv == nil {
 				return errors.New("gateway not started")
 			}
-			return srv.RecordAuth(ctx, ev)
+			return p.srv.RecordAuth(ctx, ev)
 		},
-		HTTPClient:  devProviderClient(idp, issuer), // nil without --dev
-		ConsumeOnce: sp.consumeOnce(),               // nil on one machine
+		HTTPClient:  devProviderClient(p.idp, p.issuer), // nil without --dev
+		ConsumeOnce: sp.consumeOnce(),                   // nil on one machine
 		Sessions:    sessions,
-		Logger:      log.With("component", "auth"),
+		Logger:      p.log.With("component", "auth"),
 	})
 	if err != nil {
-		return fmt.Errorf("authenticator: %w", err)
+		return nil, fmt.Errorf("authenticator: %w", err)
 	}
-	defer authn.Close()
+	p.authn = authn
+	return func() { authn.Close() }, nil
+}
 
-	// Policy.
-	pcfg := policy.Config{FS: policies.FS, Logger: log.With("component", "policy"), RunTestsOnLoad: true}
-	if c.Policies != "" {
-		pcfg.Dir = c.Policies
+// policy loads the Rego policies (the embedded defaults, or --policies).
+func (p *serveParts) policy(ctx context.Context) (func(), error) {
+	pcfg := policy.Config{FS: policies.FS, Logger: p.log.With("component", "policy"), RunTestsOnLoad: true}
+	if p.c.Policies != "" {
+		pcfg.Dir = p.c.Policies
 	}
 	pol, err := policy.New(ctx, pcfg)
 	if err != nil {
-		return fmt.Errorf("load policies: %w", err)
+		return nil, fmt.Errorf("load policies: %w", err)
 	}
+	p.pol = pol
+	return nil, nil
+}
 
+// pipeline builds the gateway itself with what it owns on the way of a line
+// (redaction) and of a request (notifier, UI pages), then closes the views
+// the last stop interrupted.
+func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
+	c, sp := p.c, p.sp
 	red, redByEnv, err := loadRedaction(c.RedactionFile)
 	if err != nil {
-		return err
+		return nil, err
 	}
 
+	certSources, err := loadCertSources(c, p.log.With("component", "tls"))
+	if err != nil {
+		return nil, err
+	}
+	if c.TLSCert != "" {
+		if p.tlsConfig, err = serverTLS(c, certSources, p.log.With("component", "tls")); err != nil {
+			return nil, err
+		}
+	}
 	proxies, err := parsePrefixes(c.TrustedProxies)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	pages, err := web.New(web.Config{Logger: log.With("component", "web")})
+	pages, err := web.New(web.Config{Logger: p.log.With("component", "web")})
 	if err != nil {
-		return fmt.Errorf("web UI: %w", err)
+		return nil, fmt.Errorf("web UI: %w", err)
 	}
-	notifier, err := newNotifier(ctx, c, pub.String(), sp.notifyRedis(), log)
+	notifier, err := newNotifier(ctx, c, p.pub.String(), sp.notifyRedis(), p.log)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer notifier.Close()
-	spool, viewCounts, err := openSpool(c, aud, log)
+	p.notif = notifier
+	spool, viewCounts, err := openSpool(c, sp.audit, p.log)
 	if err != nil {
-		return err
+		return func() { notifier.Close() }, err
 	}
-	defer spool.Close()
-	srv, err = gateway.New(gateway.Config{
-		PublicURL: pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
-		Auth: authn, Sessions: authn, Policy: pol, Audit: aud, Store: st, Hub: hub, Redactor: red, RedactorsByEnv: redByEnv,
-		Pages: pages, Mounts: mounts, Registry: reg, Logger: log, DigestKind: "sha256-chained",
+	closer := func() {
+		spool.Close()
+		notifier.Close()
+	}
+	srv, err := gateway.New(gateway.Config{
+		PublicURL: p.pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
+		Auth: p.authn, Sessions: p.authn, Policy: p.pol, Audit: sp.audit, Store: sp.store, Hub: sp.hub, Redactor: red,
+		RedactorsByEnv: redByEnv, Pages: pages, Mounts: p.mounts, Registry: p.reg, Logger: p.log, DigestKind: "sha256-chained",
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
 			IngestRate: c.IngestRate},
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
 		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
+		CertSources: certSourcesFunc(certSources),
 	})
 	if err != nil {
-		return err
+		return closer, err
 	}
+	p.srv = srv
 	notifier.bind(srv)
 	if n, err := srv.RecoverInterruptedViews(ctx); err != nil {
-		return err
+		return closer, err
 	} else if n > 0 {
-		log.Warn("closed views interrupted by the last stop", "views", n)
+		p.log.Warn("closed views interrupted by the last stop", "views", n)
 	}
+	return closer, nil
+}
 
+// run starts what runs until shutdown: the gateway's loops, the state's
+// (replica feeds), and the policy watch (--policies). Their context
+// outlives the request context so shutdown can end them in order; the
+// closer waits for each of them.
+func (p *serveParts) run(ctx context.Context) (func(), error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancel()
+	p.runCtx = runCtx
 	runDone := make(chan struct{})
-	go func() { srv.Run(runCtx); close(runDone) }()
-	waitState := sp.start(runCtx, srv)
-	if c.Policies != "" {
+	go func() { p.srv.Run(runCtx); close(runDone) }()
+	waitState := p.sp.start(runCtx, p.srv)
+	watchDone := make(chan struct{})
+	if p.c.Policies != "" {
 		go func() {
-			err := pol.Watch(runCtx, func(ev policy.ReloadEvent) { srv.PolicyChanged(runCtx, ev) })
+			defer close(watchDone)
+			err := p.pol.Watch(runCtx, func(ev policy.ReloadEvent) { p.srv.PolicyChanged(runCtx, ev) })
 			if err != nil && runCtx.Err() == nil {
-				log.Error("policy watch stopped", "err", err)
+				p.log.Error("policy watch stopped", "err", err)
 			}
 		}()
+	} else {
+		close(watchDone)
 	}
-
-	system := audit.Actor{Kind: audit.ActorSystem, Subject: "loggate"}
-	tokens := map[string]string{}
-	if c.Dev {
-		if c.DevSourceToken != "" {
-			// One source, bound to both demo streams, with the fixed token.
-			streams := []store.StreamRef{{Service: "checkout", Env: "staging"}, {Service: "checkout", Env: "prod"}}
-			if _, err := srv.CreateSource(ctx, system, "demo checkout", c.DevSourceToken, streams); err != nil {
-				return fmt.Errorf("create demo source: %w", err)
-			}
-			tokens["checkout/staging"], tokens["checkout/prod"] = c.DevSourceToken, c.DevSourceToken
-		} else {
-			for _, env := range []string{"staging", "prod"} {
-				stream := []store.StreamRef{{Service: "checkout", Env: env}}
-				tok, err := devSourceToken(c, env, false)
-				if err == nil {
-					_, err = srv.CreateSource(ctx, system, "demo checkout/"+env, tok, stream)
-				}
-				if err != nil {
-					// The saved demo token was revoked: mint a new one.
-					if tok, err = devSourceToken(c, env, true); err == nil {
-						_, err = srv.CreateSource(ctx, system, "demo checkout/"+env, tok, stream)
-					}
-				}
-				if err != nil {
-					return fmt.Errorf("create demo source: %w", err)
-				}
-				tokens["checkout/"+env] = tok
-			}
+	return func() {
+		cancel()
+		<-runDone
+		<-watchDone
+		waitState()
+		// Flush aggregated authentication failures while the audit trail is open.
+		if err := p.authn.Close(); err != nil {
+			p.log.Warn("close authenticator", "err", err)
 		}
-	}
+	}, nil
+}
 
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return runCtx }}
-	serveErr := make(chan error, 1)
+// http serves the gateway on the bound listener. Its closer ends the tails
+// (hijacked connections the HTTP server does not track), then drains
+// requests.
+func (p *serveParts) http(context.Context) (func(), error) {
+	hs := &http.Server{Handler: p.srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return p.runCtx }}
+	p.hs, p.served = hs, make(chan error, 1)
 	go func() {
-		if c.TLSCert != "" {
-			hs.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			serveErr <- hs.ServeTLS(ln, c.TLSCert, c.TLSKey)
+		if p.tlsConfig != nil {
+			hs.TLSConfig = p.tlsConfig
+			p.served <- hs.ServeTLS(p.ln, "", "") // the certificate comes from GetCertificate
 			return
 		}
-		serveErr <- hs.Serve(ln)
+		p.served <- hs.Serve(p.ln)
 	}()
-
-	if c.Dev && c.DevDemoLogs {
-		go runDemoSource(runCtx, pub.String(), tokens, log.With("component", "demo-source"))
-	}
-	r := &running{URL: pub.String(), SourceTokens: tokens, Server: srv, IDP: idp, Policy: pol, DataDir: c.Data}
-	printBanner(stdout, c, r)
-	log.Info("loggate listening", "url", pub.String(), "dev", c.Dev, "policy_revision", pol.Revision())
-	if hooks != nil && hooks.ready != nil {
-		hooks.ready(r)
-	}
-
-	select {
-	case err := <-serveErr:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down: ending tails, draining requests")
-	shutCtx, shutCancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer shutCancel()
-	srv.Shutdown(shutCtx)
-	if err := hs.Shutdown(shutCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
-	cancel()
-	<-runDone
-	waitState()
-	// Flush aggregated authentication failures while the audit trail is open.
-	if err := authn.Close(); err != nil {
-		log.Warn("close authenticator", "err", err)
-	}
-	log.Info("stopped")
-	return nil
+	return func() {
+		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		p.srv.Shutdown(shutCtx)
+		if err := hs.Shutdown(shutCtx); err != nil {
+			p.log.Warn("http shutdown", "err", err)
+		}
+	}, nil
 }
 
 func isLoopback(host string) bool {
@@ -420,21 +524,4 @@ func loadGroupMap(path string) (map[string][]string, error) {
 		return nil, fmt.Errorf("group map %s: %w", path, err)
 	}
 	return m, nil
-}
-
-// devSourceToken is the demo source's token kept in the data directory
-// (mode 0600) so it survives restarts, created once, or anew when fresh.
-func devSourceToken(c *serveConfig, env string, fresh bool) (string, error) {
-	path := filepath.Join(c.Data, "keys", "dev-source-checkout-"+env+".token")
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 && !fresh {
-		return strings.TrimSpace(string(b)), nil
-	}
-	tok := gateway.NewSourceToken()
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return "", err
-	}
-	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("save demo source token: %w", err)
-	}
-	return tok, nil
 }

@@ -11,12 +11,13 @@ func TailPath(grantID string) string { return "/api/v1/grants/" + grantID + "/ta
 // WebSocket close codes of the tail protocol. An "end" frame with the
 // matching reason comes just before the close.
 const (
-	CloseExpired     = 4001 // the grant expired
-	CloseRevoked     = 4002 // the grant was revoked
-	CloseShutdown    = 4003 // the server is shutting down: reconnect
-	CloseLimit       = 4004 // too many tails for this grant or user
-	CloseSlow        = 4005 // the viewer fell too far behind
-	CloseUnavailable = 4006 // the log backend is unavailable: reconnect
+	CloseExpired      = 4001 // the grant expired
+	CloseRevoked      = 4002 // the grant was revoked
+	CloseShutdown     = 4003 // the server is shutting down: reconnect
+	CloseLimit        = 4004 // too many tails for this grant or user
+	CloseSlow         = 4005 // the viewer fell too far behind
+	CloseUnavailable  = 4006 // the log backend is unavailable: reconnect
+	CloseSessionEnded = 4007 // the browser session behind the tail was ended
 )
 
 // Types of the frames the server sends on a tail.
@@ -37,6 +38,7 @@ const (
 	EndLimit       = "limit_reached"
 	EndSlow        = "too_slow"
 	EndUnavailable = "backend_unavailable"
+	EndSession     = "session_ended"
 )
 
 // TailFrame is any frame the server sends on a tail; Type says which fields
@@ -57,11 +59,20 @@ type TailFrame struct {
 	// "subscribed" and the "extended" notice.
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// "subscribed"; ViewID names the view in the audit trail.
-	ViewID      string `json:"view_id,omitempty"`
-	GrantID     string `json:"grant_id,omitempty"`
-	Service     string `json:"service,omitempty"`
-	Env         string `json:"env,omitempty"`
-	MaxLookback string `json:"max_lookback,omitempty"`
+	ViewID      string        `json:"view_id,omitempty"`
+	GrantID     string        `json:"grant_id,omitempty"`
+	Service     string        `json:"service,omitempty"`
+	Env         string        `json:"env,omitempty"`
+	MaxLookback string        `json:"max_lookback,omitempty"`
+	Filter      *TailFilter   `json:"filter,omitempty"`   // the filter in force
+	Backfill    *TailBackfill `json:"backfill,omitempty"` // what the viewer asked to see again
+}
+
+// TailBackfill is the backfill a tail was opened with.
+type TailBackfill struct {
+	Lines int    `json:"lines"`
+	Since string `json:"since"` // RFC 3339, or empty
+	After int64  `json:"after"` // resume after this seq; 0: no resume
 }
 
 // Entry is one log line as a tail delivers it.
@@ -87,7 +98,7 @@ type Entry struct {
 // changes its filter; {"type":"pause"} and {"type":"resume"} stop and
 // restart delivery (what arrives meanwhile is skipped, and recorded so).
 type TailFilter struct {
-	Type    string            `json:"type"`
+	Type    string            `json:"type,omitempty"`
 	Level   string            `json:"level"`
 	Grep    string            `json:"grep"`
 	Exclude string            `json:"exclude"`

@@ -1,19 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
-	"github.com/loggate/loggate/gateway/api"
+	"github.com/loggate/loggate/gateway/api/client"
 )
 
 // apiClient calls the gateway's JSON API with a bearer token.
@@ -38,15 +35,6 @@ func (a *apiClient) renewToken(ctx context.Context) bool {
 	return true
 }
 
-// apiError is a non-2xx answer: the status and the server's short message.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *apiError) Error() string { return e.Message }
-
 // do sends a JSON request and decodes a JSON answer into out (when non-nil).
 // Errors come back with an exit code and a message naming the fix.
 func (a *apiClient) do(ctx context.Context, method, path string, body, out any) error {
@@ -62,55 +50,18 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 var errUnauthorized = errors.New("not signed in or your sign-in expired")
 
 func (a *apiClient) doOnce(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, a.base+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "loggate-cli/"+a.c.version)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := a.c.client().Do(req)
-	if err != nil {
+	c := client.Client{BaseURL: a.base, HTTPClient: a.c.client(), UserAgent: "loggate-cli/" + a.c.version,
+		Token: func(context.Context) (string, error) { return a.token, nil }}
+	err := c.Do(ctx, method, path, body, out)
+	var ae *client.Error
+	var ue *url.Error
+	switch {
+	case errors.As(err, &ae):
+		return a.statusError(ae)
+	case errors.As(err, &ue):
 		return a.transportError(err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("read answer from %s: %w", a.base, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return a.statusError(decodeAPIError(resp.StatusCode, data))
-	}
-	if raw, ok := out.(*[]byte); ok { // the answer as it is (NDJSON)
-		*raw = data
-		return nil
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s %s: the server's answer is not the expected JSON: %w", method, path, err)
-		}
-	}
-	return nil
-}
-
-func decodeAPIError(status int, data []byte) *apiError {
-	var body api.Error
-	_ = json.Unmarshal(data, &body)
-	if body.Message == "" {
-		body.Message = http.StatusText(status)
-	}
-	return &apiError{Status: status, Code: body.Code, Message: body.Message}
+	return err
 }
 
 func (a *apiClient) transportError(err error) error {
@@ -140,7 +91,7 @@ func unwrapURLError(err error) error {
 
 // statusError turns an API error into a message with a fix and an exit code:
 // 3 for refusals (403), 1 otherwise.
-func (a *apiClient) statusError(e *apiError) error {
+func (a *apiClient) statusError(e *client.Error) error {
 	switch {
 	case e.Status == http.StatusUnauthorized:
 		return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("%w (%s): run `loggate login --server %s`", errUnauthorized, e.Message, a.base)}

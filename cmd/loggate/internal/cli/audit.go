@@ -61,19 +61,8 @@ time or a duration before now (24h). Searching is itself audited.`,
 				}
 			}
 			q.Set("limit", fmt.Sprint(min(limit, 1000)))
-			a, err := c.session(ctx, fs)
-			if err != nil {
-				return err
-			}
-			events, raws, err := listAs[api.AuditEvent](ctx, a, "/api/v1/audit", q, limit)
-			if err != nil {
-				return err
-			}
-			if len(events) == 0 && format == "table" {
-				fmt.Fprintln(c.stderr, "No matching events.")
-				return nil
-			}
-			return auditTable(events, raws).write(c.stdout, format)
+			return listing[api.AuditEvent]{path: "/api/v1/audit", query: q, limit: limit, table: auditTable,
+				empty: "No matching events."}.show(ctx, c, fs, format)
 		},
 	}
 }

@@ -94,6 +94,23 @@ type command struct {
 	example string
 	run     func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error
 	flags   func(fs *flag.FlagSet) // declares the flags; may be nil
+	// outputs are --output's formats, the first the default; the value is
+	// checked before run. Nil: the command declares its own --output, if any.
+	outputs []string
+}
+
+// declare declares cmd's flags on fs.
+func (cmd *command) declare(fs *flag.FlagSet) {
+	if cmd.flags != nil {
+		cmd.flags(fs)
+	}
+	if n := len(cmd.outputs); n > 0 {
+		usage := cmd.outputs[0]
+		if n > 1 {
+			usage = strings.Join(cmd.outputs[:n-1], ", ") + " or " + cmd.outputs[n-1]
+		}
+		fs.String("output", cmd.outputs[0], usage)
+	}
 }
 
 // commands is the client command table, keyed by name ("audit search" for
@@ -156,9 +173,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("loggate "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	if cmd.flags != nil {
-		cmd.flags(fs)
-	}
+	cmd.declare(fs)
 	positional, err := parseInterspersed(fs, rest)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(c.stdout, commandHelp(cmd, fs))
@@ -166,6 +181,11 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	}
 	if err != nil {
 		return exitcode.Usagef("%s: %v (run 'loggate %s --help')", cmd.name, err, cmd.name)
+	}
+	if len(cmd.outputs) > 0 {
+		if err := checkOutput(flagString(fs, "output"), cmd.outputs...); err != nil {
+			return err
+		}
 	}
 	return cmd.run(c, ctx, fs, positional)
 }

@@ -52,9 +52,7 @@ func completionSpec() []compCommand {
 	var out []compCommand
 	for _, cmd := range commands() {
 		fs := flag.NewFlagSet(cmd.name, flag.ContinueOnError)
-		if cmd.flags != nil {
-			cmd.flags(fs)
-		}
+		cmd.declare(fs)
 		cc := compCommand{name: cmd.name, summary: cmd.summary}
 		fs.VisitAll(func(f *flag.Flag) { cc.flags = append(cc.flags, "--"+f.Name) })
 		out = append(out, cc)

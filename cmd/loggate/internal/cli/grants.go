@@ -23,38 +23,26 @@ func streamsCommand() *command {
 each: automatic approval or how many approvals from whom, the longest grant,
 how far back you may read, and whether you may break glass.`,
 		example: "  loggate streams",
-		flags: func(fs *flag.FlagSet) {
-			addServerFlags(fs)
-			fs.String("output", "text", "text, json or csv")
-		},
+		flags:   addServerFlags,
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
-			a, err := c.session(ctx, fs)
-			if err != nil {
-				return err
-			}
-			streams, raws, err := listAs[api.Stream](ctx, a, "/api/v1/streams", nil, 0)
-			if err != nil {
-				return err
-			}
-			if len(streams) == 0 && format == "text" {
-				fmt.Fprintln(c.stderr, "No streams you may ask for. Ask a loggate admin which groups policy expects.")
-				return nil
-			}
-			t := &table{header: []string{"STREAM", "APPROVAL", "MAX_DURATION", "LOOKBACK", "BREAK_GLASS", "REASON_FORMAT"}}
-			for i, s := range streams {
-				approval := "automatic"
-				if !s.AutoApprove {
-					approval = fmt.Sprintf("%d from %s", s.ApprovalsRequired, strings.Join(s.ApproverGroups, "|"))
-				}
-				t.add(raws[i], s.Service+"/"+s.Env, approval, s.MaxDuration, s.MaxLookback, yesNo(s.BreakGlassAllowed), orDash(s.ReasonPattern))
-			}
-			return t.write(c.stdout, format)
+			return listing[api.Stream]{path: "/api/v1/streams", table: streamsTable,
+				empty: "No streams you may ask for. Ask a loggate admin which groups policy expects."}.show(ctx, c, fs, format)
 		},
 	}
+}
+
+func streamsTable(streams []api.Stream, raws []json.RawMessage) *table {
+	t := &table{header: []string{"STREAM", "APPROVAL", "MAX_DURATION", "LOOKBACK", "BREAK_GLASS", "REASON_FORMAT"}}
+	for i, s := range streams {
+		approval := "automatic"
+		if !s.AutoApprove {
+			approval = fmt.Sprintf("%d from %s", s.ApprovalsRequired, strings.Join(s.ApproverGroups, "|"))
+		}
+		t.add(raws[i], s.Service+"/"+s.Env, approval, s.MaxDuration, s.MaxLookback, yesNo(s.BreakGlassAllowed), orDash(s.ReasonPattern))
+	}
+	return t
 }
 
 func grantsCommand() *command {
@@ -69,13 +57,10 @@ func grantsCommand() *command {
 			fs.Bool("active", false, "only active grants")
 			fs.Bool("all", false, "everyone's grants (security)")
 			fs.Int("limit", 100, "at most this many")
-			fs.String("output", "text", "text, json or csv")
 		},
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
 			q := url.Values{}
 			if flagString(fs, "active") == "true" {
 				q.Set("state", "active")
@@ -83,19 +68,8 @@ func grantsCommand() *command {
 			if flagString(fs, "all") == "true" {
 				q.Set("all", "true")
 			}
-			a, err := c.session(ctx, fs)
-			if err != nil {
-				return err
-			}
-			grants, raws, err := listAs[api.Grant](ctx, a, "/api/v1/grants", q, flagInt(fs, "limit"))
-			if err != nil {
-				return err
-			}
-			if len(grants) == 0 && format == "text" {
-				fmt.Fprintln(c.stderr, "No grants. Ask for one with: loggate request SERVICE/ENV --for 30m --reason \"...\"")
-				return nil
-			}
-			return grantsTable(grants, raws).write(c.stdout, format)
+			return listing[api.Grant]{path: "/api/v1/grants", query: q, limit: flagInt(fs, "limit"), table: grantsTable,
+				empty: "No grants. Ask for one with: loggate request SERVICE/ENV --for 30m --reason \"...\""}.show(ctx, c, fs, format)
 		},
 	}
 }

@@ -54,23 +54,19 @@ func (ct *cliT) build(stdout, stderr io.Writer) *cli {
 	return c
 }
 
-// exitCode is what main would exit with for err.
-func exitCode(err error) int {
-	code, _ := exitcode.Of(err)
-	return code
-}
-
-// run runs one command to completion.
+// run runs one command to completion: its output and the exit code main
+// would use.
 func (ct *cliT) run(args ...string) (stdout, stderr string, code int) {
 	ct.t.Helper()
-	var out, errb syncBuffer
+	var out, errb bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := ct.build(&out, &errb).run(ctx, args)
-	if err != nil {
-		errb.Write([]byte("loggate: " + err.Error() + "\n"))
+	code, print := exitcode.Of(err)
+	if print {
+		errb.WriteString("loggate: " + err.Error() + "\n")
 	}
-	return out.String(), errb.String(), exitCode(err)
+	return out.String(), errb.String(), code
 }
 
 // mustRun runs a command that must succeed and returns its stdout.
@@ -81,49 +77,4 @@ func (ct *cliT) mustRun(args ...string) string {
 		ct.t.Fatalf("loggate %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errOut)
 	}
 	return out
-}
-
-// running is a command started in the background.
-type runningCLI struct {
-	stdout, stderr *syncBuffer
-	cancel         context.CancelFunc
-	done           chan int
-	err            error
-}
-
-func (ct *cliT) start(args ...string) *runningCLI {
-	r := &runningCLI{stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan int, 1)}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
-	c := ct.build(r.stdout, r.stderr)
-	go func() {
-		err := c.run(ctx, args)
-		if err != nil {
-			r.stderr.Write([]byte("loggate: " + err.Error() + "\n"))
-		}
-		r.err = err
-		r.done <- exitCode(err)
-	}()
-	ct.t.Cleanup(func() {
-		cancel()
-		select {
-		case <-r.done:
-		case <-time.After(20 * time.Second):
-			ct.t.Error("background loggate did not stop")
-		}
-	})
-	return r
-}
-
-// wait returns the exit code, failing the test after timeout.
-func (r *runningCLI) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case code := <-r.done:
-		r.done <- code // keep it for Cleanup
-		return code
-	case <-time.After(timeout):
-		t.Fatalf("command still running after %s\nstdout: %s\nstderr: %s", timeout, r.stdout, r.stderr)
-		return -1
-	}
 }

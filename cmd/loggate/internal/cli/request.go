@@ -391,13 +391,10 @@ approver inbox); with --all, everyone's (security only).`,
 			fs.Bool("all", false, "everyone's requests (security)")
 			fs.String("state", "", "only this state: pending, approved, denied, cancelled, lapsed")
 			fs.Int("limit", 100, "at most this many")
-			fs.String("output", "text", "text, json or csv")
 		},
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
 			q := url.Values{}
 			if st := flagString(fs, "state"); st != "" {
 				q.Set("state", st)
@@ -409,20 +406,8 @@ approver inbox); with --all, everyone's (security only).`,
 			if flagString(fs, "all") == "true" {
 				q.Set("scope", "all")
 			}
-			a, err := c.session(ctx, fs)
-			if err != nil {
-				return err
-			}
-			limit := flagInt(fs, "limit")
-			reqs, raws, err := listAs[api.Request](ctx, a, "/api/v1/requests", q, limit)
-			if err != nil {
-				return err
-			}
-			if len(reqs) == 0 && format == "text" {
-				fmt.Fprintln(c.stderr, "No requests.")
-				return nil
-			}
-			return requestsTable(reqs, raws).write(c.stdout, format)
+			return listing[api.Request]{path: "/api/v1/requests", query: q, limit: flagInt(fs, "limit"), table: requestsTable,
+				empty: "No requests."}.show(ctx, c, fs, format)
 		},
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
+	"github.com/loggate/loggate/gateway/api/client"
 )
 
 func shipCommand() *command {
@@ -302,7 +303,7 @@ func (s *shipper) post(ctx context.Context, body []byte) (time.Duration, error) 
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	ae := decodeAPIError(resp.StatusCode, data)
+	ae := client.DecodeError(resp.StatusCode, data)
 	switch st := resp.StatusCode; {
 	case st/100 == 2:
 		return 0, nil

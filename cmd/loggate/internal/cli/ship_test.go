@@ -240,12 +240,23 @@ func TestShipStopsWithOpenStdin(t *testing.T) {
 	defer pw.Close()
 	ct := shipCLI(t, srv.URL)
 	ct.modify = func(c *cli) { c.stdin = pr }
-	r := ct.start("ship", "--service", "s", "--env", "e", "--flush", "1h")
+	var stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- ct.build(io.Discard, &stderr).run(ctx, []string{"ship", "--service", "s", "--env", "e", "--flush", "1h"})
+	}()
 	pw.Write([]byte("one\ntwo\n"))
 	time.Sleep(300 * time.Millisecond) // let the reader hand the lines over
-	r.cancel()
-	if code := r.wait(t, 10*time.Second); code != 0 {
-		t.Fatalf("exit %d: %s", code, r.stderr)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ship: %v: %s", err, &stderr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ship did not stop on cancel")
 	}
 	if got := strings.Join(f.lines(), ","); got != `{"message":"one"},{"message":"two"}` {
 		t.Errorf("shipped %s", got)

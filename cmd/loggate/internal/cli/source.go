@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -87,34 +88,25 @@ func sourceListCommand() *command {
 		usage:   "loggate source list [--output text|json|csv]",
 		help:    "Lists ingest sources with their streams; tokens are never shown again.",
 		example: "  loggate source list",
-		flags: func(fs *flag.FlagSet) {
-			addServerFlags(fs)
-			fs.String("output", "text", "text, json or csv")
-		},
+		flags:   addServerFlags,
+		outputs: []string{"text", "json", "csv"},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json", "csv"); err != nil {
-				return err
-			}
-			a, err := c.session(ctx, fs)
-			if err != nil {
-				return err
-			}
-			srcs, raws, err := listAs[api.Source](ctx, a, "/api/v1/sources", nil, 0)
-			if err != nil {
-				return err
-			}
-			t := &table{header: []string{"ID", "NAME", "STREAMS", "STATE", "CREATED", "CREATED_BY"}}
-			for i, s := range srcs {
-				state := "active"
-				if s.RevokedAt != nil {
-					state = "revoked"
-				}
-				t.add(raws[i], s.ID, s.Name, sourceStreams(s), state, fmtTime(s.CreatedAt), orDash(s.CreatedBy))
-			}
-			return t.write(c.stdout, format)
+			return listing[api.Source]{path: "/api/v1/sources", table: sourcesTable}.show(ctx, c, fs, format)
 		},
 	}
+}
+
+func sourcesTable(srcs []api.Source, raws []json.RawMessage) *table {
+	t := &table{header: []string{"ID", "NAME", "STREAMS", "STATE", "CREATED", "CREATED_BY"}}
+	for i, s := range srcs {
+		state := "active"
+		if s.RevokedAt != nil {
+			state = "revoked"
+		}
+		t.add(raws[i], s.ID, s.Name, sourceStreams(s), state, fmtTime(s.CreatedAt), orDash(s.CreatedBy))
+	}
+	return t
 }
 
 func sourceRevokeCommand() *command {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/api"
+	"github.com/loggate/loggate/gateway/api/client"
 )
 
 // dial opens the WebSocket. Refusals before the upgrade map to exit codes:
@@ -34,7 +35,7 @@ func (t *tailRun) dial(ctx context.Context, a *apiClient, resume bool) (*websock
 		return nil, &retryableError{fmt.Errorf("cannot reach %s (%v)", a.base, unwrapURLError(err))}
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	ae := decodeAPIError(resp.StatusCode, body)
+	ae := client.DecodeError(resp.StatusCode, body)
 	switch {
 	case ae.Code == "grant_expired" && resume:
 		t.notef("the grant expired while reconnecting; tail ended")
