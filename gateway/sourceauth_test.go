@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -318,5 +320,28 @@ func TestBurstOverflowKeepsReasonsApart(t *testing.T) {
 	if want := map[string]float64{sourceReasonUnknown + "|": 3, sourceReasonRevoked + "|src_1": 1}; len(total) != 2 ||
 		total[sourceReasonUnknown+"|"] != 3 || total[sourceReasonRevoked+"|src_1"] != 1 {
 		t.Errorf("refusals recorded per reason|source %v, want %v", total, want)
+	}
+}
+
+// TestUnverifiedCertificateFailuresAggregatedPerAddress: an unverified
+// client certificate's name is the sender's claim; a host presenting a new
+// name each time must not make each refusal the first of a new burst (one
+// synchronous trail write each).
+func TestUnverifiedCertificateFailuresAggregatedPerAddress(t *testing.T) {
+	h := newHarness(t)
+	for i := range 50 {
+		r := httptest.NewRequest("POST", "/api/v1/ingest", nil)
+		r = r.WithContext(withClientAddr(r.Context(), "192.0.2.7"))
+		leaf := &x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("forged-%d", i)}}
+		h.srv.certAuthFailed(r, "client_certificate", leaf, "signed by an unknown authority")
+	}
+	var n int
+	for _, ev := range h.events(audit.Query{Action: "auth.failed"}) {
+		if ev.Actor.Kind == audit.ActorSource {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("50 unverified certificates from one address: %d events at once, want 1", n)
 	}
 }
