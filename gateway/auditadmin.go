@@ -35,19 +35,6 @@ func (s *Server) auditAdmin(r *http.Request, who auth.Identity) (auditAdmin, err
 	return a, nil
 }
 
-// handleAuditKeys publishes the verifier keys of every checkpoint signing
-// key, so anyone can check an exported checkpoint. No authentication: the
-// keys are public by design.
-func (s *Server) handleAuditKeys(w http.ResponseWriter, r *http.Request) {
-	a, ok := s.cfg.Audit.(auditAdmin)
-	if !ok {
-		s.writeError(w, r, errNotFound("this audit backend publishes no keys"))
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"verifier_keys": a.VerifierKeys(),
-		"format": "golang.org/x/mod/sumdb/note verifier keys (Ed25519)"})
-}
-
 func (s *Server) handleGetLegalHold(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	if !s.allowed(r.Context(), who, "manage_audit") && !s.allowed(r.Context(), who, "read_audit") {
 		return errForbidden("the legal hold is for security and loggate-admins")

@@ -148,18 +148,6 @@ func (s *Server) handleAuditExport(w http.ResponseWriter, r *http.Request, who a
 	return nil
 }
 
-func (s *Server) handleAuditCheckpoint(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
-	if err := s.requireSecurity(r, who); err != nil {
-		return err
-	}
-	cp, err := s.cfg.Audit.LatestCheckpoint(r.Context())
-	if err != nil {
-		return errUnavailable("no checkpoint available", err)
-	}
-	writeJSON(w, http.StatusOK, cp)
-	return nil
-}
-
 func (s *Server) handleAuditProof(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	if err := s.requireSecurity(r, who); err != nil {
 		return err

@@ -40,6 +40,7 @@ func (s *Server) record(ctx context.Context, r *http.Request, ev audit.Event) er
 		m.recorded.Store(true)
 	}
 	s.metrics.auditEvents.WithLabelValues(ev.Action).Inc()
+	s.observeEvent(ev)
 	return nil
 }
 
@@ -81,6 +82,7 @@ func (s *Server) RecordAuth(ctx context.Context, ev auth.Event) error {
 		return err
 	}
 	s.metrics.auditEvents.WithLabelValues(ae.Action).Inc()
+	s.observeEvent(ae)
 	return nil
 }
 
@@ -124,4 +126,11 @@ func (s *Server) recordBestEffort(ctx context.Context, r *http.Request, ev audit
 
 func grantTarget(g store.Grant) audit.Target {
 	return audit.Target{GrantID: g.ID, RequestID: g.RequestID, Service: g.Service, Env: g.Env}
+}
+
+// observeEvent hands a committed audit event to the audit alert rules.
+func (s *Server) observeEvent(ev audit.Event) {
+	if s.cfg.Alerts != nil {
+		s.cfg.Alerts.ObserveEvent(ev)
+	}
 }

@@ -205,6 +205,13 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	return newHarnessWith(t, nil)
+}
+
+// newHarnessWith is newHarness with a chance to change the gateway's
+// Config before New (nil: none).
+func newHarnessWith(t testing.TB, configure func(*Config)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	h := &harness{t: t, clock: &clock{}, notes: &recNotifier{}, tokens: map[string]string{}}
 
@@ -272,8 +279,12 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.srv, err = New(Config{PublicURL: pub, Auth: authn, Policy: h.policy, Audit: h.audit, Store: h.store,
-		Hub: h.hub, Redactor: red, Notifier: h.notes, Now: h.clock.Now})
+	cfg := Config{PublicURL: pub, Auth: authn, Policy: h.policy, Audit: h.audit, Store: h.store,
+		Hub: h.hub, Redactor: red, Notifier: h.notes, Now: h.clock.Now}
+	if configure != nil {
+		configure(&cfg)
+	}
+	h.srv, err = New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,6 +130,9 @@ func (s *Server) accept(r *http.Request, src store.Source, entries []logs.Entry)
 		return 0, errUnavailable("log pipeline unavailable", err)
 	}
 	s.metrics.ingestEntries.Add(float64(len(entries)))
+	if s.cfg.Alerts != nil {
+		s.cfg.Alerts.ObserveEntries(entries) // after redaction: rules see what viewers see
+	}
 	return len(entries), nil
 }
 

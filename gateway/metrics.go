@@ -19,6 +19,7 @@ type metrics struct {
 	ingestRejected *prometheus.CounterVec
 	tails          prometheus.Gauge
 	notifications  *prometheus.CounterVec
+	alerts         *prometheus.CounterVec
 	viewCountSaves prometheus.Counter
 
 	controlConns       prometheus.Gauge
@@ -50,6 +51,8 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Saves of live views' counts to the data directory (for crash recovery)."}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_notification_attempts_total",
 			Help: "Notification delivery attempts by outcome."}, []string{"outcome"}),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_alerts_total",
+			Help: "Alert state changes by new state (firing, resolved)."}, []string{"state"}),
 		controlConns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "loggate_control_connections_open",
 			Help: "Services holding a level control WebSocket to this replica."}),
 		levelChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_level_changes_total",
@@ -59,7 +62,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 	}
 	reg.MustRegister(m.controlConns, m.levelChanges, m.levelAuditFailures)
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.auditEvents, m.auditFailures, m.decisions, m.policyErrors,
-		m.ingestEntries, m.ingestRejected, m.tails, m.notifications, m.viewCountSaves)
+		m.ingestEntries, m.ingestRejected, m.tails, m.notifications, m.viewCountSaves, m.alerts)
 	_ = reg.Register(collectors.NewGoCollector())
 	_ = reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/loggate/loggate/auth"
 	"github.com/loggate/loggate/gateway/api"
+	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
@@ -91,8 +93,20 @@ func (s *Server) handleCreateRequest(w http.ResponseWriter, r *http.Request, who
 	} else if !known {
 		return errNotFound(fmt.Sprintf("unknown stream %s/%s", body.Service, body.Env))
 	}
-	req, grant, err := s.openRequest(r.Context(), r, who, openArgs{service: body.Service, env: body.Env,
-		duration: dur, reason: reason, breakGlass: body.BreakGlass, level: level, scope: scope})
+	args := openArgs{service: body.Service, env: body.Env, duration: dur, reason: reason, breakGlass: body.BreakGlass,
+		level: level, scope: scope}
+	if body.AlertID != "" {
+		a, err := s.alertByID(r.Context(), body.AlertID)
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+				return errBadRequest(fmt.Sprintf("alert_id %q names no alert", truncate(body.AlertID, 40)))
+			}
+			return err
+		}
+		args.alert = &a
+	}
+	req, grant, err := s.openRequest(r.Context(), r, who, args)
 	if err != nil {
 		return err
 	}
@@ -108,6 +122,7 @@ type openArgs struct {
 	level        string            // "" or a raised level (see checkLevel)
 	scope        map[string]string // nil: the whole service
 	extends      *store.Grant      // set for an extension
+	alert        *alert.Alert      // the alert the request names; nil when none
 }
 
 // openRequest asks policy, audits, and stores a new request, issuing the
@@ -119,9 +134,14 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 	if a.extends != nil {
 		action = "extend"
 	}
-	dec, perr := s.cfg.Policy.Decide(ctx, policy.Input{Action: action, Requester: policySubject(requester),
+	in := policy.Input{Action: action, Requester: policySubject(requester),
 		Service: a.service, Env: a.env, Duration: a.duration, Reason: a.reason, BreakGlass: a.breakGlass, Time: now,
-		Level: a.level, Scope: a.scope})
+		Level: a.level, Scope: a.scope}
+	if al := a.alert; al != nil {
+		in.Alert = &policy.Alert{ID: al.ID, Rule: al.Rule, State: al.State, Service: al.Service, Env: al.Env,
+			Severity: al.Severity, Count: al.Count}
+	}
+	dec, perr := s.cfg.Policy.Decide(ctx, in)
 	if perr != nil {
 		s.log.Error("policy evaluation failed; denying", "err", perr, "request_id", requestID(ctx))
 		s.metrics.policyErrors.Inc()
@@ -137,6 +157,9 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 		CreatedAt: now, UpdatedAt: now}
 	if a.extends != nil {
 		req.Extends = a.extends.ID
+	}
+	if a.alert != nil {
+		req.AlertID = a.alert.ID
 	}
 	var refusal string
 	req.State, req.PendingUntil, refusal = decideState(dec, a, now)
@@ -163,6 +186,9 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 	if a.extends != nil {
 		created.Target.GrantID = a.extends.ID
 		created.Details["extends"] = a.extends.ID
+	}
+	if a.alert != nil {
+		created.Details["alert_id"], created.Details["alert_rule"], created.Details["alert_state"] = a.alert.ID, a.alert.Rule, a.alert.State
 	}
 	events := []audit.Event{created}
 

@@ -83,7 +83,9 @@ func (s *Server) routeTable() []route {
 
 		{"GET /api/v1/audit", user, s.api(s.handleAuditSearch)},
 		{"GET /api/v1/audit/export", user, s.api(s.handleAuditExport)},
-		{"GET /api/v1/audit/checkpoint", user, s.api(s.handleAuditCheckpoint)},
+		{"GET /api/v1/audit/checkpoint", none, f(s.handleAuditCheckpoint)},   // public: see auditwitness.go
+		{"GET /api/v1/audit/consistency", none, f(s.handleAuditConsistency)}, // public
+		{"POST /api/v1/audit/witness-failures", user, s.api(s.handleWitnessFailure)},
 		{"GET /api/v1/audit/verify", user, s.api(s.handleAuditVerify)},
 		{"GET /api/v1/audit/keys", none, f(s.handleAuditKeys)},
 		{"GET /api/v1/audit/legal-hold", user, s.api(s.handleGetLegalHold)},
@@ -96,6 +98,10 @@ func (s *Server) routeTable() []route {
 		{"POST /api/v1/sources", user, s.api(s.handleCreateSource)},
 		{"POST /api/v1/sources/{id}/revoke", user, s.api(s.handleRevokeSource)},
 		{"GET /api/v1/policy", user, s.api(s.handlePolicyInfo)},
+		{"GET /api/v1/alerts", user, s.api(s.handleListAlerts)},
+		{"GET /api/v1/alerts/{id}", user, s.api(s.handleGetAlert)},
+		{"GET /api/v1/alert-rules", user, s.api(s.handleGetAlertRules)},
+		{"PUT /api/v1/alert-rules", user, s.api(s.handlePutAlertRules)},
 		{"GET /api/v1/sessions", user, s.api(s.handleListSessions)},
 		{"DELETE /api/v1/sessions/{id}", user, s.api(s.handleEndSession)},
 
@@ -335,6 +341,9 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	probe("identity_provider", s.cfg.Auth.Ready)
 	for name, f := range s.cfg.ReadyChecks {
 		probe(name, f)
+	}
+	if tracked, err := s.controlReady(); tracked {
+		probe("control_stream", func(context.Context) error { return err })
 	}
 	for name, note := range s.cfg.ReadyNotes {
 		checks[name] = note

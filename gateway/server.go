@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loggate/loggate/auth"
+	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/logs"
 	"github.com/loggate/loggate/gateway/redact"
@@ -56,6 +57,8 @@ type Auditor interface {
 	Get(ctx context.Context, id string) (audit.Event, error)
 	Proof(ctx context.Context, id string) (audit.InclusionProof, error)
 	LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error)
+	Consistency(ctx context.Context, from, to int64) (audit.ConsistencyProof, error)
+	VerifierKeys() []string // every checkpoint verifier key ever used; empty when nothing is signed
 	Export(ctx context.Context, w io.Writer, format string, q audit.Query) error
 }
 
@@ -173,6 +176,18 @@ type Config struct {
 	// (e.g. an accepted weak Redis durability); nil means none.
 	ReadyNotes map[string]string
 
+	// Alerts evaluates alert rules on accepted (redacted) entries and on
+	// committed audit events; nil means no alerting. Its sink is the
+	// Server (AlertChanged).
+	Alerts *alert.Engine
+	// AlertStore keeps alerts; nil: none are kept (GET /api/v1/alerts lists none).
+	AlertStore AlertStore
+	// AlertReceivers get every firing and resolved alert (Alertmanager).
+	AlertReceivers []AlertReceiver
+	// AlertRulesFile is where PUT /api/v1/alert-rules saves; empty means
+	// the rules cannot be edited through the API (404).
+	AlertRulesFile string
+
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -204,6 +219,11 @@ type Server struct {
 	// levels holds the raised-level views and the services listening for
 	// them (levels.go, levels_http.go).
 	levels *levelState
+
+	// know is whether this replica is up to date with the control stream
+	// (knowledge.go); guarded by knowMu, which is taken with no other lock.
+	knowMu sync.Mutex
+	know   knowledge
 
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}

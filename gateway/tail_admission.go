@@ -28,6 +28,10 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errForbidden("cross-origin WebSocket refused"))
 		return
 	}
+	if err := s.controlStaleErr(); err != nil {
+		s.writeError(w, r, errStale(err))
+		return
+	}
 	who, err := s.cfg.Auth.Authenticate(r)
 	if err != nil {
 		s.writeError(w, r, authError(err))
@@ -69,6 +73,12 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	admitted := s.tails.add(t, s.limits.MaxTailsPerUser, s.limits.MaxTailsPerStream)
 	if admitted {
 		defer s.tails.remove(t)
+		// SetControlStale marks the server stale before it ends the
+		// registered tails: one added meanwhile sees the mark here.
+		if err := s.controlStaleErr(); err != nil {
+			s.writeError(w, r, errStale(err))
+			return
+		}
 		// A revoke committed after loadGrant but before add broadcast to no
 		// tail. Now that control events reach t, read the grant again.
 		cur, err := s.loadGrant(ctx, g.ID)

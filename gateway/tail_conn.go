@@ -42,6 +42,7 @@ var (
 	endLimit       = tailEnd{api.EndLimit, CloseLimit, "tail limit reached"}
 	endSlow        = tailEnd{api.EndSlow, CloseSlow, "viewer too slow"}
 	endUnavailable = tailEnd{api.EndUnavailable, CloseUnavailable, "log backend unavailable"}
+	endStale       = tailEnd{api.EndUnavailable, CloseUnavailable, "replica cannot confirm control messages"}
 	endClient      = tailEnd{"client_closed", websocket.CloseNormalClosure, ""}
 )
 
@@ -186,6 +187,29 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 		<-readErr
 		return e
 	}
+	// control applies the pending control events; done reports one that
+	// ends the tail.
+	control := func() (e tailEnd, msg string, done bool) {
+		for _, ev := range t.drain() {
+			switch ev.Kind {
+			case ControlRevoked:
+				return endRevoked, "the grant was revoked: " + ev.Reason, true
+			case ControlExpired:
+				return endExpired, "the grant expired", true
+			case ControlSessionEnded:
+				return endSession, "your sign-in session was ended (" + ev.Reason + "); sign in again", true
+			case controlStale:
+				return endStale, "this replica lost touch with the control stream and cannot confirm the grant " +
+					"is still valid; reconnect with after=<last seq> (another replica, or this one once it has caught up)", true
+			case ControlExtended:
+				expiresAt = ev.ExpiresAt
+				expiry.Reset(expiresAt.Sub(s.now()))
+				_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "extended",
+					Message: "grant extended", ExpiresAt: expiresAt.UTC()})
+			}
+		}
+		return tailEnd{}, "", false
+	}
 	for {
 		select {
 		case m, ok := <-v.Messages():
@@ -199,6 +223,15 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 					return finish(endUnavailable, "the log backend is unavailable")
 				}
 			}
+			// A control event queued before this message was published goes
+			// first (select picks among ready cases at random): once a
+			// revocation has reached this tail, nothing more is written.
+			if len(t.wake) > 0 {
+				<-t.wake
+				if e, msg, done := control(); done {
+					return finish(e, msg)
+				}
+			}
 			if err := s.writeTailRaw(conn, m.Data); err != nil {
 				return endClient
 			}
@@ -208,20 +241,8 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 			}
 			expiry.Reset(expiresAt.Sub(s.now()))
 		case <-t.wake:
-			for _, ev := range t.drain() {
-				switch ev.Kind {
-				case ControlRevoked:
-					return finish(endRevoked, "the grant was revoked: "+ev.Reason)
-				case ControlExpired:
-					return finish(endExpired, "the grant expired")
-				case ControlSessionEnded:
-					return finish(endSession, "your sign-in session was ended ("+ev.Reason+"); sign in again")
-				case ControlExtended:
-					expiresAt = ev.ExpiresAt
-					expiry.Reset(expiresAt.Sub(s.now()))
-					_ = s.writeTail(conn, api.TailFrame{Type: api.FrameNotice, Code: "extended",
-						Message: "grant extended", ExpiresAt: expiresAt.UTC()})
-				}
+			if e, msg, done := control(); done {
+				return finish(e, msg)
 			}
 		case <-s.shutdown:
 			return finish(endShutdown, "the server is shutting down; reconnect with after=<last seq>")

@@ -67,7 +67,7 @@ func viewDecision(d store.Decision) api.Decision {
 
 func (s *Server) viewRequest(r store.Request, g *store.Grant) api.Request {
 	v := api.Request{ID: r.ID, State: r.State, Service: r.Service, Env: r.Env, Duration: durString(r.Duration),
-		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Level: r.Level, Scope: r.Scope, Extends: r.Extends,
+		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Level: r.Level, Scope: r.Scope, Extends: r.Extends, AlertID: r.AlertID,
 		Requester: viewSubject(r.Requester), Decision: viewDecision(r.Decision), Approvals: []api.Approval{},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ClosedBy: viewSubjectPtr(r.ClosedBy), ClosedComment: r.ClosedComment,
 		GrantID: r.GrantID}

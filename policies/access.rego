@@ -21,6 +21,7 @@ environments := {
 		"pending_timeout_seconds": 0,
 		"reason_pattern": "",
 		"min_reason_length": 0,
+		"alert_auto_approve_seconds": 1800, # 30m when a firing alert names the stream
 	},
 	"prod": {
 		"approvals_required": 1,
@@ -73,8 +74,8 @@ default break_glass_allowed := false
 
 break_glass_allowed := is_break_glass_member if is_requester
 
-# The limits in force: the break-glass ones, or the environment's,
-# tightened for a raised log level in prod (debug_limits).
+# The limits in force: the break-glass ones, the alert fast path's, or the
+# environment's, tightened for a raised log level in prod (debug_limits).
 limits := debug_limits if raised_level_in_prod else := base_limits
 
 base_limits := {
@@ -85,7 +86,29 @@ base_limits := {
 	"pending_timeout_seconds": 0,
 	"reason_pattern": "",
 	"min_reason_length": 10,
-} if input.break_glass == true else := env_settings
+} if input.break_glass == true else := object.union(env_settings, {
+	"approvals_required": 0,
+	"approver_groups": [],
+	"max_duration_seconds": env_settings.alert_auto_approve_seconds,
+	"pending_timeout_seconds": 0,
+	"reason_pattern": "",
+}) if alert_fast_path else := env_settings
+
+# The alert fast path: a request that names a loggate alert firing on the
+# very stream asked for (input.request.alert, from the request's alert_id)
+# is approved at once, for at most the environment's
+# alert_auto_approve_seconds (absent or 0: no fast path). Longer requests
+# take the normal way.
+default alert_fast_path := false
+
+alert_fast_path if {
+	input.action == "request"
+	object.get(env_settings, "alert_auto_approve_seconds", 0) > 0
+	input.request.alert.state == "firing"
+	input.request.alert.service == input.service
+	input.request.alert.env == input.env
+	input.duration_seconds <= env_settings.alert_auto_approve_seconds
+}
 
 # A request may ask the stream's services to log at a raised level
 # (input.request.level, "debug" or "trace") while it is watched. Debug

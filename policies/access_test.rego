@@ -176,6 +176,51 @@ test_missing_groups_denied if {
 	d.reasons == ["requester is not a member of engineers"]
 }
 
+# The alert fast path: staging set to need an approval, as a team would
+# configure it, auto-approves 30 minutes when a firing alert names the stream.
+staging_with_approvals := {"staging": {
+	"approvals_required": 1,
+	"approver_groups": ["sre-leads"],
+	"oversight_groups": ["sre-leads"],
+	"max_duration_seconds": 28800,
+	"max_lookback_seconds": 3600,
+	"pending_timeout_seconds": 3600,
+	"reason_pattern": "",
+	"min_reason_length": 0,
+	"alert_auto_approve_seconds": 1800,
+}}
+
+alert_request(state, service, seconds) := {
+	"action": "request",
+	"requester": {"id": "i|alice", "subject": "alice", "groups": ["engineers"]},
+	"service": "checkout", "env": "staging",
+	"duration_seconds": seconds, "duration": "30m0s", "reason": "alert checkout-errors", "break_glass": false,
+	"approvals": [],
+	"request": {"alert": {"id": "alt_1", "rule": "checkout-errors", "state": state, "service": service, "env": "staging"}},
+}
+
+test_firing_alert_on_stream_auto_approves_30m if {
+	d := access.decision with input as alert_request("firing", "checkout", 1800) with data.loggate.access.environments as staging_with_approvals
+	d.allow
+	d.approvals_required == 0
+	d.max_duration_seconds == 1800
+}
+
+test_alert_fast_path_not_for_longer_requests if {
+	d := access.decision with input as alert_request("firing", "checkout", 3600) with data.loggate.access.environments as staging_with_approvals
+	d.approvals_required == 1
+}
+
+test_resolved_alert_takes_the_normal_way if {
+	d := access.decision with input as alert_request("resolved", "checkout", 1800) with data.loggate.access.environments as staging_with_approvals
+	d.approvals_required == 1
+}
+
+test_alert_on_another_stream_takes_the_normal_way if {
+	d := access.decision with input as alert_request("firing", "payments", 1800) with data.loggate.access.environments as staging_with_approvals
+	d.approvals_required == 1
+}
+
 # A raised log level (input.request.level).
 
 test_debug_in_prod_needs_sre_lead_and_30m if {

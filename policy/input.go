@@ -82,7 +82,7 @@ func (k inputKeys) access(in Input, now time.Time) ast.Value {
 		approvals[i] = ast.ObjectTerm(k.item("approver", k.subject(a.Approver)), at, au)
 	}
 	tt, tu := k.times(t)
-	return ast.NewObject(
+	items := [][2]*ast.Term{
 		k.item("action", str(in.Action)),
 		k.item("requester", k.subject(in.Requester)),
 		k.item("service", str(in.Service)),
@@ -94,7 +94,8 @@ func (k inputKeys) access(in Input, now time.Time) ast.Value {
 		k.item("approvals", ast.ArrayTerm(approvals...)),
 		k.item("request", k.request(in)),
 		tt, tu,
-	)
+	}
+	return ast.NewObject(items...)
 }
 
 // request is input.request: what the request asks of the stream's services
@@ -104,7 +105,19 @@ func (k inputKeys) request(in Input) *ast.Term {
 	for key, v := range in.Scope {
 		scope = append(scope, [2]*ast.Term{ast.StringTerm(key), ast.StringTerm(v)})
 	}
-	return ast.ObjectTerm(k.item("level", str(in.Level)), k.item("scope", ast.ObjectTerm(scope...)))
+	items := [][2]*ast.Term{k.item("level", str(in.Level)), k.item("scope", ast.ObjectTerm(scope...))}
+	if a := in.Alert; a != nil {
+		items = append(items, k.item("alert", ast.ObjectTerm(
+			k.item("id", str(a.ID)),
+			k.item("rule", str(a.Rule)),
+			k.item("state", str(a.State)),
+			k.item("service", str(a.Service)),
+			k.item("env", str(a.Env)),
+			k.item("severity", str(a.Severity)),
+			k.item("count", ast.InternedTerm(a.Count)),
+		)))
+	}
+	return ast.ObjectTerm(items...)
 }
 
 // action builds the data.loggate.authz input document.

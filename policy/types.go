@@ -40,6 +40,20 @@ type Input struct {
 	// input.request.scope.
 	Level string
 	Scope map[string]string
+	// Alert is the loggate alert the request names (alert_id), sent as
+	// input.request.alert; nil when it names none.
+	Alert *Alert
+}
+
+// Alert is what policy learns of an alert a request names.
+type Alert struct {
+	ID       string
+	Rule     string
+	State    string // "pending", "firing" or "resolved"
+	Service  string
+	Env      string
+	Severity string
+	Count    int64
 }
 
 // Decision is the access policy's answer for one Input.

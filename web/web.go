@@ -49,6 +49,7 @@ var pageList = []page{
 	{"viewer", "Live viewer", "viewer"},
 	{"request", "Request", "request"},
 	{"security", "Security", "security"},
+	{"alerts", "Alerts", "alerts"},
 	{"admin", "Admin", "admin"},
 	{"notfound", "Not found", ""},
 }
@@ -104,6 +105,7 @@ func (u *UI) routes() {
 	m.HandleFunc("GET /{$}", u.show("home", "home"))
 	m.HandleFunc("GET /inbox", u.show("inbox", "inbox"))
 	m.HandleFunc("GET /security", u.show("security", "security"))
+	m.HandleFunc("GET /alerts", u.show("alerts", "alerts"))
 	m.HandleFunc("GET /admin", u.show("admin", "admin"))
 	m.HandleFunc("GET /grants/{id}/view", u.show("viewer", "home"))
 	m.HandleFunc("GET /requests/{id}", u.show("request", "home"))

@@ -42,6 +42,7 @@ func TestPages(t *testing.T) {
 		{"viewer", "/grants/grt_abc-1/view", 200, "/static/viewer.js", []string{`data-id="grt_abc-1"`, `id="log"`, `role="log" aria-live="off"`, `id="v-end"`, `id="v-pause"`}},
 		{"request", "/requests/req_x1", 200, "/static/request.js", []string{`data-id="req_x1"`}},
 		{"security", "/security", 200, "/static/security.js", []string{`id="search"`, `id="timeline-form"`, `id="export-csv"`, `id="reviews"`, `id="integrity"`}},
+		{"alerts", "/alerts", 200, "/static/alerts.js", []string{`id="firing"`, `id="recent"`, `aria-current="page">Alerts`}},
 		{"admin", "/admin", 200, "/static/admin.js", []string{`id="sources"`, `id="policy"`}},
 		{"unknown path", "/nope", 404, "", []string{"Not found"}},
 		{"id with bad characters", "/grants/a%22b/view", 404, "", []string{"Not found"}},

@@ -49,8 +49,11 @@ type serveConfig struct {
 	SourceCAFile      string
 	SourceCertMapFile string
 
-	Redis                string
-	RedisAcceptWeakFsync bool
+	Redis string
+	// ControlStalenessBound is how long a replica may go without confirming
+	// it has read the whole control stream before it ends its tails (--redis).
+	ControlStalenessBound time.Duration
+	RedisAcceptWeakFsync  bool
 	// AuditSigningKeyFile is the Ed25519 key signing audit checkpoints;
 	// required with --redis (every replica loads the same file).
 	AuditSigningKeyFile string
@@ -81,6 +84,10 @@ type serveConfig struct {
 	AllowOpenPermissions bool
 	// CheckConfig validates and exits (checkconfig.go).
 	CheckConfig bool
+
+	// AlertRules and AlertmanagerURLs: serve_alerts.go.
+	AlertRules       string
+	AlertmanagerURLs urlList
 
 	// clientSecret and webhookSecret are read from files or the environment.
 	clientSecret  string
@@ -120,6 +127,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open tails")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL for shared state across replicas (redis:// or rediss://)")
 	fs.StringVar(&c.AuditSigningKeyFile, "audit-signing-key-file", "", "Ed25519 key (PKCS#8 PEM) signing audit checkpoints (default: generated in --data; required with --redis, the same file on every replica)")
+	fs.DurationVar(&c.ControlStalenessBound, "control-staleness-bound", 2*time.Second, "with --redis: a replica that cannot confirm it has read every control message (revocations, session ends, policy changes) for this long ends its tails with 4006, refuses new ones (503) and is not ready until it catches up; Redis calls time out at half of it")
 	fs.BoolVar(&c.RedisAcceptWeakFsync, "redis-accept-weak-durability", false, "accept a Redis that does not fsync every write (managed Redis)")
 	fs.StringVar(&c.WebhookURL, "webhook-url", "", "URL receiving notifications (request created/approved/denied, break-glass, expiring, revoked)")
 	fs.StringVar(&c.WebhookSecretFile, "webhook-secret-file", "", "file holding the webhook signing secret (or LOGGATE_WEBHOOK_SECRET)")
@@ -127,6 +135,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.WebhookFormat, "webhook-format", "json", "webhook body: json (signed, Standard Webhooks headers) or slack")
 	fs.DurationVar(&c.AuditCheckpointInterval, "audit-checkpoint-interval", time.Minute, "how often a signed audit checkpoint is written")
 	c.AuditOps.flags(fs)
+	c.alertFlags(fs)
 	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
 	fs.DurationVar(&c.TailProgressInterval, "tail-progress-interval", time.Minute, "how often a long view writes a stream.progress audit event")
 	fs.DurationVar(&c.ViewCountsInterval, "view-counts-interval", 5*time.Second, "how often a live view's counts are saved under --data (a crash loses at most this much of them)")

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
 // TestMain lets a test run the real binary in a child process (to kill it
@@ -26,11 +28,11 @@ func TestMain(m *testing.M) {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 		err := run(ctx, args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 		stop()
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+		code, print := exitcode.Of(err) // the codes main exits with
+		if print {
+			fmt.Fprintln(os.Stderr, "loggate:", err)
 		}
-		os.Exit(0)
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

@@ -35,6 +35,7 @@ Server:
   loggate policy test [DIR]            run the Rego unit tests of a policy directory
   loggate policy eval --input FILE     show the decision for an input document
   loggate audit verify --data DIR      verify the audit trail offline
+  loggate audit witness --server URL --state FILE   check the trail only grew since the last run
   loggate keys generate | add | rotate-backlog   log backlog encryption keys
   loggate doctor [serve flags]         check a configuration: exit 0 ok, 1 failure, 2 warnings
 
@@ -73,6 +74,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "audit":
 		if len(rest) > 0 && rest[0] == "verify" {
 			return runAuditVerify(ctx, rest[1:], getenv, stdout, stderr)
+		}
+		if len(rest) > 0 && rest[0] == "witness" {
+			return runAuditWitness(ctx, rest[1:], getenv, stdout, stderr)
 		}
 		return cli.Run(ctx, cli.Env{Getenv: getenv, Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version}, args)
 	case "version", "--version":

@@ -187,7 +187,8 @@ const auditVerifyUsage = `Usage: loggate audit verify --data DIR [--checkpoint F
 Verifies the audit trail offline: every event's hash from its stored bytes,
 the hash chain, the gapless sequence, the Merkle tree and every signed
 checkpoint. With --checkpoint (a checkpoint exported earlier, e.g. from
-GET /api/v1/audit/checkpoint), also detects truncation of the trail.
+GET /api/v1/audit/checkpoint, or a --audit-checkpoint-file, whose largest
+checkpoint is used), also detects truncation and rollback of the trail.
 With --redis, checks the chain the replicas share in Redis instead (seqs,
 hashes, the chain head, and the Merkle root against the latest signed
 checkpoint; its signature too with --audit-signing-key-file).
@@ -266,6 +267,18 @@ func checkpointBytes(b []byte) []byte {
 	var cp audit.Checkpoint
 	if json.Unmarshal(b, &cp) == nil && len(cp.Bytes()) > 0 {
 		return cp.Bytes()
+	}
+	if cps, err := audit.ReadCheckpointLog(bytes.NewReader(b)); err == nil && len(cps) > 0 {
+		// A --audit-checkpoint-file: its largest checkpoint (the newest of
+		// equals). Not simply the last line: a gateway restarted on a
+		// rolled-back copy appends its smaller checkpoints after it.
+		best := cps[0]
+		for _, cp := range cps[1:] {
+			if cp.Size >= best.Size {
+				best = cp
+			}
+		}
+		return best.Bytes()
 	}
 	b = bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
 	return append(bytes.TrimRight(b, " \t\r\n"), '\n')

@@ -25,6 +25,7 @@ import (
 	"github.com/loggate/loggate/auth/devidp"
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
+	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/policies"
 	"github.com/loggate/loggate/policy"
@@ -89,6 +90,7 @@ type serveParts struct {
 	tokens    map[string]string   // demo seeding: stream -> source token
 	hs        *http.Server        // HTTP
 	served    chan error          // HTTP: the server's exit
+	alerts    *serveAlerts        // pipeline: alert rules, kept alerts, receivers
 	tlsConfig *tls.Config         // pipeline: TLS with certificate reload and source certificates (nil without --tls-cert)
 }
 
@@ -349,15 +351,27 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 		return nil, err
 	}
 	p.notif = notifier
-	spool, viewCounts, err := openSpool(c, sp.audit, p.log)
+	alerts, err := newAlerts(ctx, c, sp, p.reg, p.log)
 	if err != nil {
 		return func() { notifier.Close() }, err
 	}
+	p.alerts = alerts
+	alertLink := func(a alert.Alert) string { return p.srv.AlertLink(a) }
+	alertReceivers, err := alerts.receivers(c, alertLink, p.reg, p.log)
+	if err != nil {
+		return func() { alerts.Close(); notifier.Close() }, err
+	}
+	spool, viewCounts, err := openSpool(c, sp.audit, p.log)
+	if err != nil {
+		return func() { alerts.Close(); notifier.Close() }, err
+	}
 	closer := func() {
 		spool.Close()
+		alerts.Close()
 		notifier.Close()
 	}
 	srv, err := gateway.New(gateway.Config{
+		Alerts: alerts.engine, AlertStore: alerts.kept, AlertReceivers: alertReceivers, AlertRulesFile: alerts.file,
 		PublicURL: p.pub, AllowedOrigins: splitList(c.AllowedOrigins), TrustedProxies: proxies, Notifier: notifier.Notifier(),
 		Auth: p.authn, Sessions: p.authn, Policy: p.pol, Audit: sp.audit, Store: sp.store, Hub: sp.hub, Redactor: red,
 		RedactorsByEnv: redByEnv, Pages: pages, Mounts: p.mounts, Registry: p.reg, Logger: p.log, DigestKind: "sha256-chained",
@@ -373,6 +387,16 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 	}
 	p.srv = srv
 	notifier.bind(srv)
+	alerts.engine.SetSink(srv)
+	// With --redis the alerts are the cluster's, held by the leader: a
+	// replica starting up must not resolve them.
+	if !alerts.shared {
+		if n, err := srv.ResolveStaleAlerts(ctx); err != nil {
+			return closer, fmt.Errorf("alerts: %w", err)
+		} else if n > 0 {
+			p.log.Warn("resolved alerts left open by the last stop", "alerts", n)
+		}
+	}
 	if n, err := srv.RecoverInterruptedViews(ctx); err != nil {
 		return closer, err
 	} else if n > 0 {
@@ -391,6 +415,7 @@ func (p *serveParts) run(ctx context.Context) (func(), error) {
 	runDone := make(chan struct{})
 	go func() { p.srv.Run(runCtx); close(runDone) }()
 	waitState := p.sp.start(runCtx, p.srv)
+	waitAlerts := p.alerts.run(runCtx, p.srv, p.log)
 	watchDone := make(chan struct{})
 	if p.c.Policies != "" {
 		go func() {
@@ -407,6 +432,7 @@ func (p *serveParts) run(ctx context.Context) (func(), error) {
 		cancel()
 		<-runDone
 		<-watchDone
+		waitAlerts()
 		waitState()
 		// Flush aggregated authentication failures while the audit trail is open.
 		if err := p.authn.Close(); err != nil {

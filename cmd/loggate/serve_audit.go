@@ -35,6 +35,7 @@ type auditOps struct {
 	SinkFile              string
 	SinkFileMaxBytes      int64
 	SinkFileMaxFiles      int
+	CheckpointFile        string
 }
 
 func (a *auditOps) flags(fs *flag.FlagSet) {
@@ -46,6 +47,7 @@ func (a *auditOps) flags(fs *flag.FlagSet) {
 	fs.StringVar(&a.SinkSyslogCAFile, "audit-sink-syslog-ca-file", "", "PEM CA certificates trusted for tls:// syslog (default: system roots)")
 	fs.StringVar(&a.SinkFile, "audit-sink-file", "", "NDJSON file receiving every audit event, rotated by size")
 	fs.Int64Var(&a.SinkFileMaxBytes, "audit-sink-file-max-bytes", 64<<20, "rotate the audit sink file at this size")
+	fs.StringVar(&a.CheckpointFile, "audit-checkpoint-file", "", "append every signed audit checkpoint to this file (JSON lines; keep it on another mount)")
 	fs.IntVar(&a.SinkFileMaxFiles, "audit-sink-file-max-files", 0, "rotated audit sink files to keep (0 keeps all)")
 }
 

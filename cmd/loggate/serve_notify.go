@@ -17,7 +17,8 @@ import (
 
 // notifyKinds are the event kinds --webhook-events may name.
 var notifyKinds = []string{notify.KindRequestCreated, notify.KindRequestApproved, notify.KindRequestDenied,
-	notify.KindRequestCancelled, notify.KindBreakGlass, notify.KindGrantExpiring, notify.KindGrantRevoked}
+	notify.KindRequestCancelled, notify.KindBreakGlass, notify.KindGrantExpiring, notify.KindGrantRevoked,
+	notify.KindAlertFired, notify.KindAlertResolved}
 
 // serveNotifier is the webhook notifier as serve wires it: nil-safe, and
 // counting attempts in the gateway's metrics once the gateway exists

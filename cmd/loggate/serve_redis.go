@@ -40,6 +40,8 @@ type redisParts struct {
 	// replicaID is this replica's stable id (--data/replica-id): start-up
 	// recovery closes only the interrupted views it recorded.
 	replicaID string
+	// bound is --control-staleness-bound.
+	bound time.Duration
 }
 
 // loadReplicaID returns the id saved in dir/replica-id, creating it on
@@ -95,11 +97,16 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	if err != nil {
 		return nil, exitcode.Usagef("--audit-signing-key-file: %v", err)
 	}
-	client, err := cluster.Dial(c.Redis)
+	bound := c.ControlStalenessBound
+	if bound < 100*time.Millisecond {
+		return nil, exitcode.Usagef("--control-staleness-bound must be at least 100ms (got %s)", bound)
+	}
+	callTimeout := bound / 2
+	client, err := cluster.DialWithin(c.Redis, callTimeout)
 	if err != nil {
 		return nil, exitcode.Usagef("--redis: %v", err)
 	}
-	p := &redisParts{client: client, log: log}
+	p := &redisParts{client: client, log: log, bound: bound}
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(pingCtx).Err(); err != nil {
@@ -121,7 +128,13 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	if p.backend, err = store.NewRedis(store.RedisConfig{Client: client, Prefix: redisPrefix}); err != nil {
 		return nil, err
 	}
-	if p.feed, err = cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Retention: retention,
+	// A quiet control stream is confirmed once per Block: a quarter of
+	// the bound leaves room for one slow answer before tails end.
+	if p.control, err = cluster.NewControl(cluster.ControlConfig{Client: client, Prefix: redisPrefix,
+		Block: bound / 4, CallTimeout: callTimeout, Logger: log.With("component", "control")}); err != nil {
+		return nil, err
+	}
+	if p.feed, err = cluster.NewFeed(cluster.FeedConfig{Client: client, Prefix: redisPrefix, Retention: retention, CallTimeout: callTimeout, Control: p.control,
 		Logger: log.With("component", "feed"), Keys: c.backlogKeys}); err != nil {
 		return nil, err
 	}
@@ -133,10 +146,6 @@ func wireRedis(ctx context.Context, c *serveConfig, retention func(env string) l
 	}
 	if p.audit, err = cluster.NewAudit(cluster.AuditConfig{Client: client, Prefix: redisPrefix, SigningKey: auditKey,
 		ReplicaID: p.replicaID, Logger: log.With("component", "audit")}); err != nil {
-		return nil, err
-	}
-	if p.control, err = cluster.NewControl(cluster.ControlConfig{Client: client, Prefix: redisPrefix,
-		Logger: log.With("component", "control")}); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -171,7 +180,8 @@ func (p *redisParts) Publish(ctx context.Context, ev gateway.ControlEvent) error
 
 var _ gateway.Broadcaster = (*redisParts)(nil)
 
-// readyChecks report Redis and the feed reader in /readyz.
+// readyChecks report Redis and the feed reader in /readyz (the server
+// reports the control stream itself, as SetControlStale last told it).
 func (p *redisParts) readyChecks() map[string]func(context.Context) error {
 	return map[string]func(context.Context) error{
 		"redis": func(ctx context.Context) error { return p.client.Ping(ctx).Err() },
@@ -185,7 +195,7 @@ func (p *redisParts) readyChecks() map[string]func(context.Context) error {
 // and records an accepted weak durability in the audit trail. The returned
 // function waits for the goroutines.
 func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.Hub) (wait func()) {
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		if err := p.feed.Run(ctx, hub); err != nil {
@@ -219,6 +229,10 @@ func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.H
 	case <-time.After(5 * time.Second):
 		p.log.Warn("control subscription not ready after 5s; continuing")
 	}
+	go func() {
+		defer func() { done <- struct{}{} }()
+		p.watchControl(ctx, srv)
+	}()
 	if p.weak != nil {
 		_, err := p.audit.Append(ctx, audit.Event{Action: "config.weak_durability", Outcome: audit.OutcomeSuccess,
 			Actor:   audit.Actor{Kind: audit.ActorSystem, Subject: "loggate"},
@@ -228,7 +242,24 @@ func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.H
 			p.log.Error("could not audit the weak durability setting", "err", err)
 		}
 	}
-	return func() { <-done; <-done }
+	return func() { <-done; <-done; <-done }
+}
+
+// watchControl tells srv, within a twentieth of the bound, whenever this
+// replica stops (or starts again) being able to confirm it has read the
+// whole control stream within --control-staleness-bound. It returns when
+// ctx ends.
+func (p *redisParts) watchControl(ctx context.Context, srv *gateway.Server) {
+	tick := time.NewTicker(max(p.bound/20, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			srv.SetControlStale(p.control.Fresh(p.bound))
+		}
+	}
 }
 
 // stateParts are the audit trail, the state store and the log hub, on local
@@ -274,6 +305,12 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 		sp.closers = append(sp.closers, rp.Close)
 		sp.audit, sp.broadcast, sp.readyChecks = rp.audit, rp, rp.readyChecks()
 		sp.verifyAudit = rp.audit.Verify
+		if cl, err := openCheckpointLog(c.AuditOps.CheckpointFile, sp); err != nil {
+			return nil, err
+		} else if cl != nil {
+			sp.closers = append(sp.closers, pollCheckpoints(cl, rp.audit.LatestCheckpoint, c.AuditCheckpointInterval,
+				log.With("component", "audit")))
+		}
 		sp.store = store.New(rp.backend)
 		if sp.hub, err = logs.NewHub(rp.hubConfig(hubCfg)); err != nil {
 			return nil, fmt.Errorf("log hub: %w", err)
@@ -282,8 +319,16 @@ func openState(ctx context.Context, c *serveConfig, log *slog.Logger) (_ *stateP
 		return sp, nil
 	}
 	dir := filepath.Join(c.Data, "audit")
-	aud, err := audit.Open(ctx, audit.Config{Dir: dir, SigningKeyFile: c.AuditSigningKeyFile, CheckpointInterval: c.AuditCheckpointInterval, Retention: c.AuditOps.Retention,
-		Logger: log.With("component", "audit")})
+	cl, err := openCheckpointLog(c.AuditOps.CheckpointFile, sp)
+	if err != nil {
+		return nil, err
+	}
+	acfg := audit.Config{Dir: dir, SigningKeyFile: c.AuditSigningKeyFile, CheckpointInterval: c.AuditCheckpointInterval, Retention: c.AuditOps.Retention,
+		Logger: log.With("component", "audit")}
+	if cl != nil {
+		acfg.OnCheckpoint = cl.Append
+	}
+	aud, err := audit.Open(ctx, acfg)
 	if err != nil {
 		return nil, fmt.Errorf("audit trail: %w", err)
 	}

@@ -9,6 +9,8 @@ type CreateRequest struct {
 	Duration   string `json:"duration"`
 	Reason     string `json:"reason"`
 	BreakGlass bool   `json:"break_glass"`
+	// AlertID names the alert this request answers (from the alert's link).
+	AlertID string `json:"alert_id,omitempty"`
 	// Level asks the stream's services to emit this level while a view of
 	// the grant is open; Scope narrows it to matching records.
 	Level string            `json:"level,omitempty"`

@@ -48,6 +48,7 @@ type Request struct {
 	Level           string            `json:"level,omitempty"`
 	Scope           map[string]string `json:"scope,omitempty"`
 	Extends         string            `json:"extends,omitempty"`
+	AlertID         string            `json:"alert_id,omitempty"`
 	Requester       Subject           `json:"requester"`
 	Decision        Decision          `json:"decision"`
 	Approvals       []Approval        `json:"approvals"`

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -27,12 +28,16 @@ import (
 // followed by a blank line and one "— <origin> <base64 key hash||signature>"
 // line (golang.org/x/mod/sumdb/note).
 type Checkpoint struct {
-	Origin    string    `json:"origin"`
-	Size      int64     `json:"size"`
-	RootHash  string    `json:"root_hash"` // base64 (standard encoding)
-	Time      time.Time `json:"time"`
-	Signature string    `json:"signature"` // base64 of the 4-byte key hash followed by the Ed25519 signature
-	Note      string    `json:"note"`      // the signed note, exactly as signed
+	Origin   string    `json:"origin"`
+	Size     int64     `json:"size"`
+	RootHash string    `json:"root_hash"` // base64 (standard encoding)
+	Time     time.Time `json:"time"`
+	// KeyID names the signing key: "<key name>+<8 hex digits of the key
+	// hash>", the start of its verifier key in the published key history
+	// (GET /api/v1/audit/keys).
+	KeyID     string `json:"key_id"`
+	Signature string `json:"signature"` // base64 of the 4-byte key hash followed by the Ed25519 signature
+	Note      string `json:"note"`      // the signed note, exactly as signed
 }
 
 // Bytes returns the signed note, suitable for writing to a file.
@@ -59,7 +64,7 @@ func checkpointText(origin string, size int64, root tlog.Hash, t time.Time) stri
 }
 
 // signCheckpoint signs a checkpoint for a tree of the given size and root.
-func signCheckpoint(k *signingKey, origin string, size int64, root tlog.Hash, t time.Time) (Checkpoint, error) {
+func signCheckpoint(k *Signer, origin string, size int64, root tlog.Hash, t time.Time) (Checkpoint, error) {
 	text := checkpointText(origin, size, root, t)
 	msg, err := note.Sign(&note.Note{Text: text}, k.signer)
 	if err != nil {
@@ -93,7 +98,7 @@ func ParseCheckpoint(b []byte, verifierKeys ...string) (Checkpoint, error) {
 // parseCheckpointText parses a signed note; with known == nil the signature
 // is not verified (used only for notes this process just signed).
 func parseCheckpointText(b []byte, known note.Verifiers) (Checkpoint, error) {
-	var text, sig string
+	var text, sig, keyID string
 	if known != nil {
 		n, err := note.Open(b, known)
 		if err != nil {
@@ -101,6 +106,7 @@ func parseCheckpointText(b []byte, known note.Verifiers) (Checkpoint, error) {
 		}
 		text = n.Text
 		sig = n.Sigs[0].Base64
+		keyID = fmt.Sprintf("%s+%08x", n.Sigs[0].Name, n.Sigs[0].Hash)
 	} else {
 		t, sigs, ok := strings.Cut(string(b), "\n\n")
 		if !ok {
@@ -109,13 +115,16 @@ func parseCheckpointText(b []byte, known note.Verifiers) (Checkpoint, error) {
 		text = t + "\n"
 		if f := strings.Fields(sigs); len(f) >= 3 {
 			sig = f[2]
+			if raw, err := base64.StdEncoding.DecodeString(sig); err == nil && len(raw) >= 4 {
+				keyID = fmt.Sprintf("%s+%08x", f[1], binary.BigEndian.Uint32(raw))
+			}
 		}
 	}
 	c, err := parseCheckpointBody(text)
 	if err != nil {
 		return Checkpoint{}, err
 	}
-	c.Signature = sig
+	c.Signature, c.KeyID = sig, keyID
 	c.Note = string(b)
 	return c, nil
 }

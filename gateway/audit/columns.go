@@ -92,9 +92,10 @@ func purgedColumnDiffs(stored *Columns) []columnDiff {
 	return out
 }
 
-// recordColumnsFast is recordColumns with the fast path for canonical records.
-func recordColumnsFast(rec []byte) (Columns, error) {
-	if c, ok := fastColumns(rec); ok {
+// recordColumnsFast is recordColumns with the fast path for canonical
+// records; strings equal to like's are shared with it (like may be nil).
+func recordColumnsFast(rec []byte, like *Columns) (Columns, error) {
+	if c, ok := fastColumnsLike(rec, like); ok {
 		return c, nil
 	}
 	return recordColumns(rec)

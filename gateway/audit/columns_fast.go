@@ -14,23 +14,30 @@ import (
 // with encoding/json. Where it answers, it answers what encoding/json
 // would: the canonical form leaves no room for json's case-insensitive or
 // last-duplicate-wins matching, and the values it skips are validated.
-func fastColumns(rec []byte) (c Columns, ok bool) {
+func fastColumns(rec []byte) (c Columns, ok bool) { return fastColumnsLike(rec, nil) }
+
+// fastColumnsLike is fastColumns that reuses like's strings where the record
+// holds the same value (the verifier passes the stored columns, which
+// nearly always agree), so an intact row costs no string copies.
+func fastColumnsLike(rec []byte, like *Columns) (c Columns, ok bool) {
+	if like == nil {
+		like = &Columns{}
+	}
 	s := fastScanner{b: rec}
 	c.TimeNS = time.Time{}.UnixNano() // what encoding/json leaves without a "time"
 	ok = s.object(topMembers, func(key string) bool {
 		switch key {
 		case "id":
-			return s.str(&c.ID)
+			return s.strLike(&c.ID, like.ID)
 		case "action":
-			return s.str(&c.Action)
+			return s.strLike(&c.Action, like.Action)
 		case "outcome":
-			return s.str(&c.Outcome)
+			return s.strLike(&c.Outcome, like.Outcome)
 		case "request_id":
-			return s.str(&c.RequestID)
+			return s.strLike(&c.RequestID, like.RequestID)
 		case "time":
 			start := s.i
-			var tmp string
-			if !s.str(&tmp) {
+			if _, ok := s.strBytes(); !ok {
 				return false
 			}
 			var t time.Time
@@ -43,9 +50,9 @@ func fastColumns(rec []byte) (c Columns, ok bool) {
 			return s.object(actorMembers, func(key string) bool {
 				switch key {
 				case "subject":
-					return s.str(&c.ActorSubject)
+					return s.strLike(&c.ActorSubject, like.ActorSubject)
 				case "email":
-					return s.str(&c.ActorEmail)
+					return s.strLike(&c.ActorEmail, like.ActorEmail)
 				case "groups":
 					return s.skipComposite('[')
 				}
@@ -55,13 +62,13 @@ func fastColumns(rec []byte) (c Columns, ok bool) {
 			return s.object(targetMembers, func(key string) bool {
 				switch key {
 				case "request_id":
-					return s.str(&c.TargetRequestID)
+					return s.strLike(&c.TargetRequestID, like.TargetRequestID)
 				case "grant_id":
-					return s.str(&c.GrantID)
+					return s.strLike(&c.GrantID, like.GrantID)
 				case "service":
-					return s.str(&c.Service)
+					return s.strLike(&c.Service, like.Service)
 				case "env":
-					return s.str(&c.Env)
+					return s.strLike(&c.Env, like.Env)
 				}
 				return s.skipStr()
 			})
@@ -108,14 +115,14 @@ func (s *fastScanner) object(order []string, member func(key string) bool) bool 
 	}
 	next := 0
 	for {
-		var key string
-		if !s.str(&key) || !s.eat(':') {
+		key, ok := s.strBytes()
+		if !ok || !s.eat(':') {
 			return false
 		}
-		for next < len(order) && order[next] != key {
+		for next < len(order) && order[next] != string(key) { // no allocation
 			next++
 		}
-		if next == len(order) || !member(key) {
+		if next == len(order) || !member(order[next]) { // the table's copy of the key
 			return false
 		}
 		next++
@@ -130,25 +137,47 @@ func (s *fastScanner) object(order []string, member func(key string) bool) bool 
 
 // str reads a string without escapes or control characters.
 func (s *fastScanner) str(dst *string) bool {
-	if !s.eat('"') {
+	b, ok := s.strBytes()
+	if ok {
+		*dst = string(b)
+	}
+	return ok
+}
+
+// strLike is str that keeps like when the string equals it (no copy).
+func (s *fastScanner) strLike(dst *string, like string) bool {
+	b, ok := s.strBytes()
+	if !ok {
 		return false
+	}
+	if string(b) == like { // compared without allocating
+		*dst = like
+	} else {
+		*dst = string(b)
+	}
+	return true
+}
+
+// strBytes is str without a copy: the string's bytes inside the record.
+func (s *fastScanner) strBytes() ([]byte, bool) {
+	if !s.eat('"') {
+		return nil, false
 	}
 	rest := s.b[s.i:]
 	end := bytes.IndexByte(rest, '"')
 	if end < 0 {
-		return false
+		return nil, false
 	}
 	for _, c := range rest[:end] {
 		if c < 0x20 || c == '\\' {
-			return false
+			return nil, false
 		}
 	}
 	if !utf8.Valid(rest[:end]) {
-		return false // encoding/json would substitute U+FFFD
+		return nil, false // encoding/json would substitute U+FFFD
 	}
-	*dst = string(rest[:end])
 	s.i += end + 1
-	return true
+	return rest[:end], true
 }
 
 // skipStr skips a valid JSON string, escapes allowed.

@@ -61,5 +61,13 @@ func FuzzFastColumns(f *testing.F) {
 		if got != want {
 			t.Fatalf("fastColumns(%q) = %+v, json = %+v", rec, got, want)
 		}
+		// A hint changes nothing but where the strings live.
+		other := Columns{ID: "x", Action: "x", Outcome: "x", ActorSubject: "x", ActorEmail: "x", RequestID: "x",
+			TargetRequestID: "x", GrantID: "x", Service: "x", Env: "x"}
+		for _, like := range []*Columns{&want, &other, {}} {
+			if c, ok := fastColumnsLike(rec, like); !ok || c != want {
+				t.Fatalf("fastColumnsLike(%q, %+v) = %+v, %v; want %+v", rec, like, c, ok, want)
+			}
+		}
 	})
 }

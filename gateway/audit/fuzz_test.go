@@ -8,9 +8,9 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-func fuzzKey(t testing.TB) *signingKey {
+func fuzzKey(t testing.TB) *Signer {
 	t.Helper()
-	k, err := newSigningKey(ed25519.NewKeyFromSeed(make([]byte, 32)), DefaultOrigin)
+	k, err := NewSigner(ed25519.NewKeyFromSeed(make([]byte, 32)), DefaultOrigin)
 	if err != nil {
 		t.Fatal(err)
 	}

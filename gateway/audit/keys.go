@@ -13,8 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
 )
 
 // Key files under Config.Dir.
@@ -24,17 +26,48 @@ const (
 	verifierFile   = "audit.pub" // note verifier keys, one per line, every key ever used
 )
 
-// signingKey is the checkpoint signer and its public forms.
-type signingKey struct {
+// Signer signs checkpoints of one log (origin) with one Ed25519 key. It is
+// the one checkpoint signer: the SQLite store and the Redis trail
+// (gateway/cluster) both sign through it, so their checkpoints are the same
+// C2SP tlog-checkpoint notes and every check of them is written once.
+type Signer struct {
 	priv     ed25519.PrivateKey
+	origin   string
 	signer   note.Signer
 	verifier string // note verifier key "<origin>+<hash>+<base64>"
+}
+
+// VerifierKey returns the note verifier key ("<origin>+<hash>+<base64>")
+// that checks the signer's checkpoints.
+func (k *Signer) VerifierKey() string { return k.verifier }
+
+// Origin returns the log's origin line, also the note key name.
+func (k *Signer) Origin() string { return k.origin }
+
+// Sign signs a checkpoint for the tree of the given size and root, stamped t.
+func (k *Signer) Sign(size int64, root tlog.Hash, t time.Time) (Checkpoint, error) {
+	return signCheckpoint(k, k.origin, size, root, t)
+}
+
+// LoadPrivateKey reads an Ed25519 checkpoint signing key file: PKCS#8 PEM
+// (as `openssl genpkey -algorithm ed25519` writes) or a note signer key
+// ("PRIVATE+KEY+name+hash+base64").
+func LoadPrivateKey(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("audit signing key: %w", err)
+	}
+	priv, err := parsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("audit signing key %s: %w", path, err)
+	}
+	return priv, nil
 }
 
 // loadSigningKey reads keyFile, or Dir/keys/audit.key, generating the latter
 // with mode 0600 when absent. The verifier key is added to Dir/keys/audit.pub
 // so that Verify(dir) can check checkpoints signed by any key ever used.
-func loadSigningKey(dir, keyFile, origin string) (*signingKey, error) {
+func loadSigningKey(dir, keyFile, origin string) (*Signer, error) {
 	kdir := filepath.Join(dir, keysDir)
 	if err := os.MkdirAll(kdir, 0o700); err != nil {
 		return nil, fmt.Errorf("create keys dir: %w", err)
@@ -64,7 +97,7 @@ func loadSigningKey(dir, keyFile, origin string) (*signingKey, error) {
 			return nil, fmt.Errorf("read signing key: %w", err)
 		}
 	}
-	k, err := newSigningKey(priv, origin)
+	k, err := NewSigner(priv, origin)
 	if err != nil {
 		return nil, err
 	}
@@ -74,7 +107,8 @@ func loadSigningKey(dir, keyFile, origin string) (*signingKey, error) {
 	return k, nil
 }
 
-func newSigningKey(priv ed25519.PrivateKey, origin string) (*signingKey, error) {
+// NewSigner returns the signer of origin's checkpoints with priv.
+func NewSigner(priv ed25519.PrivateKey, origin string) (*Signer, error) {
 	vkey, err := note.NewEd25519VerifierKey(origin, priv.Public().(ed25519.PublicKey))
 	if err != nil {
 		return nil, fmt.Errorf("verifier key: %w", err)
@@ -88,7 +122,7 @@ func newSigningKey(priv ed25519.PrivateKey, origin string) (*signingKey, error) 
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint signer (origin %q): %w", origin, err)
 	}
-	return &signingKey{priv: priv, signer: signer, verifier: vkey}, nil
+	return &Signer{priv: priv, origin: origin, signer: signer, verifier: vkey}, nil
 }
 
 // parsePrivateKey accepts a PKCS#8 PEM Ed25519 key (as written by

@@ -53,7 +53,7 @@ func (s *Store) RotateKey(ctx context.Context, actor Actor) error {
 	if err != nil {
 		return fmt.Errorf("audit rotate key: %w", err)
 	}
-	next, err := newSigningKey(priv, s.origin)
+	next, err := NewSigner(priv, s.origin)
 	if err != nil {
 		return fmt.Errorf("audit rotate key: %w", err)
 	}

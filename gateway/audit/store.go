@@ -53,6 +53,12 @@ type Config struct {
 	Retention time.Duration
 	// RetentionInterval is how often retention runs. If zero, one hour.
 	RetentionInterval time.Duration
+	// OnCheckpoint, if set, receives every checkpoint once it is committed
+	// to the checkpoints table (periodic, idle, at Open, at Close and from
+	// Checkpoint), e.g. CheckpointLog.Append to keep a copy on another
+	// mount. It runs on the writer goroutine: it must be quick and must not
+	// call the store. Its error is logged; the checkpoint stays committed.
+	OnCheckpoint func(Checkpoint) error
 }
 
 // maxBatch bounds how many appends share one transaction.
@@ -69,7 +75,7 @@ type Store struct {
 	// key is the current checkpoint signer; verifiers lists every note
 	// verifier key the store knows (audit.pub and the current key). Both
 	// change only in RotateKey.
-	key       atomic.Pointer[signingKey]
+	key       atomic.Pointer[Signer]
 	verifiers atomic.Pointer[[]string]
 	rotMu     sync.Mutex // serialises RotateKey
 	ckReqs    chan chan error

@@ -352,7 +352,7 @@ func (v *verifier) check(st *scanState, r *StoredRow) (id string) {
 // checkColumns compares the stored search columns with the record (which
 // matched its hash) and returns the record's event id.
 func (v *verifier) checkColumns(seq int64, rec []byte, stored *Columns) string {
-	want, err := recordColumnsFast(rec)
+	want, err := recordColumnsFast(rec, stored)
 	if err != nil {
 		v.add(ProblemModified, seq, "record unreadable: %v", err)
 		return ""

@@ -204,7 +204,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 			name: "checkpoint signed by another key",
 			tamper: func(t *testing.T, db *sql.DB) {
 				_, priv, _ := ed25519.GenerateKey(rand.Reader)
-				k, err := newSigningKey(priv, DefaultOrigin)
+				k, err := NewSigner(priv, DefaultOrigin)
 				if err != nil {
 					t.Fatal(err)
 				}

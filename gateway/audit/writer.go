@@ -275,6 +275,11 @@ func (s *Store) checkpoint(ctx context.Context) (err error) {
 		return unavailable("commit", err)
 	}
 	s.stats.checkpoints.Add(1)
+	if f := s.cfg.OnCheckpoint; f != nil {
+		if err := f(cp); err != nil {
+			s.log.Error("audit checkpoint not published", "size", cp.Size, "err", err)
+		}
+	}
 	return nil
 }
 

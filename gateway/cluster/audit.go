@@ -46,8 +46,8 @@ type Audit struct {
 	now    func() time.Time
 	log    *slog.Logger
 	append *redis.Script
-	signer *treeSigner // nil: no checkpoints or proofs
-	mu     sync.Mutex  // serialises this replica's appends (fewer lost races)
+	signer *audit.Signer // nil: no checkpoints or proofs
+	mu     sync.Mutex    // serialises this replica's appends (fewer lost races)
 	// replica is this replica's stable id (AuditConfig.ReplicaID).
 	replica string
 }
@@ -126,8 +126,8 @@ func NewAudit(cfg AuditConfig) (*Audit, error) {
 			cfg.Origin = audit.DefaultOrigin
 		}
 		var err error
-		if a.signer, err = newTreeSigner(cfg.SigningKey, cfg.Origin); err != nil {
-			return nil, err
+		if a.signer, err = audit.NewSigner(cfg.SigningKey, cfg.Origin); err != nil {
+			return nil, fmt.Errorf("cluster audit: %w", err)
 		}
 	}
 	return a, nil

@@ -3,17 +3,11 @@ package cluster
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/x509"
 	"encoding/base64"
-	"encoding/pem"
 	"errors"
 	"fmt"
-	"os"
 	"strconv"
-	"strings"
-	"time"
 
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/loggate/loggate/gateway/audit"
@@ -28,70 +22,9 @@ import (
 // A trail begun before the tree existed (head without field "tree") keeps
 // appending without one; Proof and LatestCheckpoint say so.
 
-// LoadSigningKey reads an Ed25519 checkpoint signing key: PKCS#8 PEM (as
-// `openssl genpkey -algorithm ed25519` writes) or a note signer key
-// ("PRIVATE+KEY+name+hash+base64"). Every replica loads the same file.
-func LoadSigningKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("audit signing key: %w", err)
-	}
-	if s := strings.TrimSpace(string(b)); strings.HasPrefix(s, "PRIVATE+KEY+") {
-		parts := strings.SplitN(s, "+", 5)
-		if len(parts) == 5 {
-			raw, err := base64.StdEncoding.DecodeString(parts[4])
-			if err == nil && len(raw) == 33 && raw[0] == 1 {
-				return ed25519.NewKeyFromSeed(raw[1:]), nil
-			}
-		}
-		return nil, fmt.Errorf("audit signing key %s: malformed note signer key", path)
-	}
-	blk, _ := pem.Decode(b)
-	if blk == nil || blk.Type != "PRIVATE KEY" {
-		return nil, fmt.Errorf("audit signing key %s: want a PKCS#8 PEM \"PRIVATE KEY\" block or a note signer key", path)
-	}
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("audit signing key %s: %w", path, err)
-	}
-	priv, ok := k.(ed25519.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("audit signing key %s: key is %T, want Ed25519", path, k)
-	}
-	return priv, nil
-}
-
-// treeSigner signs checkpoints in gateway/audit's note format.
-type treeSigner struct {
-	origin   string
-	signer   note.Signer
-	verifier string // note verifier key "<origin>+<hash>+<base64>"
-}
-
-func newTreeSigner(priv ed25519.PrivateKey, origin string) (*treeSigner, error) {
-	vkey, err := note.NewEd25519VerifierKey(origin, priv.Public().(ed25519.PublicKey))
-	if err != nil {
-		return nil, fmt.Errorf("cluster audit: verifier key: %w", err)
-	}
-	name, rest, _ := strings.Cut(vkey, "+")
-	hash, _, _ := strings.Cut(rest, "+")
-	signer, err := note.NewSigner("PRIVATE+KEY+" + name + "+" + hash + "+" +
-		base64.StdEncoding.EncodeToString(append([]byte{1}, priv.Seed()...)))
-	if err != nil {
-		return nil, fmt.Errorf("cluster audit: signer (origin %q): %w", origin, err)
-	}
-	return &treeSigner{origin: origin, signer: signer, verifier: vkey}, nil
-}
-
-func (s *treeSigner) sign(size int64, root tlog.Hash, t time.Time) (string, error) {
-	text := s.origin + "\n" + strconv.FormatInt(size, 10) + "\n" + base64.StdEncoding.EncodeToString(root[:]) +
-		"\ntime " + t.UTC().Format(time.RFC3339Nano) + "\n"
-	msg, err := note.Sign(&note.Note{Text: text}, s.signer)
-	if err != nil {
-		return "", fmt.Errorf("sign checkpoint: %w", err)
-	}
-	return string(msg), nil
-}
+// LoadSigningKey reads an Ed25519 checkpoint signing key file, as
+// audit.LoadPrivateKey does. Every replica loads the same file.
+func LoadSigningKey(path string) (ed25519.PrivateKey, error) { return audit.LoadPrivateKey(path) }
 
 // VerifierKey returns the note verifier key of the checkpoint signing key
 // (empty without one), for audit.ParseCheckpoint and audit.VerifyInclusion.
@@ -99,7 +32,7 @@ func (a *Audit) VerifierKey() string {
 	if a.signer == nil {
 		return ""
 	}
-	return a.signer.verifier
+	return a.signer.VerifierKey()
 }
 
 func (a *Audit) treeKey() string { return a.prefix + "audit:tree" }
@@ -164,11 +97,11 @@ func (a *Audit) treeAppend(ctx context.Context, n int64, rec []byte) (string, []
 	if err != nil {
 		return "", nil, fmt.Errorf("tree root: %w", err)
 	}
-	cp, err := a.signer.sign(n+1, root, a.now())
+	cp, err := a.signer.Sign(n+1, root, a.now())
 	if err != nil {
 		return "", nil, err
 	}
-	return cp, pairs, nil
+	return cp.Note, pairs, nil
 }
 
 // errNoTree explains why a trail has no proofs.
@@ -192,15 +125,17 @@ func (a *Audit) LatestCheckpoint(ctx context.Context) (audit.Checkpoint, error) 
 		if err != nil {
 			return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
 		}
-		if cp, err = a.signer.sign(0, root, a.now()); err != nil {
+		empty, err := a.signer.Sign(0, root, a.now())
+		if err != nil {
 			return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
 		}
+		cp = empty.Note
 	} else if tree != "1" {
 		return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: %w", errNoTree)
 	} else if cp == "" {
 		return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: %w: tree without a signed checkpoint", audit.ErrTampered)
 	}
-	c, err := audit.ParseCheckpoint([]byte(cp), a.signer.verifier)
+	c, err := audit.ParseCheckpoint([]byte(cp), a.signer.VerifierKey())
 	if err != nil {
 		return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: %w", err)
 	}
@@ -245,4 +180,24 @@ func (a *Audit) Proof(ctx context.Context, id string) (audit.InclusionProof, err
 		p.Hashes[i] = base64.StdEncoding.EncodeToString(h[:])
 	}
 	return p, nil
+}
+
+// Consistency returns the proof that the tree of size from is a prefix of
+// the tree of size to, with the latest signed checkpoint (read first: the
+// tree hashes it covers were written before it and never change).
+func (a *Audit) Consistency(ctx context.Context, from, to int64) (audit.ConsistencyProof, error) {
+	cp, err := a.LatestCheckpoint(ctx)
+	if err != nil {
+		return audit.ConsistencyProof{}, fmt.Errorf("audit consistency: %w", err)
+	}
+	return audit.ProveConsistency(cp, from, to, &treeReader{ctx: ctx, a: a})
+}
+
+// VerifierKeys returns the verifier key of the replicas' signing key (none
+// without one), for GET /api/v1/audit/keys.
+func (a *Audit) VerifierKeys() []string {
+	if a.signer == nil {
+		return []string{}
+	}
+	return []string{a.signer.VerifierKey()}
 }

@@ -139,15 +139,15 @@ func TestAuditVerifyDetectsTreeAndCheckpointTampering(t *testing.T) {
 			}
 		}, "stored tree hashes"},
 		{"checkpoint from another key", func(t *testing.T, e *env, a *Audit) {
-			other, err := newTreeSigner(newKey(t), audit.DefaultOrigin)
+			other, err := audit.NewSigner(newKey(t), audit.DefaultOrigin)
 			if err != nil {
 				t.Fatal(err)
 			}
-			n, err := other.sign(3, tlog.Hash{}, a.now())
+			cp, err := other.Sign(3, tlog.Hash{}, a.now())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := e.client(t).HSet(context.Background(), a.headKey(), "cp", n).Err(); err != nil {
+			if err := e.client(t).HSet(context.Background(), a.headKey(), "cp", cp.Note).Err(); err != nil {
 				t.Fatal(err)
 			}
 		}, "checkpoint"},
@@ -228,5 +228,40 @@ func TestLoadSigningKey(t *testing.T) {
 				t.Error("loaded a different key")
 			}
 		})
+	}
+}
+
+// The Redis trail serves the same consistency proofs as the SQLite store,
+// checked against the checkpoints it signed along the way.
+func TestRedisConsistencyProof(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.signedAudit(t, newKey(t))
+	roots := map[int64]tlog.Hash{}
+	for n := int64(1); n <= 12; n++ {
+		if _, err := a.Append(ctx, event("grant.view", "g")); err != nil {
+			t.Fatal(err)
+		}
+		cp, err := a.LatestCheckpoint(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots[n], _ = cp.Root()
+	}
+	for _, r := range [][2]int64{{1, 12}, {5, 8}, {8, 12}, {12, 12}} {
+		p, err := a.Consistency(ctx, r[0], r[1])
+		if err != nil {
+			t.Fatalf("Consistency(%d, %d): %v", r[0], r[1], err)
+		}
+		if err := p.Check(roots[r[0]], roots[r[1]]); err != nil {
+			t.Errorf("Check(%d, %d): %v", r[0], r[1], err)
+		}
+		if err := audit.VerifyConsistency(p, a.VerifierKeys()...); err != nil {
+			t.Errorf("VerifyConsistency(%d, %d): %v", r[0], r[1], err)
+		}
+	}
+	var re *audit.RangeError
+	if _, err := a.Consistency(ctx, 3, 13); !errors.As(err, &re) || re.Param != "to" {
+		t.Errorf("to beyond the trail: %v, want a RangeError on to", err)
 	}
 }

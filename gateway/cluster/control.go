@@ -8,6 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -39,8 +43,13 @@ type ControlConfig struct {
 	// Now stamps Message.Sent; nil means time.Now.
 	Now func() time.Time
 	// Block is how long one XREAD waits; zero means 1s. It bounds how long
-	// Subscribe takes to notice that its context ended.
+	// Subscribe takes to notice that its context ended, and how old the
+	// confirmation of a healthy, quiet subscription gets (see Confirmed):
+	// set it to a fraction of the staleness bound.
 	Block time.Duration
+	// CallTimeout is how much longer than Block a read may take before it
+	// is abandoned as lost; zero means DefaultCallTimeout.
+	CallTimeout time.Duration
 	// Logger receives connection problems; nil discards them.
 	Logger *slog.Logger
 }
@@ -50,12 +59,22 @@ type ControlConfig struct {
 // loses its connection for a moment still gets every revocation sent
 // meanwhile when it reconnects.
 type Control struct {
-	c      *redis.Client
-	stream string
-	block  time.Duration
-	id     string
-	now    func() time.Time
-	log    *slog.Logger
+	c           *redis.Client
+	stream      string
+	block       time.Duration
+	callTimeout time.Duration
+	id          string
+	now         func() time.Time
+	log         *slog.Logger
+
+	// confirmed is the c.now() (unix nanos) at which the last read that
+	// confirmed this replica is up to date was issued; 0 before the first.
+	confirmed atomic.Int64
+
+	// mu guards applied and moved; taken with no other lock.
+	mu      sync.Mutex
+	applied streamID      // the last message Subscribe has given to fn (or skipped)
+	moved   chan struct{} // closed and replaced whenever applied advances
 }
 
 // NewControl validates cfg.
@@ -78,7 +97,11 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 	if cfg.Block <= 0 {
 		cfg.Block = time.Second
 	}
-	return &Control{c: cfg.Client, stream: cfg.Prefix + "control", block: cfg.Block, id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger}, nil
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	return &Control{c: cfg.Client, stream: cfg.Prefix + "control", block: cfg.Block, callTimeout: cfg.CallTimeout,
+		id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger, moved: make(chan struct{})}, nil
 }
 
 // NewReplicaID returns a random replica id.
@@ -122,12 +145,22 @@ func (c *Control) publish(ctx context.Context, m Message) error {
 // sent meanwhile (by replicas that could reach Redis) are not lost. fn runs
 // on this goroutine and must not block for long. ready, if non-nil, is
 // closed once the starting position is known (Redis reached).
+//
+// Each read also confirms this replica is up to date (see Confirmed): a
+// blocking XREAD that answers with fewer messages than it asked for, or
+// none, says the stream held nothing more when Redis answered, so every
+// message appended before the read was sent has now been given to fn.
+// Being connected is not enough: the answer must arrive.
 func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(Message)) error {
+	const count = 100
 	last := ""
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		if last == "" {
-			ms, err := c.c.XRevRangeN(ctx, c.stream, "+", "-", 1).Result()
+			sent := c.now()
+			rctx, cancel := context.WithTimeout(Background(ctx), c.callTimeout)
+			ms, err := c.c.XRevRangeN(rctx, c.stream, "+", "-", 1).Result()
+			cancel()
 			if err != nil {
 				c.wait(ctx, &backoff, err)
 				continue
@@ -136,13 +169,20 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 			if len(ms) == 1 {
 				last = ms[0].ID
 			}
+			c.advance(last)
+			c.confirm(sent)
 			if ready != nil {
 				close(ready)
 				ready = nil
 			}
 		}
-		res, err := c.c.XRead(ctx, &redis.XReadArgs{Streams: []string{c.stream, last}, Count: 100, Block: c.block}).Result()
+		sent := c.now()
+		rctx, cancel := context.WithTimeout(Background(ctx), c.block+c.callTimeout)
+		res, err := c.c.XRead(rctx, &redis.XReadArgs{Streams: []string{c.stream, last}, Count: count, Block: c.block}).Result()
+		cancel()
 		if errors.Is(err, redis.Nil) {
+			c.confirm(sent)
+			backoff = 50 * time.Millisecond
 			continue
 		}
 		if err != nil {
@@ -150,8 +190,10 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		n := 0
 		for _, xs := range res {
 			for _, m := range xs.Messages {
+				n++
 				last = m.ID
 				raw, _ := m.Values["m"].(string)
 				var msg Message
@@ -164,6 +206,114 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 				}
 			}
 		}
+		c.advance(last)
+		if n < count {
+			c.confirm(sent)
+		}
+	}
+	return nil
+}
+
+// advance records that every message up to id has been given to fn.
+func (c *Control) advance(id string) {
+	sid, ok := parseStreamID(id)
+	if !ok {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.applied.less(sid) {
+		c.applied = sid
+		close(c.moved)
+		c.moved = make(chan struct{})
+	}
+}
+
+// Sync returns nil once every control message appended to the stream
+// before Sync was called has been given to Subscribe's fn: the feed calls
+// it before handing entries to viewers, so an entry ingested after a
+// revocation never reaches a viewer before the revocation does. It asks
+// Redis for the newest message id and waits for Subscribe to pass it; an
+// error (Redis unreachable, or Subscribe not there within the call
+// timeout) wraps ErrUnavailable, and the caller must not deliver.
+func (c *Control) Sync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(Background(ctx), c.callTimeout+c.block)
+	defer cancel()
+	ms, err := c.c.XRevRangeN(ctx, c.stream, "+", "-", 1).Result()
+	if err != nil {
+		return fmt.Errorf("%w: control sync: %v", ErrUnavailable, err)
+	}
+	if len(ms) == 0 {
+		return nil
+	}
+	want, ok := parseStreamID(ms[0].ID)
+	if !ok {
+		return fmt.Errorf("%w: control sync: bad id %q", ErrUnavailable, ms[0].ID)
+	}
+	for {
+		c.mu.Lock()
+		done, moved := !c.applied.less(want), c.moved
+		c.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: control sync: subscription behind: %v", ErrUnavailable, ctx.Err())
+		}
+	}
+}
+
+// streamID is a Redis Stream entry id, "<ms>-<seq>".
+type streamID struct{ ms, seq uint64 }
+
+func parseStreamID(s string) (streamID, bool) {
+	a, b, ok := strings.Cut(s, "-")
+	if !ok {
+		return streamID{}, false
+	}
+	ms, err1 := strconv.ParseUint(a, 10, 64)
+	seq, err2 := strconv.ParseUint(b, 10, 64)
+	return streamID{ms, seq}, err1 == nil && err2 == nil
+}
+
+func (a streamID) less(b streamID) bool { return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq) }
+
+func (c *Control) confirm(at time.Time) {
+	n := at.UnixNano()
+	for {
+		old := c.confirmed.Load()
+		if old >= n || c.confirmed.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// Confirmed returns the time (by Now) up to which this replica has seen
+// every control message: each message whose append finished before it has
+// been given to Subscribe's fn. Zero until Subscribe first reaches Redis.
+func (c *Control) Confirmed() time.Time {
+	n := c.confirmed.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// ErrStale reports that a replica cannot confirm it has seen every control
+// message within its staleness bound.
+var ErrStale = errors.New("control stream not confirmed")
+
+// Fresh returns nil when Confirmed is within bound of now, else an error
+// wrapping ErrStale that says for how long.
+func (c *Control) Fresh(bound time.Duration) error {
+	at := c.Confirmed()
+	if at.IsZero() {
+		return fmt.Errorf("%w: never reached", ErrStale)
+	}
+	if age := c.now().Sub(at); age > bound {
+		return fmt.Errorf("%w for %s (bound %s)", ErrStale, age.Round(time.Millisecond), bound)
 	}
 	return nil
 }
@@ -177,7 +327,7 @@ func (c *Control) wait(ctx context.Context, backoff *time.Duration, err error) {
 	case <-ctx.Done():
 	case <-time.After(*backoff):
 	}
-	*backoff = min(2**backoff, time.Second)
+	*backoff = min(2**backoff, max(c.block/2, 50*time.Millisecond))
 }
 
 // ErrUnavailable reports that Redis could not be reached.

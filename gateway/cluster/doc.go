@@ -7,6 +7,13 @@
 // work that must not run twice, such as the audit sinks, with cursors
 // fenced by the lease (Lease, LeaseCursor; see sink.RunLeased).
 //
+// A replica's knowledge of the control stream is bounded: Control.Confirmed
+// says up to when it has provably seen every control message (a read that
+// answered, not a live connection), and the feed syncs with the control
+// subscription before delivering entries, so entries never overtake an
+// earlier revocation. Clients from DialWithin give every call a deadline
+// and fail fast while Redis is unreachable.
+//
 // It imports only gateway/logs and gateway/audit, for their types; it knows
 // nothing of HTTP, grants or users. The gateway adapts Message to its own
 // control events.

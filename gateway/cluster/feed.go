@@ -39,6 +39,8 @@ type Feed struct {
 	prefix    string
 	retention func(env string) logs.Retention
 	block     time.Duration
+	callTO    time.Duration
+	control   *Control
 	log       *slog.Logger
 	publish   *redis.Script
 	// ring seals entries at rest (feed_seal.go); nil stores them in clear.
@@ -64,6 +66,14 @@ type FeedConfig struct {
 	// Block is how long one XREAD waits; zero means 1s. It bounds how long
 	// Run takes to notice that its context ended.
 	Block time.Duration
+	// CallTimeout bounds each of Run's calls beyond Block, so a reader cut
+	// off from Redis notices (and ends its viewers) instead of waiting for
+	// the socket; zero means DefaultCallTimeout.
+	CallTimeout time.Duration
+	// Control, when set, is synced before each batch of entries is handed
+	// to the hub (Control.Sync), so a viewer never gets an entry before a
+	// revocation appended before it; nil delivers at once.
+	Control *Control
 	// Logger receives connection problems; nil discards them.
 	Logger *slog.Logger
 	// Keys, when set, seals every entry at rest (see feed_seal.go); nil
@@ -111,7 +121,10 @@ func NewFeed(cfg FeedConfig) (*Feed, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Feed{c: cfg.Client, prefix: cfg.Prefix, retention: cfg.Retention, block: cfg.Block, log: cfg.Logger,
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = DefaultCallTimeout
+	}
+	return &Feed{c: cfg.Client, prefix: cfg.Prefix, retention: cfg.Retention, block: cfg.Block, callTO: cfg.CallTimeout, control: cfg.Control, log: cfg.Logger,
 		publish: redis.NewScript(publishScript), health: errors.New("feed reader not started"),
 		ring: cfg.Keys, sealedScript: redis.NewScript(publishSealedScript)}, nil
 }

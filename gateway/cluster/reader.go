@@ -53,6 +53,8 @@ func (f *Feed) Run(ctx context.Context, hub *logs.Hub) error {
 // used. The announce position is taken first, so a stream created meanwhile
 // is announced.
 func (f *Feed) start(ctx context.Context, st *readerState) error {
+	ctx, cancel := context.WithTimeout(Background(ctx), 4*f.callTO)
+	defer cancel()
 	last, err := f.c.XRevRangeN(ctx, f.announceKey(), "+", "-", 1).Result()
 	if err != nil {
 		return err
@@ -103,7 +105,10 @@ func (f *Feed) read(ctx context.Context, hub *logs.Hub, st *readerState, backoff
 			return err
 		}
 	}
-	if err := f.c.Ping(ctx).Err(); err != nil {
+	pctx, cancel := context.WithTimeout(Background(ctx), f.callTO)
+	err := f.c.Ping(pctx).Err()
+	cancel()
+	if err != nil {
 		return err
 	}
 	if f.setHealth(nil) {
@@ -118,7 +123,9 @@ func (f *Feed) read(ctx context.Context, hub *logs.Hub, st *readerState, backoff
 		for _, k := range st.keys {
 			args = append(args, st.ids[k])
 		}
-		res, err := f.c.XRead(ctx, &redis.XReadArgs{Streams: args, Count: 1000, Block: f.block}).Result()
+		rctx, cancel := context.WithTimeout(Background(ctx), f.block+f.callTO)
+		res, err := f.c.XRead(rctx, &redis.XReadArgs{Streams: args, Count: 1000, Block: f.block}).Result()
+		cancel()
 		if errors.Is(err, redis.Nil) {
 			if ctx.Err() != nil {
 				return nil
@@ -127,6 +134,11 @@ func (f *Feed) read(ctx context.Context, hub *logs.Hub, st *readerState, backoff
 		}
 		if err != nil {
 			return err
+		}
+		if f.control != nil && hasEntries(res, f.announceKey()) {
+			if err := f.control.Sync(ctx); err != nil {
+				return err // nothing delivered: the reconnect reads these again
+			}
 		}
 		for _, xs := range res {
 			if len(xs.Messages) == 0 {
@@ -160,4 +172,15 @@ func (f *Feed) read(ctx context.Context, hub *logs.Hub, st *readerState, backoff
 			st.ids[xs.Stream] = xs.Messages[len(xs.Messages)-1].ID
 		}
 	}
+}
+
+// hasEntries says whether an XREAD answer holds log entries (not only
+// stream announcements).
+func hasEntries(res []redis.XStream, announce string) bool {
+	for _, xs := range res {
+		if xs.Stream != announce && len(xs.Messages) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -33,7 +33,7 @@ func (a *Audit) Verify(ctx context.Context) (audit.Report, error) {
 func (a *Audit) VerifyWith(ctx context.Context, exported []byte) (audit.Report, error) {
 	opt := audit.VerifyOptions{Exported: exported}
 	if a.signer != nil {
-		opt.Keys = []string{a.signer.verifier}
+		opt.Keys = []string{a.signer.VerifierKey()}
 	}
 	return audit.VerifyTrail(ctx, &redisTrail{a: a}, opt)
 }

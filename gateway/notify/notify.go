@@ -28,6 +28,10 @@ const (
 	KindBreakGlass       = "request.break_glass"
 	KindGrantExpiring    = "grant.expiring"
 	KindGrantRevoked     = "grant.revoked"
+	// KindAlertFired and KindAlertResolved carry {"alert": {...}}: a
+	// loggate alert's rule, state, stream, counts and link, never a line.
+	KindAlertFired    = "alert.fired"
+	KindAlertResolved = "alert.resolved"
 )
 
 // Outcomes passed to Config.OnAttempt, one per delivery attempt.

@@ -47,6 +47,8 @@ func slackText(kind string, d map[string]any, base string) string {
 		link = fmt.Sprintf(" <%s/|Open loggate>", slackEscape(base))
 	}
 	switch kind {
+	case KindAlertFired, KindAlertResolved:
+		return alertText(kind, obj(d, "alert"))
 	case KindRequestCreated:
 		dec := obj(req, "decision")
 		n := num(dec, "approvals_required")
@@ -178,4 +180,21 @@ func strs(m map[string]any, k string) []string {
 		}
 	}
 	return out
+}
+
+// alertText is the message for an alert firing or resolving.
+func alertText(kind string, a map[string]any) string {
+	where := ""
+	if s, e := str(a, "service"), str(a, "env"); s != "" || e != "" {
+		where = " on " + slackEscape(s+"/"+e)
+	}
+	link := ""
+	if l := str(a, "link"); strings.HasPrefix(l, "http://") || strings.HasPrefix(l, "https://") {
+		link = fmt.Sprintf(" <%s|Ask for access>", slackEscape(l))
+	}
+	if kind == KindAlertResolved {
+		return fmt.Sprintf("*Alert resolved*: %s%s.", slackEscape(str(a, "rule")), where)
+	}
+	return fmt.Sprintf(":rotating_light: *Alert* (%s): %s%s — %d in %s.%s", slackEscape(str(a, "severity")),
+		slackEscape(str(a, "rule")), where, num(a, "count"), slackEscape(str(a, "window")), link)
 }

@@ -139,3 +139,17 @@ func FuzzParseRetryAfter(f *testing.F) {
 		}
 	})
 }
+
+func TestSlackAlertText(t *testing.T) {
+	a := map[string]any{"rule": "checkout-errors", "severity": "critical", "service": "checkout", "env": "prod",
+		"count": float64(12), "window": "5m0s", "link": "https://loggate.example.com/?alert_id=alt_1"}
+	got := slackText(KindAlertFired, map[string]any{"alert": a}, "https://loggate.example.com")
+	for _, want := range []string{"checkout-errors", "checkout/prod", "12 in 5m0s", "<https://loggate.example.com/?alert_id=alt_1|Ask for access>"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("fired text %q lacks %q", got, want)
+		}
+	}
+	if got := slackText(KindAlertResolved, map[string]any{"alert": a}, ""); !strings.Contains(got, "resolved") {
+		t.Errorf("resolved text = %q", got)
+	}
+}

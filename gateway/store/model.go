@@ -91,7 +91,9 @@ type Request struct {
 	// (e.g. tenant=acme); nil raises it for the whole service.
 	Scope map[string]string `json:"scope,omitempty"`
 	// Extends is the grant this request would extend; empty for new access.
-	Extends   string     `json:"extends,omitempty"`
+	Extends string `json:"extends,omitempty"`
+	// AlertID is the loggate alert the request was opened from; empty when none.
+	AlertID   string     `json:"alert_id,omitempty"`
 	Decision  Decision   `json:"decision"`
 	Approvals []Approval `json:"approvals"`
 	GrantID   string     `json:"grant_id,omitempty"`

@@ -2,8 +2,41 @@
 // browser sessions, each of which an admin may end.
 import { api, boot, el, $, clear, facts, timeEl, errorText, APIError, badge } from "./app.js";
 
+// loadRules shows the alert rules in force; an admin edits and saves them
+// (validated first: a bad file changes nothing and says what is wrong).
+async function loadRules() {
+  let r;
+  try {
+    r = await api("GET", "/api/v1/alert-rules");
+  } catch (e) {
+    if (e instanceof APIError && e.status === 404) { $("rules-off").hidden = false; $("rules-form").hidden = true; return; }
+    $("rules-result").textContent = errorText(e);
+    return;
+  }
+  facts($("rules-facts"), [["Rules", String((r.rules || []).length)], ["Digest", el("code", { text: r.digest })]]);
+  if (!r.editable) { $("rules-off").hidden = false; $("rules-form").hidden = true; return; }
+  $("rules-source").value = r.source || "";
+}
+
+async function saveRules(ev) {
+  ev.preventDefault();
+  const out = $("rules-result");
+  $("rules-save").disabled = true;
+  try {
+    const r = await api("PUT", "/api/v1/alert-rules", { source: $("rules-source").value });
+    out.textContent = `Saved: ${(r.rules || []).length} rules in force (${r.digest}).`;
+    await loadRules();
+  } catch (e) {
+    out.textContent = "Not saved; the running rules are unchanged. " + errorText(e);
+  } finally {
+    $("rules-save").disabled = false;
+  }
+}
+
 async function main() {
   if (!(await boot())) return;
+  $("rules-form").addEventListener("submit", saveRules);
+  loadRules();
   try {
     const p = await api("GET", "/api/v1/policy");
     facts($("policy"), [["Revision", el("code", { text: p.revision })]]);

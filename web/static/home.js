@@ -4,6 +4,19 @@ import { api, boot, el, $, clear, facts, badge, countdown, timeEl, stream, toast
 
 let streams = [];
 
+// fromAlert is what an alert's link (?alert_id=&stream=&reason=) carries.
+const linkParams = new URLSearchParams(location.search);
+const fromAlert = { id: linkParams.get("alert_id") || "", stream: linkParams.get("stream") || "", reason: linkParams.get("reason") || "" };
+
+// prefillFromAlert fills the form from an alert's link.
+function prefillFromAlert() {
+  if (!fromAlert.id) return;
+  if (streams.some((s) => stream(s) === fromAlert.stream)) $("ask-stream").value = fromAlert.stream;
+  if (!$("ask-reason").value) $("ask-reason").value = fromAlert.reason;
+  describeSelected();
+  $("ask-result").textContent = `Opened from alert ${fromAlert.id}: the request will name it.`;
+}
+
 function requires(s) {
   if (s.auto_approve) return "auto-approved";
   const groups = (s.approver_groups || []).join(", ") || "approvers";
@@ -120,6 +133,9 @@ async function submitAsk(ev) {
   const body = { service: s.service, env: s.env, duration, reason, break_glass: breakGlass };
   if (level) body.level = level;
   if (scope) body.scope = scope;
+  // Opened from an alert's link: the request names the alert (policy may
+  // fast-track it) as long as the stream is still the alert's.
+  if (fromAlert.id && stream(s) === fromAlert.stream) body.alert_id = fromAlert.id;
   $("ask-submit").disabled = true;
   try {
     const r = await api("POST", "/api/v1/requests", body);
@@ -253,7 +269,7 @@ async function main() {
   $("ask-stream").addEventListener("change", describeSelected);
   $("ask").addEventListener("submit", submitAsk);
   $("bg-reason").addEventListener("input", () => { $("bg-error").textContent = ""; });
-  try { await loadStreams(); } catch (e) { toast("Could not load streams: " + errorText(e), "bad"); }
+  try { await loadStreams(); prefillFromAlert(); } catch (e) { toast("Could not load streams: " + errorText(e), "bad"); }
   poll(refresh, 3000);
 }
 

@@ -53,6 +53,8 @@ function card(r) {
     el("blockquote", { class: "reason", text: r.reason }),
     el("dl", { class: "facts compact" },
       el("dt", { text: "Requester groups" }), el("dd", { text: (r.requester.groups || []).join(", ") || "none" }),
+      r.alert_id ? el("dt", { text: "Opened from alert" }) : null,
+      r.alert_id ? el("dd", {}, el("code", { text: r.alert_id })) : null,
       el("dt", { text: "Policy requires" }), needLine,
       el("dt", { text: "Asked" }), el("dd", {}, timeEl(r.created_at)),
       r.pending_until ? el("dt", { text: "Lapses in" }) : null,

@@ -19,6 +19,7 @@ async function main() {
     ["Duration", r.duration],
     ["Reason", r.reason],
     ["Break-glass", r.break_glass ? "yes" : "no"],
+    ["Opened from alert", r.alert_id ? el("code", { text: r.alert_id }) : ""],
     ["Asked", timeEl(r.created_at)],
     ["Policy", d.allow ? (d.auto_approve ? "auto-approve" : `${d.approvals_required} approval(s) from ${(d.approver_groups || []).join(", ")}`) : "denied: " + (d.reasons || []).join("; ")],
     ["Policy revision", d.policy_revision],

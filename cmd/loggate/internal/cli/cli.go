@@ -208,6 +208,7 @@ func groupHelp(cmds map[string]*command, group string) string {
 	}
 	if group == "audit" {
 		fmt.Fprintf(&b, "  %-16s %s\n", "verify", "verify the audit trail offline (operators)")
+		fmt.Fprintf(&b, "  %-16s %s\n", "witness", "check from outside that the trail only grew (cron, CI)")
 	}
 	fmt.Fprintf(&b, "\nRun 'loggate %s COMMAND --help' for flags and examples.\n", group)
 	return b.String()

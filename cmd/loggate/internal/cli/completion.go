@@ -61,6 +61,8 @@ func completionSpec() []compCommand {
 		compCommand{name: "serve", summary: "run the gateway"},
 		compCommand{name: "policy", summary: "test or evaluate policies"},
 		compCommand{name: "audit verify", summary: "verify the audit trail offline", flags: []string{"--data"}},
+		compCommand{name: "audit witness", summary: "check from outside that the audit trail only grew",
+			flags: []string{"--server", "--state", "--token-file", "--max-age", "--timeout"}},
 		compCommand{name: "version", summary: "print the version"},
 		compCommand{name: "help", summary: "show help"})
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })

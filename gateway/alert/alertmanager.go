@@ -1,0 +1,297 @@
+package alert
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// AlertmanagerConfig wires an Alertmanager receiver.
+type AlertmanagerConfig struct {
+	// URLs are the Alertmanagers' base URLs (http://am:9093); each gets
+	// every alert (Alertmanager deduplicates by label set).
+	URLs []string
+	// Store holds the outbox (the same file as the alerts).
+	Store *Store
+	// GeneratorURL is the link back to loggate for an alert; nil: none.
+	GeneratorURL func(Alert) string
+	// ResolveAfter is how far in the future a firing alert's endsAt is set,
+	// so Alertmanager resolves it by itself if loggate stops re-sending;
+	// zero means 4m (four times the default resend interval).
+	ResolveAfter time.Duration
+	// MaxPending bounds the outbox rows; further alerts are dropped and
+	// counted. Zero means 10000.
+	MaxPending int
+	// Client sends the requests; nil means a client with a 10s timeout.
+	Client *http.Client
+	// Now is the clock; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Alertmanager delivers alerts to Alertmanager's API v2 through a
+// persisted outbox: one row per alert and target, holding the latest state
+// (a newer state replaces an undelivered older one), retried with backoff
+// until delivered, kept across restarts.
+type Alertmanager struct {
+	cfg  AlertmanagerConfig
+	wake chan struct{}
+
+	delivered, failed, dropped atomic.Int64
+}
+
+// NewAlertmanager validates cfg.
+func NewAlertmanager(cfg AlertmanagerConfig) (*Alertmanager, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("alertmanager: Store is required")
+	}
+	for i, u := range cfg.URLs {
+		u = strings.TrimRight(strings.TrimSpace(u), "/")
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return nil, fmt.Errorf("alertmanager URL %q: must be an http(s) URL", u)
+		}
+		cfg.URLs[i] = u
+	}
+	if cfg.ResolveAfter <= 0 {
+		cfg.ResolveAfter = 4 * time.Minute
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 10000
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Alertmanager{cfg: cfg, wake: make(chan struct{}, 1)}, nil
+}
+
+// Delivered, Failed and Dropped count outbox rows delivered, failed
+// attempts, and alerts dropped (outbox full, or refused by a receiver).
+func (m *Alertmanager) Delivered() int64 { return m.delivered.Load() }
+func (m *Alertmanager) Failed() int64    { return m.failed.Load() }
+func (m *Alertmanager) Dropped() int64   { return m.dropped.Load() }
+
+// Pending counts the outbox rows waiting.
+func (m *Alertmanager) Pending(ctx context.Context) (int, error) {
+	var n int
+	err := m.cfg.Store.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM am_outbox`).Scan(&n)
+	return n, err
+}
+
+// amAlert is Alertmanager's API v2 postable alert.
+type amAlert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	StartsAt     time.Time         `json:"startsAt"`
+	EndsAt       time.Time         `json:"endsAt"`
+	GeneratorURL string            `json:"generatorURL,omitempty"`
+}
+
+// Labels returns the label set an alert has in Alertmanager: alertname,
+// service, env, severity, the rule's labels and the group values.
+func Labels(a Alert) map[string]string {
+	l := map[string]string{"alertname": a.Rule, "severity": a.Severity}
+	if a.Service != "" {
+		l["service"] = a.Service
+	}
+	if a.Env != "" {
+		l["env"] = a.Env
+	}
+	for k, v := range a.Labels {
+		l[k] = v
+	}
+	for k, v := range a.Group {
+		if n := labelName(k); l[n] == "" {
+			l[n] = v
+		}
+	}
+	return l
+}
+
+func (m *Alertmanager) body(a Alert) ([]byte, error) {
+	am := amAlert{Labels: Labels(a), Annotations: cloneMap(a.Annotations)}
+	if am.Annotations == nil {
+		am.Annotations = map[string]string{}
+	}
+	am.Annotations["count"], am.Annotations["window"] = itoa(a.Count), a.Window
+	am.Annotations["loggate_alert_id"] = a.ID
+	if a.StartedAt != nil {
+		am.StartsAt = *a.StartedAt
+	}
+	if a.EndedAt != nil {
+		am.EndsAt = *a.EndedAt
+	} else {
+		am.EndsAt = m.cfg.Now().Add(m.cfg.ResolveAfter).UTC()
+	}
+	if m.cfg.GeneratorURL != nil {
+		am.GeneratorURL = m.cfg.GeneratorURL(a)
+	}
+	return json.Marshal(am)
+}
+
+func target(u string) string {
+	sum := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(sum[:8])
+}
+
+// Enqueue queues the alert's state for every URL. Pending alerts are not
+// sent (Alertmanager knows firing and resolved only). It never waits for
+// a receiver.
+func (m *Alertmanager) Enqueue(ctx context.Context, a Alert) error {
+	if a.State == StatePending || len(m.cfg.URLs) == 0 {
+		return nil
+	}
+	b, err := m.body(a)
+	if err != nil {
+		return err
+	}
+	n, err := m.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("alert outbox: %w", err)
+	}
+	now := m.cfg.Now().UnixNano()
+	for _, u := range m.cfg.URLs {
+		t := target(u)
+		if n >= m.cfg.MaxPending {
+			// Full: only replacing a row already queued is allowed.
+			res, err := m.cfg.Store.db.ExecContext(ctx, `UPDATE am_outbox SET body = ?, version = version + 1, attempts = 0, next_at = ?
+				WHERE alert_id = ? AND target = ?`, b, now, a.ID, t)
+			if err != nil {
+				return fmt.Errorf("alert outbox: %w", err)
+			}
+			if k, _ := res.RowsAffected(); k == 0 {
+				m.dropped.Add(1)
+			}
+			continue
+		}
+		if _, err := m.cfg.Store.db.ExecContext(ctx, `INSERT INTO am_outbox(alert_id, target, body, next_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT(alert_id, target) DO UPDATE SET body = excluded.body, version = version + 1, attempts = 0, next_at = excluded.next_at`,
+			a.ID, t, b, now); err != nil {
+			return fmt.Errorf("alert outbox: %w", err)
+		}
+		n++
+	}
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run delivers the outbox until ctx ends.
+func (m *Alertmanager) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		m.deliverDue(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-m.wake:
+		}
+	}
+}
+
+type outRow struct {
+	alertID string
+	version int64
+	attempt int
+	body    json.RawMessage
+}
+
+// deliverDue posts every due row, one batch per target.
+func (m *Alertmanager) deliverDue(ctx context.Context) {
+	now := m.cfg.Now()
+	for _, u := range m.cfg.URLs {
+		t := target(u)
+		rs, err := m.cfg.Store.db.QueryContext(ctx, `SELECT alert_id, version, attempts, body FROM am_outbox
+			WHERE target = ? AND next_at <= ? ORDER BY next_at LIMIT 100`, t, now.UnixNano())
+		if err != nil {
+			m.cfg.Logger.Warn("read alert outbox", "err", err)
+			return
+		}
+		var rows []outRow
+		for rs.Next() {
+			var r outRow
+			var b []byte
+			if err := rs.Scan(&r.alertID, &r.version, &r.attempt, &b); err == nil {
+				r.body = b
+				rows = append(rows, r)
+			}
+		}
+		rs.Close()
+		if len(rows) == 0 {
+			continue
+		}
+		bodies := make([]json.RawMessage, len(rows))
+		for i, r := range rows {
+			bodies[i] = r.body
+		}
+		status, err := m.post(ctx, u, bodies)
+		switch {
+		case err == nil && status/100 == 2:
+			for _, r := range rows {
+				_, _ = m.cfg.Store.db.ExecContext(ctx, `DELETE FROM am_outbox WHERE alert_id = ? AND target = ? AND version = ?`, r.alertID, t, r.version)
+			}
+			m.delivered.Add(int64(len(rows)))
+		case err == nil && status/100 == 4 && status != http.StatusTooManyRequests:
+			// The receiver refuses these alerts: retrying cannot help.
+			m.cfg.Logger.Warn("alertmanager refused alerts", "target", t, "status", status, "alerts", len(rows))
+			for _, r := range rows {
+				_, _ = m.cfg.Store.db.ExecContext(ctx, `DELETE FROM am_outbox WHERE alert_id = ? AND target = ? AND version = ?`, r.alertID, t, r.version)
+			}
+			m.dropped.Add(int64(len(rows)))
+		default:
+			m.failed.Add(1)
+			m.cfg.Logger.Warn("alertmanager delivery failed; will retry", "target", t, "status", status, "err", err)
+			for _, r := range rows {
+				_, _ = m.cfg.Store.db.ExecContext(ctx, `UPDATE am_outbox SET attempts = attempts + 1, next_at = ? WHERE alert_id = ? AND target = ? AND version = ?`,
+					now.Add(backoff(r.attempt+1)).UnixNano(), r.alertID, t, r.version)
+			}
+		}
+	}
+}
+
+// backoff is 1s doubling to at most 1m, with up to 25% jitter.
+func backoff(attempt int) time.Duration {
+	d := time.Second << min(attempt-1, 6)
+	d = min(d, time.Minute)
+	return d + time.Duration(rand.Int64N(int64(d/4)+1))
+}
+
+func (m *Alertmanager) post(ctx context.Context, base string, bodies []json.RawMessage) (int, error) {
+	b, err := json.Marshal(bodies)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v2/alerts", bytes.NewReader(b))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := m.cfg.Client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, nil
+}
