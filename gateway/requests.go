@@ -11,8 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/loggate/loggate/auth"
-	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/alert"
+	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
 	"github.com/loggate/loggate/gateway/store"
 	"github.com/loggate/loggate/policy"
