@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -57,7 +58,7 @@ func (s *Server) sourceAuthFailed(r *http.Request, reason, token string, src *st
 		ev.Details["token_sha256_prefix"] = fp
 	}
 	s.fillFromRequest(r, &ev)
-	s.sourceBursts.add(key+"|"+ev.SourceAddr, ev)
+	s.sourceBursts.add(key+"|"+burstAddr(ev.SourceAddr), ev)
 }
 
 // sourceWriteDenied audits a source writing to a stream it is not bound
@@ -69,7 +70,24 @@ func (s *Server) sourceWriteDenied(r *http.Request, src store.Source, service, e
 		Actor:  audit.Actor{Kind: audit.ActorSource, ID: src.ID, Name: src.Name},
 		Target: audit.Target{SourceID: src.ID, Service: service, Env: env}, Details: map[string]any{"route": r.URL.Path}}
 	s.fillFromRequest(r, &ev)
-	s.sourceBursts.add("denied|"+src.ID+"|"+service+"/"+env+"|"+ev.SourceAddr, ev)
+	s.sourceBursts.add("denied|"+src.ID+"|"+service+"/"+env+"|"+burstAddr(ev.SourceAddr), ev)
+}
+
+// burstAddr is the part of a client address a burst is keyed by: an IPv4
+// address, or the /64 of an IPv6 one. One host commonly holds a whole /64,
+// and keyed by full address it could make every refusal the first of a new
+// burst, each one written to the trail at once (up to the aggregator's max
+// keys per window). The event still records the full address.
+func burstAddr(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil || a.Unmap().Is4() {
+		return addr
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 func (s *Server) fillFromRequest(r *http.Request, ev *audit.Event) {
@@ -78,7 +96,8 @@ func (s *Server) fillFromRequest(r *http.Request, ev *audit.Event) {
 	ev.UserAgent = truncate(r.UserAgent(), 256)
 }
 
-// overflowBurstKey stands for every key once a burst aggregator tracks max.
+// overflowBurstKey stands for every address once a burst aggregator tracks
+// max keys.
 const overflowBurstKey = "(many)"
 
 // burstAggregator turns a flood of like audit events into a few, as the
@@ -86,8 +105,9 @@ const overflowBurstKey = "(many)"
 // event is recorded at once (details.count absent, i.e. 1) and the rest as
 // one event with details.count when the window ends, or at the next event
 // of that key after it ended, or on close. Memory is bounded by max keys;
-// beyond, events share one overflow key. Recording is best effort: the
-// request is refused either way, so a trail failure is logged and counted.
+// beyond, events share an overflow key per action, reason and actor.
+// Recording is best effort: the request is refused either way, so a trail
+// failure is logged and counted.
 //
 // It owns one goroutine (the flusher), started with the first event and
 // stopped by close; after close events are recorded one by one.
@@ -131,8 +151,13 @@ func (b *burstAggregator) add(key string, ev audit.Event) {
 		}
 		cur, ok := b.pending[key]
 		if !ok && len(b.pending) >= b.max {
-			key = overflowBurstKey
+			// One overflow burst per action, reason and actor (few: the
+			// actor is a known source or none), so its count is never
+			// told under another refusal's reason or source. The stream
+			// a denied write named varies, so it is not kept.
+			key = overflowBurstKey + "|" + ev.Action + "|" + ev.Reason + "|" + ev.Actor.ID
 			ev.SourceAddr, ev.UserAgent = overflowBurstKey, ""
+			ev.Target.Service, ev.Target.Env = "", ""
 			cur, ok = b.pending[key]
 		}
 		if ok && now.Sub(cur.start) < b.window {

@@ -2,9 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -263,5 +267,81 @@ func TestBurstAggregatorBoundsAndClose(t *testing.T) {
 	b.add("z", ev("z"))
 	if len(got) != n+2 {
 		t.Errorf("after close: %d events for 2 adds, want each recorded", len(got)-n)
+	}
+}
+
+// TestSourceFailuresAggregatedPerIPv6Network: an unauthenticated client
+// holds a whole IPv6 /64; changing its address within it must not make each
+// refusal the first of a new burst (one synchronous trail write each).
+func TestSourceFailuresAggregatedPerIPv6Network(t *testing.T) {
+	h := newHarness(t)
+	for i := range 50 {
+		r := httptest.NewRequest("POST", "/api/v1/ingest", nil)
+		r = r.WithContext(withClientAddr(r.Context(), fmt.Sprintf("2001:db8:1:2::%x", i+1)))
+		h.srv.sourceAuthFailed(r, sourceReasonUnknown, NewSourceToken(), nil)
+	}
+	var n int
+	for _, ev := range h.events(audit.Query{Action: "auth.failed"}) {
+		if ev.Actor.Kind == audit.ActorSource {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("50 refusals from one /64: %d events at once, want 1", n)
+	}
+}
+
+// TestBurstOverflowKeepsReasonsApart: past max keys, refusals of different
+// reasons or sources are not counted under the first overflowing event's
+// reason and source (a flood of unknown tokens must not read as N uses of
+// one revoked source's token).
+func TestBurstOverflowKeepsReasonsApart(t *testing.T) {
+	var got []audit.Event
+	c := &clock{}
+	b := newBurstAggregator(func(_ context.Context, ev audit.Event) error { got = append(got, ev); return nil },
+		c.Now, time.Minute, 1)
+	ev := func(addr, reason, src string) audit.Event {
+		return audit.Event{Action: "auth.failed", Reason: reason, SourceAddr: addr,
+			Actor: audit.Actor{Kind: audit.ActorSource, ID: src}, Details: map[string]any{"detail": "x"}}
+	}
+	b.add("a", ev("a", sourceReasonUnknown, ""))
+	b.add("b", ev("b", sourceReasonRevoked, "src_1")) // overflow
+	b.add("c", ev("c", sourceReasonUnknown, ""))      // overflow
+	b.add("d", ev("d", sourceReasonUnknown, ""))      // overflow
+	b.close()
+	total := map[string]float64{}
+	for _, e := range got {
+		n := toFloat(e.Details["count"])
+		if n == 0 {
+			n = 1
+		}
+		total[e.Reason+"|"+e.Actor.ID] += n
+	}
+	if want := map[string]float64{sourceReasonUnknown + "|": 3, sourceReasonRevoked + "|src_1": 1}; len(total) != 2 ||
+		total[sourceReasonUnknown+"|"] != 3 || total[sourceReasonRevoked+"|src_1"] != 1 {
+		t.Errorf("refusals recorded per reason|source %v, want %v", total, want)
+	}
+}
+
+// TestUnverifiedCertificateFailuresAggregatedPerAddress: an unverified
+// client certificate's name is the sender's claim; a host presenting a new
+// name each time must not make each refusal the first of a new burst (one
+// synchronous trail write each).
+func TestUnverifiedCertificateFailuresAggregatedPerAddress(t *testing.T) {
+	h := newHarness(t)
+	for i := range 50 {
+		r := httptest.NewRequest("POST", "/api/v1/ingest", nil)
+		r = r.WithContext(withClientAddr(r.Context(), "192.0.2.7"))
+		leaf := &x509.Certificate{Subject: pkix.Name{CommonName: fmt.Sprintf("forged-%d", i)}}
+		h.srv.certAuthFailed(r, "client_certificate", leaf, "signed by an unknown authority")
+	}
+	var n int
+	for _, ev := range h.events(audit.Query{Action: "auth.failed"}) {
+		if ev.Actor.Kind == audit.ActorSource {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("50 unverified certificates from one address: %d events at once, want 1", n)
 	}
 }

@@ -129,14 +129,22 @@ func (s *Server) certSource(r *http.Request) (src store.Source, ok bool, err err
 }
 
 // certAuthFailed audits a refused source certificate like a refused token
-// (auth.failed, actor kind source, aggregated per certificate and address):
+// (auth.failed, actor kind source, aggregated per address, and per
+// certificate once the certificate verified):
 // the certificate's name is a claim, not a secret, so it is recorded.
 func (s *Server) certAuthFailed(r *http.Request, reason string, leaf *x509.Certificate, problem string) {
 	ev := audit.Event{Action: "auth.failed", Outcome: audit.OutcomeFailure, Reason: reason,
 		Actor:   audit.Actor{Kind: audit.ActorSource, Name: "(unauthenticated)"},
 		Details: map[string]any{"route": r.URL.Path, "detail": "client certificate " + problem, "certificate": certName(leaf)}}
 	s.fillFromRequest(r, &ev)
-	s.sourceBursts.add(reason+"|"+certName(leaf)+"|"+ev.SourceAddr, ev)
+	key := reason + "|" + burstAddr(ev.SourceAddr)
+	if reason != "client_certificate" {
+		// Verified: the name is the CA's, so it may tell bursts apart. An
+		// unverified one is whatever the sender chose, and keyed by it
+		// every refusal could start a new burst, written at once.
+		key += "|" + certName(leaf)
+	}
+	s.sourceBursts.add(key, ev)
 }
 
 // certName is how a certificate is named in messages: its common name,

@@ -175,8 +175,8 @@ func (s *Spool) load() error {
 			continue
 		}
 		n, err := strconv.ParseUint(base, 10, 64)
-		if err != nil {
-			continue
+		if err != nil || s.path(n, spoolSuffix) != filepath.Join(s.cfg.Dir, name) {
+			continue // not a name the spool writes ("5.evt", "+5.evt")
 		}
 		if n >= s.next {
 			s.next = n + 1
@@ -319,11 +319,16 @@ func (s *Spool) put(ev Event) error {
 	if err != nil {
 		return fmt.Errorf("audit spool: %w", err)
 	}
+	// An event the trail would reject is refused now, while the caller
+	// can still keep its own fallback, not quarantined at the drain.
+	if _, err := EncodeTail(&queued); err != nil {
+		return fmt.Errorf("audit spool: %w", err)
+	}
 	n := s.next
+	s.next++ // also on failure: a name that cannot be written is not retried
 	if err := writeSynced(s.path(n, spoolSuffix), b); err != nil {
 		return fmt.Errorf("audit spool: %w", err)
 	}
-	s.next++
 	s.pending = append(s.pending, spooled{n: n, ev: queued})
 	s.stats.Spooled++
 	select {

@@ -78,6 +78,10 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 			for v := range g.viewers {
 				v.mu.Lock()
 				v.sampled += int64(skipped)
+				// Matching entries were skipped: the next delivered
+				// message starts a new range (a batch skipped whole
+				// sends nothing that would say so).
+				v.brkNext = true
 				v.mu.Unlock()
 			}
 		}

@@ -12,9 +12,13 @@ import (
 var ErrInvalidFilter = errors.New("invalid filter")
 
 // Limits on filters, so that a viewer cannot make the publish path expensive.
+// maxFilterBytes bounds a whole filter (patterns, attribute keys and
+// values), so that it fits the audit events that record it (stream.opened,
+// a view's replay record) even with every byte escaped in JSON.
 const (
-	maxPatternLen = 1024
-	maxFilterAttr = 32
+	maxPatternLen  = 1024
+	maxFilterAttr  = 32
+	maxFilterBytes = 4096
 )
 
 // Filter selects the entries a viewer receives. The zero Filter matches all.
@@ -70,8 +74,13 @@ func (f Filter) Compile() (*Matcher, error) {
 	if len(f.Attrs) > maxFilterAttr {
 		return nil, fmt.Errorf("%w: more than %d attributes", ErrInvalidFilter, maxFilterAttr)
 	}
+	size := len(f.MinLevel) + len(f.Grep) + len(f.Exclude)
 	for _, k := range sortedKeys(f.Attrs) {
 		m.attrs = append(m.attrs, [2]string{k, f.Attrs[k]})
+		size += len(k) + len(f.Attrs[k])
+	}
+	if size > maxFilterBytes {
+		return nil, fmt.Errorf("%w: filter longer than %d bytes (patterns, attribute names and values together)", ErrInvalidFilter, maxFilterBytes)
 	}
 	m.hide = f.HideRaised
 	m.key = m.canonicalKey(f)

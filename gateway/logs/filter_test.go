@@ -3,6 +3,7 @@ package logs
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -78,6 +79,9 @@ func TestFilterCompileErrors(t *testing.T) {
 		{"bad exclude", Filter{Exclude: `[z-a]`}},
 		{"backreference is not RE2", Filter{Grep: `(a)\1`}},
 		{"pattern too long", Filter{Grep: string(long)}},
+		{"attribute value too long", Filter{Attrs: map[string]string{"pod": strings.Repeat("p", maxFilterBytes)}}},
+		{"filter too long", Filter{Grep: string(long[:maxPatternLen]), Exclude: string(long[:maxPatternLen]),
+			Attrs: map[string]string{"a": string(long[:maxPatternLen]), "b": string(long[:maxPatternLen])}}},
 		{"too many attrs", Filter{Attrs: many}},
 	}
 	for _, tt := range tests {

@@ -14,6 +14,15 @@ import (
 // truncated and cannot be replayed in full.
 const maxRecordRanges = 512
 
+// maxRecordEpochs and maxRecordEpochBytes bound the filter epochs a
+// ViewRecord holds (a client may change its filter at will, each filter up
+// to a WebSocket message): past either, further filters are applied but not
+// recorded, and what they deliver makes the record truncated.
+const (
+	maxRecordEpochs     = 128
+	maxRecordEpochBytes = 24 << 10
+)
+
 // Skip reasons of a SkipRange.
 const (
 	SkipSlowClient = "slow_client" // the viewer's queue was full

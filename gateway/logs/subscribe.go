@@ -61,6 +61,7 @@ func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 		v.epochs = []ReplayEpoch{bf, {Filter: opts.Filter}}
 		v.epoch = 1
 	}
+	v.epochBytes = len(v.epochs) * filterSize(opts.Filter)
 	// Registered now: live entries from here on are queued for v, after
 	// the backfill selected above.
 	st.joinLocked(v, m)

@@ -130,12 +130,14 @@ type Viewer struct {
 	// every SetFilter), the current one, whether matching entries were
 	// skipped since the last queued message, the pause state and the
 	// skipped ranges (drops, pauses).
-	epochs  []ReplayEpoch
-	epoch   int32
-	brkNext bool
-	paused  bool
-	pause   SkipRange // the skip of the current pause, while Entries > 0
-	skips   []SkipRange
+	epochs     []ReplayEpoch
+	epochBytes int   // filterSize of the epochs, at most maxRecordEpochBytes
+	epoch      int32 // index in epochs; -1 when the filter is not recorded
+	brkNext    bool
+	paused     bool
+	pausedN    int64     // entries skipped while paused (skips may be capped)
+	pause      SkipRange // the skip of the current pause, while Entries > 0
+	skips      []SkipRange
 
 	// statsMu guards the delivery counters, written by the pump after each
 	// hand-off. It is separate from mu so that hashing never delays offer
@@ -209,10 +211,24 @@ func (v *Viewer) SetFilter(f Filter) error {
 	v.st.leaveLocked(v)
 	v.st.joinLocked(v, m)
 	v.mu.Lock()
-	v.epochs = append(v.epochs, ReplayEpoch{Filter: f})
-	v.epoch = int32(len(v.epochs) - 1)
+	if n := filterSize(f); len(v.epochs) < maxRecordEpochs && v.epochBytes+n <= maxRecordEpochBytes {
+		v.epochs = append(v.epochs, ReplayEpoch{Filter: f})
+		v.epoch = int32(len(v.epochs) - 1)
+		v.epochBytes += n
+	} else {
+		v.epoch = -1 // not recorded: what it delivers truncates the record
+	}
 	v.mu.Unlock()
 	return nil
+}
+
+// filterSize estimates the bytes f takes in a ViewRecord's JSON.
+func filterSize(f Filter) int {
+	n := 64 + len(f.MinLevel) + len(f.Grep) + len(f.Exclude)
+	for k, val := range f.Attrs {
+		n += 6 + len(k) + len(val)
+	}
+	return n
 }
 
 // SetPaused pauses or resumes the viewer. While paused, entries are not
@@ -251,15 +267,9 @@ func (v *Viewer) Stats() ViewerStats {
 	v.mu.Lock()
 	dropped, sampled := v.dropped, v.sampled
 	rec := ViewRecord{Epochs: slices.Clone(v.epochs), Skips: slices.Clone(v.skips)}
-	var paused int64
-	for _, k := range v.skips {
-		if k.Reason == SkipPaused {
-			paused += k.Entries
-		}
-	}
+	paused := v.pausedN
 	if v.pause.Entries > 0 {
 		rec.Skips = append(rec.Skips, v.pause)
-		paused += v.pause.Entries
 	}
 	if v.dropCount > 0 {
 		rec.Skips = append(rec.Skips, SkipRange{Reason: SkipSlowClient, From: v.dropFrom, To: v.dropTo, Entries: v.dropCount})
@@ -367,6 +377,7 @@ func (v *Viewer) offer(m Message) {
 		}
 		v.pause.To = m.LastSeq
 		v.pause.Entries += int64(m.Entries)
+		v.pausedN += int64(m.Entries)
 		v.brkNext = true
 		return
 	}
@@ -382,6 +393,11 @@ func (v *Viewer) offer(m Message) {
 		return
 	}
 	v.flushDropLocked()
+	if m.Type == TypeGap {
+		// Seqs the viewer never got (this replica missed them): a range
+		// must not span them, as a replay elsewhere may have them.
+		v.brkNext = true
+	}
 	if m.Type == TypeEntries {
 		m.epoch, m.brk = v.epoch, v.brkNext
 		v.brkNext = false
@@ -502,6 +518,12 @@ func (v *Viewer) count(m *Message) {
 // (same epoch, no drop or pause, no sampling); otherwise a range starts.
 // Callers hold statsMu.
 func (v *Viewer) recordLocked(m *Message) {
+	if v.truncated || m.epoch < 0 {
+		// What came after the last recorded range is unknown: growing
+		// it now would span entries skipped in between.
+		v.truncated = true
+		return
+	}
 	if n := len(v.ranges); n > 0 {
 		last := &v.ranges[n-1]
 		if !m.brk && !m.sampled && !last.Sampled && last.Epoch == int(m.epoch) && m.FirstSeq > last.To {

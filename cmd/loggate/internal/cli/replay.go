@@ -97,21 +97,24 @@ func writeReplay(c *cli, raw []byte, format string) error {
 	if who == "" {
 		who = "the viewer"
 	}
-	fmt.Fprintf(c.stderr, "%d of %d lines %s saw on %s/%s (grant %s) rebuilt.\n", res.Entries, res.ViewEntries, who, res.Service, res.Env, res.GrantID)
+	// What the server says (the viewer's name comes from the identity
+	// provider) is made inert on a terminal, like the log lines.
+	fmt.Fprintf(c.stderr, "%d of %d lines %s saw on %s/%s (grant %s) rebuilt.\n", res.Entries, res.ViewEntries,
+		safeText(who), safeText(res.Service), safeText(res.Env), safeText(res.GrantID))
 	for _, k := range res.Skips {
-		fmt.Fprintf(c.stderr, "  not shown to the viewer: %d lines, seq %d-%d (%s)\n", k.Entries, k.From, k.To, k.Reason)
+		fmt.Fprintf(c.stderr, "  not shown to the viewer: %d lines, seq %d-%d (%s)\n", k.Entries, k.From, k.To, safeText(k.Reason))
 	}
 	for _, m := range res.Missing {
 		span := ""
 		if m.From > 0 {
 			span = fmt.Sprintf(" seq %d-%d", m.From, m.To)
 		}
-		fmt.Fprintf(c.stderr, "  missing%s: %s%s\n", span, m.Reason, prefixed(": ", m.Detail))
+		fmt.Fprintf(c.stderr, "  missing%s: %s%s\n", span, safeText(m.Reason), prefixed(": ", safeText(m.Detail)))
 	}
 	if !res.Verified {
-		return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("NOT verified: %s", res.Reason)}
+		return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("NOT verified: %s", safeText(res.Reason))}
 	}
-	fmt.Fprintf(c.stderr, "Verified: the same lines as the view's digest %s.\n", res.ExpectedSHA256)
+	fmt.Fprintf(c.stderr, "Verified: the same lines as the view's digest %s.\n", safeText(res.ExpectedSHA256))
 	return nil
 }
 
