@@ -26,7 +26,8 @@ type Config struct {
 	// Dir, if set, is a directory on disk read instead of FS, by New,
 	// Reload and Watch.
 	Dir string
-	// Timeout bounds each evaluation. If zero: 100ms.
+	// Timeout bounds each evaluation (wall clock: on a starved machine a
+	// policy that takes a millisecond can take far longer). If zero: 1s.
 	Timeout time.Duration
 	// RunTestsOnLoad makes New reject a policy set whose own Rego tests
 	// fail. If false, New does not run them.
@@ -86,7 +87,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, errors.New("new policy engine: Config.FS or Config.Dir is required")
 	}
 	if e.timeout <= 0 {
-		e.timeout = 100 * time.Millisecond
+		e.timeout = time.Second
 	}
 	if e.now == nil {
 		e.now = time.Now

@@ -69,6 +69,7 @@ type serveConfig struct {
 	LogRetention            string
 	TailProgressInterval    time.Duration
 	ViewCountsInterval      time.Duration
+	PolicyTimeout           time.Duration
 	IdentityRecheck         time.Duration
 	RedactionFile           string
 	MaxTailsPerStream       int
@@ -138,6 +139,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	c.alertFlags(fs)
 	fs.StringVar(&c.RedactionFile, "redaction-file", "", "JSON file: disable or add redaction rules, per-environment profiles (see README)")
 	fs.DurationVar(&c.TailProgressInterval, "tail-progress-interval", time.Minute, "how often a long view writes a stream.progress audit event")
+	fs.DurationVar(&c.PolicyTimeout, "policy-timeout", time.Second, "longest one policy decision may take; past it the decision fails closed (deny)")
 	fs.DurationVar(&c.ViewCountsInterval, "view-counts-interval", 5*time.Second, "how often a live view's counts are saved under --data (a crash loses at most this much of them)")
 	fs.DurationVar(&c.IdentityRecheck, "identity-recheck-interval", 5*time.Minute, "how often a browser-opened tail re-checks its holder at the identity provider (refresh + policy)")
 	fs.StringVar(&c.LogRetention, "log-retention", "prod=//24h", "backlog kept per environment for backfill and resume: ENV=ENTRIES/BYTES/AGE,... (ENV * is the default; empty parts keep 10000/16MiB/24h)")

@@ -307,7 +307,7 @@ func (p *serveParts) identity(context.Context) (func(), error) {
 
 // policy loads the Rego policies (the embedded defaults, or --policies).
 func (p *serveParts) policy(ctx context.Context) (func(), error) {
-	pcfg := policy.Config{FS: policies.FS, Logger: p.log.With("component", "policy"), RunTestsOnLoad: true}
+	pcfg := policy.Config{FS: policies.FS, Logger: p.log.With("component", "policy"), RunTestsOnLoad: true, Timeout: p.c.PolicyTimeout}
 	if p.c.Policies != "" {
 		pcfg.Dir = p.c.Policies
 	}
