@@ -274,6 +274,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 				Sampled: st.Sampled, Paused: st.Paused, Digest: st.Digest, EntriesDigest: st.EntriesDigest,
 				DigestKind: s.cfg.DigestKind, Redactions: st.Redactions, Record: rec, RecordTo: recTo,
 				Seconds: int64(s.now().Sub(start).Seconds()), At: s.now().UTC()}); err != nil {
+				records.forget() // the record may not be on disk: write it with the next save
 				s.log.Warn("save view counts", "err", err)
 			} else {
 				s.metrics.viewCountSaves.Inc()

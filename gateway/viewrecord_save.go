@@ -40,6 +40,10 @@ func (rs *recordSaver) next(rec logs.ViewRecord) (json.RawMessage, int64, error)
 	return raw, rec.Ranges[len(rec.Ranges)-1].To, nil
 }
 
+// forget makes the next save write the record again (the last one may
+// not have reached the file).
+func (rs *recordSaver) forget() { rs.saved = false }
+
 // sameShape reports whether b differs from a at most in its last range's
 // end.
 func sameShape(a, b logs.ViewRecord) bool {
