@@ -10,7 +10,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// kill -9 mid-view, after a filter change: the view replays from the
+// kill -9 mid-view, after a filter change and a pause: the view replays from the
 // record saved with its counts, verified up to that save, and what it
 // rebuilds is what the viewer received, in order, up to the counted entries.
 func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
@@ -56,21 +56,25 @@ func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
 	keep(readEntries(t, conn, len(lines)))
 
 	// A filter change: a new epoch and range in the record.
-	if err := conn.WriteJSON(map[string]string{"type": "filter", "level": "warn"}); err != nil {
-		t.Fatal(err)
+	send := func(msg map[string]string, notice string) {
+		t.Helper()
+		if err := conn.WriteJSON(msg); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			var m struct {
+				Type, Code string
+			}
+			if err := conn.ReadJSON(&m); err != nil {
+				t.Fatalf("waiting for the %s notice: %v", notice, err)
+			}
+			if m.Type == "notice" && m.Code == notice {
+				return
+			}
+		}
 	}
-	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		var m struct {
-			Type, Code string
-		}
-		if err := conn.ReadJSON(&m); err != nil {
-			t.Fatalf("waiting for the filter notice: %v", err)
-		}
-		if m.Type == "notice" && m.Code == "filter" {
-			break
-		}
-	}
+	send(map[string]string{"type": "filter", "level": "warn"}, "filter")
 	for i := range lines {
 		lines[i] = fmt.Sprintf(`{"message":"after %d","level":%q}`, i, []string{"info", "warn"}[i%2])
 	}
@@ -79,7 +83,18 @@ func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
 	}
 	keep(readEntries(t, conn, len(lines)/2))
 
+	// A pause across saves: a skip in the record, then a new range.
+	send(map[string]string{"type": "pause"}, "paused")
+	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", `{"message":"while paused","level":"error"}`); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
 	base := scrape(t, g.url)["loggate_view_counts_saves_total"]
+	eventually(t, "a save while paused", 20*time.Second, func() bool {
+		return scrape(t, g.url)["loggate_view_counts_saves_total"] >= base+1
+	})
+	send(map[string]string{"type": "resume"}, "resumed")
+
+	base = scrape(t, g.url)["loggate_view_counts_saves_total"]
 	n := 0
 	eventually(t, "two more saves of the view's counts", 20*time.Second, func() bool {
 		n++
@@ -110,6 +125,9 @@ func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
 	if len(out.messages) != int(counted) || len(out.messages) < 30 || len(out.messages) > len(received) {
 		t.Errorf("replay rebuilt %d entries; the view counted %v and received %d (at least 30 before the saves)",
 			len(out.messages), counted, len(received))
+	}
+	if skips, _ := out.result["skips"].([]any); len(skips) != 1 || skips[0].(map[string]any)["reason"] != "paused" {
+		t.Errorf("replay skips = %v, want the one pause", out.result["skips"])
 	}
 	for i, m := range out.messages {
 		if i >= len(received) || m != received[i] {
