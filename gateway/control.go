@@ -13,6 +13,8 @@ const (
 	// ControlPolicy tells other replicas that the policy files changed;
 	// Reason carries the new revision.
 	ControlPolicy = "policy"
+	// ControlLevels carries the sender's raised-level views (Levels).
+	ControlLevels = "levels"
 )
 
 // ControlEvent tells every replica about a change to live tails.
@@ -23,6 +25,8 @@ type ControlEvent struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// SessionID is the session handle of a ControlSessionEnded event.
 	SessionID string `json:"session_id,omitempty"`
+	// Levels is the sender's snapshot of a ControlLevels event.
+	Levels *LevelSnapshot `json:"levels,omitempty"`
 }
 
 // Broadcaster carries control events to the other replicas. Publish must
@@ -53,6 +57,17 @@ func (s *Server) ApplyControl(ev ControlEvent) {
 	if ev.Kind == ControlPolicy {
 		s.reloadPolicy(ev.Reason)
 		return
+	}
+	switch ev.Kind {
+	case ControlLevels:
+		if ev.Levels != nil && ev.Levels.Replica != "" {
+			s.levelChanges(context.Background(), s.levels.applyRemote(*ev.Levels, s.now()), true)
+		}
+		return
+	case ControlRevoked, ControlExpired:
+		s.levelChanges(context.Background(), s.levels.dropGrant(ev.GrantID, s.now()), false)
+	case ControlExtended:
+		s.levelChanges(context.Background(), s.levels.extend(ev.GrantID, ev.ExpiresAt, s.now()), false)
 	}
 	if ev.Kind == ControlSessionEnded {
 		for _, t := range s.tails.forSession(ev.SessionID) {

@@ -180,7 +180,7 @@ func (s *Server) handleExtend(w http.ResponseWriter, r *http.Request, who auth.I
 		return errConflict("grant is " + s.viewGrant(g).State + ", not active")
 	}
 	req, grant, err := s.openRequest(ctx, r, who, openArgs{service: g.Service, env: g.Env, duration: dur,
-		reason: reason, extends: &g})
+		reason: reason, level: g.Level, scope: g.Scope, extends: &g})
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,19 @@ import (
 func (s *Server) Run(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	beat := time.NewTicker(levelHeartbeat)
+	defer beat.Stop()
+	// A restarted replica's old views (in other replicas' state) end now.
+	s.publishLevels(ctx, true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			s.levelChanges(ctx, s.levels.tick(s.now()), false)
 			s.sweep(ctx)
+		case <-beat.C:
+			s.publishLevels(ctx, false)
 		}
 	}
 }

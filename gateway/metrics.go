@@ -20,6 +20,10 @@ type metrics struct {
 	tails          prometheus.Gauge
 	notifications  *prometheus.CounterVec
 	viewCountSaves prometheus.Counter
+
+	controlConns       prometheus.Gauge
+	levelChanges       *prometheus.CounterVec
+	levelAuditFailures prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry) *metrics {
@@ -46,7 +50,14 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 			Help: "Saves of live views' counts to the data directory (for crash recovery)."}),
 		notifications: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_notification_attempts_total",
 			Help: "Notification delivery attempts by outcome."}, []string{"outcome"}),
+		controlConns: prometheus.NewGauge(prometheus.GaugeOpts{Name: "loggate_control_connections_open",
+			Help: "Services holding a level control WebSocket to this replica."}),
+		levelChanges: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_level_changes_total",
+			Help: "Raised log levels turned on or off for a stream and scope."}, []string{"change"}),
+		levelAuditFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "loggate_level_audit_failures_total",
+			Help: "stream.debug_enabled/disabled events that could not be recorded."}),
 	}
+	reg.MustRegister(m.controlConns, m.levelChanges, m.levelAuditFailures)
 	reg.MustRegister(m.httpRequests, m.httpDuration, m.auditEvents, m.auditFailures, m.decisions, m.policyErrors,
 		m.ingestEntries, m.ingestRejected, m.tails, m.notifications, m.viewCountSaves)
 	_ = reg.Register(collectors.NewGoCollector())

@@ -24,6 +24,10 @@ type createRequestBody struct {
 	Duration   string `json:"duration"`
 	Reason     string `json:"reason"`
 	BreakGlass bool   `json:"break_glass"`
+	// Level asks the stream's services to emit this level while a view of
+	// the grant is open; Scope narrows it to matching records.
+	Level string            `json:"level"`
+	Scope map[string]string `json:"scope"`
 }
 
 // parseDuration accepts Go duration syntax from one second up.
@@ -89,13 +93,17 @@ func (s *Server) handleCreateRequest(w http.ResponseWriter, r *http.Request, who
 	if err != nil {
 		return err
 	}
+	level, scope, err := checkLevel(body.Level, body.Scope)
+	if err != nil {
+		return err
+	}
 	if known, err := s.knownStream(r.Context(), body.Service, body.Env); err != nil {
 		return err
 	} else if !known {
 		return errNotFound(fmt.Sprintf("unknown stream %s/%s", body.Service, body.Env))
 	}
 	req, grant, err := s.openRequest(r.Context(), r, who, openArgs{service: body.Service, env: body.Env,
-		duration: dur, reason: reason, breakGlass: body.BreakGlass})
+		duration: dur, reason: reason, breakGlass: body.BreakGlass, level: level, scope: scope})
 	if err != nil {
 		return err
 	}
@@ -108,7 +116,9 @@ type openArgs struct {
 	duration     time.Duration
 	reason       string
 	breakGlass   bool
-	extends      *store.Grant // set for an extension
+	level        string            // "" or a raised level (see checkLevel)
+	scope        map[string]string // nil: the whole service
+	extends      *store.Grant      // set for an extension
 }
 
 // openRequest asks policy, audits, and stores a new request, issuing the
@@ -121,7 +131,8 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 		action = "extend"
 	}
 	dec, perr := s.cfg.Policy.Decide(ctx, policy.Input{Action: action, Requester: policySubject(requester),
-		Service: a.service, Env: a.env, Duration: a.duration, Reason: a.reason, BreakGlass: a.breakGlass, Time: now})
+		Service: a.service, Env: a.env, Duration: a.duration, Reason: a.reason, BreakGlass: a.breakGlass, Time: now,
+		Level: a.level, Scope: a.scope})
 	if perr != nil {
 		s.log.Error("policy evaluation failed; denying", "err", perr, "request_id", requestID(ctx))
 		s.metrics.policyErrors.Inc()
@@ -132,7 +143,8 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 	}
 	sd := storeDecision(dec)
 	req := store.Request{ID: newID("req_"), Requester: requester, Service: a.service, Env: a.env,
-		Duration: a.duration, Reason: a.reason, BreakGlass: a.breakGlass, Decision: sd, Approvals: []store.Approval{},
+		Duration: a.duration, Reason: a.reason, BreakGlass: a.breakGlass, Level: a.level, Scope: a.scope,
+		Decision: sd, Approvals: []store.Approval{},
 		CreatedAt: now, UpdatedAt: now}
 	if a.extends != nil {
 		req.Extends = a.extends.ID
@@ -153,6 +165,12 @@ func (s *Server) openRequest(ctx context.Context, r *http.Request, who auth.Iden
 	created.Reason = req.Reason
 	created.Details = map[string]any{"state": req.State, "duration": a.duration.String(), "break_glass": a.breakGlass,
 		"approvals_required": dec.ApprovalsRequired, "approver_groups": dec.ApproverGroups}
+	if a.level != "" {
+		created.Details["level"] = a.level
+		if a.scope != nil {
+			created.Details["scope"] = a.scope
+		}
+	}
 	if a.extends != nil {
 		created.Target.GrantID = a.extends.ID
 		created.Details["extends"] = a.extends.ID
@@ -247,7 +265,8 @@ func (s *Server) issue(req *store.Request, now time.Time) (*store.Grant, audit.E
 		dur = req.Decision.MaxDuration
 	}
 	g := &store.Grant{ID: newID("grt_"), RequestID: req.ID, State: store.GrantActive, Holder: req.Requester,
-		Service: req.Service, Env: req.Env, BreakGlass: req.BreakGlass, IssuedAt: now, ExpiresAt: now.Add(dur),
+		Service: req.Service, Env: req.Env, BreakGlass: req.BreakGlass, Level: req.Level, Scope: req.Scope,
+		IssuedAt: now, ExpiresAt: now.Add(dur),
 		MaxLookback: req.Decision.MaxLookback, ApproverGroups: req.Decision.ApproverGroups}
 	action := "grant.issued"
 	if req.Extends != "" {
@@ -260,6 +279,12 @@ func (s *Server) issue(req *store.Request, now time.Time) (*store.Grant, audit.E
 		Target:         audit.Target{RequestID: req.ID, GrantID: g.ID, Service: g.Service, Env: g.Env},
 		Details: map[string]any{"duration": dur.String(), "expires_at": g.ExpiresAt.UTC().Format(time.RFC3339),
 			"break_glass": g.BreakGlass, "holder": req.Requester.ID}}
+	if g.Level != "" {
+		ev.Details["level"] = g.Level
+		if g.Scope != nil {
+			ev.Details["scope"] = g.Scope
+		}
+	}
 	return g, ev
 }
 

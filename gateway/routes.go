@@ -102,6 +102,7 @@ func (s *Server) routeTable() []route {
 		{"POST /api/v1/ingest", source, f(s.handleIngestJSON)},
 		{"POST /v1/logs", source, f(s.handleIngestOTLP)},
 		{"POST /loki/api/v1/push", source, f(s.handleIngestLoki)},
+		{"GET /api/v1/control/levels", source, f(s.handleControlLevels)},
 	}
 }
 

@@ -196,6 +196,9 @@ type Server struct {
 	// sourceBursts aggregates refused source tokens and writes; closed by
 	// Shutdown.
 	sourceBursts *burstAggregator
+	// levels holds the raised-level views and the services listening for
+	// them (levels.go, levels_http.go).
+	levels *levelState
 
 	// shutdown is closed when Shutdown begins; tails end with 4003.
 	shutdown     chan struct{}
@@ -245,6 +248,7 @@ func New(cfg Config) (*Server, error) {
 		limits:   cfg.Limits,
 		origins:  map[string]bool{originOf(cfg.PublicURL): true},
 		tails:    newTailRegistry(),
+		levels:   newLevelState(),
 		shutdown: make(chan struct{}),
 	}
 	for _, o := range cfg.AllowedOrigins {

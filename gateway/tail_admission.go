@@ -90,6 +90,12 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.ReplicaID != "" {
 		opened.Details["replica"] = s.cfg.ReplicaID
 	}
+	if g.Level != "" {
+		// Committed before the level is raised: if it cannot be recorded,
+		// neither the view nor the raise happens.
+		opened.Details["raises_level"] = g.Level
+		opened.Details["raises_scope"] = scopeKey(g.Scope)
+	}
 	if !admitted {
 		opened.Outcome, opened.Reason = "denied", "tail limit reached"
 	}
@@ -124,6 +130,11 @@ func (s *Server) handleTail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer viewer.Close()
+	if g.Level != "" {
+		s.levelChanges(ctx, s.levels.open(LevelView{ViewID: viewID, GrantID: g.ID, Service: g.Service, Env: g.Env,
+			Level: g.Level, Scope: g.Scope, ExpiresAt: g.ExpiresAt}, s.now()), false)
+		defer func() { s.levelChanges(context.Background(), s.levels.close(viewID, s.now()), false) }()
+	}
 	counts := s.openViewCounts(viewID)
 	end := s.serveTail(conn, t, viewer, g, who, tr, viewID, counts)
 	viewer.Close() // final stats
@@ -168,7 +179,7 @@ type tailRequest struct {
 
 func (s *Server) parseTail(q url.Values, g store.Grant, now time.Time) (tailRequest, error) {
 	var tr tailRequest
-	f := logs.Filter{MinLevel: q.Get("level"), Grep: q.Get("grep"), Exclude: q.Get("exclude")}
+	f := logs.Filter{MinLevel: q.Get("level"), Grep: q.Get("grep"), Exclude: q.Get("exclude"), HideRaised: g.Level == ""}
 	if f.MinLevel != "" && logs.LevelRank(f.MinLevel) == 0 {
 		return tr, errBadRequest("level must be one of trace, debug, info, warn, error, fatal")
 	}

@@ -230,7 +230,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 			s.log.Debug("tail reader ended", "grant", g.ID, "err", err)
 			return endClient
 		case m := <-msgs:
-			s.applyClientMessage(conn, v, m)
+			s.applyClientMessage(conn, v, m, g.Level == "")
 		case <-ping.C:
 			if err := conn.WriteControl(websocket.PingMessage, nil, deadline(tailWriteTimeout)); err != nil {
 				return endClient
@@ -288,7 +288,10 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 	}
 }
 
-func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m api.TailFilter) {
+// applyClientMessage changes the viewer's filter. hideRaised is the
+// grant's, not the client's to change: lines emitted because another
+// grant raised the level stay hidden from a grant that raises none.
+func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m api.TailFilter, hideRaised bool) {
 	if m.Type == "pause" || m.Type == "resume" {
 		if err := v.SetPaused(m.Type == "pause"); err != nil {
 			return
@@ -309,7 +312,7 @@ func (s *Server) applyClientMessage(conn *websocket.Conn, v *logs.Viewer, m api.
 		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_filter", "message": "unknown level " + strconv.Quote(m.Level)})
 		return
 	}
-	f := logs.Filter{MinLevel: m.Level, Grep: m.Grep, Exclude: m.Exclude, Attrs: m.Attrs}
+	f := logs.Filter{MinLevel: m.Level, Grep: m.Grep, Exclude: m.Exclude, Attrs: m.Attrs, HideRaised: hideRaised}
 	if err := v.SetFilter(f); err != nil {
 		_ = s.writeTail(conn, map[string]string{"type": "notice", "code": "bad_filter", "message": err.Error()})
 		return

@@ -67,7 +67,7 @@ func viewDecision(d store.Decision) api.Decision {
 
 func (s *Server) viewRequest(r store.Request, g *store.Grant) api.Request {
 	v := api.Request{ID: r.ID, State: r.State, Service: r.Service, Env: r.Env, Duration: durString(r.Duration),
-		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Extends: r.Extends,
+		DurationSeconds: int64(r.Duration / time.Second), Reason: r.Reason, BreakGlass: r.BreakGlass, Level: r.Level, Scope: r.Scope, Extends: r.Extends,
 		Requester: viewSubject(r.Requester), Decision: viewDecision(r.Decision), Approvals: []api.Approval{},
 		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, ClosedBy: viewSubjectPtr(r.ClosedBy), ClosedComment: r.ClosedComment,
 		GrantID: r.GrantID}
@@ -91,7 +91,8 @@ func (s *Server) viewGrant(g store.Grant) api.Grant {
 		state = store.GrantExpired
 	}
 	return api.Grant{ID: g.ID, RequestID: g.RequestID, State: state, Service: g.Service, Env: g.Env,
-		Holder: viewSubject(g.Holder), BreakGlass: g.BreakGlass, IssuedAt: g.IssuedAt, ExpiresAt: g.ExpiresAt,
+		Holder: viewSubject(g.Holder), BreakGlass: g.BreakGlass, Level: g.Level, Scope: g.Scope,
+		IssuedAt: g.IssuedAt, ExpiresAt: g.ExpiresAt,
 		EndedAt: timePtr(g.EndedAt), RevokedBy: viewSubjectPtr(g.RevokedBy), RevokeReason: g.RevokeReason,
 		MaxLookback: durString(g.MaxLookback), TailPath: api.TailPath(g.ID)}
 }

@@ -73,8 +73,11 @@ default break_glass_allowed := false
 
 break_glass_allowed := is_break_glass_member if is_requester
 
-# The limits in force: the break-glass ones, or the environment's.
-limits := {
+# The limits in force: the break-glass ones, or the environment's,
+# tightened for a raised log level in prod (debug_limits).
+limits := debug_limits if raised_level_in_prod else := base_limits
+
+base_limits := {
 	"approvals_required": 0,
 	"approver_groups": [],
 	"max_duration_seconds": min([env_settings.max_duration_seconds, 900]), # 15m
@@ -83,6 +86,25 @@ limits := {
 	"reason_pattern": "",
 	"min_reason_length": 10,
 } if input.break_glass == true else := env_settings
+
+# A request may ask the stream's services to log at a raised level
+# (input.request.level, "debug" or "trace") while it is watched. Debug
+# lines carry what info lines leave out, so in prod that needs an
+# approver from sre-leads and lasts at most 30 minutes. Requests without
+# a level are unaffected.
+default raised_level := false
+
+raised_level := input.request.level in {"debug", "trace"}
+
+default raised_level_in_prod := false
+
+raised_level_in_prod := raised_level if input.env == "prod"
+
+debug_limits := object.union(base_limits, {
+	"approvals_required": max([base_limits.approvals_required, 1]),
+	"approver_groups": ["sre-leads"],
+	"max_duration_seconds": min([base_limits.max_duration_seconds, 1800]), # 30m
+})
 
 # The rules below that check duration and reason apply to the actions
 # that ask for access now ("request", "extend"), not to "probe", which
@@ -115,6 +137,18 @@ deny contains "break-glass is only for members of oncall" if {
 	is_break_glass_member == false
 }
 
+deny contains msg if {
+	not object.get(input, ["request", "level"], "") in {"", "debug", "trace"}
+	msg := sprintf("unknown log level %q (debug or trace)", [input.request.level])
+}
+
+# Break-glass issues a grant at once, without the approval a raised level
+# in prod needs: ask for debug with an approval, or break glass without it.
+deny contains "break-glass cannot raise the log level in prod; ask for debug without break-glass" if {
+	input.break_glass == true
+	raised_level_in_prod
+}
+
 deny contains "duration must be at least 1s" if {
 	input.action in {"request", "extend"}
 	not input.duration_seconds >= 1
@@ -126,7 +160,9 @@ deny contains msg if {
 	msg := sprintf("duration %s exceeds the maximum of %s for %s", [input.duration, human(limits.max_duration_seconds), scope])
 }
 
-scope := sprintf("break-glass in %s", [input.env]) if break_glass else := input.env
+scope := sprintf("break-glass in %s", [input.env]) if break_glass else := scope_env
+
+scope_env := sprintf("%s at level %s", [input.env, input.request.level]) if raised_level_in_prod else := input.env
 
 deny contains msg if {
 	input.action in {"request", "extend"}

@@ -175,3 +175,51 @@ test_missing_groups_denied if {
 	d := access.decision with input as object.remove(req(alice, "staging", {}), ["requester"])
 	d.reasons == ["requester is not a member of engineers"]
 }
+
+# A raised log level (input.request.level).
+
+test_debug_in_prod_needs_sre_lead_and_30m if {
+	d := access.decision with input as req(alice, "prod", {"duration_seconds": 1800, "duration": "30m0s", "request": {"level": "debug", "scope": {}}})
+	d.allow
+	d.approvals_required == 1
+	d.approver_groups == ["sre-leads"]
+	d.max_duration_seconds == 1800
+}
+
+test_debug_in_prod_over_30m_denied if {
+	d := access.decision with input as req(alice, "prod", {"request": {"level": "debug", "scope": {}}})
+	not d.allow
+	d.reasons == ["duration 1h0m0s exceeds the maximum of 30m for prod at level debug"]
+}
+
+test_debug_in_staging_keeps_staging_rules if {
+	d := access.decision with input as req(alice, "staging", {"reason": "", "request": {"level": "debug", "scope": {"tenant": "acme"}}})
+	d.allow
+	d.approvals_required == 0
+	d.max_duration_seconds == data.loggate.access.environments.staging.max_duration_seconds
+}
+
+test_no_level_keeps_prod_rules if {
+	d := access.decision with input as req(alice, "prod", {"request": {"level": "", "scope": {}}})
+	d.allow
+	d.max_duration_seconds == 4 * 3600
+}
+
+test_debug_in_other_env_keeps_its_approvers if {
+	d := access.decision with input as req(alice, "qa", {"request": {"level": "debug", "scope": {}}})
+	d.allow
+	d.approver_groups == ["sre-leads"]
+	d.max_duration_seconds == 2 * 3600
+}
+
+test_debug_in_prod_refuses_break_glass if {
+	d := access.decision with input as req(bob, "prod", {"break_glass": true, "duration_seconds": 600, "duration": "10m0s", "request": {"level": "debug", "scope": {}}})
+	not d.allow
+	"break-glass cannot raise the log level in prod; ask for debug without break-glass" in d.reasons
+}
+
+test_unknown_level_denied if {
+	d := access.decision with input as req(alice, "staging", {"request": {"level": "verbose", "scope": {}}})
+	not d.allow
+	d.reasons == ["unknown log level \"verbose\" (debug or trace)"]
+}

@@ -21,7 +21,7 @@ func newInputKeys() inputKeys {
 	for _, s := range []string{
 		"action", "requester", "actor", "service", "env", "duration_seconds", "duration",
 		"reason", "break_glass", "approvals", "approver", "approver_groups", "time", "time_unix",
-		"id", "subject", "email", "name", "groups",
+		"id", "subject", "email", "name", "groups", "request", "level", "scope",
 	} {
 		k[s] = ast.StringTerm(s)
 	}
@@ -92,8 +92,19 @@ func (k inputKeys) access(in Input, now time.Time) ast.Value {
 		k.item("reason", str(in.Reason)),
 		k.item("break_glass", ast.InternedTerm(in.BreakGlass)),
 		k.item("approvals", ast.ArrayTerm(approvals...)),
+		k.item("request", k.request(in)),
 		tt, tu,
 	)
+}
+
+// request is input.request: what the request asks of the stream's services
+// beyond access ({"level": "debug", "scope": {"tenant": "acme"}}).
+func (k inputKeys) request(in Input) *ast.Term {
+	scope := make([][2]*ast.Term, 0, len(in.Scope))
+	for key, v := range in.Scope {
+		scope = append(scope, [2]*ast.Term{ast.StringTerm(key), ast.StringTerm(v)})
+	}
+	return ast.ObjectTerm(k.item("level", str(in.Level)), k.item("scope", ast.ObjectTerm(scope...)))
 }
 
 // action builds the data.loggate.authz input document.

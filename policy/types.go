@@ -34,6 +34,12 @@ type Input struct {
 	// Time is sent as RFC 3339 and as unix seconds. If zero: Config.Now().
 	Time      time.Time
 	Approvals []Approval
+	// Level is the log level the request asks the stream's services to
+	// emit while it is watched ("debug"), "" for none; Scope narrows it
+	// to records with these attributes. Sent as input.request.level and
+	// input.request.scope.
+	Level string
+	Scope map[string]string
 }
 
 // Decision is the access policy's answer for one Input.

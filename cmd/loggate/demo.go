@@ -1,63 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/http"
 	"time"
 )
 
 // runDemoSource writes realistic checkout logs to the dev gateway's own
 // ingest endpoint, a few lines per second per environment, some carrying
-// fake secrets for the redaction rules to catch.
+// fake secrets for the redaction rules to catch. It is the demo service of
+// demo_service.go: its debug lines appear only while someone watches with
+// level debug.
 func runDemoSource(ctx context.Context, baseURL string, tokens map[string]string, log *slog.Logger) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	tick := time.NewTicker(400 * time.Millisecond)
-	defer tick.Stop()
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 42))
-	n := 0
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		for _, env := range []string{"staging", "prod"} {
-			tok := tokens["checkout/"+env]
-			if tok == "" {
-				continue
-			}
-			var body bytes.Buffer
-			for range 1 + rng.IntN(2) {
-				n++
-				b, _ := json.Marshal(demoLine(rng, env, n))
-				body.Write(b)
-				body.WriteByte('\n')
-			}
-			req, err := http.NewRequestWithContext(ctx, http.MethodPost,
-				baseURL+"/api/v1/ingest?service=checkout&env="+env, &body)
-			if err != nil {
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+tok)
-			req.Header.Set("Content-Type", "application/x-ndjson")
-			resp, err := client.Do(req)
-			if err != nil {
-				if ctx.Err() == nil {
-					log.Debug("demo ingest failed", "err", err)
-				}
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				log.Warn("demo ingest refused", "status", resp.StatusCode)
-			}
-		}
-	}
+	runDemoService(ctx, baseURL, tokens, log)
 }
 
 func demoLine(rng *rand.Rand, env string, n int) map[string]any {

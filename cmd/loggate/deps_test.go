@@ -32,6 +32,7 @@ func TestImportRules(t *testing.T) {
 		{"gateway/cluster", []string{"gateway/logs", "gateway/logs/seal", "gateway/audit"}, "the Redis replica pieces carry entries, control messages and audit records, nothing else"},
 		{"gateway/ingest", []string{"gateway/logs", "gateway/logs/seal"}, "decoders produce entries, nothing else"},
 		{"gateway/redact", []string{"gateway/logs", "gateway/logs/seal"}, "redaction works on entries, nothing else"},
+		{"gateway/sdk/slogship", nil, "services embed the library; it speaks loggate's public HTTP API and must not pull in the gateway"},
 		{"cmd/loggate/internal/exitcode", nil, "the exit-status contract is shared by the server and client commands and knows neither"},
 		{"gateway/api", nil, "the wire types are the contract between server and clients; a client must be able to import them without the server"},
 		{"cmd/loggate/internal/cli", []string{"cmd/loggate/internal/exitcode", "gateway/api"},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -154,6 +155,13 @@ func (p *redisParts) hubConfig(cfg logs.HubConfig) logs.HubConfig {
 
 // Publish implements gateway.Broadcaster.
 func (p *redisParts) Publish(ctx context.Context, ev gateway.ControlEvent) error {
+	if ev.Kind == gateway.ControlLevels {
+		b, err := json.Marshal(ev.Levels)
+		if err != nil {
+			return fmt.Errorf("publish levels: %w", err)
+		}
+		return p.control.PublishPayload(ctx, ev.Kind, b)
+	}
 	target := ev.GrantID
 	if ev.Kind == gateway.ControlSessionEnded {
 		target = ev.SessionID // the message's target id names the session
@@ -189,6 +197,14 @@ func (p *redisParts) start(ctx context.Context, srv *gateway.Server, hub *logs.H
 		defer func() { done <- struct{}{} }()
 		err := p.control.Subscribe(ctx, ready, func(m cluster.Message) {
 			ev := gateway.ControlEvent{Kind: m.Kind, GrantID: m.GrantID, Reason: m.Reason, ExpiresAt: m.ExpiresAt}
+			if m.Kind == gateway.ControlLevels {
+				var snap gateway.LevelSnapshot
+				if err := json.Unmarshal(m.Payload, &snap); err != nil {
+					p.log.Warn("ignoring malformed levels message", "replica", m.Replica, "err", err)
+					return
+				}
+				ev.Levels = &snap
+			}
 			if m.Kind == gateway.ControlSessionEnded {
 				ev.SessionID, ev.GrantID = m.GrantID, ""
 			}

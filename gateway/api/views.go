@@ -36,26 +36,29 @@ type Approval struct {
 
 // Request is an access request (GET /api/v1/requests/{id}).
 type Request struct {
-	ID              string     `json:"id"`
-	State           string     `json:"state"`
-	Service         string     `json:"service"`
-	Env             string     `json:"env"`
-	Duration        string     `json:"duration"`
-	DurationSeconds int64      `json:"duration_seconds"`
-	Reason          string     `json:"reason"`
-	BreakGlass      bool       `json:"break_glass"`
-	Extends         string     `json:"extends,omitempty"`
-	Requester       Subject    `json:"requester"`
-	Decision        Decision   `json:"decision"`
-	Approvals       []Approval `json:"approvals"`
-	ApprovalsNeeded int        `json:"approvals_needed"`
-	Grant           *Grant     `json:"grant"`
-	GrantID         string     `json:"grant_id,omitempty"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
-	PendingUntil    *time.Time `json:"pending_until,omitempty"`
-	ClosedBy        *Subject   `json:"closed_by,omitempty"`
-	ClosedComment   string     `json:"closed_comment,omitempty"`
+	ID              string `json:"id"`
+	State           string `json:"state"`
+	Service         string `json:"service"`
+	Env             string `json:"env"`
+	Duration        string `json:"duration"`
+	DurationSeconds int64  `json:"duration_seconds"`
+	Reason          string `json:"reason"`
+	BreakGlass      bool   `json:"break_glass"`
+	// Level and Scope: see the request body's "level" and "scope" (debug on demand).
+	Level           string            `json:"level,omitempty"`
+	Scope           map[string]string `json:"scope,omitempty"`
+	Extends         string            `json:"extends,omitempty"`
+	Requester       Subject           `json:"requester"`
+	Decision        Decision          `json:"decision"`
+	Approvals       []Approval        `json:"approvals"`
+	ApprovalsNeeded int               `json:"approvals_needed"`
+	Grant           *Grant            `json:"grant"`
+	GrantID         string            `json:"grant_id,omitempty"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	PendingUntil    *time.Time        `json:"pending_until,omitempty"`
+	ClosedBy        *Subject          `json:"closed_by,omitempty"`
+	ClosedComment   string            `json:"closed_comment,omitempty"`
 }
 
 // Stream is "service/env".
@@ -63,20 +66,24 @@ func (r Request) Stream() string { return r.Service + "/" + r.Env }
 
 // Grant is time-boxed access to one stream (GET /api/v1/grants/{id}).
 type Grant struct {
-	ID           string     `json:"id"`
-	RequestID    string     `json:"request_id"`
-	State        string     `json:"state"`
-	Service      string     `json:"service"`
-	Env          string     `json:"env"`
-	Holder       Subject    `json:"holder"`
-	BreakGlass   bool       `json:"break_glass"`
-	IssuedAt     time.Time  `json:"issued_at"`
-	ExpiresAt    time.Time  `json:"expires_at"`
-	EndedAt      *time.Time `json:"ended_at,omitempty"`
-	RevokedBy    *Subject   `json:"revoked_by,omitempty"`
-	RevokeReason string     `json:"revoke_reason,omitempty"`
-	MaxLookback  string     `json:"max_lookback"`
-	TailPath     string     `json:"tail_path"`
+	ID         string  `json:"id"`
+	RequestID  string  `json:"request_id"`
+	State      string  `json:"state"`
+	Service    string  `json:"service"`
+	Env        string  `json:"env"`
+	Holder     Subject `json:"holder"`
+	BreakGlass bool    `json:"break_glass"`
+	// Level is the log level the stream's services emit for Scope while a
+	// view of this grant is open; empty when it raises none.
+	Level        string            `json:"level,omitempty"`
+	Scope        map[string]string `json:"scope,omitempty"`
+	IssuedAt     time.Time         `json:"issued_at"`
+	ExpiresAt    time.Time         `json:"expires_at"`
+	EndedAt      *time.Time        `json:"ended_at,omitempty"`
+	RevokedBy    *Subject          `json:"revoked_by,omitempty"`
+	RevokeReason string            `json:"revoke_reason,omitempty"`
+	MaxLookback  string            `json:"max_lookback"`
+	TailPath     string            `json:"tail_path"`
 }
 
 // Stream is "service/env".

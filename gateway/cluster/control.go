@@ -23,6 +23,9 @@ type Message struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	// Sent is the sender's clock when it published (for latency metrics).
 	Sent time.Time `json:"sent"`
+	// Payload carries a kind's own document (e.g. a replica's raised-level
+	// views), opaque to this package; nil for most kinds.
+	Payload json.RawMessage `json:"payload,omitempty"`
 }
 
 // ControlConfig configures a Control.
@@ -91,7 +94,18 @@ func (c *Control) ReplicaID() string { return c.id }
 // Publish sends a control message to every other replica: it is appended
 // to the control stream (capped at about 10,000 messages).
 func (c *Control) Publish(ctx context.Context, kind, grantID, reason string, expiresAt time.Time) error {
-	b, err := json.Marshal(Message{Replica: c.id, Kind: kind, GrantID: grantID, Reason: reason, ExpiresAt: expiresAt, Sent: c.now()})
+	return c.publish(ctx, Message{Replica: c.id, Kind: kind, GrantID: grantID, Reason: reason, ExpiresAt: expiresAt})
+}
+
+// PublishPayload sends a message of kind carrying payload (a JSON value)
+// to every other replica.
+func (c *Control) PublishPayload(ctx context.Context, kind string, payload json.RawMessage) error {
+	return c.publish(ctx, Message{Replica: c.id, Kind: kind, Payload: payload})
+}
+
+func (c *Control) publish(ctx context.Context, m Message) error {
+	m.Sent = c.now()
+	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("publish control message: %w", err)
 	}

@@ -106,7 +106,7 @@ func (st *stream) fanoutLocked(h *Hub, batch []Entry, now time.Time) {
 // match its filter and pass the rate sampler. When all pass it returns batch
 // itself (copied is false); otherwise it appends them to buf[:0].
 func (g *group) selectLocked(batch, buf []Entry, now time.Time, limit int) (sel []Entry, copied bool, skipped int) {
-	all := g.matcher.MatchAll()
+	all := g.matcher.MatchAll() || g.matcher.matchesAllOf(batch)
 	g.rate.refill(now, limit)
 	if all && g.rate.tokens >= float64(len(batch)) {
 		g.rate.tokens -= float64(len(batch)) // the hot path: no copy

@@ -30,7 +30,15 @@ type Filter struct {
 	// The keys host, pod, container, trace_id and span_id also match the
 	// entry fields of those names when the attribute itself is absent.
 	Attrs map[string]string `json:"attributes,omitempty"`
+	// HideRaised drops entries a service emitted only because a grant
+	// raised its log level (attribute RaisedAttr): the gateway sets it for
+	// viewers whose grant raises none.
+	HideRaised bool `json:"hide_raised,omitempty"`
 }
+
+// RaisedAttr marks an entry a service emitted only because loggate raised
+// its level; the value is the raised level ("debug").
+const RaisedAttr = "loggate.raised"
 
 // Matcher is a compiled Filter. It is immutable and safe for concurrent use.
 type Matcher struct {
@@ -38,6 +46,7 @@ type Matcher struct {
 	grep    *regexp.Regexp
 	exclude *regexp.Regexp
 	attrs   [][2]string // sorted by key
+	hide    bool        // HideRaised
 	key     string
 }
 
@@ -64,6 +73,7 @@ func (f Filter) Compile() (*Matcher, error) {
 	for _, k := range sortedKeys(f.Attrs) {
 		m.attrs = append(m.attrs, [2]string{k, f.Attrs[k]})
 	}
+	m.hide = f.HideRaised
 	m.key = m.canonicalKey(f)
 	return m, nil
 }
@@ -99,6 +109,9 @@ func (m *Matcher) canonicalKey(f Filter) string {
 		b.WriteByte('=')
 		b.WriteString(strconv.Quote(kv[1]))
 	}
+	if m.hide {
+		b.WriteString(" r=hide")
+	}
 	return b.String()
 }
 
@@ -108,12 +121,29 @@ func (m *Matcher) Key() string { return m.key }
 
 // MatchAll reports whether the matcher accepts every entry.
 func (m *Matcher) MatchAll() bool {
-	return m.minRank == 0 && m.grep == nil && m.exclude == nil && len(m.attrs) == 0
+	return m.minRank == 0 && m.grep == nil && m.exclude == nil && len(m.attrs) == 0 && !m.hide
+}
+
+// matchesAllOf is the cheap check for the common filter that only hides
+// raised entries: a batch without any passes whole (and is not copied).
+func (m *Matcher) matchesAllOf(batch []Entry) bool {
+	if !m.hide || m.minRank != 0 || m.grep != nil || m.exclude != nil || len(m.attrs) != 0 {
+		return false
+	}
+	for i := range batch {
+		if batch[i].Attrs[RaisedAttr] != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // Match reports whether e passes the filter.
 func (m *Matcher) Match(e *Entry) bool {
 	if m.minRank > 0 && LevelRank(e.Level) < m.minRank {
+		return false
+	}
+	if m.hide && e.Attrs[RaisedAttr] != "" {
 		return false
 	}
 	for _, kv := range m.attrs {

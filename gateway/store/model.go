@@ -84,6 +84,12 @@ type Request struct {
 	Duration   time.Duration `json:"duration_ns"`
 	Reason     string        `json:"reason"`
 	BreakGlass bool          `json:"break_glass"`
+	// Level is the log level the requester wants the stream's services to
+	// emit while they watch ("debug"); empty keeps the services' own level.
+	Level string `json:"level,omitempty"`
+	// Scope narrows a raised level to records whose attributes all match
+	// (e.g. tenant=acme); nil raises it for the whole service.
+	Scope map[string]string `json:"scope,omitempty"`
 	// Extends is the grant this request would extend; empty for new access.
 	Extends   string     `json:"extends,omitempty"`
 	Decision  Decision   `json:"decision"`
@@ -115,16 +121,20 @@ func (r *Request) Approvers() []Subject {
 
 // Grant is issued access to one stream until ExpiresAt.
 type Grant struct {
-	ID          string        `json:"id"`
-	RequestID   string        `json:"request_id"`
-	State       string        `json:"state"`
-	Holder      Subject       `json:"holder"`
-	Service     string        `json:"service"`
-	Env         string        `json:"env"`
-	BreakGlass  bool          `json:"break_glass"`
-	IssuedAt    time.Time     `json:"issued_at"`
-	ExpiresAt   time.Time     `json:"expires_at"`
-	MaxLookback time.Duration `json:"max_lookback_ns"`
+	ID         string  `json:"id"`
+	RequestID  string  `json:"request_id"`
+	State      string  `json:"state"`
+	Holder     Subject `json:"holder"`
+	Service    string  `json:"service"`
+	Env        string  `json:"env"`
+	BreakGlass bool    `json:"break_glass"`
+	// Level and Scope are copied from the request: while a view of this
+	// grant is open, the stream's services emit Level for records in Scope.
+	Level       string            `json:"level,omitempty"`
+	Scope       map[string]string `json:"scope,omitempty"`
+	IssuedAt    time.Time         `json:"issued_at"`
+	ExpiresAt   time.Time         `json:"expires_at"`
+	MaxLookback time.Duration     `json:"max_lookback_ns"`
 	// ApproverGroups is copied from the decision so revocation rights can be
 	// checked without the request.
 	ApproverGroups []string  `json:"approver_groups,omitempty"`

@@ -85,6 +85,20 @@ function confirmBreakGlass(reason) {
   });
 }
 
+// parseScope turns "k=v, k2=v2" into an object; "" is undefined, a
+// malformed scope null.
+function parseScope(text) {
+  const t = text.trim();
+  if (!t) return undefined;
+  const out = {};
+  for (const part of t.split(",")) {
+    const i = part.indexOf("=");
+    if (i <= 0) return null;
+    out[part.slice(0, i).trim()] = part.slice(i + 1).trim();
+  }
+  return out;
+}
+
 async function submitAsk(ev) {
   ev.preventDefault();
   const out = $("ask-result");
@@ -99,9 +113,16 @@ async function submitAsk(ev) {
     reason = await confirmBreakGlass(reason);
     if (reason === null) { out.textContent = "Break-glass cancelled; nothing was requested."; return; }
   }
+  const level = $("ask-level").value;
+  const scope = parseScope($("ask-scope").value);
+  if (scope === null) { out.textContent = "Write the scope as key=value pairs separated by commas, like tenant=acme."; $("ask-scope").focus(); return; }
+  if (scope && !level) { out.textContent = "A scope needs a level: choose Debug or Trace."; $("ask-level").focus(); return; }
+  const body = { service: s.service, env: s.env, duration, reason, break_glass: breakGlass };
+  if (level) body.level = level;
+  if (scope) body.scope = scope;
   $("ask-submit").disabled = true;
   try {
-    const r = await api("POST", "/api/v1/requests", { service: s.service, env: s.env, duration, reason, break_glass: breakGlass });
+    const r = await api("POST", "/api/v1/requests", body);
     clear(out);
     if (r.state === "denied") {
       out.append(badge("denied"), " ", (r.decision.reasons || []).join("; ") || "policy denied the request");
@@ -152,6 +173,7 @@ function grantCard(g) {
     el("div", { class: "card-head" },
       el("strong", {}, el("code", { text: stream(g) })),
       g.break_glass ? el("span", { class: "badge state-breakglass", text: "break-glass" }) : null,
+      g.level ? el("span", { class: "badge", text: g.level + (g.scope ? " · " + Object.entries(g.scope).map(([k, v]) => `${k}=${v}`).join(", ") : "") + " while viewing" }) : null,
       el("span", { class: "muted" }, "expires in ", countdown(g.expires_at))),
     el("div", { class: "actions" },
       el("a", { class: "button primary small", href: `/grants/${encodeURIComponent(g.id)}/view`, text: "View" }),

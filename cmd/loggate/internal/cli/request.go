@@ -32,6 +32,7 @@ request. --break-glass skips approval where policy allows it; security reviews
 every break-glass access afterwards.`,
 		example: `  loggate request checkout/prod --for 30m --reason "INC-4211 checkout 502s" --wait
   loggate request checkout/staging --for 2h --reason "debugging retries"
+  loggate request checkout/staging --for 20m --reason "acme's carts" --raise-level debug --scope tenant=acme --wait
   loggate request checkout/prod --for 15m --reason "INC-4212 outage, no approver awake" --break-glass --wait --level warn`,
 		flags: func(fs *flag.FlagSet) {
 			addServerFlags(fs)
@@ -39,6 +40,8 @@ every break-glass access afterwards.`,
 			fs.String("reason", "", "why: an incident or ticket id and a few words (required)")
 			fs.Bool("break-glass", false, "emergency access without approval, where policy allows it")
 			fs.Bool("wait", false, "wait for approval, then tail the stream")
+			fs.String("raise-level", "", "have the stream's services log at this level (debug or trace) while you watch")
+			fs.String("scope", "", "with --raise-level, only for records with these attributes: tenant=acme[,k=v]")
 			addTailFlags(fs)
 		},
 		run: (*cli).request,
@@ -71,6 +74,20 @@ func (c *cli) request(ctx context.Context, fs *flag.FlagSet, args []string) erro
 	}
 	body := map[string]any{"service": service, "env": env, "duration": dur.String(), "reason": reason,
 		"break_glass": flagString(fs, "break-glass") == "true"}
+	if lvl := flagString(fs, "raise-level"); lvl != "" {
+		body["level"] = lvl
+	}
+	if sc := strings.TrimSpace(flagString(fs, "scope")); sc != "" {
+		scope := map[string]string{}
+		for _, kv := range strings.Split(sc, ",") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || strings.TrimSpace(k) == "" {
+				return exitcode.Usagef("--scope %q must be key=value pairs separated by commas, e.g. tenant=acme", sc)
+			}
+			scope[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		body["scope"] = scope
+	}
 	var req api.Request
 	if err := a.do(ctx, http.MethodPost, "/api/v1/requests", body, &req); err != nil {
 		return err
