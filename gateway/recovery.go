@@ -19,7 +19,9 @@ type openViewLister interface {
 // out: outcome "interrupted", with the view's counts as last saved locally
 // (Config.ViewCounts: counts_from "checkpoint", counts_at), else those of
 // its last stream.progress event (counts_from: that event's id), else
-// zeros (counts_from "none"). A view whose stream.closed waits in the spool
+// zeros (counts_from "none"). A checkpoint carries the view's replay
+// record as of that save (details.replay), so the view replays and
+// verifies up to it. A view whose stream.closed waits in the spool
 // is not open: the drainer appends its real close. Call it at start-up,
 // before serving. It returns how many views it closed.
 func (s *Server) RecoverInterruptedViews(ctx context.Context) (int, error) {
@@ -72,6 +74,11 @@ func (s *Server) RecoverInterruptedViews(ctx context.Context) (int, error) {
 				}
 				if c.EntriesDigest != "" {
 					details["entries_sha256"] = c.EntriesDigest
+					// The record saved with these counts: the view replays
+					// up to this save.
+					if rec, ok := restoreRecord(c.Record, c.RecordTo); ok {
+						details["replay"] = rec
+					}
 				}
 				if c.Paused > 0 {
 					details["paused"] = c.Paused

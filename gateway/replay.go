@@ -112,7 +112,7 @@ func (s *Server) handleViewReplay(w http.ResponseWriter, r *http.Request, who au
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	if !recorded {
-		res.Reason = "this view did not record what it delivered (it was interrupted, or recorded before replay existed)"
+		res.Reason = "this view did not record what it delivered (a crash cut it off before its first save, or it was recorded before replay existed)"
 		res.Missing = []api.ReplayMissing{{Reason: "not_recorded"}}
 		return writeLine(w, res)
 	}

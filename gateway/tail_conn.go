@@ -168,6 +168,7 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 		saveCounts = tk.C
 	}
 	var saved logs.ViewerStats
+	var records recordSaver
 	// Identity re-checks run off this goroutine (they call the provider);
 	// at most one is in flight.
 	var recheck <-chan time.Time
@@ -284,10 +285,17 @@ func (s *Server) serveTail(conn *websocket.Conn, t *tailSession, v *logs.Viewer,
 				continue // nothing new: an idle view costs no write
 			}
 			saved = st
+			// The record and the counts come from the one snapshot st, so
+			// they describe the same delivered messages.
+			rec, recTo, err := records.next(st.Record)
+			if err != nil {
+				s.log.Warn("save view record", "err", err)
+			}
 			if err := counts.Save(audit.ViewCounts{ViewID: viewID, Entries: st.Entries, Bytes: st.Bytes, Dropped: st.Dropped,
 				Sampled: st.Sampled, Paused: st.Paused, Digest: st.Digest, EntriesDigest: st.EntriesDigest,
-				DigestKind: s.cfg.DigestKind, Redactions: st.Redactions,
+				DigestKind: s.cfg.DigestKind, Redactions: st.Redactions, Record: rec, RecordTo: recTo,
 				Seconds: int64(s.now().Sub(start).Seconds()), At: s.now().UTC()}); err != nil {
+				records.forget() // the record may not be on disk: write it with the next save
 				s.log.Warn("save view counts", "err", err)
 			} else {
 				s.metrics.viewCountSaves.Inc()

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,6 +37,20 @@ type ViewCounts struct {
 	At time.Time `json:"at"`
 	// Gen orders the saves (the newer of the file's two slots wins).
 	Gen uint64 `json:"gen"`
+
+	// Record is the view's replay record (opaque JSON: the gateway's
+	// logs.ViewRecord) over the same delivered messages as the counts,
+	// except that its last range ends at RecordTo. On Save it is written
+	// only when non-nil (the record's shape changed: a drop, a pause, a
+	// filter change); a nil Record keeps the last one written. Load
+	// returns the record the save referred to.
+	Record json.RawMessage `json:"-"`
+	// RecordTo is where the record's last delivered range ended at this
+	// save: the one part of the record that moves on every message, so it
+	// travels in the small slot.
+	RecordTo int64 `json:"record_to,omitempty"`
+	// RecordGen names the record slot this save refers to; zero: none.
+	RecordGen uint64 `json:"record_gen,omitempty"`
 }
 
 // ViewCountsDir keeps one small file per live view under a directory of
@@ -43,6 +59,12 @@ type ViewCounts struct {
 // cut, after which the frame checks fail and the last stream.progress event
 // is used instead. Each file has two slots written in turn, each framed with
 // a length and a CRC-32C, so a torn save leaves the previous one readable.
+//
+// After the two count slots come two record slots of MaxViewRecord bytes,
+// also written in turn but only when the record changes shape, so the
+// per-interval write stays one 2 KiB slot. A count slot names the record
+// slot it goes with (RecordGen), which is written first: a torn record
+// leaves the previous count slot and its record readable.
 type ViewCountsDir struct {
 	dir string
 }
@@ -50,14 +72,19 @@ type ViewCountsDir struct {
 // ViewCountsFile is the open file of one view; only the view's serving
 // goroutine uses it.
 type ViewCountsFile struct {
-	f    *os.File
-	path string
-	gen  uint64
+	f         *os.File
+	path      string
+	gen       uint64
+	recordGen uint64 // the record slot last written; zero: none
 }
 
 const (
 	viewSlot   = 2048
 	viewSuffix = ".counts"
+	// MaxViewRecord bounds a saved record (frame included): above the
+	// gateway's 40 KiB cap on the record it puts in stream.closed.
+	MaxViewRecord = 48 << 10
+	recordBase    = 2 * viewSlot
 )
 
 // OpenViewCountsDir creates dir (mode 0700) if needed.
@@ -97,9 +124,27 @@ func (d *ViewCountsDir) Create(viewID string) (*ViewCountsFile, error) {
 	return &ViewCountsFile{f: f, path: p}, nil
 }
 
-// Save writes c to the next slot. c.ViewID, Gen and At are kept as given
-// except Gen, which Save assigns.
+// Save writes c to the next slot, after c.Record (when non-nil) to the
+// next record slot. Save assigns c.Gen and c.RecordGen; the other fields
+// are kept as given.
 func (vf *ViewCountsFile) Save(c ViewCounts) error {
+	if c.Record != nil {
+		if len(c.Record)+spoolHeader+8 > MaxViewRecord {
+			return fmt.Errorf("%w: view record of %d bytes", ErrInvalid, len(c.Record))
+		}
+		gen := vf.recordGen + 1
+		out := make([]byte, spoolHeader+8+len(c.Record))
+		copy(out, "LGR1")
+		binary.BigEndian.PutUint32(out[4:], uint32(8+len(c.Record)))
+		binary.BigEndian.PutUint64(out[spoolHeader:], gen)
+		copy(out[spoolHeader+8:], c.Record)
+		binary.BigEndian.PutUint32(out[8:], crc32.Checksum(out[spoolHeader:], crcTable))
+		if _, err := vf.f.WriteAt(out, recordBase+int64(gen%2)*MaxViewRecord); err != nil {
+			return fmt.Errorf("view counts: %w", err)
+		}
+		vf.recordGen = gen
+	}
+	c.RecordGen = vf.recordGen
 	vf.gen++
 	c.Gen = vf.gen
 	b, err := encodeViewSlot(c)
@@ -172,18 +217,54 @@ func (d *ViewCountsDir) Load(viewID string) (ViewCounts, bool) {
 	if err != nil {
 		return ViewCounts{}, false
 	}
-	var best ViewCounts
-	found := false
-	for off := 0; off < len(b); off += viewSlot {
+	var saves []ViewCounts
+	for off := 0; off < min(len(b), recordBase); off += viewSlot {
 		c, err := decodeViewSlot(b[off:min(len(b), off+viewSlot)])
 		if err != nil || c.ViewID != viewID {
 			continue
 		}
-		if !found || c.Gen > best.Gen {
-			best, found = c, true
+		saves = append(saves, c)
+	}
+	if len(saves) == 0 {
+		return ViewCounts{}, false
+	}
+	records := map[uint64]json.RawMessage{}
+	for off := recordBase; off < len(b); off += MaxViewRecord {
+		if gen, rec, ok := decodeRecordSlot(b[off:min(len(b), off+MaxViewRecord)]); ok {
+			records[gen] = rec
 		}
 	}
-	return best, found
+	// The newest save whose record is intact; else the newest save, without
+	// its record (it replays as not recorded).
+	slices.SortFunc(saves, func(a, b ViewCounts) int { return cmp.Compare(b.Gen, a.Gen) })
+	for _, c := range saves {
+		if rec, ok := records[c.RecordGen]; ok && c.RecordGen != 0 {
+			c.Record = rec
+			return c, true
+		}
+	}
+	c := saves[0]
+	c.RecordGen, c.RecordTo = 0, 0
+	return c, true
+}
+
+func decodeRecordSlot(b []byte) (uint64, json.RawMessage, bool) {
+	if len(b) < spoolHeader+8 || string(b[:4]) != "LGR1" {
+		return 0, nil, false
+	}
+	n := binary.BigEndian.Uint32(b[4:])
+	if n < 8 || uint64(n) > uint64(len(b)-spoolHeader) {
+		return 0, nil, false
+	}
+	payload := b[spoolHeader : spoolHeader+int(n)]
+	if crc32.Checksum(payload, crcTable) != binary.BigEndian.Uint32(b[8:]) {
+		return 0, nil, false
+	}
+	rec := json.RawMessage(payload[8:])
+	if !json.Valid(rec) {
+		return 0, nil, false
+	}
+	return binary.BigEndian.Uint64(payload), rec, true
 }
 
 // RemoveAll deletes every counts file: at start-up, once the views they

@@ -1,6 +1,8 @@
 package audit
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -91,6 +93,81 @@ func BenchmarkSpoolPut(b *testing.B) {
 	ev.ID, ev.Time = NewEventID(), time.Now()
 	for b.Loop() {
 		if err := sp.put(ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestViewCountsKeepTheRecordOfTheSave(t *testing.T) {
+	d, err := OpenViewCountsDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := d.Create("view_rec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close(true)
+	recA := json.RawMessage(`{"epochs":[{"filter":{}}],"ranges":[{"epoch":0,"from":1,"to":0}]}`)
+	recB := json.RawMessage(`{"epochs":[{"filter":{}}],"ranges":[{"epoch":0,"from":1,"to":9},{"epoch":0,"from":20,"to":0}]}`)
+	save := func(entries, to int64, rec json.RawMessage) {
+		t.Helper()
+		if err := f.Save(ViewCounts{ViewID: "view_rec", Entries: entries, RecordTo: to, Record: rec}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	save(10, 10, recA)
+	save(20, 30, nil) // same shape: only the counts slot is written
+	if c, ok := d.Load("view_rec"); !ok || c.Entries != 20 || c.RecordTo != 30 || string(c.Record) != string(recA) {
+		t.Fatalf("Load = %+v (record %s), %v; want 20 entries, to 30, the first record", c, c.Record, ok)
+	}
+	save(25, 25, recB)
+	if c, ok := d.Load("view_rec"); !ok || c.Entries != 25 || string(c.Record) != string(recB) {
+		t.Fatalf("Load = %+v (record %s), %v; want 25 entries with the second record", c, c.Record, ok)
+	}
+	// A torn second record: the save before it, with its own record.
+	p := filepath.Join(d.dir, "view_rec"+viewSuffix)
+	b, _ := os.ReadFile(p)
+	b[recordBase+spoolHeader+10] ^= 0xff // record gen 2 went to record slot 0
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := d.Load("view_rec"); !ok || c.Entries != 20 || c.RecordTo != 30 || string(c.Record) != string(recA) {
+		t.Errorf("Load after a torn record = %+v (record %s), %v; want the save before it, with the first record", c, c.Record, ok)
+	}
+	if err := f.Save(ViewCounts{ViewID: "view_rec", Record: make(json.RawMessage, MaxViewRecord)}); err == nil {
+		t.Error("Save accepted a record larger than MaxViewRecord")
+	}
+}
+
+// BenchmarkViewCountsSaveRecord is a save after the record changed shape
+// (a drop, a pause, a filter change): the record slot, then the counts
+// slot, here with a record of 512 ranges (its cap).
+func BenchmarkViewCountsSaveRecord(b *testing.B) {
+	d, err := OpenViewCountsDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	f, err := d.Create("view_bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close(true)
+	var rec []byte
+	rec = append(rec, `{"epochs":[{"filter":{"level":"warn"}}],"ranges":[`...)
+	for i := range 512 {
+		if i > 0 {
+			rec = append(rec, ',')
+		}
+		rec = fmt.Appendf(rec, `{"epoch":0,"from":%d,"to":%d}`, 1000000+i*100, 1000000+i*100+50)
+	}
+	rec = append(rec, "]}"...)
+	b.ReportMetric(float64(len(rec)), "record-bytes")
+	c := ViewCounts{ViewID: "view_bench", Entries: 123456, Bytes: 98765432, Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		DigestKind: "sha256-chained", Seconds: 600, At: time.Now(), Record: rec, RecordTo: 1051250}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := f.Save(c); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -276,7 +276,6 @@ func (v *Viewer) Stats() ViewerStats {
 	}
 	v.mu.Unlock()
 	v.statsMu.Lock()
-	defer v.statsMu.Unlock()
 	s := v.delivered
 	s.Dropped, s.Sampled, s.Paused = dropped, sampled, paused
 	rec.Ranges, rec.Truncated = slices.Clone(v.ranges), v.truncated
@@ -287,6 +286,17 @@ func (v *Viewer) Stats() ViewerStats {
 		s.Digest = hex.EncodeToString(v.digest.Sum(nil))
 	} else {
 		s.Digest = hex.EncodeToString(v.chain[:])
+	}
+	v.statsMu.Unlock()
+	// A filter change between the two locks adds an epoch that a range
+	// taken above may already use: epochs only grow, so take them again.
+	for _, rg := range rec.Ranges {
+		if rg.Epoch >= len(rec.Epochs) {
+			v.mu.Lock()
+			s.Record.Epochs = slices.Clone(v.epochs)
+			v.mu.Unlock()
+			break
+		}
 	}
 	return s
 }

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// kill -9 mid-view, after a filter change and a pause: the view replays from the
+// record saved with its counts, verified up to that save, and what it
+// rebuilds is what the viewer received, in order, up to the counted entries.
+func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts child processes")
+	}
+	addr, data := freeAddr(t), t.TempDir()
+	extra := []string{"--tail-progress-interval", "1h", "--view-counts-interval", "100ms"}
+	child := startChild(t, addr, data, extra...)
+	g := &gatewayT{t: t, url: "http://" + addr}
+	alice := g.token("alice")
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
+		"duration": "10m", "reason": "INC-18 crash replay"}, &req); code != 201 || req.Grant == nil {
+		t.Fatalf("request: %d %+v", code, req)
+	}
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/grants/"+req.Grant.ID+"/tail",
+		http.Header{"Authorization": {"Bearer " + alice}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var sub struct {
+		Type   string `json:"type"`
+		ViewID string `json:"view_id"`
+	}
+	if err := conn.ReadJSON(&sub); err != nil || sub.ViewID == "" {
+		t.Fatalf("first tail message %+v, %v", sub, err)
+	}
+	var received []string
+	keep := func(es []map[string]any) {
+		for _, e := range es {
+			received = append(received, fmt.Sprint(e["message"]))
+		}
+	}
+	lines := make([]string, 20)
+	for i := range lines {
+		lines[i] = fmt.Sprintf(`{"message":"before %d","level":%q}`, i, []string{"info", "warn"}[i%2])
+	}
+	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", lines...); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	keep(readEntries(t, conn, len(lines)))
+
+	// A filter change: a new epoch and range in the record.
+	send := func(msg map[string]string, notice string) {
+		t.Helper()
+		if err := conn.WriteJSON(msg); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for {
+			var m struct {
+				Type, Code string
+			}
+			if err := conn.ReadJSON(&m); err != nil {
+				t.Fatalf("waiting for the %s notice: %v", notice, err)
+			}
+			if m.Type == "notice" && m.Code == notice {
+				return
+			}
+		}
+	}
+	send(map[string]string{"type": "filter", "level": "warn"}, "filter")
+	for i := range lines {
+		lines[i] = fmt.Sprintf(`{"message":"after %d","level":%q}`, i, []string{"info", "warn"}[i%2])
+	}
+	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", lines...); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	keep(readEntries(t, conn, len(lines)/2))
+
+	// A pause across saves: a skip in the record, then a new range.
+	send(map[string]string{"type": "pause"}, "paused")
+	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", `{"message":"while paused","level":"error"}`); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	base := scrape(t, g.url)["loggate_view_counts_saves_total"]
+	eventually(t, "a save while paused", 20*time.Second, func() bool {
+		return scrape(t, g.url)["loggate_view_counts_saves_total"] >= base+1
+	})
+	send(map[string]string{"type": "resume"}, "resumed")
+
+	base = scrape(t, g.url)["loggate_view_counts_saves_total"]
+	n := 0
+	eventually(t, "two more saves of the view's counts", 20*time.Second, func() bool {
+		n++
+		if g.ingest("checkout", "staging", "lgs_crash_test_token", fmt.Sprintf(`{"message":"more %d","level":"error"}`, n)) == 200 {
+			keep(readEntries(t, conn, 1))
+		}
+		return scrape(t, g.url)["loggate_view_counts_saves_total"] >= base+2
+	})
+	child.Process.Signal(syscall.SIGKILL)
+	child.Wait()
+
+	startChild(t, addr, data, extra...)
+	carol := g.token("carol")
+	var closed []auditJSON
+	eventually(t, "the interrupted view closed", 20*time.Second, func() bool {
+		closed = g.closedEvents(req.Grant.ID, carol)
+		return len(closed) > 0
+	})
+	if len(closed) != 1 || closed[0].Outcome != "interrupted" || closed[0].Details["replay"] == nil {
+		t.Fatalf("stream.closed after the crash = %+v, want one, interrupted, with a replay record", closed)
+	}
+	counted, _ := closed[0].Details["entries"].(float64)
+
+	out := g.replayView(sub.ViewID, carol, "INC-18%20crash%20review")
+	if out.status != 200 || out.result["verified"] != true {
+		t.Fatalf("replay of the crashed view: status %d, result %v", out.status, out.result)
+	}
+	if len(out.messages) != int(counted) || len(out.messages) < 30 || len(out.messages) > len(received) {
+		t.Errorf("replay rebuilt %d entries; the view counted %v and received %d (at least 30 before the saves)",
+			len(out.messages), counted, len(received))
+	}
+	if skips, _ := out.result["skips"].([]any); len(skips) != 1 || skips[0].(map[string]any)["reason"] != "paused" {
+		t.Errorf("replay skips = %v, want the one pause", out.result["skips"])
+	}
+	for i, m := range out.messages {
+		if i >= len(received) || m != received[i] {
+			t.Fatalf("replay entry %d = %q; the viewer received %q there: not a prefix", i, m, received[min(i, len(received)-1)])
+		}
+	}
+}
