@@ -4,58 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/loggate/loggate/gateway/alert/alertmanagertest"
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
-
-// startAlertmanager runs Debian's prometheus-alertmanager on a free
-// loopback port with gossip off and returns its base URL.
-func startAlertmanager(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prometheus-alertmanager not installed (.ci/run installs it)")
-		}
-		t.Skip("prometheus-alertmanager not installed")
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(cfg, []byte("route: {receiver: blackhole}\nreceivers: [{name: blackhole}]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
-	eventually(t, "alertmanager ready", 20*time.Second, func() bool {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return base
-}
 
 type amAlertJSON struct {
 	Labels       map[string]string `json:"labels"`
@@ -96,7 +55,7 @@ const e2eRules = `- name: checkout-payment-errors
 // link back; when the lines stop it is resolved there. A second,
 // unreachable Alertmanager never holds up ingest.
 func TestAlertsReachARealAlertmanager(t *testing.T) {
-	am := startAlertmanager(t)
+	am := alertmanagertest.Start(t)
 	rules := filepath.Join(t.TempDir(), "alerts.yaml")
 	if err := os.WriteFile(rules, []byte(e2eRules), 0o600); err != nil {
 		t.Fatal(err)
@@ -173,7 +132,7 @@ func TestBadAlertRulesFailStartup(t *testing.T) {
 // raises one alert (one alert.fired event, one item on either replica, one
 // alert in Alertmanager), and resolves it once.
 func TestTwoGatewaysOneRedisOneAlert(t *testing.T) {
-	am := startAlertmanager(t)
+	am := alertmanagertest.Start(t)
 	redisURL, _ := redistest.FromEnvOrStart(t)
 	rules := filepath.Join(t.TempDir(), "alerts.yaml")
 	if err := os.WriteFile(rules, []byte(`- {name: cluster-errors, service: checkout, env: prod, message: boom, threshold: 3, window: 3s}`), 0o600); err != nil {

@@ -4,61 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/loggate/loggate/gateway/alert/alertmanagertest"
 	"github.com/loggate/loggate/gateway/logs"
 )
-
-// startAlertmanager runs Debian's prometheus-alertmanager on a free
-// loopback port with gossip off, and returns its base URL.
-func startAlertmanager(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus-alertmanager")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("prometheus-alertmanager not installed (.ci/run installs it)")
-		}
-		t.Skip("prometheus-alertmanager not installed")
-	}
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "am.yml")
-	if err := os.WriteFile(cfg, []byte("route: {receiver: blackhole}\nreceivers: [{name: blackhole}]\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=")
-	if testing.Verbose() {
-		cmd.Stderr = os.Stderr
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
-	waitFor(t, 20*time.Second, "alertmanager ready", func() bool {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	})
-	return base
-}
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
@@ -98,7 +53,7 @@ func amAlerts(t *testing.T, base, name string) []amGot {
 }
 
 func TestRealAlertmanagerSeesFiringThenResolved(t *testing.T) {
-	base := startAlertmanager(t)
+	base := alertmanagertest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	st, err := OpenStore(ctx, filepath.Join(t.TempDir(), "alerts.db"))
