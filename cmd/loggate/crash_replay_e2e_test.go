@@ -2,12 +2,9 @@ package main
 
 import (
 	"fmt"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gorilla/websocket"
 )
 
 // kill -9 mid-view, after a filter change and a pause: the view replays from the
@@ -22,24 +19,9 @@ func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
 	child := startChild(t, addr, data, extra...)
 	g := &gatewayT{t: t, url: "http://" + addr}
 	alice := g.token("alice")
-	var req requestJSON
-	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
-		"duration": "10m", "reason": "INC-18 crash replay"}, &req); code != 201 || req.Grant == nil {
-		t.Fatalf("request: %d %+v", code, req)
-	}
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/grants/"+req.Grant.ID+"/tail",
-		http.Header{"Authorization": {"Bearer " + alice}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var sub struct {
-		Type   string `json:"type"`
-		ViewID string `json:"view_id"`
-	}
-	if err := conn.ReadJSON(&sub); err != nil || sub.ViewID == "" {
-		t.Fatalf("first tail message %+v, %v", sub, err)
-	}
+	req := g.stagingGrant(alice, "10m", "INC-18 crash replay")
+	tc, viewID := g.openView(req.Grant.ID, alice, "")
+	conn := tc.conn
 	var received []string
 	keep := func(es []map[string]any) {
 		for _, e := range es {
@@ -118,7 +100,7 @@ func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
 	}
 	counted, _ := closed[0].Details["entries"].(float64)
 
-	out := g.replayView(sub.ViewID, carol, "INC-18%20crash%20review")
+	out := g.replayView(viewID, carol, "INC-18%20crash%20review")
 	if out.status != 200 || out.result["verified"] != true {
 		t.Fatalf("replay of the crashed view: status %d, result %v", out.status, out.result)
 	}

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 )
 
@@ -90,21 +88,9 @@ func TestCrashRecovery(t *testing.T) {
 	child := startChild(t, addr, data)
 	g := &gatewayT{t: t, url: "http://" + addr}
 	alice := g.token("alice")
-	var req requestJSON
-	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
-		"duration": "3s", "reason": "INC-9 crash test"}, &req); code != 201 || req.Grant == nil {
-		t.Fatalf("request: %d %+v", code, req)
-	}
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/grants/"+req.Grant.ID+"/tail",
-		http.Header{"Authorization": {"Bearer " + alice}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var sub map[string]any
-	if err := conn.ReadJSON(&sub); err != nil {
-		t.Fatal(err)
-	}
+	req := g.stagingGrant(alice, "3s", "INC-9 crash test")
+	tc, _ := g.openView(req.Grant.ID, alice, "")
+	conn := tc.conn
 	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", `{"message":"one"}`, `{"message":"two"}`); code != 200 {
 		t.Fatalf("ingest: %d", code)
 	}

@@ -34,6 +34,18 @@ func (g *gatewayT) openView(grantID, token, query string) (*tailConn, string) {
 	return &tailConn{t: g.t, conn: conn}, first.ViewID
 }
 
+// stagingGrant asks as token for staging access (auto-approved) and
+// returns the request with its grant.
+func (g *gatewayT) stagingGrant(token, duration, reason string) requestJSON {
+	g.t.Helper()
+	var req requestJSON
+	if code := g.call("POST", "/api/v1/requests", token, map[string]any{"service": "checkout", "env": "staging",
+		"duration": duration, "reason": reason}, &req); code != http.StatusCreated || req.Grant == nil {
+		g.t.Fatalf("request: %d %+v", code, req)
+	}
+	return req
+}
+
 type replayOut struct {
 	status   int
 	messages []string
@@ -156,11 +168,7 @@ func TestReplayAfterRetentionAndLegalHold(t *testing.T) {
 	g := startGatewayData(t, data, args...)
 	alice, carol := g.token("alice"), g.token("carol")
 	view := func(n int, prefix string) (grant, viewID string) {
-		var req requestJSON
-		if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
-			"duration": "30m", "reason": "debugging " + prefix}, &req); code != http.StatusCreated || req.Grant == nil {
-			t.Fatalf("request: %d %+v", code, req)
-		}
+		req := g.stagingGrant(alice, "30m", "debugging "+prefix)
 		tc, viewID := g.openView(req.Grant.ID, alice, "")
 		var lines []string
 		for i := range n {

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
-
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
 
@@ -58,11 +56,7 @@ func TestViewEndedDuringARedisOutageIsRecordedOnceWhenRedisReturns(t *testing.T)
 		"--audit-signing-key-file", sharedAuditKeyFile(t)}
 	g := startGatewayData(t, data, args...)
 	alice, carol := g.token("alice"), g.token("carol")
-	var req requestJSON
-	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
-		"duration": "10m", "reason": "INC-17 outage"}, &req); code != 201 || req.Grant == nil {
-		t.Fatalf("request: %d %+v", code, req)
-	}
+	req := g.stagingGrant(alice, "10m", "INC-17 outage")
 	tc := g.tail(req.Grant.ID, alice)
 	if code := g.ingest("checkout", "staging", replicaSourceToken, `{"message":"one"}`, `{"message":"two"}`); code != 200 {
 		t.Fatalf("ingest: %d", code)
@@ -157,21 +151,9 @@ func TestCrashKeepsTheCountsOfALiveView(t *testing.T) {
 	child := startChild(t, addr, data, extra...)
 	g := &gatewayT{t: t, url: "http://" + addr}
 	alice := g.token("alice")
-	var req requestJSON
-	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
-		"duration": "10m", "reason": "INC-17 crash counts"}, &req); code != 201 || req.Grant == nil {
-		t.Fatalf("request: %d %+v", code, req)
-	}
-	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/api/v1/grants/"+req.Grant.ID+"/tail",
-		http.Header{"Authorization": {"Bearer " + alice}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var sub map[string]any
-	if err := conn.ReadJSON(&sub); err != nil {
-		t.Fatal(err)
-	}
+	req := g.stagingGrant(alice, "10m", "INC-17 crash counts")
+	tc, _ := g.openView(req.Grant.ID, alice, "")
+	conn := tc.conn
 	lines := make([]string, 40)
 	for i := range lines {
 		lines[i] = fmt.Sprintf(`{"message":"line %d"}`, i)
@@ -225,11 +207,7 @@ func TestSpooledCloseSurvivesARestartAndIsNotRecoveredTwice(t *testing.T) {
 		"--audit-signing-key-file", sharedAuditKeyFile(t)}
 	g := startGatewayData(t, data, args...)
 	alice := g.token("alice")
-	var req requestJSON
-	if code := g.call("POST", "/api/v1/requests", alice, map[string]any{"service": "checkout", "env": "staging",
-		"duration": "10m", "reason": "INC-17 restart"}, &req); code != 201 || req.Grant == nil {
-		t.Fatalf("request: %d %+v", code, req)
-	}
+	req := g.stagingGrant(alice, "10m", "INC-17 restart")
 	tc := g.tail(req.Grant.ID, alice)
 	srv.Stop()
 	if _, _, code := tc.next(0, 10*time.Second); code != 4006 {
