@@ -105,8 +105,7 @@ func TestDexBrowserLogin(t *testing.T) {
 	b.open("/")
 	b.waitSignedOut()
 	b.do("follow the sign-in link", chromedp.Click(chromedp.ID("signin-link")))
-	b.waitFor("Dex's login form", `location.href.startsWith(`+jsString(g.dex.issuer)+`) && !!document.getElementById("login") && !!document.getElementById("password")`, 15*time.Second)
-	b.do("fill in Dex's login form",
+	b.fillForm("Dex's login form", `location.href.startsWith(`+jsString(g.dex.issuer)+`) && !!document.getElementById("login") && !!document.getElementById("password")`, 15*time.Second,
 		chromedp.SendKeys(chromedp.ID("login"), "alice@example.com"),
 		chromedp.SendKeys(chromedp.ID("password"), dexPassword),
 		chromedp.Click(chromedp.ID("submit-login")),

@@ -128,6 +128,30 @@ func (b *browser) checkProblems() {
 }
 
 // do runs steps with a timeout, failing the test with what was being done.
+// fillForm waits until ready (a JavaScript predicate) holds on a fully loaded
+// document and then runs steps on it. The page it fills has just been
+// reached by a navigation, and chromedp learns of a replaced document from
+// events that may arrive after the predicate is already true on the new one:
+// a step then names a node of the old document and Chrome answers "Could not
+// find node with given id". That is the one error retried, from the wait,
+// because the form it names is a fresh one with nothing typed into it yet.
+func (b *browser) fillForm(what, ready string, timeout time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	for attempt := 1; ; attempt++ {
+		b.waitFor(what, `document.readyState === "complete" && (`+ready+`)`, timeout)
+		ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+		err := chromedp.Do(ctx, steps...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt == 3 || !strings.Contains(err.Error(), "Could not find node with given id") {
+			b.t.Fatalf("%s: %s: %v", b.name, what, err)
+		}
+		b.t.Logf("%s: %s: the document was replaced under the step (%v); filling the new one", b.name, what, err)
+	}
+}
+
 func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
@@ -194,8 +218,7 @@ func (b *browser) signIn(user, password string) {
 	b.t.Helper()
 	b.waitSignedOut()
 	b.do("follow the sign-in link", chromedp.Click(chromedp.ID("signin-link")))
-	b.waitFor("the provider's login form", `!!document.getElementById("username") && !!document.getElementById("password")`, 10*time.Second)
-	b.do("fill in the login form",
+	b.fillForm("the provider's login form", `!!document.getElementById("username") && !!document.getElementById("password")`, 10*time.Second,
 		chromedp.SendKeys(chromedp.ID("username"), user),
 		chromedp.SendKeys(chromedp.ID("password"), password),
 		chromedp.Submit(chromedp.ID("password")),
