@@ -9,6 +9,7 @@ import (
 	"github.com/loggate/loggate/auth"
 	"github.com/loggate/loggate/gateway/alert"
 	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/policy"
 )
 
 // AlertStore keeps alerts.
@@ -39,6 +40,10 @@ var (
 // the ingest path.
 func (s *Server) AlertChanged(ctx context.Context, ch alert.Change) {
 	a := ch.Alert
+	var sample map[string]any
+	if a.Sample != "" && !ch.Dropped {
+		sample = s.sampleDecision(ctx, &a)
+	}
 	if st := s.cfg.AlertStore; st != nil {
 		var err error
 		if ch.Dropped {
@@ -67,6 +72,9 @@ func (s *Server) AlertChanged(ctx context.Context, ch alert.Change) {
 		if a.Absent {
 			details["absent"] = true
 		}
+		if sample != nil && a.State == alert.StateFiring {
+			details["sample"] = sample
+		}
 		if _, err := s.cfg.Audit.Append(ctx, audit.Event{Action: action, Actor: systemActor, Outcome: audit.OutcomeSuccess,
 			Target: audit.Target{Service: a.Service, Env: a.Env}, Details: details}); err != nil {
 			s.metrics.auditFailures.Inc()
@@ -85,6 +93,25 @@ func (s *Server) AlertChanged(ctx context.Context, ch alert.Change) {
 			s.log.Warn("queue alert for a receiver", "alert_id", a.ID, "err", err)
 		}
 	}
+}
+
+// sampleDecision asks policy (alert_sample, with the alert's stream)
+// whether the alert may keep its sample line, and clears the sample unless
+// it may: a store, an API reader and a receiver then never see it. It is
+// asked again at every change, so a policy tightened while an alert fires
+// takes the sample off its next delivery. The decision (never the line)
+// is what the alert.fired event records.
+func (s *Server) sampleDecision(ctx context.Context, a *alert.Alert) map[string]any {
+	d, err := s.cfg.Policy.Authorize(ctx, policy.ActionInput{Action: "alert_sample", Service: a.Service, Env: a.Env})
+	allowed := err == nil && d.Allow
+	if !allowed {
+		a.Sample = ""
+	}
+	out := map[string]any{"allowed": allowed, "decision_id": d.ID}
+	if !allowed {
+		out["reasons"] = d.Reasons
+	}
+	return out
 }
 
 // ResolveStaleAlerts resolves the alerts a previous run left pending or

@@ -41,14 +41,20 @@ type alertHarness struct {
 }
 
 func newAlertHarness(t *testing.T) *alertHarness {
+	return newAlertHarnessWith(t, testAlertRules, nil)
+}
+
+// newAlertHarnessWith starts a gateway with these rules and a source for
+// checkout/staging and checkout/prod; configure, if set, edits the Config.
+func newAlertHarnessWith(t *testing.T, rules string, configure func(*Config)) *alertHarness {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
 	rulesFile := filepath.Join(dir, "alerts.yaml")
-	if err := os.WriteFile(rulesFile, []byte(testAlertRules), 0o600); err != nil {
+	if err := os.WriteFile(rulesFile, []byte(rules), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, err := alert.Parse(rulesFile, []byte(testAlertRules))
+	set, err := alert.Parse(rulesFile, []byte(rules))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,10 +68,13 @@ func newAlertHarness(t *testing.T) *alertHarness {
 		ah.engine = alert.NewEngine(alert.EngineConfig{Now: c.Now})
 		ah.engine.SetRules(set)
 		c.Alerts, c.AlertStore, c.AlertRulesFile = ah.engine, st, rulesFile
+		if configure != nil {
+			configure(c)
+		}
 	})
 	ah.engine.SetSink(ah.srv)
 	ah.token = NewSourceToken()
-	if _, err := ah.srv.CreateSource(ctx, systemActor, "alerts", ah.token, []store.StreamRef{{Service: "checkout", Env: "staging"}}); err != nil {
+	if _, err := ah.srv.CreateSource(ctx, systemActor, "alerts", ah.token, []store.StreamRef{{Service: "checkout", Env: "staging"}, {Service: "checkout", Env: "prod"}}); err != nil {
 		t.Fatal(err)
 	}
 	return ah
@@ -74,7 +83,13 @@ func newAlertHarness(t *testing.T) *alertHarness {
 // ingest posts NDJSON lines to checkout/staging.
 func (ah *alertHarness) ingest(lines ...string) {
 	ah.t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, ah.url+"/api/v1/ingest?service=checkout&env=staging",
+	ah.ingestTo("staging", lines...)
+}
+
+// ingestTo posts NDJSON lines to checkout/env.
+func (ah *alertHarness) ingestTo(env string, lines ...string) {
+	ah.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, ah.url+"/api/v1/ingest?service=checkout&env="+env,
 		strings.NewReader(strings.Join(lines, "\n")))
 	req.Header.Set("Authorization", "Bearer "+ah.token)
 	resp, err := http.DefaultClient.Do(req)

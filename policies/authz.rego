@@ -49,7 +49,7 @@ review_actions := {"approve", "deny"}
 # manage_audit: retention purges, legal hold, signing-key rotation.
 admin_actions := {"manage_sources", "manage_policies", "manage_audit", "manage_sessions"}
 
-known_actions := {"approve", "deny", "manage_sources", "manage_policies", "manage_audit", "manage_sessions", "revoke", "view_request", "read_audit", "replay_view"}
+known_actions := {"alert_sample", "approve", "deny", "manage_sources", "manage_policies", "manage_audit", "manage_sessions", "revoke", "view_request", "read_audit", "replay_view"}
 
 default allow := false
 
@@ -102,6 +102,30 @@ allow if {
 	input.action == "replay_view"
 	identified
 	is_admin
+}
+
+# alert_sample: may an alert keep one sample of the (redacted) line that
+# matched its rule, shown to alert readers (security, loggate-admins) and
+# sent to its receivers (Alertmanager, webhook, Slack)? The gateway asks
+# with the alert's stream and no actor. Never for prod: a prod line leaves
+# loggate only through a granted, audited view.
+sample_envs_refused := {"prod"}
+
+allow if {
+	input.action == "alert_sample"
+	input.env != ""
+	not input.env in sample_envs_refused
+}
+
+why contains msg if {
+	input.action == "alert_sample"
+	input.env in sample_envs_refused
+	msg := sprintf("alerts on %s carry no sample line", [input.env])
+}
+
+why contains "an alert without a stream carries no sample line" if {
+	input.action == "alert_sample"
+	input.env == ""
 }
 
 why contains msg if {

@@ -132,3 +132,28 @@ test_replay_view_security_or_admins if {
 	not d.allow
 	d.reasons == ["only members of security or loggate-admins may replay a view"]
 }
+
+nobody := {"id": "", "subject": "", "email": "", "name": "", "groups": []}
+
+test_alert_sample_allowed_for_staging if {
+	d := authz.decision with input as act("alert_sample", nobody, nobody, "staging", [])
+	d.allow
+	d.reasons == []
+}
+
+test_alert_sample_never_for_prod if {
+	d := authz.decision with input as act("alert_sample", nobody, nobody, "prod", [])
+	not d.allow
+	"alerts on prod carry no sample line" in d.reasons
+}
+
+test_alert_sample_never_for_prod_whoever_asks if {
+	d := authz.decision with input as act("alert_sample", carol, nobody, "prod", [])
+	not d.allow
+}
+
+test_alert_sample_needs_a_stream if {
+	d := authz.decision with input as act("alert_sample", nobody, nobody, "", [])
+	not d.allow
+	"an alert without a stream carries no sample line" in d.reasons
+}

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,29 +12,6 @@ import (
 	"github.com/loggate/loggate/gateway/alert/alertmanagertest"
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
-
-type amAlertJSON struct {
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	GeneratorURL string            `json:"generatorURL"`
-	Status       struct {
-		State string `json:"state"`
-	} `json:"status"`
-}
-
-func activeInAlertmanager(t *testing.T, base, name string) []amAlertJSON {
-	t.Helper()
-	resp, err := http.Get(base + "/api/v2/alerts?active=true&filter=" + url.QueryEscape(fmt.Sprintf("alertname=%q", name)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out []amAlertJSON
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
 
 const e2eRules = `- name: checkout-payment-errors
   service: checkout
@@ -67,9 +41,9 @@ func TestAlertsReachARealAlertmanager(t *testing.T) {
 	if code := g.ingest("checkout", "staging", tok, line, line, line); code != http.StatusOK {
 		t.Fatalf("ingest: %d", code)
 	}
-	var got []amAlertJSON
+	var got []alertmanagertest.Alert
 	eventually(t, "the alert in Alertmanager", 15*time.Second, func() bool {
-		got = activeInAlertmanager(t, am, "checkout-payment-errors")
+		got = alertmanagertest.Active(t, am, "checkout-payment-errors")
 		return len(got) == 1
 	})
 	a := got[0]
@@ -99,7 +73,7 @@ func TestAlertsReachARealAlertmanager(t *testing.T) {
 	}
 
 	eventually(t, "the alert resolved in Alertmanager", 20*time.Second, func() bool {
-		return len(activeInAlertmanager(t, am, "checkout-payment-errors")) == 0
+		return len(alertmanagertest.Active(t, am, "checkout-payment-errors")) == 0
 	})
 	// The unreachable receiver was tried and is being retried; ingest never waited.
 	eventually(t, "failed attempts counted", 10*time.Second, func() bool {
@@ -147,7 +121,7 @@ func TestTwoGatewaysOneRedisOneAlert(t *testing.T) {
 		t.Fatalf("ingest on B: %d", code)
 	}
 	eventually(t, "the cluster alert in Alertmanager", 15*time.Second, func() bool {
-		return len(activeInAlertmanager(t, am, "cluster-errors")) == 1
+		return len(alertmanagertest.Active(t, am, "cluster-errors")) == 1
 	})
 	carol := a.token("carol")
 	for _, g := range []*gatewayT{a, b} {
@@ -159,7 +133,7 @@ func TestTwoGatewaysOneRedisOneAlert(t *testing.T) {
 		}
 	}
 	eventually(t, "the cluster alert resolved", 20*time.Second, func() bool {
-		return len(activeInAlertmanager(t, am, "cluster-errors")) == 0
+		return len(alertmanagertest.Active(t, am, "cluster-errors")) == 0
 	})
 	var fired, resolved struct {
 		Items []map[string]any `json:"items"`

@@ -3,6 +3,7 @@ package alert
 import (
 	"crypto/rand"
 	"encoding/base32"
+	"strings"
 	"time"
 )
 
@@ -35,12 +36,29 @@ type Alert struct {
 	Threshold int64  `json:"threshold"`
 	Window    string `json:"window"`
 	Absent    bool   `json:"absent,omitempty"`
+	// Sample is the last matching line (already redacted, at most
+	// SampleMax bytes) of a rule with sample: true. The engine fills it;
+	// the gateway keeps and delivers it only while policy allows
+	// (alert_sample), and clears it otherwise.
+	Sample string `json:"sample,omitempty"`
 	// PendingSince is when the condition began to hold; StartedAt when the
 	// alert fired; EndedAt when it resolved.
 	PendingSince *time.Time `json:"pending_since"`
 	StartedAt    *time.Time `json:"started_at"`
 	EndedAt      *time.Time `json:"ended_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
+}
+
+// SampleMax bounds an alert's sample line, in bytes.
+const SampleMax = 512
+
+// sampleOf is a line's message cut to SampleMax bytes on a rune boundary,
+// copied so the alert does not keep the ingest buffer alive.
+func sampleOf(msg string) string {
+	if len(msg) > SampleMax {
+		msg = strings.ToValidUTF8(msg[:SampleMax], "")
+	}
+	return strings.Clone(msg)
 }
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghjkmnpqrstvwxyz").WithPadding(base32.NoPadding)

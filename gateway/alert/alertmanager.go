@@ -130,6 +130,9 @@ func (m *Alertmanager) body(a Alert) ([]byte, error) {
 	}
 	am.Annotations["count"], am.Annotations["window"] = itoa(a.Count), a.Window
 	am.Annotations["loggate_alert_id"] = a.ID
+	if a.Sample != "" { // only there when policy allowed it (see Alert.Sample)
+		am.Annotations["sample"] = a.Sample
+	}
 	if a.StartedAt != nil {
 		am.StartsAt = *a.StartedAt
 	}

@@ -15,43 +15,6 @@ import (
 	"github.com/loggate/loggate/gateway/logs"
 )
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-type amGot struct {
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Status       struct {
-		State string `json:"state"`
-	} `json:"status"`
-}
-
-func amAlerts(t *testing.T, base, name string) []amGot {
-	t.Helper()
-	resp, err := http.Get(base + "/api/v2/alerts?active=true&filter=" + fmt.Sprintf("alertname=%q", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var out []amGot
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 func TestRealAlertmanagerSeesFiringThenResolved(t *testing.T) {
 	base := alertmanagertest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -96,9 +59,9 @@ func TestRealAlertmanagerSeesFiringThenResolved(t *testing.T) {
 	bad := logs.Entry{Service: "checkout", Env: "staging", Level: "error", Message: "payment failed: declined",
 		Attrs: map[string]string{"region": "eu"}}
 	e.ObserveEntries([]logs.Entry{bad, bad, bad})
-	var got []amGot
-	waitFor(t, 10*time.Second, "the alert in Alertmanager", func() bool {
-		got = amAlerts(t, base, "checkout-payment-errors")
+	var got []alertmanagertest.Alert
+	alertmanagertest.WaitFor(t, 10*time.Second, "the alert in Alertmanager", func() bool {
+		got = alertmanagertest.Active(t, base, "checkout-payment-errors")
 		return len(got) == 1
 	})
 	a := got[0]
@@ -116,8 +79,8 @@ func TestRealAlertmanagerSeesFiringThenResolved(t *testing.T) {
 	}
 	// No more lines: the window empties, the rule resolves, and
 	// Alertmanager drops it from its active alerts.
-	waitFor(t, 15*time.Second, "the alert resolved in Alertmanager", func() bool {
-		return len(amAlerts(t, base, "checkout-payment-errors")) == 0
+	alertmanagertest.WaitFor(t, 15*time.Second, "the alert resolved in Alertmanager", func() bool {
+		return len(alertmanagertest.Active(t, base, "checkout-payment-errors")) == 0
 	})
 	if am.Delivered() < 2 {
 		t.Errorf("delivered = %d, want firing and resolved", am.Delivered())

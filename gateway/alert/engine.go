@@ -118,6 +118,9 @@ type group struct {
 	// fwd counts matches not yet forwarded to the leader (with Shared).
 	fwd   int64
 	fwdAt time.Time
+	// sample is the last matching message of a sampling rule (unsampled
+	// until an alert needs it); fwdSample the one not yet forwarded.
+	sample, fwdSample string
 }
 
 // NewEngine returns an engine with no rules.
@@ -315,7 +318,11 @@ func (e *Engine) observe(st *ruleState, idx *streamIndex, k int, en *logs.Entry,
 	if !entryMatches(c, en, ac) {
 		return
 	}
-	e.count(st, idx.pos[k], c, en.Service, en.Env, entryGroup(c, en), 1)
+	sample := ""
+	if c.Sample {
+		sample = en.Message
+	}
+	e.count(st, idx.pos[k], c, en.Service, en.Env, entryGroup(c, en), 1, sample)
 }
 
 // attrCache remembers a line's last few attribute look-ups: rules on the
@@ -418,7 +425,7 @@ func (e *Engine) ObserveEvent(ev audit.Event) {
 				env = v
 			}
 		}
-		e.count(st, i, c, service, env, vals, eventWeight(ev))
+		e.count(st, i, c, service, env, vals, eventWeight(ev), "")
 	}
 }
 
@@ -474,17 +481,25 @@ func eventField(ev audit.Event, name string) string {
 	return ""
 }
 
-// count adds n matches to the rule's group for the given values.
-func (e *Engine) count(st *ruleState, pos int, c *compiled, service, env string, vals []string, n int64) {
+// count adds n matches to the rule's group for the given values; sample,
+// if not empty, is the matching message (kept raw; cut when an alert
+// takes it).
+func (e *Engine) count(st *ruleState, pos int, c *compiled, service, env string, vals []string, n int64, sample string) {
 	now := e.cfg.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if g := e.groupLocked(st, pos, c, service, env, vals, now); g != nil {
 		g.win.add(now, n)
 		g.lastSeen = now
+		if sample != "" {
+			g.sample = sample
+		}
 		if e.cfg.Shared != nil {
 			g.fwd += n
 			g.fwdAt = now
+			if sample != "" {
+				g.fwdSample = sample
+			}
 		}
 	}
 }
@@ -524,12 +539,13 @@ func (e *Engine) takeDeltas(st *ruleState) []delta {
 			if g.fwd == 0 {
 				continue
 			}
-			d := delta{Rule: c.Name, Digest: st.set.Digest, Service: g.service, Env: g.env, N: g.fwd, At: g.fwdAt.UnixNano()}
+			d := delta{Rule: c.Name, Digest: st.set.Digest, Service: g.service, Env: g.env, N: g.fwd, At: g.fwdAt.UnixNano(),
+				Sample: sampleOf(g.fwdSample)}
 			for _, name := range c.GroupBy {
 				d.Values = append(d.Values, g.values[name])
 			}
 			out = append(out, d)
-			g.fwd = 0
+			g.fwd, g.fwdSample = 0, ""
 		}
 	}
 	return out
@@ -543,7 +559,7 @@ func (e *Engine) follow(st *ruleState) {
 	for i, c := range st.set.rules {
 		for _, g := range st.groups[i] {
 			g.win = newWindow(c.window)
-			g.state, g.alert = "", Alert{}
+			g.state, g.alert, g.sample = "", Alert{}, ""
 		}
 	}
 }
@@ -570,6 +586,9 @@ func (e *Engine) apply(st *ruleState, ds []delta) {
 			g.win.add(at, d.N)
 			if at.After(g.lastSeen) {
 				g.lastSeen = at
+				if d.Sample != "" && c.Sample {
+					g.sample = d.Sample
+				}
 			}
 		}
 	}
@@ -703,6 +722,9 @@ func (e *Engine) fire(g *group, now time.Time, from string) Change {
 	g.state, g.lastSent = StateFiring, now
 	g.alert.State, g.alert.StartedAt, g.alert.UpdatedAt = StateFiring, timePtr(now), now.UTC()
 	g.alert.Annotations["count"] = itoa(g.alert.Count)
+	if g.sample != "" {
+		g.alert.Sample = sampleOf(g.sample)
+	}
 	return Change{Alert: cloneAlert(g.alert), From: from}
 }
 

@@ -60,7 +60,11 @@ type Rule struct {
 	// GroupBy names attributes (log rules) or event fields (audit rules:
 	// actor, action, outcome, service, env, or details.KEY) whose values
 	// split the rule into one alert per group.
-	GroupBy     []string          `yaml:"group_by" json:"group_by,omitempty"`
+	GroupBy []string `yaml:"group_by" json:"group_by,omitempty"`
+	// Sample asks for one sample of the matching line (already redacted)
+	// on the alert (log rules). Policy decides, per alert, whether the
+	// sample may be kept and delivered (the alert_sample action).
+	Sample      bool              `yaml:"sample" json:"sample,omitempty"`
 	Labels      map[string]string `yaml:"labels" json:"labels,omitempty"`
 	Annotations map[string]string `yaml:"annotations" json:"annotations,omitempty"`
 }
@@ -321,6 +325,9 @@ func compile(r Rule) (*compiled, []fieldProblem) {
 		if len(r.Attributes)+len(r.AttributesMatch) > 0 {
 			bad("attributes", "is for log rules")
 		}
+		if r.Sample {
+			bad("sample", "is for log rules; an audit event is in the audit trail already")
+		}
 	} else if r.Action != "" || r.Outcome != "" || r.Actor != "" {
 		bad("action", "action, outcome and actor are for audit rules (kind: audit)")
 	}
@@ -343,6 +350,9 @@ func compile(r Rule) (*compiled, []fieldProblem) {
 		}
 		if len(r.GroupBy) > 0 {
 			bad("group_by", "an absence rule cannot be grouped (nothing arrives to group by)")
+		}
+		if r.Sample {
+			bad("sample", "an absence rule has no matching line to sample")
 		}
 	}
 	if r.Window == "" {

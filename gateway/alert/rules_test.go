@@ -78,6 +78,8 @@ func TestParseNamesFileRuleAndField(t *testing.T) {
 		{"reserved label", "- {name: a, window: 1m, labels: {alertname: x}}", []string{"field labels.alertname"}},
 		{"grouped absence", "- {name: a, window: 1m, absent: true, group_by: [x]}", []string{"field group_by"}},
 		{"bad glob", "- {name: a, window: 1m, service: '['}", []string{"field service"}},
+		{"sampled audit rule", "- {name: a, kind: audit, action: x, window: 1m, sample: true}", []string{`rule "a"`, "field sample", "log rules"}},
+		{"sampled absence", "- {name: a, window: 1m, absent: true, sample: true}", []string{`rule "a"`, "field sample"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,6 +37,8 @@ type delta struct {
 	Values  []string `json:"v,omitempty"`
 	N       int64    `json:"n"`
 	At      int64    `json:"t"` // unix nanoseconds of the last match
+	// Sample is the last matching line of a sampling rule (redacted, cut).
+	Sample string `json:"m,omitempty"`
 }
 
 func (sh *Shared) key(k string) string { return sh.Prefix + "alerts:" + k }

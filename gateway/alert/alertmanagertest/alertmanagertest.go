@@ -1,8 +1,11 @@
 package alertmanagertest
 
 import (
+	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,6 +56,46 @@ func Start(t testing.TB) string {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("alertmanager on %s not ready after 20s (last error %v)", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Alert is what tests read of an alert Alertmanager's GET /api/v2/alerts
+// returns: its labels, annotations, link and state ("active",
+// "suppressed").
+type Alert struct {
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations"`
+	GeneratorURL string            `json:"generatorURL"`
+	Status       struct {
+		State string `json:"state"`
+	} `json:"status"`
+}
+
+// Active reads the active alerts named name from Alertmanager's own API.
+func Active(t testing.TB, base, name string) []Alert {
+	t.Helper()
+	resp, err := http.Get(base + "/api/v2/alerts?active=true&filter=" + url.QueryEscape(fmt.Sprintf("alertname=%q", name)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []Alert
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// WaitFor polls cond until it holds or limit passes (Alertmanager works
+// on its own clock, so tests wait on what it reports).
+func WaitFor(t testing.TB, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
