@@ -18,11 +18,11 @@ import (
 func TestBrowserAlertToAccess(t *testing.T) {
 	requireChromium(t)
 	rules := filepath.Join(t.TempDir(), "alerts.yaml")
-	if err := os.WriteFile(rules, []byte("- {name: checkout-payment-errors, service: checkout, env: staging, level: error, message: payment failed, threshold: 2, window: 1m}\n"), 0o600); err != nil {
+	if err := os.WriteFile(rules, []byte("- {name: checkout-payment-errors, service: checkout, env: staging, level: error, message: payment failed, threshold: 2, window: 1m, sample: true}\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	g := startGateway(t, "--alert-rules", rules)
-	line := `{"level":"error","message":"payment failed"}`
+	line := `{"level":"error","message":"payment failed <b id=injected>x</b>"}`
 	if code := g.ingest("checkout", "staging", g.r.SourceTokens["checkout/staging"], line, line); code != 200 {
 		t.Fatalf("ingest: %d", code)
 	}
@@ -36,6 +36,14 @@ func TestBrowserAlertToAccess(t *testing.T) {
 		if !strings.Contains(card, want) {
 			t.Errorf("alert card lacks %q: %q", want, card)
 		}
+	}
+	// The staging alert keeps its sample (policy allows it there), shown
+	// as text: the markup in the line is not markup on the page.
+	if got := carol.text("#firing [data-alert] .alert-sample"); !strings.Contains(got, "payment failed <b id=injected>") {
+		t.Errorf("sample = %q, want the line as text", got)
+	}
+	if eval[bool](carol, `document.getElementById("injected") !== null`) {
+		t.Error("the sample line became markup on the Alerts page")
 	}
 	carol.screenshot("alerts")
 

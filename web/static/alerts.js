@@ -18,6 +18,9 @@ function firingCard(a) {
       a.severity ? el("span", { class: "muted", text: a.severity }) : null,
       streamText(a) ? el("code", { class: "stream-name", text: streamText(a) }) : null),
     el("p", { text: `${a.count} in ${a.window}${groupText(a) ? " · " + groupText(a) : ""}` }),
+    // Only there when policy let the alert keep it (already redacted);
+    // shown as text, never as markup.
+    a.sample ? el("pre", { class: "alert-sample", text: a.sample }) : null,
     el("p", {}, "Since ", a.started_at ? timeEl(a.started_at) : "—", " ",
       streamText(a) ? el("a", { href: a.link, text: "Ask for access to this stream" }) : null));
 }
