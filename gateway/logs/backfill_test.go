@@ -1,8 +1,10 @@
 package logs
 
 import (
+	"encoding/json"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -228,4 +230,49 @@ func TestSamplingNoticeForLateJoiner(t *testing.T) {
 		t.Errorf("late joiner's first message = %+v, want the sampling notice", w)
 	}
 	_ = first
+}
+
+// A mass resume (every viewer reconnecting after an outage) encodes at most
+// MaxBackfillEncoders backfill pages at once, and each viewer still gets its
+// whole backfill, in order, ahead of the live entries.
+func TestMassResumeEncodesBoundedBackfill(t *testing.T) {
+	const viewers, kept, limit = 40, 3000, 2
+	h := newTestHub(t, HubConfig{MaxBackfillEncoders: limit, Retention: map[string]Retention{"prod": {MaxEntries: kept}}})
+	publish(t, h, makeEntries("x", kept))
+	vs := make([]*Viewer, viewers)
+	for i := range vs {
+		vs[i] = subscribe(t, h, SubscribeOptions{After: 0, Lines: kept})
+	}
+	publish(t, h, makeEntries("live", 1)) // seq kept+1, after every backfill
+	var wg sync.WaitGroup
+	got := make([][]int64, viewers)
+	for i, v := range vs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for m := range v.Messages() {
+				var w wireMessage
+				if err := json.Unmarshal(m.Data, &w); err != nil {
+					t.Error(err)
+					return
+				}
+				for _, e := range w.Entries {
+					got[i] = append(got[i], e.Seq)
+				}
+				if len(got[i]) == kept+1 {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range got {
+		if !slices.Equal(got[i], seqRange(1, kept+1)) {
+			t.Fatalf("viewer %d got %d entries (%v…), want seqs 1..%d in order", i, len(got[i]), got[i][:min(len(got[i]), 5)], kept+1)
+		}
+	}
+	now, peak := h.BackfillEncoders()
+	if now != 0 || peak < 1 || peak > limit {
+		t.Errorf("backfill encoders now=%d peak=%d, want 0 and 1..%d", now, peak, limit)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,10 @@ type HubConfig struct {
 	// reach this hub's ring and viewers only through PublishAssigned, called
 	// by the feed's reader. If nil, the hub assigns seqs itself.
 	Sequencer Sequencer
+	// MaxBackfillEncoders bounds how many viewers encode a backfill page
+	// at once (a mass resume after an outage), so CPU and memory stay flat;
+	// the others wait their turn. If zero, GOMAXPROCS.
+	MaxBackfillEncoders int
 	// Now is the clock for Observed times, ages and rates. If nil, time.Now.
 	Now func() time.Time
 	// Logger receives operational messages (never log content). If nil,
@@ -71,6 +76,10 @@ type Hub struct {
 
 	closed atomic.Bool // set once, under mu; read anywhere
 
+	backfillSem  chan struct{} // one token per backfill page being encoded
+	backfillBusy atomic.Int64  // pages being encoded now
+	backfillPeak atomic.Int64  // the most ever encoded at once
+
 	mu      sync.Mutex         // guards streams
 	streams map[Stream]*stream // never shrinks
 
@@ -79,8 +88,8 @@ type Hub struct {
 
 // NewHub validates cfg and returns a running hub. Close it to stop.
 func NewHub(cfg HubConfig) (*Hub, error) {
-	if cfg.QueueSize < 0 || cfg.SlowTimeout < 0 || cfg.MaxViewerRate < 0 {
-		return nil, errors.New("new log hub: negative QueueSize, SlowTimeout or MaxViewerRate")
+	if cfg.QueueSize < 0 || cfg.SlowTimeout < 0 || cfg.MaxViewerRate < 0 || cfg.MaxBackfillEncoders < 0 {
+		return nil, errors.New("new log hub: negative QueueSize, SlowTimeout, MaxViewerRate or MaxBackfillEncoders")
 	}
 	for env, r := range cfg.Retention {
 		if r.MaxEntries < 0 || r.MaxBytes < 0 || r.MaxAge < 0 {
@@ -111,6 +120,11 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 	if h.maxRate == 0 {
 		h.maxRate = 5000
 	}
+	enc := cfg.MaxBackfillEncoders
+	if enc == 0 {
+		enc = runtime.GOMAXPROCS(0)
+	}
+	h.backfillSem = make(chan struct{}, enc)
 	if cfg.Backlog != nil {
 		// Streams the backlog knows are listed (and restored on first use)
 		// even before anyone publishes to them again.
@@ -131,6 +145,30 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		}()
 	}
 	return h, nil
+}
+
+// acquireBackfill waits for a backfill slot; false if done closed first.
+func (h *Hub) acquireBackfill(done <-chan struct{}) bool {
+	select {
+	case h.backfillSem <- struct{}{}:
+	case <-done:
+		return false
+	}
+	n := h.backfillBusy.Add(1)
+	for p := h.backfillPeak.Load(); n > p && !h.backfillPeak.CompareAndSwap(p, n); p = h.backfillPeak.Load() {
+	}
+	return true
+}
+
+func (h *Hub) releaseBackfill() {
+	h.backfillBusy.Add(-1)
+	<-h.backfillSem
+}
+
+// BackfillEncoders returns how many backfill pages are being encoded now
+// and the most that ever were at once (bounded by MaxBackfillEncoders).
+func (h *Hub) BackfillEncoders() (now, peak int64) {
+	return h.backfillBusy.Load(), h.backfillPeak.Load()
 }
 
 // retention returns the effective retention of an environment.

@@ -68,23 +68,11 @@ func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 	h.wg.Add(1) // under st.mu, so Close (which ends v) cannot miss it
 	st.mu.Unlock()
 
-	// Encoding the backfill is the slow part; it needs no lock because sel
-	// is a copy. It goes in front of whatever live messages came meanwhile
-	// (those count against QueueSize; the backfill, bounded by the ring,
-	// does not).
-	for len(sel) > 0 {
-		n := min(len(sel), maxEntriesPerMessage)
-		msgs = append(msgs, entriesMessage(sel[:n])) // epoch 0: the backfill
-		sel = sel[n:]
-	}
-	if len(msgs) > 0 {
-		v.mu.Lock()
-		if !v.ended {
-			v.queue = append(msgs, v.queue[v.head:]...)
-			v.head = 0
-		}
-		v.mu.Unlock()
-	}
+	// Encoding the backfill is the slow part; the pump does it a page at a
+	// time as it sends (sel is a copy, so no lock is needed), ahead of the
+	// live messages queued meanwhile (those count against QueueSize; the
+	// backfill, bounded by the ring, does not).
+	v.pre, v.backfill = msgs, sel
 	go v.pump()
 	return v, nil
 }

@@ -107,6 +107,13 @@ type Viewer struct {
 	// just before it closes out.
 	finished chan struct{}
 
+	// pre and backfill are owned by the pump once it starts: the gap
+	// messages a new viewer gets first, then the backfill entries, encoded
+	// a page at a time (under the hub's backfill limit) as they are sent,
+	// so a mass resume does not hold every viewer's whole backfill encoded.
+	pre      []Message
+	backfill []Entry
+
 	mu sync.Mutex // guards the fields below
 	// queue holds messages not yet handed to the pump; queue[head:] are live.
 	queue []Message
@@ -473,7 +480,10 @@ func (v *Viewer) pump() {
 	defer close(v.out)
 	defer close(v.finished)
 	for {
-		m, ok := v.pop()
+		m, ok := v.nextPre()
+		if !ok {
+			m, ok = v.pop()
+		}
 		if !ok {
 			select {
 			case <-v.wake:
@@ -489,6 +499,32 @@ func (v *Viewer) pump() {
 			return
 		}
 	}
+}
+
+// nextPre returns the viewer's next gap or backfill page, if any; a page is
+// encoded only when the pump is about to send it, while holding one of the
+// hub's backfill slots.
+func (v *Viewer) nextPre() (Message, bool) {
+	if len(v.pre) > 0 {
+		m := v.pre[0]
+		v.pre = v.pre[1:]
+		return m, true
+	}
+	if len(v.backfill) == 0 {
+		return Message{}, false
+	}
+	n := min(len(v.backfill), maxEntriesPerMessage)
+	if !v.hub.acquireBackfill(v.done) {
+		return Message{}, false
+	}
+	m := entriesMessage(v.backfill[:n]) // epoch 0: the backfill
+	v.hub.releaseBackfill()
+	clear(v.backfill[:n])
+	v.backfill = v.backfill[n:]
+	if len(v.backfill) == 0 {
+		v.backfill = nil
+	}
+	return m, true
 }
 
 // count adds a delivered message to the stats; only the pump calls it.
