@@ -136,6 +136,10 @@ type Config struct {
 	// reloaded CA bundle or map applies at once; nil (or a nil result)
 	// means bearer source tokens only.
 	CertSources func() *CertSources
+	// SourceAuthBoth makes ingest require both a valid source token and
+	// a client certificate mapped by CertSources; the source writes only
+	// the streams both allow. Without CertSources every request is refused.
+	SourceAuthBoth bool
 	// Spool takes the closing events that cannot be refused (stream.closed)
 	// when the trail is unavailable, and appends them once it is back (see
 	// audit.Spool); nil means such an event is logged and lost.

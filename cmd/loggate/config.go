@@ -48,6 +48,9 @@ type serveConfig struct {
 	// client certificates (tlsconfig.go).
 	SourceCAFile      string
 	SourceCertMapFile string
+	// SourceRequireBoth makes ingest need a source token and a mapped
+	// client certificate together (gateway.Config.SourceAuthBoth).
+	SourceRequireBoth bool
 
 	Redis string
 	// ControlStalenessBound is how long a replica may go without confirming
@@ -124,6 +127,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file")
 	fs.StringVar(&c.SourceCAFile, "source-ca-file", "", "PEM CA bundle: log sources may authenticate with client certificates it issued (needs --tls-cert)")
 	fs.StringVar(&c.SourceCertMapFile, "source-cert-map-file", "", `JSON mapping client certificates to streams: {"sources":[{"name":"..","dns":[".."],"uri":[".."],"email":[".."],"common_name":"..","streams":[{"service":"..","env":".."}]}]}`)
+	fs.BoolVar(&c.SourceRequireBoth, "source-require-both", false, "ingest needs both a source token and a client certificate mapped to the stream (needs --source-ca-file); either alone is refused")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is trusted")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open tails")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL for shared state across replicas (redis:// or rediss://)")

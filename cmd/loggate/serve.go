@@ -380,7 +380,8 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
 		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
-		CertSources: certSourcesFunc(certSources),
+		CertSources:    certSourcesFunc(certSources),
+		SourceAuthBoth: c.SourceRequireBoth,
 	})
 	if err != nil {
 		return closer, err

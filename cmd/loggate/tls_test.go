@@ -85,7 +85,7 @@ func clientCert(ca *testCA, t *testing.T, cn string, notBefore, notAfter time.Ti
 
 // tlsGateway starts serve --dev over HTTPS with a server certificate from
 // serverCA and, when mapFile is set, certificate sources from sourceCA.
-func tlsGateway(t *testing.T, serverCA, sourceCA *testCA, mapJSON string) (*gatewayT, string, string) {
+func tlsGateway(t *testing.T, serverCA, sourceCA *testCA, mapJSON string, extra ...string) (*gatewayT, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
@@ -98,7 +98,7 @@ func tlsGateway(t *testing.T, serverCA, sourceCA *testCA, mapJSON string) (*gate
 		os.WriteFile(mapFile, []byte(mapJSON), 0o600)
 		args = append(args, "--source-ca-file", caFile, "--source-cert-map-file", mapFile)
 	}
-	return startServe(t, args), certFile, keyFile
+	return startServe(t, append(args, extra...)), certFile, keyFile
 }
 
 func httpsClient(roots *testCA, cert *tls.Certificate) *http.Client {
@@ -128,14 +128,7 @@ func TestCertificateSources(t *testing.T) {
 	serverOnly := serverCert(sourceCA, t, "fluentbit")
 	serverOnly.Leaf.DNSNames = nil
 
-	tests := []struct {
-		name     string
-		cert     *tls.Certificate
-		token    string
-		env      string
-		wantCode int
-		wantMsg  string
-	}{
+	tests := []certCase{
 		{"mapped certificate", &valid, "", "staging", 200, ""},
 		{"mapped by common name", &byCN, "", "prod", 200, ""},
 		{"another CA", &foreign, "", "staging", 401, "not issued by a CA trusted for sources"},
@@ -147,6 +140,48 @@ func TestCertificateSources(t *testing.T) {
 		{"token still works", nil, "lgs_tls_test_token", "staging", 200, ""},
 		{"a token decides over a certificate", &unmapped, "lgs_tls_test_token", "staging", 200, ""},
 	}
+	runCertCases(t, g, serverCA, tests)
+
+	// The mapping file is re-read when it changes: "stranger" gets a stream,
+	// and a broken edit keeps the last good mapping.
+	ingestAs := func(cert *tls.Certificate) int {
+		t.Helper()
+		req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest?service=checkout&env=staging", strings.NewReader(`{"message":"x"}`+"\n"))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := httpsClient(serverCA, cert).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	mapFile := filepath.Join(filepath.Dir(certFile), "sources.json")
+	os.WriteFile(mapFile, []byte(`{"sources": [{"name": "stranger", "common_name": "stranger", "streams": [{"service": "checkout", "env": "staging"}]}]}`), 0o600)
+	if code := ingestAs(&unmapped); code != 200 {
+		t.Errorf("after mapping stranger: %d, want 200", code)
+	}
+	if code := ingestAs(&valid); code != 403 {
+		t.Errorf("fluentbit after its mapping was removed: %d, want 403", code)
+	}
+	os.WriteFile(mapFile, []byte(`{"sources": [`), 0o600)
+	if code := ingestAs(&unmapped); code != 200 {
+		t.Errorf("after a broken edit: %d, want 200 (the last good mapping)", code)
+	}
+}
+
+// certCase is one ingest over HTTPS: with cert and/or token, to
+// checkout/<env>, and the answer wanted.
+type certCase struct {
+	name     string
+	cert     *tls.Certificate
+	token    string
+	env      string
+	wantCode int
+	wantMsg  string
+}
+
+func runCertCases(t *testing.T, g *gatewayT, serverCA *testCA, tests []certCase) {
+	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest?service=checkout&env="+tc.env,
@@ -174,31 +209,30 @@ func TestCertificateSources(t *testing.T) {
 		})
 	}
 
-	// The mapping file is re-read when it changes: "stranger" gets a stream,
-	// and a broken edit keeps the last good mapping.
-	ingestAs := func(cert *tls.Certificate) int {
-		t.Helper()
-		req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest?service=checkout&env=staging", strings.NewReader(`{"message":"x"}`+"\n"))
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := httpsClient(serverCA, cert).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
-	}
-	mapFile := filepath.Join(filepath.Dir(certFile), "sources.json")
-	os.WriteFile(mapFile, []byte(`{"sources": [{"name": "stranger", "common_name": "stranger", "streams": [{"service": "checkout", "env": "staging"}]}]}`), 0o600)
-	if code := ingestAs(&unmapped); code != 200 {
-		t.Errorf("after mapping stranger: %d, want 200", code)
-	}
-	if code := ingestAs(&valid); code != 403 {
-		t.Errorf("fluentbit after its mapping was removed: %d, want 403", code)
-	}
-	os.WriteFile(mapFile, []byte(`{"sources": [`), 0o600)
-	if code := ingestAs(&unmapped); code != 200 {
-		t.Errorf("after a broken edit: %d, want 200 (the last good mapping)", code)
-	}
+}
+
+// TestCertificateAndTokenSources: with --source-require-both a source
+// needs its token and a mapped client certificate: either alone is 401
+// saying what is missing, and it writes only the streams both allow.
+func TestCertificateAndTokenSources(t *testing.T) {
+	serverCA, sourceCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "sources CA"), newTestCA(t, "other CA")
+	g, _, _ := tlsGateway(t, serverCA, sourceCA, `{"sources": [
+		{"name": "fluent-bit checkout", "dns": ["fluentbit.svc"], "streams": [{"service": "checkout", "env": "staging"}]}]}`,
+		"--source-require-both")
+	valid := clientCert(sourceCA, t, "fluentbit", time.Time{}, time.Time{})
+	foreign := clientCert(otherCA, t, "fluentbit", time.Time{}, time.Time{})
+	unmapped := clientCert(sourceCA, t, "stranger", time.Time{}, time.Time{})
+	const token = "lgs_tls_test_token" // allows checkout/staging and checkout/prod
+	runCertCases(t, g, serverCA, []certCase{
+		{"certificate and token", &valid, token, "staging", 200, ""},
+		{"certificate alone", &valid, "", "staging", 401, "source token (Authorization: Bearer <token>) required"},
+		{"token alone", nil, token, "staging", 401, "client certificate required"},
+		{"neither", nil, "", "staging", 401, "client certificate required"},
+		{"certificate and a wrong token", &valid, "lgs_not_a_token", "staging", 401, "invalid source token"},
+		{"token and a certificate of another CA", &foreign, token, "staging", 401, "not issued by a CA trusted for sources"},
+		{"token and an unmapped certificate", &unmapped, token, "staging", 403, "mapped to no stream"},
+		{"a stream the token allows and the certificate does not", &valid, token, "prod", 403, "may not write stream checkout/prod"},
+	})
 }
 
 // TestTLSCertificateReload: rewriting the certificate files on disk
