@@ -19,8 +19,11 @@ import (
 // else the JSON config file (--config, keys are the flag names), else its
 // default. Secrets are never flags: they come from files or the environment.
 type serveConfig struct {
-	Config         string
-	Listen         string
+	Config string
+	Listen string
+	// SourceListen, when set, serves the source routes there and not on
+	// Listen (sourcelisten.go).
+	SourceListen   string
 	Data           string
 	PublicURL      string
 	Dev            bool
@@ -106,6 +109,7 @@ type serveConfig struct {
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Config, "config", "", "JSON configuration file (keys are flag names)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.SourceListen, "source-listen", "", "serve log ingest (OTLP/HTTP, Loki push, NDJSON, control levels) on this address instead of --listen, which then serves people only")
 	fs.StringVar(&c.Data, "data", "./loggate-data", "directory for state, audit trail, keys and log backlog")
 	fs.StringVar(&c.PublicURL, "public-url", "", "URL clients use to reach loggate (default: http(s)://<listen>)")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: built-in identity provider, demo users, demo log source")
