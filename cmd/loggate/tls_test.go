@@ -140,7 +140,7 @@ func TestCertificateSources(t *testing.T) {
 		{"token still works", nil, "lgs_tls_test_token", "staging", 200, ""},
 		{"a token decides over a certificate", &unmapped, "lgs_tls_test_token", "staging", 200, ""},
 	}
-	runCertCases(t, g, serverCA, tests)
+	runCertCases(t, g.url, serverCA, tests)
 
 	// The mapping file is re-read when it changes: "stranger" gets a stream,
 	// and a broken edit keeps the last good mapping.
@@ -180,11 +180,11 @@ type certCase struct {
 	wantMsg  string
 }
 
-func runCertCases(t *testing.T, g *gatewayT, serverCA *testCA, tests []certCase) {
+func runCertCases(t *testing.T, base string, serverCA *testCA, tests []certCase) {
 	t.Helper()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest?service=checkout&env="+tc.env,
+			req, _ := http.NewRequest("POST", base+"/api/v1/ingest?service=checkout&env="+tc.env,
 				strings.NewReader(`{"message":"hello over mTLS"}`+"\n"))
 			req.Header.Set("Content-Type", "application/x-ndjson")
 			if tc.token != "" {
@@ -218,12 +218,16 @@ func TestCertificateAndTokenSources(t *testing.T) {
 	serverCA, sourceCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "sources CA"), newTestCA(t, "other CA")
 	g, _, _ := tlsGateway(t, serverCA, sourceCA, `{"sources": [
 		{"name": "fluent-bit checkout", "dns": ["fluentbit.svc"], "streams": [{"service": "checkout", "env": "staging"}]}]}`,
-		"--source-require-both")
+		"--source-require-both", "--source-listen", "127.0.0.1:0")
 	valid := clientCert(sourceCA, t, "fluentbit", time.Time{}, time.Time{})
 	foreign := clientCert(otherCA, t, "fluentbit", time.Time{}, time.Time{})
 	unmapped := clientCert(sourceCA, t, "stranger", time.Time{}, time.Time{})
 	const token = "lgs_tls_test_token" // allows checkout/staging and checkout/prod
-	runCertCases(t, g, serverCA, []certCase{
+	if !strings.HasPrefix(g.r.SourceURL, "https://") {
+		t.Fatalf("source listener URL %q, want https", g.r.SourceURL)
+	}
+	// On the source listener, with the same TLS and certificate rules.
+	runCertCases(t, g.r.SourceURL, serverCA, []certCase{
 		{"certificate and token", &valid, token, "staging", 200, ""},
 		{"certificate alone", &valid, "", "staging", 401, "source token (Authorization: Bearer <token>) required"},
 		{"token alone", nil, token, "staging", 401, "client certificate required"},
@@ -233,6 +237,8 @@ func TestCertificateAndTokenSources(t *testing.T) {
 		{"token and an unmapped certificate", &unmapped, token, "staging", 403, "mapped to no stream"},
 		{"a stream the token allows and the certificate does not", &valid, token, "prod", 403, "may not write stream checkout/prod"},
 	})
+	// The main listener no longer takes ingest, whatever the credentials.
+	runCertCases(t, g.url, serverCA, []certCase{{"main listener", &valid, token, "staging", 404, "no such endpoint"}})
 }
 
 // TestTLSCertificateReload: rewriting the certificate files on disk
