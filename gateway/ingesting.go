@@ -31,10 +31,13 @@ func HashSourceToken(token string) string {
 // with actor kind source.
 //
 // Without an Authorization header, a TLS client certificate may stand in
-// for the token (CertSources); a bearer token, when given, decides.
+// for the token (CertSources); a bearer token, when given, decides. With
+// Config.SourceAuthBoth, a request needs both (sourceByBoth).
 func (s *Server) source(r *http.Request) (store.Source, error) {
-	h := r.Header.Get("Authorization")
-	if h == "" {
+	if s.cfg.SourceAuthBoth {
+		return s.sourceByBoth(r)
+	}
+	if r.Header.Get("Authorization") == "" {
 		src, ok, err := s.certSource(r)
 		if ok {
 			if err != nil {
@@ -43,6 +46,43 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 			return s.rateLimited(src)
 		}
 	}
+	msg := "source token required (Authorization: Bearer <token>)"
+	if s.certSources() != nil {
+		msg = "source token (Authorization: Bearer <token>) or client certificate required"
+	}
+	src, err := s.tokenSource(r, msg)
+	if err != nil {
+		return store.Source{}, err
+	}
+	return s.rateLimited(src)
+}
+
+// sourceByBoth authenticates a request that must carry a verified client
+// certificate mapped to streams and a valid source token: either alone is
+// 401 (audited like other refusals), and the source may write only the
+// streams both allow, so a stolen token without the key of a mapped
+// certificate, or a certificate without the token, writes nothing.
+func (s *Server) sourceByBoth(r *http.Request) (store.Source, error) {
+	cert, ok, err := s.certSource(r)
+	if err != nil {
+		return store.Source{}, err
+	}
+	if !ok {
+		s.sourceAuthFailed(r, sourceReasonNoCertificate, "", nil)
+		return store.Source{}, errUnauthorized("client certificate required: this gateway needs both a client certificate and a source token from each source")
+	}
+	src, err := s.tokenSource(r, "source token (Authorization: Bearer <token>) required: this gateway needs both a client certificate and a source token from each source")
+	if err != nil {
+		return store.Source{}, err
+	}
+	src.Streams = intersectStreams(src.Streams, cert.Streams)
+	return s.rateLimited(src)
+}
+
+// tokenSource is the source of r's bearer token; missing is the 401
+// message when there is none.
+func (s *Server) tokenSource(r *http.Request, missing string) (store.Source, error) {
+	h := r.Header.Get("Authorization")
 	token, ok := strings.CutPrefix(h, "Bearer ")
 	if !ok {
 		token, ok = strings.CutPrefix(h, "bearer ")
@@ -50,11 +90,7 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 	token = strings.TrimSpace(token)
 	if !ok || token == "" {
 		s.sourceAuthFailed(r, sourceReasonNoCredentials, "", nil)
-		msg := "source token required (Authorization: Bearer <token>)"
-		if s.certSources() != nil {
-			msg = "source token (Authorization: Bearer <token>) or client certificate required"
-		}
-		return store.Source{}, errUnauthorized(msg)
+		return store.Source{}, errUnauthorized(missing)
 	}
 	src, err := s.cfg.Store.SourceByTokenHash(r.Context(), HashSourceToken(token))
 	switch {
@@ -67,7 +103,32 @@ func (s *Server) source(r *http.Request) (store.Source, error) {
 		s.sourceAuthFailed(r, sourceReasonRevoked, token, &src)
 		return store.Source{}, errUnauthorized("invalid source token")
 	}
-	return s.rateLimited(src)
+	return src, nil
+}
+
+// intersectStreams is the streams both lists allow ("*" matches any
+// service or env, as in store.Source.Allows).
+func intersectStreams(a, b []store.StreamRef) []store.StreamRef {
+	meet := func(x, y string) (string, bool) {
+		switch {
+		case x == "*":
+			return y, true
+		case y == "*", x == y:
+			return x, true
+		}
+		return "", false
+	}
+	var out []store.StreamRef
+	for _, x := range a {
+		for _, y := range b {
+			svc, ok1 := meet(x.Service, y.Service)
+			env, ok2 := meet(x.Env, y.Env)
+			if ok1 && ok2 {
+				out = append(out, store.StreamRef{Service: svc, Env: env})
+			}
+		}
+	}
+	return out
 }
 
 // rateLimited passes src unless it is over its ingest rate.

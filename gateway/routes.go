@@ -123,23 +123,52 @@ func (s *Server) Routes() []Route {
 	return out
 }
 
-// routes registers the route table, then what answers a path no row
-// serves under the request's method.
+// routeMux is a ServeMux with the method-less patterns (noRoute) that
+// answer 405/404 for the paths of its routes.
+type routeMux struct {
+	*http.ServeMux
+	noRoute map[string]bool
+}
+
+// routes registers the route table: on one mux, or with SeparateSources
+// the source routes (and health) on a mux of their own.
 func (s *Server) routes() {
-	m := s.mux
 	s.table = s.routeTable()
-	s.noRoute = map[string]bool{"/api/": true}
+	if !s.cfg.SeparateSources {
+		s.mux = s.newRouteMux(func(route) bool { return true }, true)
+		return
+	}
+	s.mux = s.newRouteMux(func(rt route) bool { return rt.auth != RouteAuthSource }, true)
+	s.sourceMux = s.newRouteMux(func(rt route) bool {
+		return rt.auth == RouteAuthSource || rt.pattern == "GET /healthz" || rt.pattern == "GET /readyz"
+	}, false)
+}
+
+// newRouteMux registers the rows serves picks, then what answers a path
+// no row serves under the request's method (a path of another listener's
+// route is 404 here). With ui, the mounts and pages (or the API's
+// index) take what is left; without, everything else is 404 JSON.
+func (s *Server) newRouteMux(serves func(route) bool, ui bool) *routeMux {
+	m := &routeMux{ServeMux: http.NewServeMux(), noRoute: map[string]bool{"/api/": true}}
+	noRoute := func(w http.ResponseWriter, r *http.Request) { s.handleNoRoute(m, w, r) }
 	for _, rt := range s.table {
-		m.Handle(rt.pattern, rt.h)
+		if serves(rt) {
+			m.Handle(rt.pattern, rt.h)
+		}
 		// The same path under any other method: 405 with Allow (JSON).
 		_, path, _ := strings.Cut(rt.pattern, " ")
-		if !s.noRoute[path] {
-			s.noRoute[path] = true
-			m.HandleFunc(path, s.handleNoRoute)
+		if !m.noRoute[path] {
+			m.noRoute[path] = true
+			m.HandleFunc(path, noRoute)
 		}
 	}
 	// What no pattern serves under /api/: 404 JSON, never the UI's page.
-	m.HandleFunc("/api/", s.handleNoRoute)
+	m.HandleFunc("/api/", noRoute)
+	if !ui {
+		m.noRoute["/"] = true
+		m.HandleFunc("/", noRoute)
+		return m
+	}
 	for pattern, h := range s.cfg.Mounts {
 		m.Handle(pattern, h)
 	}
@@ -150,22 +179,20 @@ func (s *Server) routes() {
 			writeJSON(w, http.StatusOK, map[string]string{"service": "loggate", "api": "/api/v1"})
 		})
 	}
+	return m
 }
 
-// isNoRoutePattern says whether pattern is one of handleNoRoute's catch-alls.
-func (s *Server) isNoRoutePattern(pattern string) bool { return s.noRoute[pattern] }
-
-// handleNoRoute answers a request no API route serves. If the path is served
-// under other methods it is 405 with an Allow header naming them.
-func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
+// handleNoRoute answers a request no route of m serves. If the path is
+// served under other methods it is 405 with an Allow header naming them.
+func (s *Server) handleNoRoute(m *routeMux, w http.ResponseWriter, r *http.Request) {
 	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
-		if m == r.Method {
+	for _, meth := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if meth == r.Method {
 			continue
 		}
-		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
-		if _, pattern := s.mux.Handler(probe); pattern != "" && !s.isNoRoutePattern(pattern) {
-			allow = append(allow, m)
+		probe := &http.Request{Method: meth, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := m.Handler(probe); pattern != "" && !m.noRoute[pattern] {
+			allow = append(allow, meth)
 		}
 	}
 	if len(allow) == 0 {

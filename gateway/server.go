@@ -136,6 +136,14 @@ type Config struct {
 	// reloaded CA bundle or map applies at once; nil (or a nil result)
 	// means bearer source tokens only.
 	CertSources func() *CertSources
+	// SourceAuthBoth makes ingest require both a valid source token and
+	// a client certificate mapped by CertSources; the source writes only
+	// the streams both allow. Without CertSources every request is refused.
+	SourceAuthBoth bool
+	// SeparateSources takes the source routes (ingest, control levels)
+	// off Handler, to be served by SourceHandler on a listener of their
+	// own; each answers 404 for the other's routes.
+	SeparateSources bool
 	// Spool takes the closing events that cannot be refused (stream.closed)
 	// when the trail is unavailable, and appends them once it is back (see
 	// audit.Spool); nil means such an event is logged and lost.
@@ -194,22 +202,22 @@ type Config struct {
 
 // Server is the gateway's HTTP face and workflow engine.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	now     func() time.Time
-	mux     *http.ServeMux
-	metrics *metrics
-	limits  Limits
-	origins map[string]bool
+	cfg Config
+	log *slog.Logger
+	now func() time.Time
+	mux *routeMux // every route, or all but the sources' with SeparateSources
+	// sourceMux serves the source routes alone (SeparateSources), else nil.
+	sourceMux *routeMux
+	metrics   *metrics
+	limits    Limits
+	origins   map[string]bool
 
 	// tails is the registry of live tail sessions; see tails.go.
 	tails *tailRegistry
 	// verify caches the last audit verification.
 	verify verifyCache
-	// table is the route table (routes.go); noRoute the method-less
-	// patterns answering 405/404 for its paths. Both set once by New.
-	table   []route
-	noRoute map[string]bool
+	// table is the route table (routes.go), set once by New.
+	table []route
 
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
@@ -269,7 +277,6 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger,
 		now:      cfg.Now,
-		mux:      http.NewServeMux(),
 		limits:   cfg.Limits,
 		origins:  map[string]bool{originOf(cfg.PublicURL): true},
 		tails:    newTailRegistry(),
@@ -300,7 +307,18 @@ func originOf(u *url.URL) string { return u.Scheme + "://" + u.Host }
 
 // ServeHTTP implements http.Handler with request ids, panics contained and
 // security headers on every response.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.serve(s.mux, w, r) }
+
+// SourceHandler serves the source (ingest) routes alone, for a listener
+// of their own; nil unless Config.SeparateSources.
+func (s *Server) SourceHandler() http.Handler {
+	if s.sourceMux == nil {
+		return nil
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(s.sourceMux, w, r) })
+}
+
+func (s *Server) serve(mux *routeMux, w http.ResponseWriter, r *http.Request) {
 	id := r.Header.Get("X-Request-Id")
 	if !validRequestID(id) {
 		id = newID("")
@@ -331,10 +349,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.writeError(sw, r, errors.New("panic"))
 			}
 		}
-		_, pattern := s.mux.Handler(r)
+		_, pattern := mux.Handler(r)
 		s.metrics.observeHTTP(r.Method, pattern, sw.status, s.now().Sub(start))
 	}()
-	s.mux.ServeHTTP(sw, r)
+	mux.ServeHTTP(sw, r)
 }
 
 // Handler returns the server as an http.Handler.

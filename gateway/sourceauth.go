@@ -14,9 +14,10 @@ import (
 
 // Reasons of a refused source token (auth.failed with actor kind source).
 const (
-	sourceReasonNoCredentials = "no_credentials" // no bearer at all (as for users)
-	sourceReasonUnknown       = "unknown_token"  // no source has this token
-	sourceReasonRevoked       = "revoked"        // the source was revoked
+	sourceReasonNoCredentials = "no_credentials"        // no bearer at all (as for users)
+	sourceReasonUnknown       = "unknown_token"         // no source has this token
+	sourceReasonRevoked       = "revoked"               // the source was revoked
+	sourceReasonNoCertificate = "no_client_certificate" // SourceAuthBoth and no certificate
 )
 
 // sourceTokenLen is the length of a generated source token ("lgs_" + 43).
@@ -48,6 +49,8 @@ func (s *Server) sourceAuthFailed(r *http.Request, reason, token string, src *st
 		ev.Details["detail"] = "no source token (Authorization: Bearer <token>)"
 	case sourceReasonUnknown:
 		ev.Details["detail"] = "no source has this token"
+	case sourceReasonNoCertificate:
+		ev.Details["detail"] = "no client certificate (required with the source token)"
 	case sourceReasonRevoked:
 		ev.Details["detail"] = "the source was revoked"
 		ev.Actor = audit.Actor{Kind: audit.ActorSource, ID: src.ID, Name: src.Name}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/http/httptest"
@@ -125,6 +127,75 @@ func TestCertSourceRefusalsAudited(t *testing.T) {
 		}
 		if ev.Details["certificate"] != `"shipper"` {
 			t.Errorf("%s names certificate %v, want \"shipper\"", want, ev.Details["certificate"])
+		}
+	}
+}
+
+// TestCertAndTokenSourceRefusalsAudited: with SourceAuthBoth, a certificate
+// without a token and a token without a certificate are refused and each
+// is an auth.failed event with actor kind source; the pair writes only the
+// streams both allow.
+func TestCertAndTokenSourceRefusalsAudited(t *testing.T) {
+	h := newHarness(t)
+	now := h.clock.Now()
+	ca, good := testCertPair(t, "shipper", now.Add(-time.Hour), now.Add(time.Hour))
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	cs := &CertSources{CAs: pool, Sources: []CertSource{{Name: "shipper", CommonName: "shipper",
+		Streams: []store.StreamRef{{Service: "checkout", Env: "*"}, {Service: "billing", Env: "prod"}}}}}
+	h.srv.cfg.CertSources = func() *CertSources { return cs }
+	h.srv.cfg.SourceAuthBoth = true
+	const token = "lgs_both_test_token_0000000000000000000000000000"
+	if _, err := h.srv.CreateSource(context.Background(), systemActor, "both", token,
+		[]store.StreamRef{{Service: "*", Env: "staging"}, {Service: "billing", Env: "*"}}); err != nil {
+		t.Fatal(err)
+	}
+	request := func(leaf *x509.Certificate, token string) *http.Request {
+		r := httptest.NewRequest("POST", "/api/v1/ingest?service=checkout&env=staging", nil)
+		if leaf != nil {
+			r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{leaf}}
+		}
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		return r
+	}
+	src, err := h.srv.source(request(good, token))
+	if err != nil || src.Name != "both" {
+		t.Fatalf("certificate and token: %+v, %v", src, err)
+	}
+	for _, st := range []struct {
+		service, env string
+		want         bool
+	}{{"checkout", "staging", true}, {"billing", "prod", true}, {"checkout", "prod", false},
+		{"billing", "staging", false}, {"search", "staging", false}} {
+		if got := src.Allows(st.service, st.env); got != st.want {
+			t.Errorf("pair allows %s/%s = %v, want %v (streams %v)", st.service, st.env, got, st.want, src.Streams)
+		}
+	}
+	var ae *apiError
+	for name, r := range map[string]*http.Request{"certificate alone": request(good, ""), "token alone": request(nil, token)} {
+		if _, err := h.srv.source(r); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+			t.Errorf("%s: %v, want 401", name, err)
+		}
+	}
+	h.srv.cfg.CertSources = func() *CertSources { return nil }
+	if _, err := h.srv.source(request(good, token)); !errors.As(err, &ae) || ae.Status != http.StatusUnauthorized {
+		t.Errorf("without certificate sources configured: %v, want 401 (fail closed)", err)
+	}
+	h.srv.sourceBursts.flush(false)
+	reasons := map[string]bool{}
+	for _, ev := range h.events(audit.Query{Action: "auth.failed"}) {
+		if ev.Actor.Kind == audit.ActorSource {
+			reasons[ev.Reason] = true
+			if strings.Contains(fmt.Sprint(ev.Details), token) {
+				t.Errorf("%s event holds the token: %v", ev.Reason, ev.Details)
+			}
+		}
+	}
+	for _, want := range []string{sourceReasonNoCredentials, sourceReasonNoCertificate} {
+		if !reasons[want] {
+			t.Errorf("no auth.failed with reason %s (got %v)", want, reasons)
 		}
 	}
 }

@@ -26,6 +26,11 @@ func checkConfig(ctx context.Context, c *serveConfig, stdout io.Writer) error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return exitcode.Usagef("--listen %q: %v", c.Listen, err)
 	}
+	if c.SourceListen != "" {
+		if _, err := checkListen(c, "--source-listen", c.SourceListen); err != nil {
+			return err
+		}
+	}
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
@@ -95,6 +100,9 @@ func checkConfig(ctx context.Context, c *serveConfig, stdout io.Writer) error {
 	}
 	if c.Redis != "" {
 		notes = append(notes, "replicated through Redis")
+	}
+	if c.SourceListen != "" {
+		notes = append(notes, "sources on "+c.SourceListen)
 	}
 	fmt.Fprintf(stdout, "configuration ok")
 	if len(notes) > 0 {

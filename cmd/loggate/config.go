@@ -19,8 +19,11 @@ import (
 // else the JSON config file (--config, keys are the flag names), else its
 // default. Secrets are never flags: they come from files or the environment.
 type serveConfig struct {
-	Config         string
-	Listen         string
+	Config string
+	Listen string
+	// SourceListen, when set, serves the source routes there and not on
+	// Listen (sourcelisten.go).
+	SourceListen   string
 	Data           string
 	PublicURL      string
 	Dev            bool
@@ -48,6 +51,9 @@ type serveConfig struct {
 	// client certificates (tlsconfig.go).
 	SourceCAFile      string
 	SourceCertMapFile string
+	// SourceRequireBoth makes ingest need a source token and a mapped
+	// client certificate together (gateway.Config.SourceAuthBoth).
+	SourceRequireBoth bool
 
 	Redis string
 	// ControlStalenessBound is how long a replica may go without confirming
@@ -103,6 +109,7 @@ type serveConfig struct {
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Config, "config", "", "JSON configuration file (keys are flag names)")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.SourceListen, "source-listen", "", "serve log ingest (OTLP/HTTP, Loki push, NDJSON, control levels) on this address instead of --listen, which then serves people only")
 	fs.StringVar(&c.Data, "data", "./loggate-data", "directory for state, audit trail, keys and log backlog")
 	fs.StringVar(&c.PublicURL, "public-url", "", "URL clients use to reach loggate (default: http(s)://<listen>)")
 	fs.BoolVar(&c.Dev, "dev", false, "development mode: built-in identity provider, demo users, demo log source")
@@ -124,6 +131,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "TLS private key file")
 	fs.StringVar(&c.SourceCAFile, "source-ca-file", "", "PEM CA bundle: log sources may authenticate with client certificates it issued (needs --tls-cert)")
 	fs.StringVar(&c.SourceCertMapFile, "source-cert-map-file", "", `JSON mapping client certificates to streams: {"sources":[{"name":"..","dns":[".."],"uri":[".."],"email":[".."],"common_name":"..","streams":[{"service":"..","env":".."}]}]}`)
+	fs.BoolVar(&c.SourceRequireBoth, "source-require-both", false, "ingest needs both a source token and a client certificate mapped to the stream (needs --source-ca-file); either alone is refused")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-For is trusted")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "comma-separated extra origins allowed to open tails")
 	fs.StringVar(&c.Redis, "redis", "", "Redis URL for shared state across replicas (redis:// or rediss://)")

@@ -80,7 +80,7 @@ func (p *serveParts) demoSource(context.Context) (func(), error) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		runDemoSource(ctx, p.pub.String(), p.tokens, p.log.With("component", "demo-source"))
+		runDemoSource(ctx, p.ingestURL(), p.tokens, p.log.With("component", "demo-source"))
 	}()
 	return func() { cancel(); <-done }, nil
 }

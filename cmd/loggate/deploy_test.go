@@ -58,6 +58,13 @@ func installExample(t *testing.T, dir string) (string, string) {
 	}
 	ca := newTestCA(t, "example CA")
 	writePair(t, serverCert(ca, t, "loggate.example.com"), filepath.Join(creds, "tls.crt"), filepath.Join(creds, "tls.key"))
+	files = map[string][]byte{"sources-ca.pem": ca.pem, "sources.json": []byte(`{"sources": [{"name": "fluent-bit",
+		"dns": ["fluentbit.logging.svc"], "streams": [{"service": "checkout", "env": "prod"}]}]}`)}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(creds, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	cfg := filepath.Join(dir, "config.json")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
@@ -82,8 +89,9 @@ func TestDeployExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("serve --check-config: %v\n%s", err, errb.String())
 	}
-	if got := out.String(); !strings.HasPrefix(got, "configuration ok") || !strings.Contains(got, "Redis") || !strings.Contains(got, "sealed") {
-		t.Errorf("output %q, want configuration ok with Redis and a sealed backlog", got)
+	if got := out.String(); !strings.HasPrefix(got, "configuration ok") || !strings.Contains(got, "Redis") || !strings.Contains(got, "sealed") ||
+		!strings.Contains(got, "sources on 0.0.0.0:8444") {
+		t.Errorf("output %q, want configuration ok with Redis, a sealed backlog and the source listener", got)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "data")); err == nil {
 		t.Error("--check-config created the data directory")

@@ -105,5 +105,24 @@ func doctorChecks(ctx context.Context, c *serveConfig, now func() time.Time) []d
 	if c.SourceCAFile != "" {
 		rs = append(rs, doctor.CheckCABundle(c.SourceCAFile, now()))
 	}
+	if c.SourceListen != "" {
+		rs = append(rs, sourceListenCheck(c))
+	}
 	return rs
+}
+
+// sourceListenCheck reports --source-listen: an address that does not
+// parse fails; ingest on its own port without TLS client certificates
+// warns, that port being the one to expose to shippers.
+func sourceListenCheck(c *serveConfig) doctor.Result {
+	r := doctor.Result{Check: "source listener", Status: doctor.OK, Detail: "ingest served on " + c.SourceListen + ", not on " + c.Listen}
+	switch _, err := checkListen(c, "--source-listen", c.SourceListen); {
+	case err != nil:
+		r.Status, r.Detail, r.Fix = doctor.Fail, err.Error(), "set --source-listen HOST:PORT"
+	case c.SourceListen == c.Listen:
+		r.Status, r.Detail, r.Fix = doctor.Fail, "--source-listen and --listen are the same address", "give sources a port of their own"
+	case c.SourceCAFile == "":
+		r.Status, r.Fix = doctor.Warn, "sources authenticate by token only; add --source-ca-file and --source-cert-map-file (and --source-require-both) for mTLS on the source port"
+	}
+	return r
 }

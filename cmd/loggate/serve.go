@@ -43,6 +43,7 @@ type serveHooks struct {
 // running is a started gateway, for tests and the banner.
 type running struct {
 	URL          string
+	SourceURL    string            // --source-listen's, else ""
 	SourceTokens map[string]string // stream -> token (dev only)
 	Server       *gateway.Server
 	IDP          *devidp.Provider
@@ -92,6 +93,7 @@ type serveParts struct {
 	served    chan error          // HTTP: the server's exit
 	alerts    *serveAlerts        // pipeline: alert rules, kept alerts, receivers
 	tlsConfig *tls.Config         // pipeline: TLS with certificate reload and source certificates (nil without --tls-cert)
+	sourceURL string              // source listener: its URL (--source-listen), else ""
 }
 
 // serveStep starts one part; its closer (nil: nothing to undo) runs at
@@ -120,7 +122,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := checkPermissions(c, log); err != nil {
 		return err
 	}
-	p := &serveParts{c: c, getenv: getenv, log: log, reg: prometheus.NewRegistry(), mounts: map[string]http.Handler{}}
+	p := &serveParts{c: c, getenv: getenv, log: log, reg: prometheus.NewRegistry(), mounts: map[string]http.Handler{},
+		served: make(chan error, 1)}
 	steps := []serveStep{
 		{"listen", p.listen},
 		{"identity provider", p.identityProvider},
@@ -131,6 +134,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		{"pipeline", p.pipeline},
 		{"run", p.run},
 		{"demo seeding", p.seedDemo},
+		{"source listener", p.sourceListener},
 		{"HTTP", p.http},
 		{"demo source", p.demoSource},
 	}
@@ -150,7 +154,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		}
 	}
 
-	r := &running{URL: p.pub.String(), SourceTokens: p.tokens, Server: p.srv, IDP: p.idp, Policy: p.pol, DataDir: c.Data}
+	r := &running{URL: p.pub.String(), SourceURL: p.sourceURL, SourceTokens: p.tokens, Server: p.srv, IDP: p.idp, Policy: p.pol, DataDir: c.Data}
 	printBanner(stdout, c, r)
 	log.Info("loggate listening", "url", p.pub.String(), "dev", c.Dev, "policy_revision", p.pol.Revision())
 	if hooks != nil && hooks.ready != nil {
@@ -175,30 +179,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // issuer) may depend on the port actually bound.
 func (p *serveParts) listen(context.Context) (func(), error) {
 	c := p.c
-	host, _, err := net.SplitHostPort(c.Listen)
+	ln, localURL, err := listenOn(c, "--listen", c.Listen)
 	if err != nil {
-		return nil, exitcode.Usagef("--listen %q: %v", c.Listen, err)
-	}
-	if c.Dev && !c.DevAllowRemote && !isLoopback(host) {
-		return nil, exitcode.Usagef("--dev listens only on loopback (its demo users and password grant are for a laptop); " +
-			"use --listen 127.0.0.1:PORT, or --dev-allow-remote if you really mean it")
-	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	scheme := "http"
-	if c.TLSCert != "" {
-		scheme = "https"
+		return nil, err
 	}
 	publicURL := c.PublicURL
 	if publicURL == "" {
-		addr := ln.Addr().(*net.TCPAddr)
-		h := host
-		if h == "" || h == "0.0.0.0" || h == "::" {
-			h = "127.0.0.1"
-		}
-		publicURL = fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(h, fmt.Sprint(addr.Port)))
+		publicURL = localURL
 	}
 	pub, err := url.Parse(strings.TrimRight(publicURL, "/"))
 	if err != nil || pub.Host == "" || (pub.Scheme != "http" && pub.Scheme != "https") {
@@ -380,7 +367,8 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
 		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
-		CertSources: certSourcesFunc(certSources),
+		CertSources:    certSourcesFunc(certSources),
+		SourceAuthBoth: c.SourceRequireBoth, SeparateSources: c.SourceListen != "",
 	})
 	if err != nil {
 		return closer, err
@@ -445,17 +433,8 @@ func (p *serveParts) run(ctx context.Context) (func(), error) {
 // (hijacked connections the HTTP server does not track), then drains
 // requests.
 func (p *serveParts) http(context.Context) (func(), error) {
-	hs := &http.Server{Handler: p.srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(p.log.Handler(), slog.LevelWarn), BaseContext: func(net.Listener) context.Context { return p.runCtx }}
-	p.hs, p.served = hs, make(chan error, 1)
-	go func() {
-		if p.tlsConfig != nil {
-			hs.TLSConfig = p.tlsConfig
-			p.served <- hs.ServeTLS(p.ln, "", "") // the certificate comes from GetCertificate
-			return
-		}
-		p.served <- hs.Serve(p.ln)
-	}()
+	hs := p.serveOn(p.ln, p.srv)
+	p.hs = hs
 	return func() {
 		shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()

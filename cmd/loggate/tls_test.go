@@ -85,7 +85,7 @@ func clientCert(ca *testCA, t *testing.T, cn string, notBefore, notAfter time.Ti
 
 // tlsGateway starts serve --dev over HTTPS with a server certificate from
 // serverCA and, when mapFile is set, certificate sources from sourceCA.
-func tlsGateway(t *testing.T, serverCA, sourceCA *testCA, mapJSON string) (*gatewayT, string, string) {
+func tlsGateway(t *testing.T, serverCA, sourceCA *testCA, mapJSON string, extra ...string) (*gatewayT, string, string) {
 	t.Helper()
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
@@ -98,7 +98,7 @@ func tlsGateway(t *testing.T, serverCA, sourceCA *testCA, mapJSON string) (*gate
 		os.WriteFile(mapFile, []byte(mapJSON), 0o600)
 		args = append(args, "--source-ca-file", caFile, "--source-cert-map-file", mapFile)
 	}
-	return startServe(t, args), certFile, keyFile
+	return startServe(t, append(args, extra...)), certFile, keyFile
 }
 
 func httpsClient(roots *testCA, cert *tls.Certificate) *http.Client {
@@ -128,14 +128,7 @@ func TestCertificateSources(t *testing.T) {
 	serverOnly := serverCert(sourceCA, t, "fluentbit")
 	serverOnly.Leaf.DNSNames = nil
 
-	tests := []struct {
-		name     string
-		cert     *tls.Certificate
-		token    string
-		env      string
-		wantCode int
-		wantMsg  string
-	}{
+	tests := []certCase{
 		{"mapped certificate", &valid, "", "staging", 200, ""},
 		{"mapped by common name", &byCN, "", "prod", 200, ""},
 		{"another CA", &foreign, "", "staging", 401, "not issued by a CA trusted for sources"},
@@ -147,32 +140,7 @@ func TestCertificateSources(t *testing.T) {
 		{"token still works", nil, "lgs_tls_test_token", "staging", 200, ""},
 		{"a token decides over a certificate", &unmapped, "lgs_tls_test_token", "staging", 200, ""},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			req, _ := http.NewRequest("POST", g.url+"/api/v1/ingest?service=checkout&env="+tc.env,
-				strings.NewReader(`{"message":"hello over mTLS"}`+"\n"))
-			req.Header.Set("Content-Type", "application/x-ndjson")
-			if tc.token != "" {
-				req.Header.Set("Authorization", "Bearer "+tc.token)
-			}
-			resp, err := httpsClient(serverCA, tc.cert).Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var body struct{ Error, Code string }
-			json.NewDecoder(resp.Body).Decode(&body)
-			if resp.StatusCode != tc.wantCode {
-				t.Fatalf("status = %d (%+v), want %d", resp.StatusCode, body, tc.wantCode)
-			}
-			if tc.wantMsg != "" && !strings.Contains(body.Error, tc.wantMsg) {
-				t.Errorf("message = %q, want it to contain %q", body.Error, tc.wantMsg)
-			}
-			if ct := resp.Header.Get("Content-Type"); tc.wantCode != 200 && !strings.HasPrefix(ct, "application/json") {
-				t.Errorf("content type %q, want JSON", ct)
-			}
-		})
-	}
+	runCertCases(t, g.url, serverCA, tests)
 
 	// The mapping file is re-read when it changes: "stranger" gets a stream,
 	// and a broken edit keeps the last good mapping.
@@ -199,6 +167,78 @@ func TestCertificateSources(t *testing.T) {
 	if code := ingestAs(&unmapped); code != 200 {
 		t.Errorf("after a broken edit: %d, want 200 (the last good mapping)", code)
 	}
+}
+
+// certCase is one ingest over HTTPS: with cert and/or token, to
+// checkout/<env>, and the answer wanted.
+type certCase struct {
+	name     string
+	cert     *tls.Certificate
+	token    string
+	env      string
+	wantCode int
+	wantMsg  string
+}
+
+func runCertCases(t *testing.T, base string, serverCA *testCA, tests []certCase) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", base+"/api/v1/ingest?service=checkout&env="+tc.env,
+				strings.NewReader(`{"message":"hello over mTLS"}`+"\n"))
+			req.Header.Set("Content-Type", "application/x-ndjson")
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := httpsClient(serverCA, tc.cert).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct{ Error, Code string }
+			json.NewDecoder(resp.Body).Decode(&body)
+			if resp.StatusCode != tc.wantCode {
+				t.Fatalf("status = %d (%+v), want %d", resp.StatusCode, body, tc.wantCode)
+			}
+			if tc.wantMsg != "" && !strings.Contains(body.Error, tc.wantMsg) {
+				t.Errorf("message = %q, want it to contain %q", body.Error, tc.wantMsg)
+			}
+			if ct := resp.Header.Get("Content-Type"); tc.wantCode != 200 && !strings.HasPrefix(ct, "application/json") {
+				t.Errorf("content type %q, want JSON", ct)
+			}
+		})
+	}
+
+}
+
+// TestCertificateAndTokenSources: with --source-require-both a source
+// needs its token and a mapped client certificate: either alone is 401
+// saying what is missing, and it writes only the streams both allow.
+func TestCertificateAndTokenSources(t *testing.T) {
+	serverCA, sourceCA, otherCA := newTestCA(t, "server CA"), newTestCA(t, "sources CA"), newTestCA(t, "other CA")
+	g, _, _ := tlsGateway(t, serverCA, sourceCA, `{"sources": [
+		{"name": "fluent-bit checkout", "dns": ["fluentbit.svc"], "streams": [{"service": "checkout", "env": "staging"}]}]}`,
+		"--source-require-both", "--source-listen", "127.0.0.1:0")
+	valid := clientCert(sourceCA, t, "fluentbit", time.Time{}, time.Time{})
+	foreign := clientCert(otherCA, t, "fluentbit", time.Time{}, time.Time{})
+	unmapped := clientCert(sourceCA, t, "stranger", time.Time{}, time.Time{})
+	const token = "lgs_tls_test_token" // allows checkout/staging and checkout/prod
+	if !strings.HasPrefix(g.r.SourceURL, "https://") {
+		t.Fatalf("source listener URL %q, want https", g.r.SourceURL)
+	}
+	// On the source listener, with the same TLS and certificate rules.
+	runCertCases(t, g.r.SourceURL, serverCA, []certCase{
+		{"certificate and token", &valid, token, "staging", 200, ""},
+		{"certificate alone", &valid, "", "staging", 401, "source token (Authorization: Bearer <token>) required"},
+		{"token alone", nil, token, "staging", 401, "client certificate required"},
+		{"neither", nil, "", "staging", 401, "client certificate required"},
+		{"certificate and a wrong token", &valid, "lgs_not_a_token", "staging", 401, "invalid source token"},
+		{"token and a certificate of another CA", &foreign, token, "staging", 401, "not issued by a CA trusted for sources"},
+		{"token and an unmapped certificate", &unmapped, token, "staging", 403, "mapped to no stream"},
+		{"a stream the token allows and the certificate does not", &valid, token, "prod", 403, "may not write stream checkout/prod"},
+	})
+	// The main listener no longer takes ingest, whatever the credentials.
+	runCertCases(t, g.url, serverCA, []certCase{{"main listener", &valid, token, "staging", 404, "no such endpoint"}})
 }
 
 // TestTLSCertificateReload: rewriting the certificate files on disk

@@ -169,6 +169,9 @@ func (f *certSourceFiles) reload() error {
 // to fail the start on a bad file; nil when certificate sources are off.
 func loadCertSources(c *serveConfig, log *slog.Logger) (*certSourceFiles, error) {
 	if c.SourceCAFile == "" && c.SourceCertMapFile == "" {
+		if c.SourceRequireBoth {
+			return nil, exitcode.Usagef("--source-require-both needs --source-ca-file and --source-cert-map-file")
+		}
 		return nil, nil
 	}
 	if c.SourceCAFile == "" || c.SourceCertMapFile == "" {

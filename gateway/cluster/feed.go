@@ -149,11 +149,10 @@ func (f *Feed) registryKey() string          { return f.prefix + "logstreams" }
 func (f *Feed) announceKey() string          { return f.prefix + "logstreams:new" }
 
 // wireEntry is an entry as stored: the seq is the stream id, not repeated.
-func encodeEntry(e *logs.Entry) (string, error) {
+func encodeEntry(e *logs.Entry) ([]byte, error) {
 	c := *e
 	c.Seq = 0
-	b, err := json.Marshal(&c)
-	return string(b), err
+	return json.Marshal(&c)
 }
 
 // Publish implements logs.Sequencer: it appends the entries to their

@@ -62,20 +62,28 @@ func (f *Feed) publishSealedStream(ctx context.Context, s logs.Stream, entries [
 		maxLen = logs.DefaultMaxEntries
 	}
 	plain := make([][]byte, len(is))
+	size := 0
 	for j, i := range is {
 		b, err := encodeEntry(&entries[i])
 		if err != nil {
 			return fmt.Errorf("feed publish: encode entry: %w", err)
 		}
-		plain[j] = []byte(b)
+		plain[j] = b
+		size += len(b) + seal.Overhead
 	}
 	keys := []string{f.seqKey(name), f.streamKey(name), f.registryKey(), f.announceKey()}
 	first := f.expectSeq(name)
+	// The batch is sealed into one buffer; a retry seals it again for
+	// the new seqs into a fresh one (the last attempt's args may still
+	// be referenced by the client).
+	args := make([]any, 0, len(is)+3)
 	for range maxSealRetries {
-		args := make([]any, 0, len(is)+3)
-		args = append(args, maxLen, name, first)
+		args = append(args[:0], maxLen, name, first)
+		buf := make([]byte, 0, size)
 		for j := range plain {
-			args = append(args, f.ring.Seal(nil, plain[j], s.Service, s.Env, first+int64(j)))
+			start := len(buf)
+			buf = f.ring.Seal(buf, plain[j], s.Service, s.Env, first+int64(j))
+			args = append(args, buf[start:len(buf):len(buf)])
 		}
 		res, err := f.sealedScript.Run(ctx, f.c, keys, args...).Int64Slice()
 		if err != nil || len(res) != 2 {

@@ -31,10 +31,43 @@ func BenchmarkFeedSealing(b *testing.B) {
 	}
 }
 
-func benchFeed(b *testing.B, e *env, sealed, backfill bool) {
+// BenchmarkFeedSealingPaired is the ingest half of BenchmarkFeedSealing
+// with clear and sealed batches alternating in one run, into two feeds
+// on one redis-server: each b.N is one clear and one sealed Publish of 64
+// entries, timed apart, so that both meet the same machine load, the same
+// server and the same append-only file. It reports both rates and
+// sealed/clear (1 = no cost).
+func BenchmarkFeedSealingPaired(b *testing.B) {
+	e := newEnv(b)
+	ctx := context.Background()
+	clear, s := benchFeedSetup(b, e, false)
+	sealed, _ := benchFeedSetup(b, e, true)
+	tmpl := benchBatch(s, 64)
+	buf := make([]logs.Entry, len(tmpl))
+	var took [2]time.Duration
+	for i := -1; i < b.N; i++ {
+		for j, f := range []*Feed{clear, sealed} {
+			copy(buf, tmpl)
+			start := time.Now()
+			if _, err := f.Publish(ctx, buf); err != nil {
+				b.Fatal(err)
+			}
+			if i >= 0 { // i == -1 loads the scripts
+				took[j] += time.Since(start)
+			}
+		}
+	}
+	n := float64(b.N * len(tmpl))
+	b.ReportMetric(n/took[0].Seconds(), "clear-entries/s")
+	b.ReportMetric(n/took[1].Seconds(), "sealed-entries/s")
+	b.ReportMetric(took[0].Seconds()/took[1].Seconds(), "sealed/clear")
+}
+
+func benchFeedSetup(b *testing.B, e *env, sealed bool) (*Feed, logs.Stream) {
 	cfg := FeedConfig{Client: e.client(b), Prefix: redistest.Prefix(b), Block: 200 * time.Millisecond,
 		Retention: func(string) logs.Retention { return logs.Retention{MaxEntries: 1 << 20} }}
 	if sealed {
+		cfg.Prefix += "sealed:"
 		ring, err := seal.Parse(seal.Generate())
 		if err != nil {
 			b.Fatal(err)
@@ -45,16 +78,23 @@ func benchFeed(b *testing.B, e *env, sealed, backfill bool) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	s := logs.Stream{Service: "api", Env: "prod"}
-	batch := func(n int) []logs.Entry {
-		es := entries(s, "GET /api/v1/orders/12345/items?expand=price,stock 200 in 12ms user=42 region=eu-west-1 trace=4bf92f3577b34da6a3ce929d0e0e4736", n)
-		for i := range es {
-			es[i].Pod = "api-7f9c-xk2"
-			es[i].Observed = es[i].Time
-		}
-		return es
+	return f, logs.Stream{Service: "api", Env: "prod"}
+}
+
+func benchBatch(s logs.Stream, n int) []logs.Entry {
+	es := entries(s, "GET /api/v1/orders/12345/items?expand=price,stock 200 in 12ms user=42 region=eu-west-1 trace=4bf92f3577b34da6a3ce929d0e0e4736", n)
+	for i := range es {
+		es[i].Pod = "api-7f9c-xk2"
+		es[i].Observed = es[i].Time
 	}
+	return es
+}
+
+func benchFeed(b *testing.B, e *env, sealed, backfill bool) {
+	f, s := benchFeedSetup(b, e, sealed)
+	cfg := FeedConfig{Client: f.c}
+	ctx := context.Background()
+	batch := func(n int) []logs.Entry { return benchBatch(s, n) }
 	if !backfill {
 		tmpl := batch(64)
 		buf := make([]logs.Entry, len(tmpl))

@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -170,16 +171,20 @@ func additionalData(buf []byte, header []byte, service, env string, seq int64) [
 // to dst and returns it.
 func (r *Ring) Seal(dst, plain []byte, service, env string, seq int64) []byte {
 	a, salt := r.session()
+	// One allocation at most for the sealed form (none when the caller
+	// sized dst), the nonce read in place: sealing runs once per ingested
+	// line.
+	dst = slices.Grow(dst, Overhead+len(plain))
 	start := len(dst)
 	dst = append(dst, version)
 	dst = append(dst, r.keys[0].id...)
 	dst = append(dst, salt[:]...)
-	var nonce [nonceLen]byte
-	rand.Read(nonce[:])
-	dst = append(dst, nonce[:]...)
+	dst = dst[:len(dst)+nonceLen]
+	nonce := dst[len(dst)-nonceLen:]
+	rand.Read(nonce)
 	var adb [128]byte
 	ad := additionalData(adb[:0], dst[start:], service, env, seq)
-	return a.Seal(dst, nonce[:], plain, ad)
+	return a.Seal(dst, nonce, plain, ad)
 }
 
 // Open appends the plaintext of sealed, which must be entry seq of stream
