@@ -351,6 +351,13 @@ func newRateLimiter(rate, burst float64, now func() time.Time) *rateLimiter {
 }
 
 func (l *rateLimiter) allow(key string) bool {
+	ok, _ := l.take(key)
+	return ok
+}
+
+// take is allow that also says, when it refuses, how long until key's
+// bucket holds a token again.
+func (l *rateLimiter) take(key string) (ok bool, wait time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -365,8 +372,8 @@ func (l *rateLimiter) allow(key string) bool {
 	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
 	if b.tokens < 1 {
-		return false
+		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
 	}
 	b.tokens--
-	return true
+	return true, 0
 }

@@ -83,11 +83,11 @@ func (s *Server) routeTable() []route {
 
 		{"GET /api/v1/audit", user, s.api(s.handleAuditSearch)},
 		{"GET /api/v1/audit/export", user, s.api(s.handleAuditExport)},
-		{"GET /api/v1/audit/checkpoint", none, f(s.handleAuditCheckpoint)},   // public: see auditwitness.go
-		{"GET /api/v1/audit/consistency", none, f(s.handleAuditConsistency)}, // public
+		{"GET /api/v1/audit/checkpoint", none, s.publicLimited(f(s.handleAuditCheckpoint))},   // public: see auditwitness.go, publicrate.go
+		{"GET /api/v1/audit/consistency", none, s.publicLimited(f(s.handleAuditConsistency))}, // public
 		{"POST /api/v1/audit/witness-failures", user, s.api(s.handleWitnessFailure)},
 		{"GET /api/v1/audit/verify", user, s.api(s.handleAuditVerify)},
-		{"GET /api/v1/audit/keys", none, f(s.handleAuditKeys)},
+		{"GET /api/v1/audit/keys", none, s.publicLimited(f(s.handleAuditKeys))},
 		{"GET /api/v1/audit/legal-hold", user, s.api(s.handleGetLegalHold)},
 		{"POST /api/v1/audit/legal-hold", user, s.api(s.handleSetLegalHold)},
 		{"POST /api/v1/audit/purge", user, s.api(s.handlePurge)},

@@ -90,6 +90,11 @@ type Limits struct {
 	// IngestRate is the requests per second allowed per source token, with a
 	// burst of twice that; zero means 200.
 	IngestRate float64
+	// PublicAuditRate is the requests per second allowed per client address
+	// (an IPv6 /64 counts as one) on the unauthenticated audit endpoints
+	// (checkpoint, keys, consistency); zero means 2. PublicAuditBurst is
+	// the bucket size; zero means 20.
+	PublicAuditRate, PublicAuditBurst float64
 	// MaxTailsPerUser caps concurrent tails per person; zero means 8.
 	MaxTailsPerUser int
 	// MaxTailsPerStream caps concurrent tails per stream; zero means 200.
@@ -221,6 +226,8 @@ type Server struct {
 
 	// ingestLimiter throttles ingest per source token.
 	ingestLimiter *rateLimiter
+	// publicLimiter throttles the public audit endpoints per client address.
+	publicLimiter *rateLimiter
 	// sourceBursts aggregates refused source tokens and writes; closed by
 	// Shutdown.
 	sourceBursts *burstAggregator
@@ -269,6 +276,8 @@ func New(cfg Config) (*Server, error) {
 	setDefault(&l.MaxIngestBytes, 8<<20)
 	setDefault(&l.MaxLineBytes, 64<<10)
 	setDefault(&l.IngestRate, 200)
+	setDefault(&l.PublicAuditRate, defaultPublicRate)
+	setDefault(&l.PublicAuditBurst, defaultPublicBurst)
 	setDefault(&l.MaxTailsPerUser, 8)
 	setDefault(&l.MaxTailsPerStream, 200)
 	setDefault(&l.MaxTextLen, 1000)
@@ -287,6 +296,7 @@ func New(cfg Config) (*Server, error) {
 		s.origins[strings.TrimRight(o, "/")] = true
 	}
 	s.ingestLimiter = newRateLimiter(l.IngestRate, 2*l.IngestRate, cfg.Now)
+	s.publicLimiter = newRateLimiter(l.PublicAuditRate, l.PublicAuditBurst, cfg.Now)
 	s.sourceBursts = newBurstAggregator(s.appendRefusal, cfg.Now, sourceFailureWindow, 10000)
 	s.metrics = newMetrics(cfg.Registry)
 	if cfg.Spool != nil {

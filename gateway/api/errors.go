@@ -15,6 +15,7 @@ const (
 	CodeNotFound         = "not_found"         // 404
 	CodeConflict         = "conflict"          // 409
 	CodeTooLarge         = "too_large"         // 413
+	CodeRateLimited      = "rate_limited"      // 429, with Retry-After
 	CodeInternal         = "internal"          // 500
 	CodeUnavailable      = "unavailable"       // 503, with Retry-After
 	CodeAuditUnavailable = "audit_unavailable" // 503: the action was not taken

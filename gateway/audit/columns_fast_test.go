@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -70,4 +71,28 @@ func FuzzFastColumns(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestUnpackColumns: column values that look like the packing itself
+// (digits, colons, empty strings, bytes of any kind) come back as they went
+// in, and a malformed packing is an error, never a shifted column.
+func TestUnpackColumns(t *testing.T) {
+	want := Columns{ID: "3:abc", Action: "", Outcome: "1:", ActorSubject: ":", ActorEmail: "a\x00b",
+		RequestID: "12", TargetRequestID: "", GrantID: "g", Service: "日本", Env: "0:"}
+	vals := []string{want.ID, want.Action, want.Outcome, want.ActorSubject, want.ActorEmail,
+		want.RequestID, want.TargetRequestID, want.GrantID, want.Service, want.Env}
+	var packed string
+	for _, v := range vals {
+		packed += fmt.Sprintf("%d:%s", len(v), v)
+	}
+	var got Columns
+	if err := unpackColumns(packed, &got); err != nil || got != want {
+		t.Fatalf("unpack: %+v, %v; want %+v", got, err, want)
+	}
+	for _, bad := range []string{"", packed[:len(packed)-1], packed + "x", "99:" + packed, "x" + packed} {
+		var c Columns
+		if err := unpackColumns(bad, &c); err == nil {
+			t.Errorf("unpack(%q) = %+v, want an error", bad, c)
+		}
+	}
 }
