@@ -148,3 +148,34 @@ func TestGoClient(t *testing.T) {
 		t.Errorf("Grants = %+v, %v", page, err)
 	}
 }
+
+// TestAlertAPIContract: the alert list, one alert, the rules and a PUT's
+// answer decode strictly into package api's alert types.
+func TestAlertAPIContract(t *testing.T) {
+	ah := newAlertHarness(t)
+	line := `{"level":"error","message":"payment failed for card 4111 1111 1111 1111"}`
+	ah.ingest(line, line, line)
+	ah.engine.Tick(context.Background())
+	var raw json.RawMessage
+	ah.call("carol", http.MethodGet, "/api/v1/alerts", nil, &raw)
+	page := strict[api.List[api.Alert]](t, "alert list", raw)
+	if len(page.Items) != 1 || page.Items[0].State != "firing" || page.Items[0].Link == "" {
+		t.Fatalf("alerts = %+v, want one firing alert with a link", page.Items)
+	}
+	raw = nil
+	ah.call("carol", http.MethodGet, "/api/v1/alerts/"+page.Items[0].ID, nil, &raw)
+	strict[api.Alert](t, "alert", raw)
+	raw = nil
+	ah.call("carol", http.MethodGet, "/api/v1/alert-rules", nil, &raw)
+	rs := strict[api.AlertRules](t, "alert rules", raw)
+	if len(rs.Rules) == 0 || rs.Digest == "" || !rs.Editable || rs.Source == "" {
+		t.Fatalf("alert rules = %+v", rs)
+	}
+	raw = nil
+	if code := ah.call("carol", http.MethodPut, "/api/v1/alert-rules", map[string]string{"source": "- {name: y, window: 2m}\n"}, &raw); code != http.StatusOK {
+		t.Fatalf("PUT alert-rules = %d %s", code, raw)
+	}
+	if saved := strict[api.AlertRulesSaved](t, "saved alert rules", raw); len(saved.Rules) != 1 || saved.Rules[0] != "y" {
+		t.Errorf("saved = %+v", saved)
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -102,9 +103,33 @@ func (a *apiClient) statusError(e *client.Error) error {
 	case e.Status >= 500:
 		return &exitcode.Error{Code: exitcode.Failure, Err: fmt.Errorf("server error (%d %s): %s; try again shortly", e.Status, e.Code, e.Message)}
 	default:
-		return &exitcode.Error{Code: exitcode.Failure, Err: errors.New(e.Message)}
+		return &exitcode.Error{Code: exitcode.Failure, Err: messageError{e}}
 	}
 }
 
+// messageError says only the server's message; the *client.Error (its
+// status) stays reachable with errors.As.
+type messageError struct{ e *client.Error }
+
+func (m messageError) Error() string { return m.e.Message }
+func (m messageError) Unwrap() error { return m.e }
+
 // pathEscape keeps an id from changing the path.
 func pathEscape(id string) string { return url.PathEscape(id) }
+
+// getOrPrint GETs path; with asJSON it prints the answer as one compact
+// JSON line (printed true), else it decodes it into v (what names it in an
+// error).
+func (a *apiClient) getOrPrint(ctx context.Context, c *cli, path string, asJSON bool, what string, v any) (printed bool, err error) {
+	var raw json.RawMessage
+	if err := a.do(ctx, http.MethodGet, path, nil, &raw); err != nil {
+		return false, err
+	}
+	if asJSON {
+		return true, writeCompactJSON(c.stdout, raw)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		return false, fmt.Errorf("unexpected %s from the server: %w", what, err)
+	}
+	return false, nil
+}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net/http"
 	"net/url"
 	"sort"
 	"strings"
@@ -101,20 +100,13 @@ stream's approvers and security.`,
 			if err != nil {
 				return err
 			}
-			var raw json.RawMessage
-			if err := a.do(ctx, http.MethodGet, "/api/v1/grants/"+pathEscape(args[0])+"/timeline", nil, &raw); err != nil {
-				return err
-			}
-			if format == "json" {
-				return writeCompactJSON(c.stdout, raw)
-			}
 			var tl struct {
 				Grant   api.Grant        `json:"grant"`
 				Request *api.Request     `json:"request"`
 				Events  []api.AuditEvent `json:"events"`
 			}
-			if err := json.Unmarshal(raw, &tl); err != nil {
-				return fmt.Errorf("unexpected timeline from the server: %w", err)
+			if printed, err := a.getOrPrint(ctx, c, "/api/v1/grants/"+pathEscape(args[0])+"/timeline", format == "json", "timeline", &tl); printed || err != nil {
+				return err
 			}
 			writeTimeline(c, tl.Grant, tl.Request, tl.Events)
 			return nil

@@ -122,6 +122,7 @@ func commands() map[string]*command {
 		cancelCommand(), grantsCommand(), revokeCommand(), extendCommand(), tailCommand(),
 		auditSearchCommand(), auditTimelineCommand(), auditReplayCommand(),
 		sourceCreateCommand(), sourceListCommand(), sourceRevokeCommand(),
+		alertsCommand(), alertsShowCommand(), alertsRulesCommand(),
 		shipCommand(), completionCommand(),
 	}
 	m := make(map[string]*command, len(list))
@@ -140,7 +141,8 @@ Ask and look:
 Approve and end:
   approve, deny, cancel, revoke
 Security and admins:
-  audit search, audit timeline, source create|list|revoke
+  audit search, audit timeline, source create|list|revoke,
+  alerts, alerts show, alerts rules
 Sources:
   ship
 Other:
@@ -165,6 +167,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			}
 			return nil
 		}
+		name, rest = name+" "+rest[0], rest[1:]
+	} else if len(rest) > 0 && cmds[name+" "+rest[0]] != nil { // "alerts" lists; "alerts show" is its subcommand
 		name, rest = name+" "+rest[0], rest[1:]
 	}
 	cmd := cmds[name]
