@@ -110,29 +110,43 @@ func (t sqliteTrail) Rows(ctx context.Context, fn func([]StoredRow) error) error
 	}
 	defer rows.Close()
 	const size = 1024
+	// Each batch's bytes go into one byte arena and one string arena, read
+	// back by offset once the batch is complete (an append may move an
+	// arena while it fills): two allocations a batch instead of two a row,
+	// which was most of the read pass's garbage. The checker keeps nothing
+	// of a batch but the rows' ids, which it uses before it asks for the next.
+	type span struct{ rec, hash, tree, treeEnd, packed, packedEnd int }
+	var bytesHint, textHint int
 	for {
 		b := make([]StoredRow, 0, size)
 		cols := make([]Columns, size)
+		spans := make([]span, 0, size)
+		arena := make([]byte, 0, bytesHint)
+		var text strings.Builder
+		text.Grow(textHint)
+		hasTree := make([]bool, 0, size)
 		for len(b) < size && rows.Next() {
 			var r StoredRow
-			var rec, hash, stored sql.RawBytes
-			var packed string
+			var rec, hash, stored, packed sql.RawBytes
 			c := &cols[len(b)]
 			if err := rows.Scan(&r.Seq, &rec, &hash, &stored, &c.TimeNS, &packed); err != nil {
 				return err
 			}
-			if err := unpackColumns(packed, c); err != nil {
-				return fmt.Errorf("event %d: %w", r.Seq, err)
+			if packed == nil {
+				return fmt.Errorf("event %d: read columns: a search column is NULL", r.Seq)
 			}
-			// One allocation per row; capacity is exact, so no append moves it.
-			buf := make([]byte, 0, len(rec)+len(hash)+len(stored))
-			buf = append(buf, rec...)
-			r.Record = buf[:len(rec):len(rec)]
-			buf = append(buf, hash...)
-			r.Hash = buf[len(rec):len(buf):len(buf)]
-			if stored != nil {
-				r.Tree = append(buf, stored...)[len(buf):]
-			}
+			sp := span{rec: len(arena)}
+			arena = append(arena, rec...)
+			sp.hash = len(arena)
+			arena = append(arena, hash...)
+			sp.tree = len(arena)
+			arena = append(arena, stored...)
+			sp.treeEnd = len(arena)
+			sp.packed = text.Len()
+			text.Write(packed)
+			sp.packedEnd = text.Len()
+			spans = append(spans, sp)
+			hasTree = append(hasTree, stored != nil)
 			r.Columns = c
 			b = append(b, r)
 		}
@@ -142,6 +156,19 @@ func (t sqliteTrail) Rows(ctx context.Context, fn func([]StoredRow) error) error
 		if len(b) == 0 {
 			return nil
 		}
+		packedAll := text.String()
+		for i := range b {
+			sp, r := spans[i], &b[i]
+			r.Record = arena[sp.rec:sp.hash:sp.hash]
+			r.Hash = arena[sp.hash:sp.tree:sp.tree]
+			if hasTree[i] {
+				r.Tree = arena[sp.tree:sp.treeEnd:sp.treeEnd]
+			}
+			if err := unpackColumns(packedAll[sp.packed:sp.packedEnd], r.Columns); err != nil {
+				return fmt.Errorf("event %d: %w", r.Seq, err)
+			}
+		}
+		bytesHint, textHint = len(arena)+len(arena)/8, len(packedAll)+len(packedAll)/8
 		if err := fn(b); err != nil {
 			return err
 		}
