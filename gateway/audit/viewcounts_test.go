@@ -10,14 +10,7 @@ import (
 )
 
 func TestViewCountsLoadTheNewestIntactSave(t *testing.T) {
-	d, err := OpenViewCountsDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := d.Create("view_abc")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, f := createViewCounts(t, "view_abc")
 	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	for i := int64(1); i <= 3; i++ {
 		if err := f.Save(ViewCounts{ViewID: "view_abc", Entries: 100 * i, Bytes: 1000 * i, Digest: "ab", DigestKind: "sha256-chained",
@@ -56,14 +49,7 @@ func TestViewCountsLoadTheNewestIntactSave(t *testing.T) {
 // BenchmarkViewCountsSave is the cost a live view pays every
 // --view-counts-interval: one positioned write of a 2 KiB slot.
 func BenchmarkViewCountsSave(b *testing.B) {
-	d, err := OpenViewCountsDir(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := d.Create("view_bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, f := createViewCounts(b, "view_bench")
 	defer f.Close(true)
 	c := ViewCounts{ViewID: "view_bench", Entries: 123456, Bytes: 98765432, Dropped: 12, Sampled: 3,
 		Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", DigestKind: "sha256-chained",
@@ -99,14 +85,7 @@ func BenchmarkSpoolPut(b *testing.B) {
 }
 
 func TestViewCountsKeepTheRecordOfTheSave(t *testing.T) {
-	d, err := OpenViewCountsDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := d.Create("view_rec")
-	if err != nil {
-		t.Fatal(err)
-	}
+	d, f := createViewCounts(t, "view_rec")
 	defer f.Close(true)
 	recA := json.RawMessage(`{"epochs":[{"filter":{}}],"ranges":[{"epoch":0,"from":1,"to":0}]}`)
 	recB := json.RawMessage(`{"epochs":[{"filter":{}}],"ranges":[{"epoch":0,"from":1,"to":9},{"epoch":0,"from":20,"to":0}]}`)
@@ -144,14 +123,7 @@ func TestViewCountsKeepTheRecordOfTheSave(t *testing.T) {
 // (a drop, a pause, a filter change): the record slot, then the counts
 // slot, here with a record of 512 ranges (its cap).
 func BenchmarkViewCountsSaveRecord(b *testing.B) {
-	d, err := OpenViewCountsDir(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	f, err := d.Create("view_bench")
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, f := createViewCounts(b, "view_bench")
 	defer f.Close(true)
 	var rec []byte
 	rec = append(rec, `{"epochs":[{"filter":{"level":"warn"}}],"ranges":[`...)
@@ -171,4 +143,19 @@ func BenchmarkViewCountsSaveRecord(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// createViewCounts opens a view-counts directory in a new temporary
+// directory and creates the file of view id in it.
+func createViewCounts(tb testing.TB, id string) (*ViewCountsDir, *ViewCountsFile) {
+	tb.Helper()
+	d, err := OpenViewCountsDir(tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := d.Create(id)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return d, f
 }
