@@ -170,6 +170,12 @@ func TestDebugOnDemandWithARealService(t *testing.T) {
 	args := []string{"--listen", addr, "--dev-source-token", debugSourceToken}
 	g := startGatewayData(t, data, args...)
 	startDebugService(t, bin, g.url, debugSourceToken)
+	// Every level change below is audited with how many instances were
+	// connected and acknowledged it; the watcher's own is the first, so the
+	// service must hold its control connection before the watcher opens.
+	eventually(t, "the service's level control connection", 20*time.Second, func() bool {
+		return scrape(t, g.url)["loggate_control_connections_open"] >= 1
+	})
 	alice, bob := g.token("alice"), g.token("bob")
 
 	w := g.tail(askGrant(t, g, alice, "1h", watcherGrant), alice)
