@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
@@ -50,17 +51,61 @@ func VerifyWith(ctx context.Context, cfg VerifyConfig) (Report, error) {
 		return Report{}, fmt.Errorf("audit verify: %w", err)
 	}
 	defer db.Close()
-	db.SetMaxOpenConns(1)
+	db.SetMaxOpenConns(2)
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return Report{}, fmt.Errorf("audit verify: %w", err)
 	}
 	defer tx.Rollback()
-	return VerifyTrail(ctx, sqliteTrail{tx: tx}, VerifyOptions{Keys: keys, Exported: cfg.Checkpoint, MaxProblems: cfg.MaxProblems})
+	t, err := beginTrail(ctx, db, tx)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit verify: %w", err)
+	}
+	if t.tx2 != nil {
+		defer t.tx2.Rollback()
+	}
+	return VerifyTrail(ctx, t, VerifyOptions{Keys: keys, Exported: cfg.Checkpoint, MaxProblems: cfg.MaxProblems})
 }
 
-// sqliteTrail reads a store file through one read transaction.
-type sqliteTrail struct{ tx *sql.Tx }
+// beginTrail takes the snapshot of tx and, for a trail long enough to
+// split, a second read transaction on db at the same snapshot.
+func beginTrail(ctx context.Context, db *sql.DB, tx *sql.Tx) (sqliteTrail, error) {
+	t := sqliteTrail{tx: tx}
+	var err error
+	if t.last, err = maxSeq(ctx, tx); err != nil {
+		return t, err
+	}
+	// A second reader on a second connection reads every other range of
+	// rows while the first reads the rest (the read is the slow half of a
+	// verify; the checker keeps up on the other core). Both must read the
+	// same trail: a read transaction's snapshot starts at its first read,
+	// so the second is used only if it sees the same last seq (an event
+	// appended between the two would change it, and a purge appends its
+	// retention.purged event before it empties any record).
+	if t.last > 2*rowsRange {
+		if tx2, err := db.BeginTx(ctx, nil); err == nil {
+			if last2, err := maxSeq(ctx, tx2); err == nil && last2 == t.last {
+				t.tx2 = tx2
+			} else {
+				tx2.Rollback()
+			}
+		}
+	}
+	return t, nil
+}
+
+func maxSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
+	var n int64
+	err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&n)
+	return n, err
+}
+
+// sqliteTrail reads a store file through one read transaction, and, when
+// tx2 is set, a second one on the same snapshot for half of the rows.
+type sqliteTrail struct {
+	tx, tx2 *sql.Tx
+	last    int64 // the largest seq when the snapshot was taken
+}
 
 var _ Trail = sqliteTrail{}
 
@@ -102,9 +147,91 @@ func (t sqliteTrail) TreeHashes(ctx context.Context) tlog.HashReader {
 	return &hashReader{ctx: ctx, q: t.tx}
 }
 
+// rowsRange is how many seqs one range query of the two-reader scan covers.
+const rowsRange = 4096
+
+var rowsSelect = `SELECT e.seq, e.record, e.hash, t.hashes, e.time_ns, ` + packedColumns + `
+		FROM events e LEFT JOIN tree t ON t.leaf = e.seq - 1`
+
 func (t sqliteTrail) Rows(ctx context.Context, fn func([]StoredRow) error) error {
-	rows, err := t.tx.QueryContext(ctx, `SELECT e.seq, e.record, e.hash, t.hashes, e.time_ns, `+packedColumns+`
-		FROM events e LEFT JOIN tree t ON t.leaf = e.seq - 1 ORDER BY e.seq`)
+	if t.tx2 == nil {
+		return readRows(ctx, t.tx, rowsSelect+` ORDER BY e.seq`, nil, fn)
+	}
+	// Range k holds the seqs in (k*rowsRange, (k+1)*rowsRange]; the first is
+	// open below and the last open above, so rows out of place (a seq
+	// before 1, or past the snapshot's last) are read as one reader would.
+	// Reader w reads ranges w, w+2, …; fn gets them in order.
+	last := (t.last - 1) / rowsRange
+	type chunk struct {
+		rows []StoredRow
+		end  bool
+		err  error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	var chans [2]chan chunk
+	for w, tx := range [2]*sql.Tx{t.tx, t.tx2} {
+		ch := make(chan chunk, 2)
+		chans[w] = ch
+		wg.Go(func() {
+			defer close(ch)
+			send := func(c chunk) error {
+				select {
+				case ch <- c:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			for k := int64(w); k <= last; k += 2 {
+				var where string
+				var args []any
+				switch lo, hi := k*rowsRange, (k+1)*rowsRange; {
+				case k == 0:
+					where, args = ` WHERE e.seq <= ?`, []any{hi}
+				case k == last:
+					where, args = ` WHERE e.seq > ?`, []any{lo}
+				default:
+					where, args = ` WHERE e.seq > ? AND e.seq <= ?`, []any{lo, hi}
+				}
+				err := readRows(ctx, tx, rowsSelect+where+` ORDER BY e.seq`, args, func(b []StoredRow) error {
+					return send(chunk{rows: b})
+				})
+				if send(chunk{end: true, err: err}) != nil || err != nil {
+					return
+				}
+			}
+		})
+	}
+	for k := int64(0); k <= last; k++ {
+		ended := false
+		for c := range chans[k%2] {
+			if c.end {
+				if c.err != nil {
+					return c.err
+				}
+				ended = true
+				break
+			}
+			if err := fn(c.rows); err != nil {
+				return err
+			}
+		}
+		if !ended { // a reader stopped early: only a cancel does that
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fmt.Errorf("read events: range %d ended without its rows", k)
+		}
+	}
+	return nil
+}
+
+// readRows runs query on tx and hands its rows to fn in batches.
+func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func([]StoredRow) error) error {
+	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
 	}
