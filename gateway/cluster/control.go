@@ -52,6 +52,9 @@ type ControlConfig struct {
 	CallTimeout time.Duration
 	// Logger receives connection problems; nil discards them.
 	Logger *slog.Logger
+	// MaxLen caps the stream's length (exactly); zero means about 10,000
+	// (approximate trimming, which Redis does cheaply).
+	MaxLen int64
 }
 
 // Control broadcasts control messages to the other replicas through a
@@ -66,6 +69,15 @@ type Control struct {
 	id          string
 	now         func() time.Time
 	log         *slog.Logger
+	maxLen      int64
+	approx      bool
+
+	// trimmed is set (trimFound) when Subscribe finds, after a break, that
+	// messages it had not read yet were trimmed from the stream: they are
+	// lost to this replica. The next call of Fresh reports it (trimReported;
+	// the caller ends its tails) and the one after clears it; Sync refuses
+	// until then, so nothing reaches a tail before it is ended.
+	trimmed atomic.Int32
 
 	// confirmed is the c.now() (unix nanos) at which the last read that
 	// confirmed this replica is up to date was issued; 0 before the first.
@@ -100,8 +112,12 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = DefaultCallTimeout
 	}
+	maxLen, approx := cfg.MaxLen, false
+	if maxLen <= 0 {
+		maxLen, approx = 10000, true
+	}
 	return &Control{c: cfg.Client, stream: cfg.Prefix + "control", block: cfg.Block, callTimeout: cfg.CallTimeout,
-		id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger, moved: make(chan struct{})}, nil
+		id: cfg.ReplicaID, now: cfg.Now, log: cfg.Logger, maxLen: maxLen, approx: approx, moved: make(chan struct{})}, nil
 }
 
 // NewReplicaID returns a random replica id.
@@ -132,7 +148,7 @@ func (c *Control) publish(ctx context.Context, m Message) error {
 	if err != nil {
 		return fmt.Errorf("publish control message: %w", err)
 	}
-	err = c.c.XAdd(ctx, &redis.XAddArgs{Stream: c.stream, MaxLen: 10000, Approx: true, Values: []any{"m", b}}).Err()
+	err = c.c.XAdd(ctx, &redis.XAddArgs{Stream: c.stream, MaxLen: c.maxLen, Approx: c.approx, Values: []any{"m", b}}).Err()
 	if err != nil {
 		return fmt.Errorf("publish control message: %w: %v", ErrUnavailable, err)
 	}
@@ -154,8 +170,22 @@ func (c *Control) publish(ctx context.Context, m Message) error {
 func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(Message)) error {
 	const count = 100
 	last := ""
+	broke := false // a read failed since the last good one
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
+		if broke && last != "" {
+			lost, err := c.lostSince(ctx, last)
+			if err != nil {
+				c.wait(ctx, &backoff, err)
+				continue
+			}
+			broke = false
+			if lost {
+				c.trimmed.Store(trimFound)
+				c.log.Error("control messages were trimmed from the stream before this replica read them; ending its tails",
+					"last_read", last)
+			}
+		}
 		if last == "" {
 			sent := c.now()
 			rctx, cancel := context.WithTimeout(Background(ctx), c.callTimeout)
@@ -186,6 +216,7 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 			continue
 		}
 		if err != nil {
+			broke = true
 			c.wait(ctx, &backoff, err)
 			continue
 		}
@@ -214,6 +245,43 @@ func (c *Control) Subscribe(ctx context.Context, ready chan<- struct{}, fn func(
 	return nil
 }
 
+const (
+	trimFound    = 1
+	trimReported = 2
+)
+
+// lostSince reports whether messages after last were removed before this
+// replica read them. Trimming removes the oldest entries, so a position
+// still in the stream has lost nothing; one no longer there has (Redis
+// also keeps the largest id XDEL removed, checked too). "0-0", an empty
+// stream at the start, lost something if more was added than is kept.
+func (c *Control) lostSince(ctx context.Context, last string) (bool, error) {
+	rctx, cancel := context.WithTimeout(Background(ctx), c.callTimeout)
+	defer cancel()
+	pos, ok := parseStreamID(last)
+	if !ok {
+		return false, fmt.Errorf("control: bad position %q", last)
+	}
+	info, err := c.c.XInfoStream(rctx, c.stream).Result()
+	if err != nil {
+		if strings.Contains(err.Error(), "no such key") {
+			return pos != streamID{}, nil // the stream is gone, and all after last with it
+		}
+		return false, err
+	}
+	if del, ok := parseStreamID(info.MaxDeletedEntryID); ok && pos.less(del) {
+		return true, nil
+	}
+	if pos == (streamID{}) {
+		return info.EntriesAdded > info.Length, nil
+	}
+	ms, err := c.c.XRangeN(rctx, c.stream, last, last, 1).Result()
+	if err != nil {
+		return false, err
+	}
+	return len(ms) == 0, nil
+}
+
 // advance records that every message up to id has been given to fn.
 func (c *Control) advance(id string) {
 	sid, ok := parseStreamID(id)
@@ -237,6 +305,9 @@ func (c *Control) advance(id string) {
 // error (Redis unreachable, or Subscribe not there within the call
 // timeout) wraps ErrUnavailable, and the caller must not deliver.
 func (c *Control) Sync(ctx context.Context) error {
+	if c.trimmed.Load() != 0 {
+		return fmt.Errorf("%w: control sync: messages were trimmed before this replica read them", ErrUnavailable)
+	}
 	ctx, cancel := context.WithTimeout(Background(ctx), c.callTimeout+c.block)
 	defer cancel()
 	ms, err := c.c.XRevRangeN(ctx, c.stream, "+", "-", 1).Result()
@@ -307,7 +378,15 @@ var ErrStale = errors.New("control stream not confirmed")
 
 // Fresh returns nil when Confirmed is within bound of now, else an error
 // wrapping ErrStale that says for how long.
+//
+// After Subscribe found messages trimmed before it read them, the next two
+// calls say so: the caller ends its tails, since one of the lost messages
+// may have been a revocation, and tails admitted after that check the
+// shared state again.
 func (c *Control) Fresh(bound time.Duration) error {
+	if c.trimmed.CompareAndSwap(trimFound, trimReported) || c.trimmed.CompareAndSwap(trimReported, 0) {
+		return fmt.Errorf("%w: control messages were trimmed from the stream before this replica read them", ErrStale)
+	}
 	at := c.Confirmed()
 	if at.IsZero() {
 		return fmt.Errorf("%w: never reached", ErrStale)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -175,4 +176,91 @@ func TestFeedDeliversNoEntryBeforeAnEarlierControlMessage(t *testing.T) {
 	if es[0].Message != "after the revoke 0" {
 		t.Errorf("first entry %+v", es[0])
 	}
+}
+
+// TestControlTrimmedWhileCutIsStale: b is cut off while a publishes a
+// revocation and enough after it that the stream trims both away. When b
+// is back it cannot hear the revocation any more; it must not count
+// itself up to date: Fresh reports it (twice, so the caller ends its tails
+// before Sync lets entries through again) and Sync refuses meanwhile. A
+// cut with nothing trimmed leaves b fresh, so the check can fail.
+func TestControlTrimmedWhileCutIsStale(t *testing.T) {
+	e := newEnv(t)
+	if e.srv == nil {
+		t.Skip("needs a redis-server of its own (REDIS_URL is set)")
+	}
+	proxy := redistest.StartProxy(t, e.srv.Addr)
+	viaProxy, err := DialWithin(proxy.URL(), 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+	a, _ := NewControl(ControlConfig{Client: e.client(t), Prefix: e.prefix, ReplicaID: "a", MaxLen: 5})
+	b, _ := NewControl(ControlConfig{Client: viaProxy, Prefix: e.prefix, ReplicaID: "b", MaxLen: 5,
+		Block: 100 * time.Millisecond, CallTimeout: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan Message, 100)
+	done := make(chan struct{})
+	ready := make(chan struct{})
+	go func() { defer close(done); b.Subscribe(ctx, ready, func(m Message) { got <- m }) }()
+	defer func() { cancel(); <-done }()
+	<-ready // b has its starting position: what a publishes now, b reads
+	const bound = time.Minute // only the trim may make b stale here
+	if err := a.Publish(ctx, "revoked", "g0", "before the cut", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "b read g0", func() bool { return len(got) == 1 })
+	<-got
+
+	cut := func(publish int, first string) {
+		t.Helper()
+		proxy.Pause()
+		waitFor(t, "the proxy holding b's traffic", func() bool { return proxy.Held() > 0 })
+		// b's read must fail (not just wait) for it to count as a break: a
+		// read is abandoned Block+CallTimeout (300ms) after it was sent, so
+		// once b's last good read is older than that, the ones since failed.
+		waitFor(t, "b's read timing out", func() bool { return errors.Is(b.Fresh(500*time.Millisecond), ErrStale) })
+		for i := range publish {
+			id := first
+			if i > 0 {
+				id = fmt.Sprintf("filler-%d", i)
+			}
+			if err := a.Publish(ctx, "revoked", id, "while b is cut off", time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		proxy.Resume()
+	}
+
+	// Three messages, nothing of b's trimmed: b reads them and stays fresh.
+	cut(3, "g1")
+	waitFor(t, "b read the three", func() bool { return len(got) == 3 })
+	for range 3 {
+		<-got
+	}
+	if err := b.Fresh(bound); err != nil {
+		t.Fatalf("after a cut with nothing trimmed: %v", err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatalf("Sync after a cut with nothing trimmed: %v", err)
+	}
+
+	// The revocation of g2 and nine more: the stream keeps five.
+	cut(10, "g2")
+	waitFor(t, "b stale from the trim", func() bool { return errors.Is(b.Fresh(bound), ErrStale) })
+	if err := b.Sync(ctx); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("Sync right after the trim was reported: %v, want ErrUnavailable", err)
+	}
+	if err := b.Fresh(bound); !errors.Is(err, ErrStale) {
+		t.Errorf("second Fresh after the trim: %v, want ErrStale", err)
+	}
+	if err := b.Fresh(bound); err != nil {
+		t.Errorf("third Fresh after the trim: %v, want fresh again", err)
+	}
+	for len(got) > 0 {
+		if m := <-got; m.GrantID == "g2" {
+			t.Fatalf("b got %+v, which the trim removed", m)
+		}
+	}
+	waitFor(t, "Sync working again", func() bool { return b.Sync(ctx) == nil })
 }
