@@ -242,7 +242,10 @@ func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func
 	// arena while it fills): two allocations a batch instead of two a row,
 	// which was most of the read pass's garbage. The checker keeps nothing
 	// of a batch but the rows' ids, which it uses before it asks for the next.
-	type span struct{ rec, hash, tree, treeEnd, packed, packedEnd int }
+	type span struct {
+		rec, hash, tree, treeEnd, packed, packedEnd int
+		hasTree                                     bool // the row has stored tree hashes (a NULL is not an empty value)
+	}
 	var bytesHint, textHint int
 	for {
 		b := make([]StoredRow, 0, size)
@@ -251,7 +254,6 @@ func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func
 		arena := make([]byte, 0, bytesHint)
 		var text strings.Builder
 		text.Grow(textHint)
-		hasTree := make([]bool, 0, size)
 		for len(b) < size && rows.Next() {
 			var r StoredRow
 			var rec, hash, stored, packed sql.RawBytes
@@ -262,7 +264,7 @@ func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func
 			if packed == nil {
 				return fmt.Errorf("event %d: read columns: a search column is NULL", r.Seq)
 			}
-			sp := span{rec: len(arena)}
+			sp := span{rec: len(arena), hasTree: stored != nil}
 			arena = append(arena, rec...)
 			sp.hash = len(arena)
 			arena = append(arena, hash...)
@@ -273,7 +275,6 @@ func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func
 			text.Write(packed)
 			sp.packedEnd = text.Len()
 			spans = append(spans, sp)
-			hasTree = append(hasTree, stored != nil)
 			r.Columns = c
 			b = append(b, r)
 		}
@@ -288,7 +289,7 @@ func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func
 			sp, r := spans[i], &b[i]
 			r.Record = arena[sp.rec:sp.hash:sp.hash]
 			r.Hash = arena[sp.hash:sp.tree:sp.tree]
-			if hasTree[i] {
+			if sp.hasTree {
 				r.Tree = arena[sp.tree:sp.treeEnd:sp.treeEnd]
 			}
 			if err := unpackColumns(packedAll[sp.packed:sp.packedEnd], r.Columns); err != nil {

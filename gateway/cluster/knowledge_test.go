@@ -204,8 +204,9 @@ func TestControlTrimmedWhileCutIsStale(t *testing.T) {
 	ready := make(chan struct{})
 	go func() { defer close(done); b.Subscribe(ctx, ready, func(m Message) { got <- m }) }()
 	defer func() { cancel(); <-done }()
-	<-ready                   // b has its starting position: what a publishes now, b reads
-	const bound = time.Minute // only the trim may make b stale here
+	<-ready // b has its starting position: what a publishes now, b reads
+	// Only the trim may make b stale here.
+	const bound = time.Minute
 	if err := a.Publish(ctx, "revoked", "g0", "before the cut", time.Time{}); err != nil {
 		t.Fatal(err)
 	}

@@ -84,18 +84,13 @@ policy decision, approvals, each time the stream was opened and closed (with
 how many lines were sent), and how the grant ended. For the holder, the
 stream's approvers and security.`,
 		example: "  loggate audit timeline grt_01HXYZ",
-		flags: func(fs *flag.FlagSet) {
-			addServerFlags(fs)
-			fs.String("output", "text", "text or json")
-		},
+		outputs: []string{"text", "json"},
+		flags:   addServerFlags,
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
 				return exitcode.Usagef("audit timeline needs a grant id: loggate audit timeline GRANT")
 			}
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json"); err != nil {
-				return err
-			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err

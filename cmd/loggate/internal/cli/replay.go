@@ -28,10 +28,10 @@ recorded. Exits 0 when verified, 1 when the replay is partial or does not match
 replay is audited with its reason.`,
 		example: `  loggate audit replay view_01HXYZ --reason "INC-4242: what did alice see?"
   loggate audit replay view_01HXYZ --reason "INC-4242" --output json | jq -c 'select(.type=="entries")'`,
+		outputs: []string{"text", "json"}, // the lines, or the NDJSON frames as sent
 		flags: func(fs *flag.FlagSet) {
 			addServerFlags(fs)
 			fs.String("reason", "", "why you replay this view (required; recorded)")
-			fs.String("output", "text", "text (the lines) or json (the NDJSON frames as sent)")
 		},
 		run: func(c *cli, ctx context.Context, fs *flag.FlagSet, args []string) error {
 			if len(args) != 1 {
@@ -42,9 +42,6 @@ replay is audited with its reason.`,
 				return exitcode.Usagef("--reason is required: say why you replay this view")
 			}
 			format := flagString(fs, "output")
-			if err := checkOutput(format, "text", "json"); err != nil {
-				return err
-			}
 			a, err := c.session(ctx, fs)
 			if err != nil {
 				return err
