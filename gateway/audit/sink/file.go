@@ -115,25 +115,54 @@ func cutTornLine(f *os.File) (int64, error) {
 
 // Deliver appends the batch, rotating as needed, and fsyncs.
 func (s *File) Deliver(ctx context.Context, recs []audit.Record) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	for _, r := range recs {
+		if err := s.add(r.Line()); err != nil {
+			return err
+		}
+	}
+	return s.write()
+}
+
+// DeliverCheckpoint appends cp as one line, CheckpointJSON(cp), and
+// fsyncs. `loggate audit verify --checkpoint FILE` accepts such a file and
+// checks the trail against its newest checkpoint line.
+func (s *File) DeliverCheckpoint(ctx context.Context, cp audit.Checkpoint) error {
+	if err := s.begin(); err != nil {
+		return err
+	}
+	if err := s.add(append(CheckpointJSON(cp), '\n')); err != nil {
+		return err
+	}
+	return s.write()
+}
+
+// begin opens the file if needed and empties the buffer.
+func (s *File) begin() error {
 	if s.f == nil {
 		if err := s.open(); err != nil {
 			return fmt.Errorf("file sink: %w", err)
 		}
 	}
 	s.buf = s.buf[:0]
-	for _, r := range recs {
-		line := r.Line()
-		if s.size+int64(len(s.buf)) > 0 && s.size+int64(len(s.buf)+len(line)) > s.cfg.MaxBytes {
-			if err := s.write(); err != nil {
-				return err
-			}
-			if err := s.rotate(); err != nil {
-				return err
-			}
+	return nil
+}
+
+// add buffers one line, first writing out and rotating when the line would
+// take the file past MaxBytes.
+func (s *File) add(line []byte) error {
+	if s.size+int64(len(s.buf)) > 0 && s.size+int64(len(s.buf)+len(line)) > s.cfg.MaxBytes {
+		if err := s.write(); err != nil {
+			return err
 		}
-		s.buf = append(s.buf, line...)
+		if err := s.rotate(); err != nil {
+			return err
+		}
 	}
-	return s.write()
+	s.buf = append(s.buf, line...)
+	return nil
 }
 
 // write appends the buffered lines and fsyncs. On a short write the file is

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/loggate/loggate/gateway/audit"
@@ -69,6 +70,14 @@ type Config struct {
 	// Observe, if set, is called after every delivery attempt (from Run's
 	// goroutine; it must not block).
 	Observe func(Delivery)
+	// Checkpoint, if set and Sink is a CheckpointSink, returns the trail's
+	// newest signed checkpoint. The Runner then pushes every new checkpoint
+	// it sees, once the events it covers have been delivered, and at most
+	// once per CheckpointEvery, so the receiver holds an independent copy of
+	// the signed history (see CheckpointSink).
+	Checkpoint func(context.Context) (audit.Checkpoint, error)
+	// CheckpointEvery spaces checkpoint pushes. If zero, 10 seconds.
+	CheckpointEvery time.Duration
 	// Now returns the current time. If nil, time.Now.
 	Now func() time.Time
 	// Logger receives delivery errors (never event contents). If nil,
@@ -84,6 +93,18 @@ type Runner struct {
 
 	mu     sync.Mutex // guards cursor
 	cursor int64
+
+	cps cpState // owned by Run's goroutine
+}
+
+// cpState is a Runner's checkpoint pushing.
+type cpState struct {
+	sink     CheckpointSink // nil: no pushing
+	pending  *audit.Checkpoint
+	lastNote string    // the note pushed last
+	nextAsk  time.Time // when to ask for the newest checkpoint again
+	retryAt  time.Time // after a failed push: when to try again
+	pushed   atomic.Int64
 }
 
 // NewRunner validates cfg and loads the cursor.
@@ -115,6 +136,9 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 10 * time.Second
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -123,7 +147,11 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit sink %s: %w", cfg.Name, err)
 	}
-	return &Runner{cfg: cfg, log: log.With("sink", cfg.Name), wake: make(chan struct{}, 1), cursor: cur}, nil
+	r := &Runner{cfg: cfg, log: log.With("sink", cfg.Name), wake: make(chan struct{}, 1), cursor: cur}
+	if cs, ok := cfg.Sink.(CheckpointSink); ok && cfg.Checkpoint != nil {
+		r.cps.sink = cs
+	}
+	return r, nil
 }
 
 // Name returns Config.Name.
@@ -163,13 +191,62 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		if len(recs) == 0 {
+			r.pushCheckpoint(ctx)
 			r.idle(ctx)
 			continue
 		}
 		r.deliver(ctx, recs)
+		r.pushCheckpoint(ctx)
 	}
 	return nil
 }
+
+// pushCheckpoint hands the newest signed checkpoint to a CheckpointSink:
+// it asks for the newest one at most once per CheckpointEvery, keeps it
+// while the events it covers are not all delivered yet (so a receiver never
+// holds a checkpoint ahead of the events it has, and a busy trail whose
+// newest checkpoint always runs ahead still gets one pushed), and pushes it
+// unless it is the one pushed last. A failed push is tried again after
+// CheckpointEvery; it never holds up the events.
+func (r *Runner) pushCheckpoint(ctx context.Context) {
+	c := &r.cps
+	if c.sink == nil || ctx.Err() != nil {
+		return
+	}
+	now := r.cfg.Now()
+	if c.pending == nil {
+		if now.Before(c.nextAsk) {
+			return
+		}
+		c.nextAsk = now.Add(r.cfg.CheckpointEvery)
+		cp, err := r.cfg.Checkpoint(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.log.Warn("audit sink checkpoint read", "err", err)
+			}
+			return
+		}
+		if cp.Note == "" || cp.Note == c.lastNote {
+			return
+		}
+		c.pending = &cp
+	}
+	if c.pending.Size > r.Cursor() || now.Before(c.retryAt) {
+		return
+	}
+	if err := c.sink.DeliverCheckpoint(ctx, *c.pending); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("audit sink checkpoint delivery failed", "size", c.pending.Size, "err", err)
+		}
+		c.retryAt = now.Add(r.cfg.CheckpointEvery)
+		return
+	}
+	c.lastNote, c.pending = c.pending.Note, nil
+	c.pushed.Add(1)
+}
+
+// CheckpointsPushed returns how many checkpoints Run has pushed.
+func (r *Runner) CheckpointsPushed() int64 { return r.cps.pushed.Load() }
 
 // deliver sends one batch until it is delivered or ctx ends, then saves the
 // cursor.

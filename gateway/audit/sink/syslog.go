@@ -90,6 +90,23 @@ func (s *Syslog) Deliver(ctx context.Context, recs []audit.Record) error {
 		}
 		appendFrame(&s.buf, s.cfg.Facility, s.cfg.Hostname, s.cfg.AppName, r, ev.Outcome)
 	}
+	return s.send(ctx)
+}
+
+// DeliverCheckpoint writes cp as one message with MSGID audit.checkpoint,
+// severity informational, the structured data naming its size, origin and
+// CheckpointID, and CheckpointJSON(cp) as the message.
+func (s *Syslog) DeliverCheckpoint(ctx context.Context, cp audit.Checkpoint) error {
+	s.buf.Reset()
+	appendCheckpointFrame(&s.buf, s.cfg.Facility, s.cfg.Hostname, s.cfg.AppName, cp)
+	if err := s.send(ctx); err != nil {
+		return fmt.Errorf("syslog checkpoint %d: %w", cp.Size, err)
+	}
+	return nil
+}
+
+// send writes the frames in buf, (re)dialling first when needed.
+func (s *Syslog) send(ctx context.Context) error {
 	if s.conn != nil && !alive(s.conn) {
 		s.conn.Close()
 		s.conn = nil
@@ -155,16 +172,7 @@ func (s *Syslog) Close() error {
 func appendFrame(buf *bytes.Buffer, facility int, hostname, appName string, r audit.Record, outcome string) {
 	var msg bytes.Buffer
 	msg.Grow(len(r.Bytes) + 256)
-	msg.WriteByte('<')
-	msg.WriteString(strconv.Itoa(facility*8 + severity(outcome)))
-	msg.WriteString(">1 ")
-	msg.WriteString(r.Time.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
-	msg.WriteByte(' ')
-	msg.WriteString(headerField(hostname, 255))
-	msg.WriteByte(' ')
-	msg.WriteString(headerField(appName, 48))
-	msg.WriteString(" - ")
-	msg.WriteString(headerField(r.Action, 32))
+	writeHeader(&msg, facility*8+severity(outcome), r.Time, hostname, appName, r.Action)
 	msg.WriteString(" [" + syslogSDID + " id=\"")
 	writeParam(&msg, r.ID)
 	msg.WriteString("\" seq=\"")
@@ -174,10 +182,47 @@ func appendFrame(buf *bytes.Buffer, facility int, hostname, appName string, r au
 	msg.WriteString("\"] \xEF\xBB\xBF") // BOM: the MSG is UTF-8
 	line := r.Line()
 	msg.Write(line[:len(line)-1])
+	appendOctetCounted(buf, msg.Bytes())
+}
 
-	buf.WriteString(strconv.Itoa(msg.Len()))
+// appendCheckpointFrame appends one frame for a signed checkpoint:
+//
+//	<PRI>1 TIMESTAMP HOSTNAME APP-NAME - audit.checkpoint [loggate@32473 id="cp-.." size=".." origin=".."] BOM<CheckpointJSON>
+func appendCheckpointFrame(buf *bytes.Buffer, facility int, hostname, appName string, cp audit.Checkpoint) {
+	var msg bytes.Buffer
+	body := CheckpointJSON(cp)
+	msg.Grow(len(body) + 256)
+	writeHeader(&msg, facility*8+6, cp.Time, hostname, appName, CheckpointType) // 6: informational
+	msg.WriteString(" [" + syslogSDID + " id=\"")
+	writeParam(&msg, CheckpointID(cp))
+	msg.WriteString("\" size=\"")
+	msg.WriteString(strconv.FormatInt(cp.Size, 10))
+	msg.WriteString("\" origin=\"")
+	writeParam(&msg, cp.Origin)
+	msg.WriteString("\"] \xEF\xBB\xBF")
+	msg.Write(body)
+	appendOctetCounted(buf, msg.Bytes())
+}
+
+// writeHeader writes "<PRI>1 TIMESTAMP HOSTNAME APP-NAME - MSGID".
+func writeHeader(msg *bytes.Buffer, pri int, t time.Time, hostname, appName, msgID string) {
+	msg.WriteByte('<')
+	msg.WriteString(strconv.Itoa(pri))
+	msg.WriteString(">1 ")
+	msg.WriteString(t.UTC().Format("2006-01-02T15:04:05.000000Z07:00"))
+	msg.WriteByte(' ')
+	msg.WriteString(headerField(hostname, 255))
+	msg.WriteByte(' ')
+	msg.WriteString(headerField(appName, 48))
+	msg.WriteString(" - ")
+	msg.WriteString(headerField(msgID, 32))
+}
+
+// appendOctetCounted appends "MSG-LEN SP SYSLOG-MSG".
+func appendOctetCounted(buf *bytes.Buffer, msg []byte) {
+	buf.WriteString(strconv.Itoa(len(msg)))
 	buf.WriteByte(' ')
-	buf.Write(msg.Bytes())
+	buf.Write(msg)
 }
 
 func severity(outcome string) int {

@@ -126,7 +126,21 @@ func (w *Webhook) Deliver(ctx context.Context, recs []audit.Record) error {
 
 func (w *Webhook) post(ctx context.Context, r audit.Record) error {
 	body := r.Line()
-	body = body[:len(body)-1] // one JSON object, no newline
+	return w.send(ctx, r.ID, body[:len(body)-1]) // one JSON object, no newline
+}
+
+// DeliverCheckpoint POSTs cp as one JSON object with
+// "type":"audit.checkpoint", signed like an event, its Webhook-Id being
+// CheckpointID(cp).
+func (w *Webhook) DeliverCheckpoint(ctx context.Context, cp audit.Checkpoint) error {
+	if err := w.send(ctx, CheckpointID(cp), CheckpointJSON(cp)); err != nil {
+		return fmt.Errorf("webhook checkpoint %d: %w", cp.Size, err)
+	}
+	return nil
+}
+
+// send POSTs one signed body.
+func (w *Webhook) send(ctx context.Context, id string, body []byte) error {
 	ts := w.cfg.Now().Unix()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.cfg.URL, bytes.NewReader(body))
 	if err != nil {
@@ -134,9 +148,9 @@ func (w *Webhook) post(ctx context.Context, r audit.Record) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "loggate-audit-sink/1")
-	req.Header.Set(HeaderWebhookID, r.ID)
+	req.Header.Set(HeaderWebhookID, id)
 	req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderWebhookSignature, SignWebhook(w.cfg.Secret, r.ID, ts, body))
+	req.Header.Set(HeaderWebhookSignature, SignWebhook(w.cfg.Secret, id, ts, body))
 	resp, err := w.cfg.Client.Do(req)
 	if err != nil {
 		if ue, ok := errors.AsType[*url.Error](err); ok {
