@@ -15,6 +15,7 @@ import (
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/audit/sink"
 	"github.com/loggate/loggate/policies"
 	"github.com/loggate/loggate/policy"
 )
@@ -268,10 +269,17 @@ func checkpointBytes(b []byte) []byte {
 	if json.Unmarshal(b, &cp) == nil && len(cp.Bytes()) > 0 {
 		return cp.Bytes()
 	}
-	if cps, err := audit.ReadCheckpointLog(bytes.NewReader(b)); err == nil && len(cps) > 0 {
-		// A --audit-checkpoint-file: its largest checkpoint (the newest of
-		// equals). Not simply the last line: a gateway restarted on a
-		// rolled-back copy appends its smaller checkpoints after it.
+	cps, err := audit.ReadCheckpointLog(bytes.NewReader(b))
+	if err != nil || len(cps) == 0 {
+		// An audit sink file, with the checkpoints the gateway pushed
+		// (--audit-sink-checkpoints) among the events.
+		cps, err = sink.ReadCheckpoints(bytes.NewReader(b))
+	}
+	if err == nil && len(cps) > 0 {
+		// A --audit-checkpoint-file or sink file: its largest checkpoint
+		// (the newest of equals). Not simply the last line: a gateway
+		// restarted on a rolled-back copy appends its smaller checkpoints
+		// after it.
 		best := cps[0]
 		for _, cp := range cps[1:] {
 			if cp.Size >= best.Size {

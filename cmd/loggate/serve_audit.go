@@ -36,6 +36,7 @@ type auditOps struct {
 	SinkFileMaxBytes      int64
 	SinkFileMaxFiles      int
 	CheckpointFile        string
+	SinkCheckpointEvery   time.Duration
 }
 
 func (a *auditOps) flags(fs *flag.FlagSet) {
@@ -49,6 +50,16 @@ func (a *auditOps) flags(fs *flag.FlagSet) {
 	fs.Int64Var(&a.SinkFileMaxBytes, "audit-sink-file-max-bytes", 64<<20, "rotate the audit sink file at this size")
 	fs.StringVar(&a.CheckpointFile, "audit-checkpoint-file", "", "append every signed audit checkpoint to this file (JSON lines; keep it on another mount)")
 	fs.IntVar(&a.SinkFileMaxFiles, "audit-sink-file-max-files", 0, "rotated audit sink files to keep (0 keeps all)")
+	fs.DurationVar(&a.SinkCheckpointEvery, "audit-sink-checkpoint-interval", 10*time.Second, "also push the newest signed checkpoint to the audit sinks (type audit.checkpoint, after the events it covers) at most this often; 0 never")
+}
+
+// checkpointSource is what the sinks push checkpoints from: the trail's
+// newest one, or nil when --audit-sink-checkpoint-interval is 0.
+func (a auditOps) checkpointSource(latest func(context.Context) (audit.Checkpoint, error)) func(context.Context) (audit.Checkpoint, error) {
+	if a.SinkCheckpointEvery <= 0 {
+		return nil
+	}
+	return latest
 }
 
 // startAudit applies the legal hold setting and starts one sink runner per
@@ -80,6 +91,7 @@ func startAudit(ctx context.Context, a auditOps, aud *audit.Store, dir string, g
 	for i, ns := range sinks {
 		r, err := sink.NewRunner(sink.Config{
 			Name: ns.name, Source: aud, Sink: ns.sink, CursorFile: filepath.Join(cdir, ns.name+".cursor"),
+			Checkpoint: a.checkpointSource(aud.LatestCheckpoint), CheckpointEvery: a.SinkCheckpointEvery,
 			Observe: m.observe, Logger: log.With("component", "audit-sink"),
 		})
 		if err != nil {
@@ -130,6 +142,7 @@ func startSharedAudit(ctx context.Context, a auditOps, rp *redisParts, getenv fu
 	cfgs := make([]sink.Config, 0, len(sinks))
 	for _, ns := range sinks {
 		cfgs = append(cfgs, sink.Config{Name: ns.name, Source: rp.audit, Sink: ns.sink, Observe: m.observe,
+			Checkpoint: a.checkpointSource(rp.audit.LatestCheckpoint), CheckpointEvery: a.SinkCheckpointEvery,
 			Logger: log.With("component", "audit-sink")})
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))

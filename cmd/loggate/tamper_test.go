@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/loggate/loggate/gateway/audit"
+	"github.com/loggate/loggate/gateway/audit/sink"
 )
 
 // Tamper tests from outside: the real binary (this test binary as loggate,
@@ -77,6 +78,21 @@ func (c *trailChild) stop() {
 }
 
 // activity makes n access requests (each a handful of audit events).
+// waitSinkCheckpoint waits until the audit sink file holds a pushed
+// checkpoint at least as large as the one the gateway serves now.
+func (c *trailChild) waitSinkCheckpoint(path string) {
+	c.t.Helper()
+	var now audit.Checkpoint
+	if st := c.g.call("GET", "/api/v1/audit/checkpoint", "", nil, &now); st != 200 {
+		c.t.Fatalf("GET /api/v1/audit/checkpoint: %d", st)
+	}
+	eventually(c.t, "the sink file holding a checkpoint of the served size", 30*time.Second, func() bool {
+		b, _ := os.ReadFile(path)
+		cps, err := sink.ReadCheckpoints(bytes.NewReader(b))
+		return err == nil && len(cps) > 0 && cps[len(cps)-1].Size >= now.Size
+	})
+}
+
 func (c *trailChild) activity(n int) {
 	c.t.Helper()
 	alice := c.g.token("alice")
@@ -171,10 +187,13 @@ func TestTamperSQLiteTrailFromOutside(t *testing.T) {
 	outside := filepath.Join(root, "other-mount")
 	os.MkdirAll(outside, 0o700)
 	cpFile := filepath.Join(outside, "checkpoints.jsonl")
+	sinkFile := filepath.Join(outside, "audit-sink.ndjson") // events and pushed checkpoints
 	state := filepath.Join(outside, "witness.json")
+	withCopies := []string{"--audit-checkpoint-file", cpFile, "--audit-sink-file", sinkFile,
+		"--audit-sink-checkpoint-interval", "20ms"}
 
 	// A trail with some history, witnessed once (the first run trusts).
-	c := startTrailChild(t, data, "--audit-checkpoint-file", cpFile)
+	c := startTrailChild(t, data, withCopies...)
 	c.activity(4)
 	witness := func(c *trailChild, env ...string) (string, int) {
 		return runLoggate(t, env, "audit", "witness", "--server", c.g.url, "--state", state)
@@ -229,11 +248,12 @@ func TestTamperSQLiteTrailFromOutside(t *testing.T) {
 	// verify alone passes; the checkpoint file and the witness catch it.
 	older := filepath.Join(root, "older")
 	copyTree(t, data, older)
-	c = startTrailChild(t, data, "--audit-checkpoint-file", cpFile)
+	c = startTrailChild(t, data, withCopies...)
 	c.activity(8)
 	if out, code := witness(c); code != 0 || !strings.Contains(out, "OK: the trail extends") {
 		t.Fatalf("witness after growth: exit %d\n%s", code, out)
 	}
+	c.waitSinkCheckpoint(sinkFile)
 	c.stop()
 	witnessed, _ := os.ReadFile(state)
 	restored := filepath.Join(root, "restored")
@@ -241,8 +261,10 @@ func TestTamperSQLiteTrailFromOutside(t *testing.T) {
 	if out, code := verifyTrail(t, restored); code != 0 {
 		t.Fatalf("verify alone on the older copy: exit %d (it is a valid trail)\n%s", code, out)
 	}
-	if out, code := verifyTrail(t, restored, "--checkpoint", cpFile); code != 1 {
-		t.Errorf("verify --checkpoint on the older copy: exit %d, want 1\n%s", code, out)
+	for _, f := range []string{cpFile, sinkFile} {
+		if out, code := verifyTrail(t, restored, "--checkpoint", f); code != 1 || !strings.Contains(out, "truncated") {
+			t.Errorf("verify --checkpoint %s on the older copy: exit %d, want 1 and truncated\n%s", filepath.Base(f), code, out)
+		}
 	}
 	c = startTrailChild(t, restored, "--audit-checkpoint-file", cpFile)
 	out, code := witness(c, "LOGGATE_TOKEN="+c.g.token("alice"))
@@ -270,8 +292,10 @@ func TestTamperSQLiteTrailFromOutside(t *testing.T) {
 	if out, code := verifyTrail(t, rewritten); code != 0 {
 		t.Fatalf("verify alone on the rewritten trail: exit %d (it is consistent)\n%s", code, out)
 	}
-	if out, code := verifyTrail(t, rewritten, "--checkpoint", cpFile); code != 1 {
-		t.Errorf("verify --checkpoint on the rewritten trail: exit %d, want 1\n%s", code, out)
+	for _, f := range []string{cpFile, sinkFile} {
+		if out, code := verifyTrail(t, rewritten, "--checkpoint", f); code != 1 {
+			t.Errorf("verify --checkpoint %s on the rewritten trail: exit %d, want 1\n%s", filepath.Base(f), code, out)
+		}
 	}
 	c = startTrailChild(t, rewritten)
 	if out, code := witness(c); code != 1 || !strings.Contains(out, "fork") {
@@ -280,8 +304,10 @@ func TestTamperSQLiteTrailFromOutside(t *testing.T) {
 	c.stop()
 
 	// The real trail still verifies and still extends what the witness saw.
-	if out, code := verifyTrail(t, data, "--checkpoint", cpFile); code != 0 {
-		t.Errorf("the untouched trail at the end: exit %d\n%s", code, out)
+	for _, f := range []string{cpFile, sinkFile} {
+		if out, code := verifyTrail(t, data, "--checkpoint", f); code != 0 {
+			t.Errorf("the untouched trail at the end, --checkpoint %s: exit %d\n%s", filepath.Base(f), code, out)
+		}
 	}
 	c = startTrailChild(t, data)
 	if out, code := witness(c); code != 0 {

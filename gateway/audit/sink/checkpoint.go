@@ -1,10 +1,14 @@
 package sink
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"strconv"
 
 	"github.com/loggate/loggate/gateway/audit"
@@ -53,3 +57,35 @@ var (
 	_ CheckpointSink = (*Syslog)(nil)
 	_ CheckpointSink = (*File)(nil)
 )
+
+// ReadCheckpoints returns the checkpoints pushed into a file sink's NDJSON
+// (the lines with "type":"audit.checkpoint"), in file order, skipping the
+// event lines. Signatures are not checked here. A line that is not JSON is
+// an error naming it, except a torn last line.
+func ReadCheckpoints(r io.Reader) ([]audit.Checkpoint, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	var out []audit.Checkpoint
+	var bad error
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		if bad != nil {
+			return nil, bad
+		}
+		var m checkpointMessage
+		if err := json.Unmarshal(line, &m); err != nil {
+			bad = fmt.Errorf("%w: audit sink file line %d is not JSON", audit.ErrInvalid, n)
+			continue
+		}
+		if m.Type == CheckpointType && m.Note != "" {
+			out = append(out, m.Checkpoint)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("audit sink file: %w", err)
+	}
+	return out, nil
+}
