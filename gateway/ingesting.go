@@ -5,11 +5,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
@@ -332,48 +329,3 @@ func (s *Server) writeOTLPStatus(w http.ResponseWriter, r *http.Request, ae *api
 	_, _ = w.Write(body)
 }
 
-// rateLimiter is a token bucket per key.
-type rateLimiter struct {
-	rate, burst float64
-	now         func() time.Time
-
-	mu      sync.Mutex
-	buckets map[string]*bucket // guarded by mu
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func newRateLimiter(rate, burst float64, now func() time.Time) *rateLimiter {
-	return &rateLimiter{rate: rate, burst: burst, now: now, buckets: map[string]*bucket{}}
-}
-
-func (l *rateLimiter) allow(key string) bool {
-	ok, _ := l.take(key)
-	return ok
-}
-
-// take is allow that also says, when it refuses, how long until key's
-// bucket holds a token again.
-func (l *rateLimiter) take(key string) (ok bool, wait time.Duration) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := l.now()
-	b := l.buckets[key]
-	if b == nil {
-		if len(l.buckets) > 100000 {
-			clear(l.buckets)
-		}
-		b = &bucket{tokens: l.burst, last: now}
-		l.buckets[key] = b
-	}
-	b.tokens = math.Min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-	}
-	b.tokens--
-	return true, 0
-}

@@ -78,3 +78,48 @@ func TestRateLimiterTakeWait(t *testing.T) {
 		t.Error("take refused after the wait it named")
 	}
 }
+
+// TestRateLimiterBoundedWithoutReset: a full limiter drops only buckets that
+// have refilled (they equal new ones). While every bucket is still
+// draining, new keys share one overflow bucket, so a flood of new addresses
+// can neither grow the map nor reset a drained client's bucket.
+func TestRateLimiterBoundedWithoutReset(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newRateLimiter(1, 2, func() time.Time { return now })
+	l.maxKeys = 4
+	drain := func(key string) {
+		t.Helper()
+		for l.allow(key) {
+		}
+	}
+	for _, k := range []string{"victim", "b", "c", "d"} {
+		drain(k)
+	}
+	if ok, _ := l.take("new-1"); !ok {
+		t.Fatal("a new key refused while the overflow bucket is full")
+	}
+	if !l.allow("new-2") {
+		t.Fatal("the overflow bucket's second token refused")
+	}
+	if l.allow("new-3") {
+		t.Error("a third new key got a token: new keys past the bound must share one bucket")
+	}
+	if l.allow("victim") {
+		t.Error("the drained client's bucket was reset by the flood of new keys")
+	}
+	if n := l.keys(); n != 4 {
+		t.Errorf("%d buckets, want the bound 4", n)
+	}
+
+	// Once the buckets have refilled, the next new key finds room again.
+	now = now.Add(3 * time.Second)
+	if !l.allow("new-4") {
+		t.Fatal("a new key refused after every bucket refilled")
+	}
+	if n := l.keys(); n != 1 {
+		t.Errorf("%d buckets after the sweep, want 1 (the refilled ones dropped)", n)
+	}
+	if !l.allow("new-4") || l.allow("new-4") {
+		t.Error("new-4 should hold its own bucket of burst 2")
+	}
+}

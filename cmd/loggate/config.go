@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"time"
@@ -81,6 +82,8 @@ type serveConfig struct {
 	MaxTailsPerStream       int
 	MaxViewerRate           int
 	IngestRate              float64
+	PublicAuditRate         float64
+	PublicAuditBurst        float64
 	LogLevel                string
 	LogFormat               string
 
@@ -155,6 +158,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxTailsPerStream, "max-tails-per-stream", 200, "concurrent live tails per stream")
 	fs.IntVar(&c.MaxViewerRate, "max-viewer-rate", 5000, "entries per second a viewer receives before sampling (announced)")
 	fs.Float64Var(&c.IngestRate, "ingest-rate", 200, "ingest requests per second per source token (burst twice that)")
+	fs.Float64Var(&c.PublicAuditRate, "public-audit-rate", 2, "requests per second per client address (IPv6: per /64) to the unauthenticated audit checkpoint, keys and consistency endpoints; past it 429")
+	fs.Float64Var(&c.PublicAuditBurst, "public-audit-burst", 20, "burst of --public-audit-rate (at least 1)")
 	fs.StringVar(&c.EncryptionKeyFile, "encryption-key-file", "", "file of log backlog keys, newest first (`loggate keys generate`); seals logs.db and the Redis streams (or LOGGATE_ENCRYPTION_KEY)")
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration and the files it names, print \"configuration ok\" and exit (reaches no network; see loggate doctor)")
 	fs.BoolVar(&c.AllowOpenPermissions, "allow-open-permissions", false, "start even when the data directory or a key/secret file is readable by others or owned by another user (containers that cannot set modes); each problem is logged")
@@ -249,6 +254,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return nil, exitcode.Usagef("--tls-cert and --tls-key go together")
+	}
+	if !(c.PublicAuditRate > 0) || !(c.PublicAuditBurst >= 1) || math.IsInf(c.PublicAuditRate, 0) || math.IsInf(c.PublicAuditBurst, 0) {
+		return nil, exitcode.Usagef("--public-audit-rate must be above 0 and --public-audit-burst at least 1 (got %v and %v)",
+			c.PublicAuditRate, c.PublicAuditBurst)
 	}
 	return &c, nil
 }

@@ -363,7 +363,7 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 		Auth: p.authn, Sessions: p.authn, Policy: p.pol, Audit: sp.audit, Store: sp.store, Hub: sp.hub, Redactor: red,
 		RedactorsByEnv: redByEnv, Pages: pages, Mounts: p.mounts, Registry: p.reg, Logger: p.log, DigestKind: "sha256-chained",
 		Limits: gateway.Limits{MaxTailsPerUser: c.MaxTailsPerUser, MaxTailsPerStream: c.MaxTailsPerStream,
-			IngestRate: c.IngestRate},
+			IngestRate: c.IngestRate, PublicAuditRate: c.PublicAuditRate, PublicAuditBurst: c.PublicAuditBurst},
 		TailProgressInterval: c.TailProgressInterval, IdentityRecheckInterval: c.IdentityRecheck,
 		VerifyAudit: sp.verifyAudit, Broadcast: sp.broadcast, ReadyChecks: sp.readyChecks, ReadyNotes: sp.readyNotes(),
 		ReplicaID: sp.replicaID(), Spool: spool, ViewCounts: viewCounts, ViewCountsInterval: c.ViewCountsInterval,
