@@ -328,4 +328,3 @@ func (s *Server) writeOTLPStatus(w http.ResponseWriter, r *http.Request, ae *api
 	w.WriteHeader(ae.Status)
 	_, _ = w.Write(body)
 }
-
