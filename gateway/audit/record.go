@@ -96,10 +96,8 @@ func recordHead(rec []byte) (seq int64, prev [32]byte, err error) {
 		canonical := i > 0 && (rest[0] != '0' || i == 1) // JSON allows no leading zeros
 		if canonical && bytes.HasPrefix(rest[i:], []byte(p2)) {
 			h := rest[i+len(p2):]
-			if len(h) > 64 && h[64] == '"' && isLowerHex(h[:64]) {
-				n, perr := strconv.ParseInt(string(rest[:i]), 10, 64)
-				_, herr := hex.Decode(prev[:], h[:64])
-				if perr == nil && herr == nil {
+			if len(h) > 64 && h[64] == '"' && decodeLowerHex(prev[:], h[:64]) {
+				if n, err := strconv.ParseInt(string(rest[:i]), 10, 64); err == nil {
 					return n, prev, nil
 				}
 			}
@@ -146,13 +144,34 @@ func NewEventID() string {
 	return "evt_" + IDEncoding.EncodeToString(b[:])
 }
 
-func isLowerHex(b []byte) bool {
-	for _, c := range b {
-		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
-			return false
-		}
+// lowerHexValue maps '0'-'9' and 'a'-'f' to their values and every other
+// byte to 0xff.
+var lowerHexValue = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
 	}
-	return true
+	for i := byte(0); i < 10; i++ {
+		t['0'+i] = i
+	}
+	for i := byte(0); i < 6; i++ {
+		t['a'+i] = 10 + i
+	}
+	return t
+}()
+
+// decodeLowerHex decodes src (lower-case hex, 2*len(dst) bytes) into dst
+// and reports whether src was exactly that.
+func decodeLowerHex(dst, src []byte) bool {
+	if len(src) != 2*len(dst) {
+		return false
+	}
+	bad := byte(0)
+	for i := range dst {
+		hi, lo := lowerHexValue[src[2*i]], lowerHexValue[src[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo&0x0f
+	}
+	return bad&0xf0 == 0
 }
 
 // ChainHash is the chain link: SHA-256(prev hash || record), the first prev
