@@ -74,9 +74,11 @@ func newAlerts(ctx context.Context, c *serveConfig, sp *stateParts, reg *prometh
 	sa.store = st
 	ecfg := alert.EngineConfig{Logger: log.With("component", "alert")}
 	if rc := sp.notifyRedis(); rc != nil {
-		// Replicas count together; the lease holder alone fires.
-		ecfg.Shared = &alert.Shared{Client: rc, Prefix: redisPrefix, ReplicaID: sp.replicaID()}
-		sa.kept, sa.shared = alert.NewRedisStore(rc, redisPrefix), true
+		// Replicas count together; the lease holder alone fires, and a
+		// new leader carries on with the alerts kept in Redis.
+		kept := alert.NewRedisStore(rc, redisPrefix)
+		ecfg.Shared = &alert.Shared{Client: rc, Prefix: redisPrefix, ReplicaID: sp.replicaID(), Store: kept}
+		sa.kept, sa.shared = kept, true
 	} else {
 		sa.kept = st
 	}
