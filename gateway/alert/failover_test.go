@@ -7,6 +7,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loggate/loggate/gateway/alert/alertmanagertest"
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 	"github.com/loggate/loggate/gateway/logs"
 )
@@ -231,4 +232,86 @@ func TestNewLeaderTakesFiredAlertFromStore(t *testing.T) {
 	b.Tick(ctx)
 	got = fc.take()
 	wantChanges(t, got, "b:resolved", "b:resolved")
+}
+
+// TestLeaderFailoverOneAlertInAlertmanager: the same failover seen from a
+// real Alertmanager, each replica delivering through the outbox they share
+// in Redis: one alert, whose startsAt and loggate id stay A's after B took
+// over (B refreshes it while lines come), resolved there once they stop.
+func TestLeaderFailoverOneAlertInAlertmanager(t *testing.T) {
+	base := alertmanagertest.Start(t)
+	fc := newFailoverCluster(t, `- {name: failover-errors, service: checkout, env: prod, message: payment failed, threshold: 3, window: 1m}`)
+	// The engines' clock starts in the past and never passes the real
+	// one: Alertmanager judges endsAt by its own clock.
+	fc.clock.t = time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	ctx := context.Background()
+	replica := func(id string) (*Engine, context.CancelFunc) {
+		am, err := NewAlertmanager(AlertmanagerConfig{URLs: []string{base}, Redis: fc.client, RedisPrefix: fc.prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := fc.replica(id)
+		rec := e.cfg.Sink
+		e.SetSink(SinkFunc(func(ctx context.Context, ch Change) {
+			rec.AlertChanged(ctx, ch)
+			if !ch.Dropped {
+				if err := am.Enqueue(ctx, ch.Alert); err != nil {
+					t.Error(err)
+				}
+			}
+		}))
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); am.Run(runCtx) }()
+		stopAndWait := func() { stop(); <-done }
+		t.Cleanup(stopAndWait)
+		return e, stopAndWait
+	}
+	a, stopA := replica("a")
+	b, _ := replica("b")
+	line := logs.Entry{Service: "checkout", Env: "prod", Level: "error", Message: "payment failed"}
+
+	a.ObserveEntries([]logs.Entry{line, line, line})
+	a.Tick(ctx)
+	b.Tick(ctx)
+	wantChanges(t, fc.take(), "a:firing")
+	var first alertmanagertest.Alert
+	alertmanagertest.WaitFor(t, 15*time.Second, "the alert in Alertmanager", func() bool {
+		got := alertmanagertest.Active(t, base, "failover-errors")
+		if len(got) == 1 {
+			first = got[0]
+		}
+		return len(got) == 1
+	})
+
+	fc.clock.Advance(20 * time.Second)
+	b.ObserveEntries([]logs.Entry{line, line})
+	b.Tick(ctx)
+	a.Tick(ctx)
+	stopA() // A's engine ticks no more and its sender stops
+	fc.clock.Advance(20 * time.Second)
+	b.ObserveEntries([]logs.Entry{line})
+	fc.takeOver(b)
+	fc.clock.Advance(30 * time.Second)
+	b.ObserveEntries([]logs.Entry{line})
+	b.Tick(ctx)
+	wantChanges(t, fc.take(), "b:resend")
+	alertmanagertest.WaitFor(t, 15*time.Second, "B's refresh in Alertmanager", func() bool {
+		got := alertmanagertest.Active(t, base, "failover-errors")
+		if len(got) != 1 {
+			t.Fatalf("alerts in Alertmanager = %+v, want one", got)
+		}
+		if !got[0].StartsAt.Equal(first.StartsAt) || got[0].Annotations["loggate_alert_id"] != first.Annotations["loggate_alert_id"] {
+			t.Fatalf("after the takeover Alertmanager has %s since %v, want %s since %v", got[0].Annotations["loggate_alert_id"],
+				got[0].StartsAt, first.Annotations["loggate_alert_id"], first.StartsAt)
+		}
+		return got[0].Annotations["count"] == "4"
+	})
+
+	fc.clock.Advance(2 * time.Minute)
+	b.Tick(ctx)
+	wantChanges(t, fc.take(), "b:resolved")
+	alertmanagertest.WaitFor(t, 15*time.Second, "the alert resolved in Alertmanager", func() bool {
+		return len(alertmanagertest.Active(t, base, "failover-errors")) == 0
+	})
 }
