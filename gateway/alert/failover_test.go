@@ -315,3 +315,36 @@ func TestLeaderFailoverOneAlertInAlertmanager(t *testing.T) {
 		return len(alertmanagertest.Active(t, base, "failover-errors")) == 0
 	})
 }
+
+// TestNewLeaderResolvesAlertsOfRemovedRules: an alert the store holds
+// firing for a rule the new leader's rules no longer have is resolved once
+// (as SetRules does), and a pending one is dropped.
+func TestNewLeaderResolvesAlertsOfRemovedRules(t *testing.T) {
+	fc := newFailoverCluster(t, `- {name: errs, service: checkout, env: prod, message: payment failed, threshold: 2, window: 1m}`)
+	ctx := context.Background()
+	now := fc.clock.Now()
+	for _, a := range []Alert{
+		{ID: "alt_gone", Rule: "gone", Kind: "log", State: StateFiring, PendingSince: &now, StartedAt: &now, UpdatedAt: now},
+		{ID: "alt_wait", Rule: "gone-too", Kind: "log", State: StatePending, PendingSince: &now, UpdatedAt: now},
+	} {
+		if err := fc.store.Save(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := fc.replica("b")
+	b.Tick(ctx)
+	got := fc.take()
+	byID := map[string]namedChange{}
+	for _, c := range got {
+		byID[c.Alert.ID] = c
+	}
+	if len(got) != 2 || byID["alt_gone"].Alert.State != StateResolved || byID["alt_gone"].Alert.EndedAt == nil ||
+		!byID["alt_wait"].Dropped {
+		t.Errorf("changes = %v, want alt_gone resolved and alt_wait dropped", names(got))
+	}
+	b.Tick(ctx)
+	wantChanges(t, fc.take())
+	if act, err := fc.store.Active(ctx); err != nil || len(act) != 0 {
+		t.Errorf("store active = %+v, %v; want none", act, err)
+	}
+}
