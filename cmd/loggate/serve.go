@@ -377,7 +377,8 @@ func (p *serveParts) pipeline(ctx context.Context) (func(), error) {
 	notifier.bind(srv)
 	alerts.engine.SetSink(srv)
 	// With --redis the alerts are the cluster's, held by the leader: a
-	// replica starting up must not resolve them.
+	// replica starting up must not resolve them (whichever replica leads
+	// next adopts them, and resolves them once their lines have stopped).
 	if !alerts.shared {
 		if n, err := srv.ResolveStaleAlerts(ctx); err != nil {
 			return closer, fmt.Errorf("alerts: %w", err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway"
@@ -41,6 +42,7 @@ type serveAlerts struct {
 	// kept is where alerts are kept: store, or Redis with --redis.
 	kept   gateway.AlertStore
 	shared bool
+	redis  *redis.Client       // with --redis: the shared alerts and Alertmanager outbox
 	am     *alert.Alertmanager // nil without --alertmanager-url
 	file   string              // the rules file; "" with the built-in rules
 }
@@ -74,9 +76,11 @@ func newAlerts(ctx context.Context, c *serveConfig, sp *stateParts, reg *prometh
 	sa.store = st
 	ecfg := alert.EngineConfig{Logger: log.With("component", "alert")}
 	if rc := sp.notifyRedis(); rc != nil {
-		// Replicas count together; the lease holder alone fires.
-		ecfg.Shared = &alert.Shared{Client: rc, Prefix: redisPrefix, ReplicaID: sp.replicaID()}
-		sa.kept, sa.shared = alert.NewRedisStore(rc, redisPrefix), true
+		// Replicas count together; the lease holder alone fires, and a
+		// new leader carries on with the alerts kept in Redis.
+		kept := alert.NewRedisStore(rc, redisPrefix)
+		ecfg.Shared = &alert.Shared{Client: rc, Prefix: redisPrefix, ReplicaID: sp.replicaID(), Store: kept}
+		sa.kept, sa.shared, sa.redis = kept, true, rc
 	} else {
 		sa.kept = st
 	}
@@ -94,8 +98,10 @@ func (sa *serveAlerts) receivers(c *serveConfig, link func(alert.Alert) string, 
 	if len(c.AlertmanagerURLs) == 0 {
 		return nil, nil
 	}
+	// With --redis the replicas share one outbox: any of them delivers a
+	// row, one at a time, and a dead one's rows are taken over.
 	am, err := alert.NewAlertmanager(alert.AlertmanagerConfig{URLs: append([]string(nil), c.AlertmanagerURLs...),
-		Store: sa.store, GeneratorURL: link, Logger: log.With("component", "alertmanager")})
+		Store: sa.store, Redis: sa.redis, RedisPrefix: redisPrefix, GeneratorURL: link, Logger: log.With("component", "alertmanager")})
 	if err != nil {
 		return nil, exitcode.Usagef("--alertmanager-url: %v", err)
 	}

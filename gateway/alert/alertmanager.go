@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // AlertmanagerConfig wires an Alertmanager receiver.
@@ -21,8 +23,19 @@ type AlertmanagerConfig struct {
 	// URLs are the Alertmanagers' base URLs (http://am:9093); each gets
 	// every alert (Alertmanager deduplicates by label set).
 	URLs []string
-	// Store holds the outbox (the same file as the alerts).
+	// Store holds the outbox (the same file as the alerts) of a gateway on
+	// its own; ignored with Redis.
 	Store *Store
+	// Redis, if set, holds the outbox the replicas share (under
+	// RedisPrefix+"alerts:am:"): any replica may deliver a row, one at a
+	// time, and a dead replica's rows are taken over once its claim lease
+	// ends.
+	Redis       *redis.Client
+	RedisPrefix string
+	// ClaimLease is how long a replica holds the rows it took before
+	// another may take them over; zero means 30s. A post's timeout is at
+	// most half of it.
+	ClaimLease time.Duration
 	// GeneratorURL is the link back to loggate for an alert; nil: none.
 	GeneratorURL func(Alert) string
 	// ResolveAfter is how far in the future a firing alert's endsAt is set,
@@ -42,18 +55,22 @@ type AlertmanagerConfig struct {
 // Alertmanager delivers alerts to Alertmanager's API v2 through a
 // persisted outbox: one row per alert and target, holding the latest state
 // (a newer state replaces an undelivered older one), retried with backoff
-// until delivered, kept across restarts.
+// until delivered, kept across restarts (in SQLite, or in Redis shared by
+// the replicas).
 type Alertmanager struct {
-	cfg  AlertmanagerConfig
-	wake chan struct{}
+	cfg    AlertmanagerConfig
+	outbox amOutbox
+	wake   chan struct{}
+	// timeout bounds one post.
+	timeout time.Duration
 
 	delivered, failed, dropped atomic.Int64
 }
 
 // NewAlertmanager validates cfg.
 func NewAlertmanager(cfg AlertmanagerConfig) (*Alertmanager, error) {
-	if cfg.Store == nil {
-		return nil, fmt.Errorf("alertmanager: Store is required")
+	if cfg.Store == nil && cfg.Redis == nil {
+		return nil, fmt.Errorf("alertmanager: Store or Redis is required")
 	}
 	for i, u := range cfg.URLs {
 		u = strings.TrimRight(strings.TrimSpace(u), "/")
@@ -77,7 +94,20 @@ func NewAlertmanager(cfg AlertmanagerConfig) (*Alertmanager, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Alertmanager{cfg: cfg, wake: make(chan struct{}, 1)}, nil
+	if cfg.ClaimLease <= 0 {
+		cfg.ClaimLease = 30 * time.Second
+	}
+	m := &Alertmanager{cfg: cfg, wake: make(chan struct{}, 1), timeout: min(10*time.Second, cfg.ClaimLease/2)}
+	if cfg.Redis != nil {
+		prefix := cfg.RedisPrefix
+		if prefix == "" {
+			prefix = "loggate:"
+		}
+		m.outbox = newRedisOutbox(cfg.Redis, prefix, cfg.ClaimLease)
+	} else {
+		m.outbox = sqliteOutbox{cfg.Store}
+	}
+	return m, nil
 }
 
 // Delivered, Failed and Dropped count outbox rows delivered, failed
@@ -87,11 +117,7 @@ func (m *Alertmanager) Failed() int64    { return m.failed.Load() }
 func (m *Alertmanager) Dropped() int64   { return m.dropped.Load() }
 
 // Pending counts the outbox rows waiting.
-func (m *Alertmanager) Pending(ctx context.Context) (int, error) {
-	var n int
-	err := m.cfg.Store.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM am_outbox`).Scan(&n)
-	return n, err
-}
+func (m *Alertmanager) Pending(ctx context.Context) (int, error) { return m.outbox.pending(ctx) }
 
 // amAlert is Alertmanager's API v2 postable alert.
 type amAlert struct {
@@ -163,31 +189,15 @@ func (m *Alertmanager) Enqueue(ctx context.Context, a Alert) error {
 	if err != nil {
 		return err
 	}
-	n, err := m.Pending(ctx)
-	if err != nil {
-		return fmt.Errorf("alert outbox: %w", err)
-	}
-	now := m.cfg.Now().UnixNano()
+	now := m.cfg.Now()
 	for _, u := range m.cfg.URLs {
-		t := target(u)
-		if n >= m.cfg.MaxPending {
-			// Full: only replacing a row already queued is allowed.
-			res, err := m.cfg.Store.db.ExecContext(ctx, `UPDATE am_outbox SET body = ?, version = version + 1, attempts = 0, next_at = ?
-				WHERE alert_id = ? AND target = ?`, b, now, a.ID, t)
-			if err != nil {
-				return fmt.Errorf("alert outbox: %w", err)
-			}
-			if k, _ := res.RowsAffected(); k == 0 {
-				m.dropped.Add(1)
-			}
-			continue
-		}
-		if _, err := m.cfg.Store.db.ExecContext(ctx, `INSERT INTO am_outbox(alert_id, target, body, next_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT(alert_id, target) DO UPDATE SET body = excluded.body, version = version + 1, attempts = 0, next_at = excluded.next_at`,
-			a.ID, t, b, now); err != nil {
+		ok, err := m.outbox.put(ctx, a.ID, target(u), b, now, m.cfg.MaxPending)
+		if err != nil {
 			return fmt.Errorf("alert outbox: %w", err)
 		}
-		n++
+		if !ok {
+			m.dropped.Add(1)
+		}
 	}
 	select {
 	case m.wake <- struct{}{}:
@@ -211,34 +221,16 @@ func (m *Alertmanager) Run(ctx context.Context) {
 	}
 }
 
-type outRow struct {
-	alertID string
-	version int64
-	attempt int
-	body    json.RawMessage
-}
-
 // deliverDue posts every due row, one batch per target.
 func (m *Alertmanager) deliverDue(ctx context.Context) {
 	now := m.cfg.Now()
 	for _, u := range m.cfg.URLs {
 		t := target(u)
-		rs, err := m.cfg.Store.db.QueryContext(ctx, `SELECT alert_id, version, attempts, body FROM am_outbox
-			WHERE target = ? AND next_at <= ? ORDER BY next_at LIMIT 100`, t, now.UnixNano())
+		rows, err := m.outbox.due(ctx, t, now, 100)
 		if err != nil {
 			m.cfg.Logger.Warn("read alert outbox", "err", err)
 			return
 		}
-		var rows []outRow
-		for rs.Next() {
-			var r outRow
-			var b []byte
-			if err := rs.Scan(&r.alertID, &r.version, &r.attempt, &b); err == nil {
-				r.body = b
-				rows = append(rows, r)
-			}
-		}
-		rs.Close()
 		if len(rows) == 0 {
 			continue
 		}
@@ -247,26 +239,34 @@ func (m *Alertmanager) deliverDue(ctx context.Context) {
 			bodies[i] = r.body
 		}
 		status, err := m.post(ctx, u, bodies)
+		if ctx.Err() != nil {
+			return // stopping: the rows stay (claimed ones until their lease ends)
+		}
 		switch {
 		case err == nil && status/100 == 2:
-			for _, r := range rows {
-				_, _ = m.cfg.Store.db.ExecContext(ctx, `DELETE FROM am_outbox WHERE alert_id = ? AND target = ? AND version = ?`, r.alertID, t, r.version)
-			}
+			m.finish(ctx, t, rows, now)
 			m.delivered.Add(int64(len(rows)))
 		case err == nil && status/100 == 4 && status != http.StatusTooManyRequests:
 			// The receiver refuses these alerts: retrying cannot help.
 			m.cfg.Logger.Warn("alertmanager refused alerts", "target", t, "status", status, "alerts", len(rows))
-			for _, r := range rows {
-				_, _ = m.cfg.Store.db.ExecContext(ctx, `DELETE FROM am_outbox WHERE alert_id = ? AND target = ? AND version = ?`, r.alertID, t, r.version)
-			}
+			m.finish(ctx, t, rows, now)
 			m.dropped.Add(int64(len(rows)))
 		default:
 			m.failed.Add(1)
 			m.cfg.Logger.Warn("alertmanager delivery failed; will retry", "target", t, "status", status, "err", err)
 			for _, r := range rows {
-				_, _ = m.cfg.Store.db.ExecContext(ctx, `UPDATE am_outbox SET attempts = attempts + 1, next_at = ? WHERE alert_id = ? AND target = ? AND version = ?`,
-					now.Add(backoff(r.attempt+1)).UnixNano(), r.alertID, t, r.version)
+				if err := m.outbox.retry(ctx, t, r, now.Add(backoff(r.attempt+1)), now); err != nil {
+					m.cfg.Logger.Warn("alert outbox", "err", err)
+				}
 			}
+		}
+	}
+}
+
+func (m *Alertmanager) finish(ctx context.Context, t string, rows []outRow, now time.Time) {
+	for _, r := range rows {
+		if err := m.outbox.done(ctx, t, r, now); err != nil {
+			m.cfg.Logger.Warn("alert outbox", "err", err)
 		}
 	}
 }
@@ -283,7 +283,7 @@ func (m *Alertmanager) post(ctx context.Context, base string, bodies []json.RawM
 	if err != nil {
 		return 0, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v2/alerts", bytes.NewReader(b))
 	if err != nil {

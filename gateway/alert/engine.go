@@ -1,7 +1,9 @@
 package alert
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/bits"
@@ -78,6 +80,11 @@ type Engine struct {
 	// while calling the sink.
 	mu     sync.Mutex
 	queued []Change
+
+	// leading is whether the last tick led (with Shared); lastState is the
+	// state last written for the next leader (Tick's goroutine only).
+	leading   atomic.Bool
+	lastState []byte
 }
 
 // ruleState is a RuleSet with its counters.
@@ -552,16 +559,200 @@ func (e *Engine) takeDeltas(st *ruleState) []delta {
 }
 
 // follow is a non-leader's tick: its counts went to the leader, so it
-// keeps none, and it holds no alert state (the leader does).
+// keeps none, and it holds no alert state (the leader does). Groups are
+// forgotten but for absence rules' named streams and those counted since
+// the deltas were taken.
 func (e *Engine) follow(st *ruleState) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for i, c := range st.set.rules {
-		for _, g := range st.groups[i] {
+		for key, g := range st.groups[i] {
+			if !g.fixed && g.fwd == 0 {
+				delete(st.groups[i], key)
+				continue
+			}
 			g.win = newWindow(c.window)
 			g.state, g.alert, g.sample = "", Alert{}, ""
 		}
 	}
+}
+
+// adopt makes this replica, now the leader, carry on from the last one:
+// the windows, times and alerts of its state (see Shared), and the pending
+// and firing alerts of the shared store when there is one. Counts this
+// replica made since its last tick stay in its windows.
+func (e *Engine) adopt(ctx context.Context, st *ruleState) error {
+	sh := e.cfg.Shared
+	snap, err := sh.loadState(ctx)
+	if err != nil {
+		return fmt.Errorf("read the last leader's alert state: %w", err)
+	}
+	var active []Alert
+	fromStore := sh.Store != nil
+	if fromStore {
+		if active, err = sh.Store.Active(ctx); err != nil {
+			return fmt.Errorf("read the active alerts: %w", err)
+		}
+	}
+	now := e.cfg.Now()
+	byName := map[string]int{}
+	for i, c := range st.set.rules {
+		byName[c.Name] = i
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	lastSent := map[string]time.Time{}
+	refilled := map[*group]bool{}
+	if snap != nil && snap.Digest == st.set.Digest {
+		for _, sg := range snap.Groups {
+			pos, ok := byName[sg.Rule]
+			if !ok {
+				continue
+			}
+			c := st.set.rules[pos]
+			if len(sg.Values) != len(c.GroupBy) {
+				continue
+			}
+			created := fromNanos(sg.Created)
+			g := e.groupLocked(st, pos, c, sg.Service, sg.Env, sg.Values, created)
+			if g == nil {
+				continue
+			}
+			for _, b := range sg.Buckets {
+				g.win.merge(b[0], b[1])
+			}
+			refilled[g] = len(sg.Buckets) > 0
+			if created.Before(g.created) {
+				g.created = created
+			}
+			if t := fromNanos(sg.LastSeen); t.After(g.lastSeen) {
+				g.lastSeen = t
+			}
+			if sg.State == "" || sg.Alert == nil {
+				continue
+			}
+			lastSent[sg.Alert.ID] = fromNanos(sg.LastSent)
+			if !fromStore {
+				adoptAlert(g, *sg.Alert, fromNanos(sg.LastSent), now)
+			}
+		}
+	}
+	for _, a := range active {
+		pos, ok := byName[a.Rule]
+		if !ok || (a.Kind != "" && a.Kind != st.set.rules[pos].Kind) {
+			// The rule is gone (as SetRules does for a removed rule).
+			if a.State == StatePending {
+				e.queued = append(e.queued, Change{Alert: a, From: StatePending, Dropped: true})
+			} else {
+				a.State, a.EndedAt, a.UpdatedAt = StateResolved, timePtr(now), now.UTC()
+				e.queued = append(e.queued, Change{Alert: a, From: StateFiring})
+			}
+			continue
+		}
+		c := st.set.rules[pos]
+		var vals []string
+		for _, name := range c.GroupBy {
+			vals = append(vals, a.Group[name])
+		}
+		g := e.groupLocked(st, pos, c, a.Service, a.Env, vals, now)
+		if g == nil {
+			continue
+		}
+		last, ok := lastSent[a.ID]
+		if !ok {
+			last = a.UpdatedAt
+		}
+		if !refilled[g] && !c.absent {
+			// No window from the last leader: its last count stands for it.
+			g.win.add(a.UpdatedAt, a.Count)
+		}
+		if c.absent && a.PendingSince != nil {
+			if t := a.PendingSince.Add(-c.window); t.Before(g.created) {
+				g.created = t
+			}
+		}
+		adoptAlert(g, a, last, now)
+	}
+	return nil
+}
+
+// adoptAlert makes a the group's alert in force.
+func adoptAlert(g *group, a Alert, lastSent, now time.Time) {
+	a = cloneAlert(a)
+	if a.Annotations == nil {
+		a.Annotations = map[string]string{}
+	}
+	if a.PendingSince == nil {
+		a.PendingSince = timePtr(now)
+	}
+	if a.State == StateFiring && a.StartedAt == nil {
+		a.StartedAt = a.PendingSince
+	}
+	g.state, g.alert, g.lastSent = a.State, a, lastSent
+}
+
+// stateLocked is the leader's state to write after a tick (see Shared):
+// every group with a count, an alert, or an absence rule's named stream,
+// in a stable order. Samples are left out.
+func (e *Engine) stateLocked(st *ruleState, now time.Time) snapshot {
+	s := snapshot{Digest: st.set.Digest, Groups: []snapGroup{}}
+	for i, c := range st.set.rules {
+		start := len(s.Groups)
+		for _, g := range st.groups[i] {
+			b := g.win.buckets(now)
+			if len(b) == 0 && g.state == "" && !g.fixed {
+				continue
+			}
+			sg := snapGroup{Rule: c.Name, Service: g.service, Env: g.env, Buckets: b,
+				Created: nanos(g.created), LastSeen: nanos(g.lastSeen)}
+			for _, name := range c.GroupBy {
+				sg.Values = append(sg.Values, g.values[name])
+			}
+			if g.state != "" {
+				a := cloneAlert(g.alert)
+				a.Sample = ""
+				sg.State, sg.Alert, sg.LastSent = g.state, &a, nanos(g.lastSent)
+			}
+			s.Groups = append(s.Groups, sg)
+		}
+		slices.SortFunc(s.Groups[start:], func(a, b snapGroup) int {
+			return strings.Compare(a.Service+"\x00"+a.Env+"\x00"+strings.Join(a.Values, "\x00"),
+				b.Service+"\x00"+b.Env+"\x00"+strings.Join(b.Values, "\x00"))
+		})
+	}
+	return s
+}
+
+// saveState writes the leader's state when it changed since the last
+// write.
+func (e *Engine) saveState(ctx context.Context) {
+	st := e.rules.Load()
+	e.mu.Lock()
+	s := e.stateLocked(st, e.cfg.Now())
+	e.mu.Unlock()
+	b, err := json.Marshal(s)
+	if err != nil || bytes.Equal(b, e.lastState) {
+		return
+	}
+	if _, err := e.cfg.Shared.saveState(ctx, b); err != nil {
+		e.cfg.Logger.Warn("write the alert state for the next leader", "err", err)
+		return
+	}
+	e.lastState = b
+}
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // apply folds other replicas' matches into the leader's windows.
@@ -595,17 +786,30 @@ func (e *Engine) apply(st *ruleState, ds []delta) {
 }
 
 // Tick evaluates every rule at the engine's now and reports the changes to
-// the sink.
+// the sink. With Shared, a replica that does not lead forwards its counts
+// and reports nothing; one that has just become leader first adopts the
+// last leader's state.
 func (e *Engine) Tick(ctx context.Context) {
-	if sh := e.cfg.Shared; sh != nil {
+	sh := e.cfg.Shared
+	if sh != nil {
 		st := e.rules.Load()
 		ds := e.takeDeltas(st)
 		if !sh.lead(ctx) {
+			e.leading.Store(false)
 			if err := sh.push(ctx, ds); err != nil {
 				e.cfg.Logger.Warn("forward alert matches to the leader", "err", err, "matches", len(ds))
 			}
 			e.follow(st)
 			return
+		}
+		if !e.leading.Load() {
+			// This replica's own counts stay in its windows meanwhile.
+			if err := e.adopt(ctx, st); err != nil {
+				e.cfg.Logger.Warn("take over alerting: will retry", "err", err)
+				return
+			}
+			e.lastState = nil
+			e.leading.Store(true)
 		}
 		remote, err := sh.pull(ctx)
 		if err != nil {
@@ -614,13 +818,19 @@ func (e *Engine) Tick(ctx context.Context) {
 		e.apply(st, remote)
 	}
 	changes := e.evaluate(e.cfg.Now())
-	if e.cfg.Sink == nil {
-		return
+	if e.cfg.Sink != nil {
+		for _, ch := range changes {
+			e.cfg.Sink.AlertChanged(ctx, ch)
+		}
 	}
-	for _, ch := range changes {
-		e.cfg.Sink.AlertChanged(ctx, ch)
+	if sh != nil {
+		e.saveState(ctx)
 	}
 }
+
+// Leading reports whether this engine evaluated as the cluster's leader
+// at its last tick (always false without Shared).
+func (e *Engine) Leading() bool { return e.leading.Load() }
 
 // Active returns the pending and firing alerts.
 func (e *Engine) Active() []Alert {

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,6 +14,15 @@ import (
 // replica, the leader (a lease renewed on every tick), folds them into its
 // own windows and alone evaluates and reports changes. A rule therefore
 // fires once for the cluster, and resolves once.
+//
+// After every tick the leader writes its state to Redis (alerts:state,
+// fenced by the lease): each group's window buckets, times and alert. A
+// replica that becomes leader (the old one died, or the whole cluster
+// restarted) adopts it before it evaluates, and takes the pending and
+// firing alerts from Store when set: the same alert ids and start times,
+// windows refilled from the last counts. A firing alert therefore stays
+// firing while lines keep coming, is not reported fired a second time, and
+// resolves once when they stop.
 type Shared struct {
 	// Client is the shared Redis.
 	Client *redis.Client
@@ -26,6 +36,36 @@ type Shared struct {
 	Lease time.Duration
 	// MaxBacklog bounds the forwarded matches waiting; zero means 100000.
 	MaxBacklog int64
+	// Store, if set, is the shared alert store the sink writes (a
+	// RedisStore): a new leader takes its pending and firing alerts as the
+	// ones in force, so an alert the old leader reported just before it
+	// died (its state not yet written) is not reported again.
+	Store interface {
+		Active(ctx context.Context) ([]Alert, error)
+	}
+}
+
+// snapshot is the leader's state as written after each tick.
+type snapshot struct {
+	// Digest is the rule set's: a snapshot of other rules' windows is not
+	// adopted.
+	Digest string      `json:"digest"`
+	Groups []snapGroup `json:"groups"`
+}
+
+// snapGroup is one group's window and alert.
+type snapGroup struct {
+	Rule    string   `json:"r"`
+	Service string   `json:"s,omitempty"`
+	Env     string   `json:"e,omitempty"`
+	Values  []string `json:"v,omitempty"`
+	// Buckets are the window's non-empty buckets: [bucket number, count].
+	Buckets  [][2]int64 `json:"b,omitempty"`
+	Created  int64      `json:"c"` // unix nanoseconds
+	LastSeen int64      `json:"l"`
+	LastSent int64      `json:"ls,omitempty"`
+	State    string     `json:"st,omitempty"`
+	Alert    *Alert     `json:"a,omitempty"`
 }
 
 // delta is a replica's matches for one group since its last tick.
@@ -64,6 +104,32 @@ func (sh *Shared) lead(ctx context.Context) bool {
 
 var renewScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
 	return redis.call("PEXPIRE", KEYS[1], ARGV[2]) else return 0 end`)
+
+// saveState writes the leader's state if this replica still holds the
+// lease.
+func (sh *Shared) saveState(ctx context.Context, b []byte) (bool, error) {
+	n, err := saveStateScript.Run(ctx, sh.Client, []string{sh.key("leader"), sh.key("state")}, sh.ReplicaID, b).Int()
+	return n == 1, err
+}
+
+var saveStateScript = redis.NewScript(`if redis.call("GET", KEYS[1]) == ARGV[1] then
+	redis.call("SET", KEYS[2], ARGV[2]) return 1 else return 0 end`)
+
+// loadState reads the last leader's state; nil if there is none.
+func (sh *Shared) loadState(ctx context.Context) (*snapshot, error) {
+	b, err := sh.Client.Get(ctx, sh.key("state")).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, err
+	}
+	return &s, nil
+}
 
 // push forwards deltas (bounded: the oldest beyond MaxBacklog are cut).
 func (sh *Shared) push(ctx context.Context, ds []delta) error {

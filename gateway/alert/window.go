@@ -42,3 +42,31 @@ func (w *window) count(t time.Time) int64 {
 	}
 	return n
 }
+
+// buckets returns the non-empty buckets that count at t, as [bucket
+// number, count].
+func (w *window) buckets(t time.Time) [][2]int64 {
+	id := t.UnixNano() / w.bucket
+	var out [][2]int64
+	for i, b := range w.ids {
+		if b > id-windowBuckets && b <= id && w.counts[i] != 0 {
+			out = append(out, [2]int64{b, w.counts[i]})
+		}
+	}
+	return out
+}
+
+// merge adds n to bucket number id (another window's bucket of the same
+// size); a bucket older than the one its slot holds is ignored.
+func (w *window) merge(id, n int64) {
+	i := id % windowBuckets
+	if i < 0 {
+		return
+	}
+	switch {
+	case w.ids[i] == id:
+		w.counts[i] += n
+	case w.ids[i] < id:
+		w.ids[i], w.counts[i] = id, n
+	}
+}

@@ -62,12 +62,13 @@ func Start(t testing.TB) string {
 }
 
 // Alert is what tests read of an alert Alertmanager's GET /api/v2/alerts
-// returns: its labels, annotations, link and state ("active",
+// returns: its labels, annotations, link, start and state ("active",
 // "suppressed").
 type Alert struct {
 	Labels       map[string]string `json:"labels"`
 	Annotations  map[string]string `json:"annotations"`
 	GeneratorURL string            `json:"generatorURL"`
+	StartsAt     time.Time         `json:"startsAt"`
 	Status       struct {
 		State string `json:"state"`
 	} `json:"status"`
