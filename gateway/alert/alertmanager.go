@@ -244,8 +244,10 @@ func (m *Alertmanager) deliverDue(ctx context.Context) {
 		}
 		switch {
 		case err == nil && status/100 == 2:
-			m.finish(ctx, t, rows, now)
+			// Counted before the rows leave the outbox, so that whoever sees
+			// the outbox empty also sees them counted.
 			m.delivered.Add(int64(len(rows)))
+			m.finish(ctx, t, rows, now)
 		case err == nil && status/100 == 4 && status != http.StatusTooManyRequests:
 			// The receiver refuses these alerts: retrying cannot help.
 			m.cfg.Logger.Warn("alertmanager refused alerts", "target", t, "status", status, "alerts", len(rows))
