@@ -24,6 +24,13 @@ type Trail interface {
 	TreeHashes(ctx context.Context) tlog.HashReader
 }
 
+// RowRecycler is a Trail whose Rows batches can be handed back once the
+// caller keeps nothing of them (no slice, no pointer into them), so that
+// the next batches reuse their memory. The verifier does so.
+type RowRecycler interface {
+	RecycleRows([]StoredRow)
+}
+
 // IDIndex is implemented by a Trail that keeps an event id -> seq index
 // apart from the rows (Redis' audit:ids hash). VerifyTrail looks up every
 // record's id in it.

@@ -195,6 +195,7 @@ func (v *verifier) scan(ctx context.Context, t Trail, idx IDIndex) error {
 			}
 		})
 	}()
+	rec, _ := t.(RowRecycler)
 	st := scanState{next: 1, gapless: true}
 	var checkErr error
 	for b := range batches {
@@ -212,6 +213,9 @@ func (v *verifier) scan(ctx context.Context, t Trail, idx IDIndex) error {
 			if checkErr = v.checkIndex(ctx, idx, ids, seqs); checkErr != nil {
 				cancel()
 			}
+		}
+		if rec != nil {
+			rec.RecycleRows(b) // nothing of b is kept past this point
 		}
 	}
 	if err := <-readErr; err != nil && checkErr == nil {

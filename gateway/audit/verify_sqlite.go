@@ -70,7 +70,7 @@ func VerifyWith(ctx context.Context, cfg VerifyConfig) (Report, error) {
 // beginTrail takes the snapshot of tx and, for a trail long enough to
 // split, a second read transaction on db at the same snapshot.
 func beginTrail(ctx context.Context, db *sql.DB, tx *sql.Tx) (sqliteTrail, error) {
-	t := sqliteTrail{tx: tx}
+	t := sqliteTrail{tx: tx, pool: &rowPool{out: map[*StoredRow]*rowBuf{}}}
 	var err error
 	if t.last, err = maxSeq(ctx, tx); err != nil {
 		return t, err
@@ -104,7 +104,73 @@ func maxSeq(ctx context.Context, tx *sql.Tx) (int64, error) {
 // tx2 is set, a second one on the same snapshot for half of the rows.
 type sqliteTrail struct {
 	tx, tx2 *sql.Tx
-	last    int64 // the largest seq when the snapshot was taken
+	last    int64    // the largest seq when the snapshot was taken
+	pool    *rowPool // batch memory handed back by RecycleRows
+}
+
+// RecycleRows takes back a batch Rows handed out, once its caller keeps
+// nothing of it, so the next batch reuses its memory.
+func (t sqliteTrail) RecycleRows(b []StoredRow) { t.pool.put(b) }
+
+// rowBuf is one batch's memory: its rows, their columns, and the byte arena
+// their records, hashes and tree hashes point into.
+type rowBuf struct {
+	rows  []StoredRow
+	cols  []Columns
+	spans []rowSpan
+	arena []byte
+}
+
+// rowSpan is where a row's bytes sit in its batch's arenas.
+type rowSpan struct {
+	rec, hash, tree, treeEnd, packed, packedEnd int
+	hasTree                                     bool // the row has stored tree hashes (a NULL is not an empty value)
+}
+
+// rowPool keeps the rowBufs handed back, and which batch is whose.
+type rowPool struct {
+	mu   sync.Mutex
+	out  map[*StoredRow]*rowBuf // by the batch's first row
+	free []*rowBuf
+}
+
+func (p *rowPool) get(size int) *rowBuf {
+	if p != nil {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if n := len(p.free); n > 0 {
+			rb := p.free[n-1]
+			p.free = p.free[:n-1]
+			return rb
+		}
+	}
+	return &rowBuf{rows: make([]StoredRow, 0, size), cols: make([]Columns, size), spans: make([]rowSpan, 0, size)}
+}
+
+// lend records that b (non-empty) was built in rb.
+func (p *rowPool) lend(b []StoredRow, rb *rowBuf) {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	p.out[&b[0]] = rb
+	p.mu.Unlock()
+}
+
+func (p *rowPool) put(b []StoredRow) {
+	if p == nil || len(b) == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rb, ok := p.out[&b[0]]
+	if !ok {
+		return
+	}
+	delete(p.out, &b[0])
+	if len(p.free) < 8 {
+		p.free = append(p.free, rb)
+	}
 }
 
 var _ Trail = sqliteTrail{}
@@ -155,7 +221,7 @@ var rowsSelect = `SELECT e.seq, e.record, e.hash, t.hashes, e.time_ns, ` + packe
 
 func (t sqliteTrail) Rows(ctx context.Context, fn func([]StoredRow) error) error {
 	if t.tx2 == nil {
-		return readRows(ctx, t.tx, rowsSelect+` ORDER BY e.seq`, nil, fn)
+		return readRows(ctx, t.tx, rowsSelect+` ORDER BY e.seq`, nil, t.pool, fn)
 	}
 	// Range k holds the seqs in (k*rowsRange, (k+1)*rowsRange]; the first is
 	// open below and the last open above, so rows out of place (a seq
@@ -196,7 +262,7 @@ func (t sqliteTrail) Rows(ctx context.Context, fn func([]StoredRow) error) error
 				default:
 					where, args = ` WHERE e.seq > ? AND e.seq <= ?`, []any{lo, hi}
 				}
-				err := readRows(ctx, tx, rowsSelect+where+` ORDER BY e.seq`, args, func(b []StoredRow) error {
+				err := readRows(ctx, tx, rowsSelect+where+` ORDER BY e.seq`, args, t.pool, func(b []StoredRow) error {
 					return send(chunk{rows: b})
 				})
 				if send(chunk{end: true, err: err}) != nil || err != nil {
@@ -229,8 +295,9 @@ func (t sqliteTrail) Rows(ctx context.Context, fn func([]StoredRow) error) error
 	return nil
 }
 
-// readRows runs query on tx and hands its rows to fn in batches.
-func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func([]StoredRow) error) error {
+// readRows runs query on tx and hands its rows to fn in batches, built in
+// pool's memory (nil: new memory for each batch).
+func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, pool *rowPool, fn func([]StoredRow) error) error {
 	rows, err := tx.QueryContext(ctx, query, args...)
 	if err != nil {
 		return err
@@ -240,39 +307,39 @@ func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func
 	// Each batch's bytes go into one byte arena and one string arena, read
 	// back by offset once the batch is complete (an append may move an
 	// arena while it fills): two allocations a batch instead of two a row,
-	// which was most of the read pass's garbage. The checker keeps nothing
-	// of a batch but the rows' ids, which it uses before it asks for the next.
-	type span struct {
-		rec, hash, tree, treeEnd, packed, packedEnd int
-		hasTree                                     bool // the row has stored tree hashes (a NULL is not an empty value)
-	}
-	var bytesHint, textHint int
+	// which was most of the read pass's garbage. The byte arena, rows and
+	// columns are reused once the verifier hands the batch back
+	// (RecycleRows); the strings are not, as strings must not change.
+	var textHint int
 	for {
-		b := make([]StoredRow, 0, size)
-		cols := make([]Columns, size)
-		spans := make([]span, 0, size)
-		arena := make([]byte, 0, bytesHint)
+		rb := pool.get(size)
+		b, spans, arena := rb.rows[:0], rb.spans[:0], rb.arena[:0]
 		var text strings.Builder
 		text.Grow(textHint)
 		for len(b) < size && rows.Next() {
 			var r StoredRow
 			var rec, hash, stored, packed sql.RawBytes
-			c := &cols[len(b)]
+			c := &rb.cols[len(b)]
+			*c = Columns{}
 			if err := rows.Scan(&r.Seq, &rec, &hash, &stored, &c.TimeNS, &packed); err != nil {
 				return err
 			}
 			if packed == nil {
 				return fmt.Errorf("event %d: read columns: a search column is NULL", r.Seq)
 			}
-			if len(b) == 0 && bytesHint == 0 {
-				// The first batch of a query: size the arenas from its first
-				// row instead of growing them by doubling (a range query of
-				// the two-reader scan starts every 4096 rows).
-				bytesHint = (len(rec) + len(hash) + len(stored)) * size * 9 / 8
-				arena = make([]byte, 0, bytesHint)
-				text.Grow(len(packed) * size * 9 / 8)
+			if len(b) == 0 {
+				// Size the arenas from the first row instead of growing them
+				// by doubling (a range query of the two-reader scan starts
+				// every 4096 rows).
+				if need := (len(rec) + len(hash) + len(stored)) * size * 9 / 8; cap(arena) < need {
+					arena = make([]byte, 0, need)
+				}
+				if textHint == 0 {
+					textHint = len(packed) * size * 9 / 8
+					text.Grow(textHint)
+				}
 			}
-			sp := span{rec: len(arena), hasTree: stored != nil}
+			sp := rowSpan{rec: len(arena), hasTree: stored != nil}
 			arena = append(arena, rec...)
 			sp.hash = len(arena)
 			arena = append(arena, hash...)
@@ -304,7 +371,9 @@ func readRows(ctx context.Context, tx *sql.Tx, query string, args []any, fn func
 				return fmt.Errorf("event %d: %w", r.Seq, err)
 			}
 		}
-		bytesHint, textHint = len(arena)+len(arena)/8, len(packedAll)+len(packedAll)/8
+		rb.rows, rb.spans, rb.arena = b, spans, arena
+		textHint = len(packedAll) + len(packedAll)/8
+		pool.lend(b, rb)
 		if err := fn(b); err != nil {
 			return err
 		}
