@@ -238,9 +238,12 @@ func applyLegalHold(ctx context.Context, want string, aud *audit.Store) error {
 type sinkMetrics struct {
 	aud        *audit.Store // nil with --redis: no retention counter
 	deliveries *prometheus.CounterVec
-	cursor     *prometheus.GaugeVec
-	lag        *prometheus.GaugeVec
-	purged     *prometheus.Desc
+	// checkpoints and checkpointSize count the signed checkpoints pushed.
+	checkpoints    *prometheus.CounterVec
+	checkpointSize *prometheus.GaugeVec
+	cursor         *prometheus.GaugeVec
+	lag            *prometheus.GaugeVec
+	purged         *prometheus.Desc
 }
 
 func newSinkMetrics(aud *audit.Store) *sinkMetrics {
@@ -252,6 +255,10 @@ func newSinkMetrics(aud *audit.Store) *sinkMetrics {
 			Help: "Seq of the last audit event the sink delivered."}, []string{"sink"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "loggate_audit_sink_lag_seconds",
 			Help: "Age of the newest audit event in the sink's last delivery attempt."}, []string{"sink"}),
+		checkpoints: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loggate_audit_sink_checkpoints_total",
+			Help: "Signed checkpoints pushed to the audit sink, by result (ok, error)."}, []string{"sink", "result"}),
+		checkpointSize: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "loggate_audit_sink_checkpoint_size",
+			Help: "Size (events) of the last signed checkpoint the sink took."}, []string{"sink"}),
 		purged: prometheus.NewDesc("loggate_audit_purged_records_total",
 			"Audit records emptied by retention since start.", nil, nil),
 	}
@@ -262,6 +269,13 @@ func (m *sinkMetrics) observe(d sink.Delivery) {
 	if d.Err != nil {
 		result = "error"
 	}
+	if d.Checkpoint > 0 {
+		m.checkpoints.WithLabelValues(d.Sink, result).Inc()
+		if d.Err == nil {
+			m.checkpointSize.WithLabelValues(d.Sink).Set(float64(d.Checkpoint))
+		}
+		return
+	}
 	m.deliveries.WithLabelValues(d.Sink, result).Inc()
 	m.cursor.WithLabelValues(d.Sink).Set(float64(d.Cursor))
 	m.lag.WithLabelValues(d.Sink).Set(d.Lag.Seconds())
@@ -269,6 +283,8 @@ func (m *sinkMetrics) observe(d sink.Delivery) {
 
 func (m *sinkMetrics) Describe(ch chan<- *prometheus.Desc) {
 	m.deliveries.Describe(ch)
+	m.checkpoints.Describe(ch)
+	m.checkpointSize.Describe(ch)
 	m.cursor.Describe(ch)
 	m.lag.Describe(ch)
 	if m.aud != nil {
@@ -278,6 +294,8 @@ func (m *sinkMetrics) Describe(ch chan<- *prometheus.Desc) {
 
 func (m *sinkMetrics) Collect(ch chan<- prometheus.Metric) {
 	m.deliveries.Collect(ch)
+	m.checkpoints.Collect(ch)
+	m.checkpointSize.Collect(ch)
 	m.cursor.Collect(ch)
 	m.lag.Collect(ch)
 	if m.aud == nil {

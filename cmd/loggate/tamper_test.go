@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -78,6 +79,17 @@ func (c *trailChild) stop() {
 }
 
 // activity makes n access requests (each a handful of audit events).
+func metricsText(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
 // waitSinkCheckpoint waits until the audit sink file holds a pushed
 // checkpoint at least as large as the one the gateway serves now.
 func (c *trailChild) waitSinkCheckpoint(path string) {
@@ -254,6 +266,9 @@ func TestTamperSQLiteTrailFromOutside(t *testing.T) {
 		t.Fatalf("witness after growth: exit %d\n%s", code, out)
 	}
 	c.waitSinkCheckpoint(sinkFile)
+	if m := metricsText(t, c.g.url); !strings.Contains(m, `loggate_audit_sink_checkpoints_total{result="ok",sink="file"}`) {
+		t.Error("no loggate_audit_sink_checkpoints_total{result=ok,sink=file} in /metrics")
+	}
 	c.stop()
 	witnessed, _ := os.ReadFile(state)
 	restored := filepath.Join(root, "restored")

@@ -42,6 +42,9 @@ type Delivery struct {
 	Lag     time.Duration
 	Attempt int   // 1 for a first try, 2 for the first retry, ...
 	Err     error // nil when the batch was delivered
+	// Checkpoint is the size of the signed checkpoint pushed, for a
+	// checkpoint push (Events is then 0); zero for a batch of events.
+	Checkpoint int64
 }
 
 // Config configures NewRunner.
@@ -67,8 +70,8 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the wait between retries, which
 	// doubles from MinBackoff. If zero, 500ms and one minute.
 	MinBackoff, MaxBackoff time.Duration
-	// Observe, if set, is called after every delivery attempt (from Run's
-	// goroutine; it must not block).
+	// Observe, if set, is called after every delivery attempt, of events
+	// or of a checkpoint (from Run's goroutine; it must not block).
 	Observe func(Delivery)
 	// Checkpoint, if set and Sink is a CheckpointSink, returns the trail's
 	// newest signed checkpoint. The Runner then pushes every new checkpoint
@@ -234,7 +237,11 @@ func (r *Runner) pushCheckpoint(ctx context.Context) {
 	if c.pending.Size > r.Cursor() || now.Before(c.retryAt) {
 		return
 	}
-	if err := c.sink.DeliverCheckpoint(ctx, *c.pending); err != nil {
+	err := c.sink.DeliverCheckpoint(ctx, *c.pending)
+	if r.cfg.Observe != nil {
+		r.cfg.Observe(Delivery{Sink: r.cfg.Name, Checkpoint: c.pending.Size, Cursor: r.Cursor(), Attempt: 1, Err: err})
+	}
+	if err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("audit sink checkpoint delivery failed", "size", c.pending.Size, "err", err)
 		}
