@@ -23,18 +23,6 @@ type readyJSON struct {
 	} `json:"audit_spool"`
 }
 
-// eventually polls cond every 50ms until it holds or timeout passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func (g *gatewayT) closedEvents(grant, token string) []auditJSON {
 	g.t.Helper()
 	var page struct {
