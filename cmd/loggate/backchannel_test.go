@@ -28,18 +28,8 @@ func TestBackchannelLogout(t *testing.T) {
 	bob := newWebClient(t, g.url, nil)
 	bob.login("/", "bob")
 	_, me := alice.me()
-	resp, body := alice.postJSON("/api/v1/requests",
-		map[string]any{"service": "checkout", "env": "staging", "duration": "10m", "reason": "backchannel test"},
-		http.Header{"X-Csrf-Token": {me.CSRFToken}, "Origin": {g.url}})
-	var req struct {
-		Grant struct {
-			ID string `json:"id"`
-		} `json:"grant"`
-	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal([]byte(body), &req) != nil || req.Grant.ID == "" {
-		t.Fatalf("alice asks for staging: %d %s", resp.StatusCode, body)
-	}
-	tc := sessionTail(t, g, alice, req.Grant.ID)
+	grant := alice.stagingGrant("alice", "10m", "backchannel test", http.Header{"X-Csrf-Token": {me.CSRFToken}, "Origin": {g.url}})
+	tc := sessionTail(t, g, alice, grant)
 
 	now := time.Now()
 	claims := func(change map[string]any) map[string]any {

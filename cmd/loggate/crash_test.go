@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,16 +53,8 @@ func startChild(t *testing.T, addr, data string, extra ...string) *exec.Cmd {
 		}
 	}()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			return cmd
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("child gateway did not start")
-	return nil
+	waitHealthy(t, "http://"+addr, nil, nil)
+	return cmd
 }
 
 func freeAddr(t *testing.T) string {
@@ -98,20 +89,18 @@ func TestCrashRecovery(t *testing.T) {
 	// Kill only once a stream.progress event has counted both lines: it is
 	// what recovery reads the interrupted view's counts from.
 	carol := g.token("carol")
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var progress struct {
-			Items []auditJSON `json:"items"`
-		}
+	var progress struct {
+		Items []auditJSON `json:"items"`
+	}
+	if !within(10*time.Second, 50*time.Millisecond, func() bool {
 		g.call("GET", "/api/v1/audit?action=stream.progress&grant="+req.Grant.ID, carol, nil, &progress)
-		if len(progress.Items) > 0 {
-			if n, _ := progress.Items[0].Details["entries"].(float64); n == 2 {
-				break
-			}
+		if len(progress.Items) == 0 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no stream.progress event counting 2 entries: %+v", progress.Items)
-		}
-		time.Sleep(50 * time.Millisecond)
+		n, _ := progress.Items[0].Details["entries"].(float64)
+		return n == 2
+	}) {
+		t.Fatalf("no stream.progress event counting 2 entries: %+v", progress.Items)
 	}
 	child.Process.Signal(syscall.SIGKILL)
 	child.Wait()
@@ -123,15 +112,11 @@ func TestCrashRecovery(t *testing.T) {
 	var closed, expired struct {
 		Items []auditJSON `json:"items"`
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	within(10*time.Second, 100*time.Millisecond, func() bool { // the checks below say what is missing
 		g.call("GET", "/api/v1/audit?action=stream.closed&grant="+req.Grant.ID, carol, nil, &closed)
 		g.call("GET", "/api/v1/audit?action=grant.expired&grant="+req.Grant.ID, carol, nil, &expired)
-		if (len(closed.Items) > 0 && len(expired.Items) > 0) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(closed.Items) > 0 && len(expired.Items) > 0
+	})
 	if len(closed.Items) != 1 || closed.Items[0].Outcome != "interrupted" {
 		t.Fatalf("stream.closed after the crash = %+v, want one, interrupted", closed.Items)
 	}

@@ -178,20 +178,17 @@ func eval[T any](b *browser, expr string) T {
 // errors (a navigation replacing the document) count as "not yet".
 func (b *browser) waitFor(what, expr string, timeout time.Duration) {
 	b.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var lastErr error
-	for {
+	var holds bool
+	within(timeout, 50*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
 		cancel()
-		if err == nil && ok {
-			return
-		}
-		lastErr = err
-		if b.ctx.Err() != nil || time.Now().After(deadline) {
-			b.t.Fatalf("%s: waiting for %s (%s): not true after %v (last error %v)\npage text:\n%s", b.name, what, expr, timeout, lastErr, b.pageText())
-		}
-		time.Sleep(50 * time.Millisecond)
+		lastErr, holds = err, err == nil && ok
+		return holds || b.ctx.Err() != nil
+	})
+	if !holds {
+		b.t.Fatalf("%s: waiting for %s (%s): not true after %v (last error %v)\npage text:\n%s", b.name, what, expr, timeout, lastErr, b.pageText())
 	}
 }
 

@@ -495,15 +495,13 @@ ws.onclose = () => { if (window.result === "pending") window.result = "refused";
 	if err := chromedp.Do(ctx, chromedp.Navigate(evil.URL)); err != nil {
 		t.Fatalf("open the other origin's page: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.result`))
-		if err == nil && got != "pending" {
-			return got
-		}
-		if time.Now().After(deadline) {
-			return fmt.Sprintf("no outcome (%v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var got string
+	var err error
+	if !within(10*time.Second, 50*time.Millisecond, func() bool {
+		got, err = chromedp.Run(ctx, chromedp.Evaluate[string](`window.result`))
+		return err == nil && got != "pending"
+	}) {
+		return fmt.Sprintf("no outcome (%v)", err)
 	}
+	return got
 }
