@@ -263,12 +263,8 @@ func TestReplicasFailClosedWhileRedisIsDownAndRecover(t *testing.T) {
 	// Redis returns (with its append-only file): everything resumes, no restart.
 	srv.Restart()
 	for name, g := range map[string]*gatewayT{"A": a, "B": b} {
-		deadline := time.Now().Add(15 * time.Second)
-		for g.call("GET", "/readyz", "", nil, nil) != 200 {
-			if time.Now().After(deadline) {
-				t.Fatalf("/readyz on %s not 200 within 15s of Redis returning", name)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !within(15*time.Second, 50*time.Millisecond, func() bool { return g.call("GET", "/readyz", "", nil, nil) == 200 }) {
+			t.Fatalf("/readyz on %s not 200 within 15s of Redis returning", name)
 		}
 	}
 	tc = b.tail(grant, alice)
