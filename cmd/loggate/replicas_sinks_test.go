@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/loggate/loggate/gateway/audit"
-	"github.com/loggate/loggate/gateway/cluster"
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
 
@@ -57,16 +56,9 @@ func TestReplicasRunAuditSinksOneAtATime(t *testing.T) {
 
 	// A third writer on the shared trail, so events keep coming whichever
 	// replica is stopped.
-	key, err := cluster.LoadSigningKey(auditKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rc := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(url, "redis://")})
 	defer rc.Close()
-	w, err := cluster.NewAudit(cluster.AuditConfig{Client: rc, Prefix: redisPrefix, SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := trailWriter(t, rc, auditKey)
 	appendEvents := func(from, n int) int64 {
 		var last int64
 		for i := range n {
