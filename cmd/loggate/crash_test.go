@@ -57,6 +57,61 @@ func startChild(t *testing.T, addr, data string, extra ...string) *exec.Cmd {
 	return cmd
 }
 
+// crashView is alice's view of a staging grant on a child gateway, one to
+// kill -9, that saves the view's counts every 100ms and writes no
+// stream.progress: only the saved counts can say what the view sent.
+type crashView struct {
+	t          *testing.T
+	g          *gatewayT
+	addr, data string
+	child      *exec.Cmd
+	req        requestJSON
+	tc         *tailConn
+	viewID     string
+}
+
+var crashViewFlags = []string{"--tail-progress-interval", "1h", "--view-counts-interval", "100ms"}
+
+func startCrashView(t *testing.T, reason string) *crashView {
+	t.Helper()
+	v := &crashView{t: t, addr: freeAddr(t), data: t.TempDir()}
+	v.child = startChild(t, v.addr, v.data, crashViewFlags...)
+	v.g = &gatewayT{t: t, url: "http://" + v.addr}
+	alice := v.g.token("alice")
+	v.req = v.g.stagingGrant(alice, "10m", reason)
+	v.tc, v.viewID = v.g.openView(v.req.Grant.ID, alice, "")
+	return v
+}
+
+// awaitSaves waits (saying what) until n more saves of view counts have
+// completed, calling feed (when not nil) on every poll.
+func (v *crashView) awaitSaves(what string, n float64, feed func()) {
+	v.t.Helper()
+	base := scrape(v.t, v.g.url)["loggate_view_counts_saves_total"]
+	eventually(v.t, what, 20*time.Second, func() bool {
+		if feed != nil {
+			feed()
+		}
+		return scrape(v.t, v.g.url)["loggate_view_counts_saves_total"] >= base+n
+	})
+}
+
+// crash kills the gateway hard and starts it again on the same data; it
+// returns carol's token and the view's stream.closed events once the
+// restart has written one.
+func (v *crashView) crash() (carol string, closed []auditJSON) {
+	v.t.Helper()
+	v.child.Process.Signal(syscall.SIGKILL)
+	v.child.Wait()
+	v.child = startChild(v.t, v.addr, v.data, crashViewFlags...)
+	carol = v.g.token("carol")
+	eventually(v.t, "the interrupted view closed", 20*time.Second, func() bool {
+		closed = v.g.closedEvents(v.req.Grant.ID, carol)
+		return len(closed) > 0
+	})
+	return carol, closed
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
