@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"maps"
 	"net/http"
 	"net/url"
@@ -57,13 +56,7 @@ func TestBackchannelLogout(t *testing.T) {
 	post := func(tok string) (int, map[string]string) {
 		t.Helper()
 		resp, err := http.PostForm(g.url+"/auth/backchannel-logout", url.Values{"logout_token": {tok}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]string
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return jsonAnswer(t, resp, err)
 	}
 
 	valid := sign(claims(nil))

@@ -183,6 +183,19 @@ type auditJSON struct {
 	Hash     string         `json:"hash"`
 }
 
+// jsonAnswer is the status and the JSON object body (nil when it has
+// none) of a request's answer, failing the test when there is no answer.
+func jsonAnswer(t testing.TB, resp *http.Response, err error) (int, map[string]string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]string
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
 // eventually polls cond every 50ms until it holds or timeout passes.
 func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
