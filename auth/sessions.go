@@ -77,7 +77,13 @@ func (a *Authenticator) checkRecord(ctx context.Context, s *session) (SessionRec
 	if a.cfg.Sessions == nil {
 		return SessionRecord{}, nil
 	}
-	rec, ok, err := a.cfg.Sessions.Get(ctx, SessionHandle(s.ID))
+	return a.liveRecord(ctx, SessionHandle(s.ID))
+}
+
+// liveRecord is the session store's record for handle id; a gone record
+// is a *TokenError (ReasonSessionEnded). Sessions must be set.
+func (a *Authenticator) liveRecord(ctx context.Context, id string) (SessionRecord, error) {
+	rec, ok, err := a.cfg.Sessions.Get(ctx, id)
 	if err != nil {
 		return rec, errSessionStore(err)
 	}
@@ -145,12 +151,9 @@ func (a *Authenticator) RecheckSession(ctx context.Context, id string) (Identity
 	if a.cfg.Sessions == nil {
 		return Identity{}, ErrNoRecheck
 	}
-	rec, ok, err := a.cfg.Sessions.Get(ctx, id)
+	rec, err := a.liveRecord(ctx, id)
 	if err != nil {
-		return Identity{}, errSessionStore(err)
-	}
-	if !ok {
-		return Identity{}, tokenErr(ReasonSessionEnded, "session ended on the server")
+		return Identity{}, err
 	}
 	rt, ok := a.openRefresh(rec.Refresh)
 	if !ok {
@@ -318,24 +321,30 @@ func (m *MemorySessions) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(m.path), ".sessions-*")
-	if err != nil {
+	if err := replaceFile(m.path, ".sessions-*", b); err != nil {
 		return fmt.Errorf("write sessions: %w", err)
+	}
+	return nil
+}
+
+// replaceFile writes b to path atomically: a synced temporary file (named
+// by pattern, beside path, mode 0600) renamed over it.
+func replaceFile(path, pattern string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), pattern)
+	if err != nil {
+		return err
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write sessions: %w", err)
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return fmt.Errorf("write sessions: %w", err)
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write sessions: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp.Name(), m.path); err != nil {
-		return fmt.Errorf("write sessions: %w", err)
-	}
-	return nil
+	return os.Rename(tmp.Name(), path)
 }

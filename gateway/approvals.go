@@ -73,11 +73,8 @@ func (s *Server) checkVerdict(r *http.Request, who auth.Identity, word string) (
 		return v, err
 	}
 	v.comment = comment
-	req, err := s.cfg.Store.Request(ctx, r.PathValue("id"))
+	req, err := s.loadRequest(ctx, r.PathValue("id"))
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return v, errNotFound("no such request")
-		}
 		return v, err
 	}
 	if req.Requester.ID == v.me.ID {
@@ -154,10 +151,8 @@ func (s *Server) applyVerdict(w http.ResponseWriter, r *http.Request, who auth.I
 		s.broadcast(ctx, ControlEvent{Kind: ControlExtended, GrantID: grant.ID, ExpiresAt: grant.ExpiresAt})
 	}
 	s.notify(ctx, req, grant)
-	if grant == nil && req.GrantID != "" {
-		if g, err := s.cfg.Store.Grant(ctx, req.GrantID); err == nil {
-			grant = &g
-		}
+	if grant == nil {
+		grant = s.requestGrant(ctx, req)
 	}
 	writeJSON(w, http.StatusOK, s.viewRequest(req, grant))
 	return nil
@@ -165,11 +160,8 @@ func (s *Server) applyVerdict(w http.ResponseWriter, r *http.Request, who auth.I
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
-	req, err := s.cfg.Store.Request(ctx, r.PathValue("id"))
+	req, err := s.loadRequest(ctx, r.PathValue("id"))
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return errNotFound("no such request")
-		}
 		return err
 	}
 	me := subjectOf(who)
@@ -182,11 +174,8 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.I
 	}
 	cancelled := audit.Event{Action: "request.cancelled", Actor: userActor(who), Outcome: "success",
 		Target: audit.Target{RequestID: req.ID, Service: req.Service, Env: req.Env}}
-	if err := s.record(ctx, r, cancelled); err != nil {
-		return err
-	}
 	now := s.now()
-	err = s.cfg.Store.Update(ctx, func(tx *store.Txn) error {
+	err = s.commit(ctx, r, cancelled, func(tx *store.Txn) error {
 		cur, err := tx.Request(req.ID)
 		if err != nil {
 			return err
@@ -199,7 +188,6 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, who auth.I
 		return tx.PutRequest(&cur)
 	})
 	if err != nil {
-		s.recordNotApplied(ctx, r, cancelled, err)
 		return err
 	}
 	s.notify(ctx, req, nil)

@@ -56,23 +56,30 @@ type legalHoldBody struct {
 	Reason string `json:"reason"`
 }
 
+// legalHold reads a legal hold's body: "on" is required, and so is the
+// reason (cleaned).
+func (s *Server) legalHold(r *http.Request) (on bool, reason string, err error) {
+	var body legalHoldBody
+	if err := decodeBody(r, &body); err != nil {
+		return false, "", err
+	}
+	if body.On == nil {
+		return false, "", errBadRequest(`"on" (true or false) is required`)
+	}
+	reason, err = s.cleanText("reason", body.Reason, true)
+	return *body.On, reason, err
+}
+
 func (s *Server) handleSetLegalHold(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	a, err := s.auditAdmin(r, who)
 	if err != nil {
 		return err
 	}
-	var body legalHoldBody
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	if body.On == nil {
-		return errBadRequest(`"on" (true or false) is required`)
-	}
-	reason, err := s.cleanText("reason", body.Reason, true)
+	on, reason, err := s.legalHold(r)
 	if err != nil {
 		return err
 	}
-	if _, err := a.SetLegalHold(r.Context(), *body.On, reason, userActor(who)); err != nil {
+	if _, err := a.SetLegalHold(r.Context(), on, reason, userActor(who)); err != nil {
 		return auditAdminError(err)
 	}
 	h, err := a.LegalHold(r.Context())

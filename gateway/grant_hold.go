@@ -33,14 +33,7 @@ func (s *Server) handleGrantLegalHold(w http.ResponseWriter, r *http.Request, wh
 			Reason: "not a member of loggate-admins", Target: audit.Target{GrantID: truncate(r.PathValue("id"), 80)}})
 		return errForbidden("legal holds are placed by loggate-admins")
 	}
-	var body legalHoldBody
-	if err := decodeBody(r, &body); err != nil {
-		return err
-	}
-	if body.On == nil {
-		return errBadRequest(`"on" (true or false) is required`)
-	}
-	reason, err := s.cleanText("reason", body.Reason, true)
+	on, reason, err := s.legalHold(r)
 	if err != nil {
 		return err
 	}
@@ -53,12 +46,12 @@ func (s *Server) handleGrantLegalHold(w http.ResponseWriter, r *http.Request, wh
 	}
 	from, to := holdWindow(g)
 	id := "grant:" + g.ID
-	details := map[string]any{"on": *body.On, "from": from.UTC().Format(time.RFC3339Nano), "to": to.UTC().Format(time.RFC3339Nano)}
+	details := map[string]any{"on": on, "from": from.UTC().Format(time.RFC3339Nano), "to": to.UTC().Format(time.RFC3339Nano)}
 	if err := s.record(ctx, r, audit.Event{Action: "grant.legal_hold", Actor: userActor(who), Outcome: "success",
 		Reason: reason, Target: grantTarget(g), Details: details}); err != nil {
 		return err
 	}
-	if *body.On {
+	if on {
 		err = s.cfg.Hub.PlaceHold(ctx, logs.Hold{ID: id, Stream: logs.Stream{Service: g.Service, Env: g.Env}, From: from, To: to, Reason: reason})
 	} else {
 		err = s.cfg.Hub.ReleaseHold(ctx, id)
@@ -69,6 +62,6 @@ func (s *Server) handleGrantLegalHold(w http.ResponseWriter, r *http.Request, wh
 	case err != nil:
 		return errUnavailable("log backlog unavailable", err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"grant_id": g.ID, "on": *body.On, "from": from.UTC(), "to": to.UTC()})
+	writeJSON(w, http.StatusOK, map[string]any{"grant_id": g.ID, "on": on, "from": from.UTC(), "to": to.UTC()})
 	return nil
 }

@@ -18,6 +18,24 @@ func (s *Server) loadGrant(ctx context.Context, id string) (store.Grant, error) 
 	return g, notFound(err, "no such grant")
 }
 
+func (s *Server) loadRequest(ctx context.Context, id string) (store.Request, error) {
+	req, err := s.cfg.Store.Request(ctx, id)
+	return req, notFound(err, "no such request")
+}
+
+// requestGrant is the grant a request issued, for its view (nil: none, or
+// not readable now).
+func (s *Server) requestGrant(ctx context.Context, req store.Request) *store.Grant {
+	if req.GrantID == "" {
+		return nil
+	}
+	g, err := s.cfg.Store.Grant(ctx, req.GrantID)
+	if err != nil {
+		return nil
+	}
+	return &g
+}
+
 // mayRevoke: the holder, an eligible approver of the stream, or security,
 // as the policy's authorization rules say.
 func (s *Server) mayRevoke(ctx context.Context, who auth.Identity, g store.Grant) (policy.ActionDecision, bool) {
@@ -139,11 +157,7 @@ func (s *Server) handleExtend(w http.ResponseWriter, r *http.Request, who auth.I
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	dur, err := parseDuration(body.Duration)
-	if err != nil {
-		return err
-	}
-	reason, err := s.cleanText("reason", body.Reason, true)
+	dur, reason, err := s.durationReason(body.Duration, body.Reason)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/loggate/loggate/gateway/api"
 	"github.com/loggate/loggate/gateway/audit"
@@ -21,6 +22,17 @@ func (s *Server) textBody(r *http.Request, body any, field string, text *string)
 		return "", err
 	}
 	return s.cleanText(field, *text, true)
+}
+
+// durationReason checks what a request for access asks: how long
+// ("duration") and why ("reason", required, cleaned).
+func (s *Server) durationReason(duration, reason string) (time.Duration, string, error) {
+	dur, err := parseDuration(duration)
+	if err != nil {
+		return 0, "", err
+	}
+	reason, err = s.cleanText("reason", reason, true)
+	return dur, reason, err
 }
 
 // notFound turns the store's not-found into a 404 saying msg; other errors

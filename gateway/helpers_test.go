@@ -443,3 +443,21 @@ func (h *harness) events(q audit.Query) []audit.Event {
 	}
 	return page.Items
 }
+
+// eventsWithin polls the trail every `every` until the events q finds
+// satisfy ok, or timeout has passed; it returns the events last read and
+// whether they did.
+func (h *harness) eventsWithin(q audit.Query, timeout, every time.Duration, ok func([]audit.Event) bool) ([]audit.Event, bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs := h.events(q)
+		if ok(evs) {
+			return evs, true
+		}
+		if time.Now().After(deadline) {
+			return evs, false
+		}
+		time.Sleep(every)
+	}
+}

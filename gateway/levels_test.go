@@ -59,17 +59,12 @@ func nextLevels(t *testing.T, conn *websocket.Conn) levelsFrame {
 // waitEvents polls the audit trail until n events of action exist.
 func waitEvents(t *testing.T, h *harness, action string, n int) []audit.Event {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		evs := h.events(audit.Query{Action: action})
-		if len(evs) >= n {
-			return evs
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s events = %d, want %d", action, len(evs), n)
-		}
-		time.Sleep(20 * time.Millisecond)
+	evs, ok := h.eventsWithin(audit.Query{Action: action}, 10*time.Second, 20*time.Millisecond,
+		func(evs []audit.Event) bool { return len(evs) >= n })
+	if !ok {
+		t.Fatalf("%s events = %d, want %d", action, len(evs), n)
 	}
+	return evs
 }
 
 func debugRequest(scope map[string]string) map[string]any {

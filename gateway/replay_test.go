@@ -134,18 +134,19 @@ func (h *harness) replay(user, viewID, reason string) (int, []int64, map[string]
 // waitClosed waits until the trail holds the view's stream.closed.
 func (h *harness) waitClosed(viewID string) audit.Event {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		for _, ev := range h.events(audit.Query{Action: "stream.closed"}) {
+	var closed audit.Event
+	if _, ok := h.eventsWithin(audit.Query{Action: "stream.closed"}, 10*time.Second, 10*time.Millisecond, func(evs []audit.Event) bool {
+		for _, ev := range evs {
 			if ev.Details["view_id"] == viewID {
-				return ev
+				closed = ev
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("no stream.closed for %s", viewID)
-		}
-		time.Sleep(10 * time.Millisecond)
+		return false
+	}); !ok {
+		h.t.Fatalf("no stream.closed for %s", viewID)
 	}
+	return closed
 }
 
 // TestReplayShowsWhatTheViewerSaw: a view with a backfill, an attribute

@@ -76,11 +76,7 @@ func (s *Server) handleCreateRequest(w http.ResponseWriter, r *http.Request, who
 	if err := checkStreamName("env", body.Env); err != nil {
 		return err
 	}
-	dur, err := parseDuration(body.Duration)
-	if err != nil {
-		return err
-	}
-	reason, err := s.cleanText("reason", body.Reason, true)
+	dur, reason, err := s.durationReason(body.Duration, body.Reason)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -39,23 +38,14 @@ func (s *Server) allowed(ctx context.Context, who auth.Identity, action string) 
 
 func (s *Server) handleGetRequest(w http.ResponseWriter, r *http.Request, who auth.Identity) error {
 	ctx := r.Context()
-	req, err := s.cfg.Store.Request(ctx, r.PathValue("id"))
+	req, err := s.loadRequest(ctx, r.PathValue("id"))
 	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return errNotFound("no such request")
-		}
 		return err
 	}
 	if !s.canSeeRequest(ctx, who, req) {
 		return errForbidden("you may not see this request")
 	}
-	var grant *store.Grant
-	if req.GrantID != "" {
-		if g, err := s.cfg.Store.Grant(ctx, req.GrantID); err == nil {
-			grant = &g
-		}
-	}
-	writeJSON(w, http.StatusOK, s.viewRequest(req, grant))
+	writeJSON(w, http.StatusOK, s.viewRequest(req, s.requestGrant(ctx, req)))
 	return nil
 }
 

@@ -47,11 +47,9 @@ func TestBrokenPolicyRejectedOnReload(t *testing.T) {
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
 			write()
-			for range 20 {
-				if evs := h.events(audit.Query{Action: action}); len(evs) > seen {
-					return evs
-				}
-				time.Sleep(50 * time.Millisecond)
+			if evs, ok := h.eventsWithin(audit.Query{Action: action}, time.Second, 50*time.Millisecond,
+				func(evs []audit.Event) bool { return len(evs) > seen }); ok {
+				return evs
 			}
 		}
 		t.Fatalf("no %s event within 10s", action)

@@ -42,19 +42,13 @@ func TestRevokeClosesLiveTail(t *testing.T) {
 		t.Errorf("reconnect after revoke: %v (status %v), want 403", err, statusOf(resp))
 	}
 	// stream.closed is written by the tail goroutines as they end.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		closed := h.events(audit.Query{Action: "stream.closed", GrantID: g.ID})
-		if len(closed) == 2 {
-			if closed[0].Reason != "revoked" {
-				t.Errorf("stream.closed reason %q, want revoked", closed[0].Reason)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream.closed events = %d, want 2", len(closed))
-		}
-		time.Sleep(20 * time.Millisecond)
+	closed, ok := h.eventsWithin(audit.Query{Action: "stream.closed", GrantID: g.ID}, 5*time.Second, 20*time.Millisecond,
+		func(evs []audit.Event) bool { return len(evs) == 2 })
+	if !ok {
+		t.Fatalf("stream.closed events = %d, want 2", len(closed))
+	}
+	if closed[0].Reason != "revoked" {
+		t.Errorf("stream.closed reason %q, want revoked", closed[0].Reason)
 	}
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"maps"
 	"net/http"
 	"net/url"
@@ -28,18 +27,8 @@ func TestBackchannelLogout(t *testing.T) {
 	bob := newWebClient(t, g.url, nil)
 	bob.login("/", "bob")
 	_, me := alice.me()
-	resp, body := alice.postJSON("/api/v1/requests",
-		map[string]any{"service": "checkout", "env": "staging", "duration": "10m", "reason": "backchannel test"},
-		http.Header{"X-Csrf-Token": {me.CSRFToken}, "Origin": {g.url}})
-	var req struct {
-		Grant struct {
-			ID string `json:"id"`
-		} `json:"grant"`
-	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal([]byte(body), &req) != nil || req.Grant.ID == "" {
-		t.Fatalf("alice asks for staging: %d %s", resp.StatusCode, body)
-	}
-	tc := sessionTail(t, g, alice, req.Grant.ID)
+	grant := alice.stagingGrant("alice", "10m", "backchannel test", http.Header{"X-Csrf-Token": {me.CSRFToken}, "Origin": {g.url}})
+	tc := sessionTail(t, g, alice, grant)
 
 	now := time.Now()
 	claims := func(change map[string]any) map[string]any {
@@ -67,13 +56,7 @@ func TestBackchannelLogout(t *testing.T) {
 	post := func(tok string) (int, map[string]string) {
 		t.Helper()
 		resp, err := http.PostForm(g.url+"/auth/backchannel-logout", url.Values{"logout_token": {tok}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]string
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return jsonAnswer(t, resp, err)
 	}
 
 	valid := sign(claims(nil))

@@ -153,16 +153,11 @@ func (r *runningCLI) wait(t *testing.T, timeout time.Duration) int {
 func waitFor(t *testing.T, buf *syncBuffer, re string, timeout time.Duration) string {
 	t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.Now().Add(timeout)
-	for {
-		if m := rx.FindStringSubmatch(buf.String()); m != nil {
-			return m[len(m)-1]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within %s in:\n%s", re, timeout, buf.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m []string
+	if !within(timeout, 20*time.Millisecond, func() bool { m = rx.FindStringSubmatch(buf.String()); return m != nil }) {
+		t.Fatalf("no %q within %s in:\n%s", re, timeout, buf.String())
 	}
+	return m[len(m)-1]
 }
 
 // regexpFind returns the first submatch of re in s, failing the test without one.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -14,14 +13,8 @@ func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	addr, data := freeAddr(t), t.TempDir()
-	extra := []string{"--tail-progress-interval", "1h", "--view-counts-interval", "100ms"}
-	child := startChild(t, addr, data, extra...)
-	g := &gatewayT{t: t, url: "http://" + addr}
-	alice := g.token("alice")
-	req := g.stagingGrant(alice, "10m", "INC-18 crash replay")
-	tc, viewID := g.openView(req.Grant.ID, alice, "")
-	conn := tc.conn
+	v := startCrashView(t, "INC-18 crash replay")
+	g, conn := v.g, v.tc.conn
 	var received []string
 	keep := func(es []map[string]any) {
 		for _, e := range es {
@@ -70,37 +63,23 @@ func TestCrashedViewReplaysUpToItsLastSave(t *testing.T) {
 	if code := g.ingest("checkout", "staging", "lgs_crash_test_token", `{"message":"while paused","level":"error"}`); code != 200 {
 		t.Fatalf("ingest: %d", code)
 	}
-	base := scrape(t, g.url)["loggate_view_counts_saves_total"]
-	eventually(t, "a save while paused", 20*time.Second, func() bool {
-		return scrape(t, g.url)["loggate_view_counts_saves_total"] >= base+1
-	})
+	v.awaitSaves("a save while paused", 1, nil)
 	send(map[string]string{"type": "resume"}, "resumed")
 
-	base = scrape(t, g.url)["loggate_view_counts_saves_total"]
 	n := 0
-	eventually(t, "two more saves of the view's counts", 20*time.Second, func() bool {
+	v.awaitSaves("two more saves of the view's counts", 2, func() {
 		n++
 		if g.ingest("checkout", "staging", "lgs_crash_test_token", fmt.Sprintf(`{"message":"more %d","level":"error"}`, n)) == 200 {
 			keep(readEntries(t, conn, 1))
 		}
-		return scrape(t, g.url)["loggate_view_counts_saves_total"] >= base+2
 	})
-	child.Process.Signal(syscall.SIGKILL)
-	child.Wait()
-
-	startChild(t, addr, data, extra...)
-	carol := g.token("carol")
-	var closed []auditJSON
-	eventually(t, "the interrupted view closed", 20*time.Second, func() bool {
-		closed = g.closedEvents(req.Grant.ID, carol)
-		return len(closed) > 0
-	})
+	carol, closed := v.crash()
 	if len(closed) != 1 || closed[0].Outcome != "interrupted" || closed[0].Details["replay"] == nil {
 		t.Fatalf("stream.closed after the crash = %+v, want one, interrupted, with a replay record", closed)
 	}
 	counted, _ := closed[0].Details["entries"].(float64)
 
-	out := g.replayView(viewID, carol, "INC-18%20crash%20review")
+	out := g.replayView(v.viewID, carol, "INC-18%20crash%20review")
 	if out.status != 200 || out.result["verified"] != true {
 		t.Fatalf("replay of the crashed view: status %d, result %v", out.status, out.result)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -54,16 +53,63 @@ func startChild(t *testing.T, addr, data string, extra ...string) *exec.Cmd {
 		}
 	}()
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			return cmd
+	waitHealthy(t, "http://"+addr, nil, nil)
+	return cmd
+}
+
+// crashView is alice's view of a staging grant on a child gateway, one to
+// kill -9, that saves the view's counts every 100ms and writes no
+// stream.progress: only the saved counts can say what the view sent.
+type crashView struct {
+	t          *testing.T
+	g          *gatewayT
+	addr, data string
+	child      *exec.Cmd
+	req        requestJSON
+	tc         *tailConn
+	viewID     string
+}
+
+var crashViewFlags = []string{"--tail-progress-interval", "1h", "--view-counts-interval", "100ms"}
+
+func startCrashView(t *testing.T, reason string) *crashView {
+	t.Helper()
+	v := &crashView{t: t, addr: freeAddr(t), data: t.TempDir()}
+	v.child = startChild(t, v.addr, v.data, crashViewFlags...)
+	v.g = &gatewayT{t: t, url: "http://" + v.addr}
+	alice := v.g.token("alice")
+	v.req = v.g.stagingGrant(alice, "10m", reason)
+	v.tc, v.viewID = v.g.openView(v.req.Grant.ID, alice, "")
+	return v
+}
+
+// awaitSaves waits (saying what) until n more saves of view counts have
+// completed, calling feed (when not nil) on every poll.
+func (v *crashView) awaitSaves(what string, n float64, feed func()) {
+	v.t.Helper()
+	base := scrape(v.t, v.g.url)["loggate_view_counts_saves_total"]
+	eventually(v.t, what, 20*time.Second, func() bool {
+		if feed != nil {
+			feed()
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("child gateway did not start")
-	return nil
+		return scrape(v.t, v.g.url)["loggate_view_counts_saves_total"] >= base+n
+	})
+}
+
+// crash kills the gateway hard and starts it again on the same data; it
+// returns carol's token and the view's stream.closed events once the
+// restart has written one.
+func (v *crashView) crash() (carol string, closed []auditJSON) {
+	v.t.Helper()
+	v.child.Process.Signal(syscall.SIGKILL)
+	v.child.Wait()
+	v.child = startChild(v.t, v.addr, v.data, crashViewFlags...)
+	carol = v.g.token("carol")
+	eventually(v.t, "the interrupted view closed", 20*time.Second, func() bool {
+		closed = v.g.closedEvents(v.req.Grant.ID, carol)
+		return len(closed) > 0
+	})
+	return carol, closed
 }
 
 func freeAddr(t *testing.T) string {
@@ -98,20 +144,18 @@ func TestCrashRecovery(t *testing.T) {
 	// Kill only once a stream.progress event has counted both lines: it is
 	// what recovery reads the interrupted view's counts from.
 	carol := g.token("carol")
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		var progress struct {
-			Items []auditJSON `json:"items"`
-		}
+	var progress struct {
+		Items []auditJSON `json:"items"`
+	}
+	if !within(10*time.Second, 50*time.Millisecond, func() bool {
 		g.call("GET", "/api/v1/audit?action=stream.progress&grant="+req.Grant.ID, carol, nil, &progress)
-		if len(progress.Items) > 0 {
-			if n, _ := progress.Items[0].Details["entries"].(float64); n == 2 {
-				break
-			}
+		if len(progress.Items) == 0 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no stream.progress event counting 2 entries: %+v", progress.Items)
-		}
-		time.Sleep(50 * time.Millisecond)
+		n, _ := progress.Items[0].Details["entries"].(float64)
+		return n == 2
+	}) {
+		t.Fatalf("no stream.progress event counting 2 entries: %+v", progress.Items)
 	}
 	child.Process.Signal(syscall.SIGKILL)
 	child.Wait()
@@ -123,15 +167,11 @@ func TestCrashRecovery(t *testing.T) {
 	var closed, expired struct {
 		Items []auditJSON `json:"items"`
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	within(10*time.Second, 100*time.Millisecond, func() bool { // the checks below say what is missing
 		g.call("GET", "/api/v1/audit?action=stream.closed&grant="+req.Grant.ID, carol, nil, &closed)
 		g.call("GET", "/api/v1/audit?action=grant.expired&grant="+req.Grant.ID, carol, nil, &expired)
-		if (len(closed.Items) > 0 && len(expired.Items) > 0) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(closed.Items) > 0 && len(expired.Items) > 0
+	})
 	if len(closed.Items) != 1 || closed.Items[0].Outcome != "interrupted" {
 		t.Fatalf("stream.closed after the crash = %+v, want one, interrupted", closed.Items)
 	}

@@ -291,15 +291,16 @@ func TestDebugOnDemandWithARealService(t *testing.T) {
 func TestServiceWithoutLoggate(t *testing.T) {
 	bin := buildDebugService(t)
 	p := startDebugService(t, bin, "http://"+freeAddr(t), debugSourceToken)
-	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(p.stdout.String(), "info tick") < 20 {
-		if time.Now().After(deadline) {
-			t.Fatalf("service wrote %q; want 20 info lines", tailOf(p.stdout.String(), 500))
+	if !within(20*time.Second, 50*time.Millisecond, func() bool {
+		if strings.Count(p.stdout.String(), "info tick") >= 20 {
+			return true
 		}
 		if p.cmd.ProcessState != nil {
 			t.Fatalf("service exited: %v", p.cmd.ProcessState)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	}) {
+		t.Fatalf("service wrote %q; want 20 info lines", tailOf(p.stdout.String(), 500))
 	}
 	if out := p.stdout.String(); strings.Contains(out, "level=DEBUG") {
 		t.Errorf("local output has debug lines without loggate:\n%s", tailOf(out, 500))

@@ -192,8 +192,7 @@ func (d *dexT) launch(users []dexUser) {
 	d.exited = exited
 	cmd := d.cmd
 	go func() { cmd.Wait(); close(exited) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if !within(30*time.Second, 50*time.Millisecond, func() bool {
 		// Ready once it publishes a signing key (discovery answers earlier).
 		resp, err := http.Get(d.issuer + "/keys")
 		if err == nil {
@@ -203,7 +202,7 @@ func (d *dexT) launch(users []dexUser) {
 			err = json.NewDecoder(resp.Body).Decode(&jwks)
 			resp.Body.Close()
 			if err == nil && resp.StatusCode == http.StatusOK && len(jwks.Keys) > 0 {
-				return
+				return true
 			}
 		}
 		select {
@@ -211,10 +210,9 @@ func (d *dexT) launch(users []dexUser) {
 			d.t.Fatalf("dex exited before it was ready:\n%s", d.out.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("dex not ready after 30s:\n%s", d.out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false
+	}) {
+		d.t.Fatalf("dex not ready after 30s:\n%s", d.out.String())
 	}
 }
 

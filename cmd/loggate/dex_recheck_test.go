@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,37 +25,23 @@ func TestDexIdentityRecheckEndsViews(t *testing.T) {
 		c := newWebClient(t, g.url, nil)
 		g.dex.loginAtDex(c, user)
 		_, me := c.me()
-		resp, body := c.postJSON("/api/v1/requests",
-			map[string]any{"service": "checkout", "env": "staging", "duration": "30m", "reason": "recheck test"},
-			http.Header{"X-Csrf-Token": {me.CSRFToken}, "Origin": {g.url}})
-		var req struct {
-			Grant struct {
-				ID string `json:"id"`
-			} `json:"grant"`
-		}
-		if resp.StatusCode != http.StatusCreated || json.Unmarshal([]byte(body), &req) != nil || req.Grant.ID == "" {
-			t.Fatalf("%s asks for staging: %d %s", user, resp.StatusCode, body)
-		}
-		return sessionTail(t, g.gatewayT, c, req.Grant.ID), req.Grant.ID
+		grant := c.stagingGrant(user, "30m", "recheck test", http.Header{"X-Csrf-Token": {me.CSRFToken}, "Origin": {g.url}})
+		return sessionTail(t, g.gatewayT, c, grant), grant
 	}
 	aliceTail, aliceGrant := watch("alice")
 	bobTail, bobGrant := watch("bob")
 
 	// Re-checks happen and keep the views: wait for a refresh of each at Dex.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	var seen map[string]bool
+	if !within(20*time.Second, 100*time.Millisecond, func() bool {
 		evs, _ := g.auditAs(carol, "auth.refresh")
-		seen := map[string]bool{}
+		seen = map[string]bool{}
 		for _, e := range evs {
 			seen[e.Actor["email"].(string)] = true
 		}
-		if seen["alice@example.com"] && seen["bob@example.com"] {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no re-check refresh for alice and bob within 20s: %v", seen)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return seen["alice@example.com"] && seen["bob@example.com"]
+	}) {
+		t.Fatalf("no re-check refresh for alice and bob within 20s: %v", seen)
 	}
 	for _, id := range []string{aliceGrant, bobGrant} {
 		var gr struct {
@@ -126,15 +111,11 @@ func TestDexSigningKeyRotation(t *testing.T) {
 	kid := currentKid(t, before)
 	// Dex checks for rotation every 30 seconds.
 	var after string
-	for deadline := time.Now().Add(90 * time.Second); ; {
+	if !within(90*time.Second, 500*time.Millisecond, func() bool {
 		after = g.dex.cliToken("alice")
-		if currentKid(t, after) != kid {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Dex did not rotate its signing key within 90s (kid still %s)", kid)
-		}
-		time.Sleep(500 * time.Millisecond)
+		return currentKid(t, after) != kid
+	}) {
+		t.Fatalf("Dex did not rotate its signing key within 90s (kid still %s)", kid)
 	}
 	if status, body := g.bearerStatus(after, nil); status != http.StatusOK {
 		t.Errorf("token signed with Dex's new key: %d %s, want 200", status, body)

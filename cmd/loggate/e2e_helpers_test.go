@@ -182,3 +182,65 @@ type auditJSON struct {
 	PrevHash string         `json:"prev_hash"`
 	Hash     string         `json:"hash"`
 }
+
+// jsonAnswer is the status and the JSON object body (nil when it has
+// none) of a request's answer, failing the test when there is no answer.
+func jsonAnswer(t testing.TB, resp *http.Response, err error) (int, map[string]string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]string
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// eventually polls cond every 50ms until it holds or timeout passes.
+func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	if !within(timeout, 50*time.Millisecond, cond) {
+		t.Fatalf("%s: not within %s", what, timeout)
+	}
+}
+
+// within polls cond every `every` until it holds (true) or timeout has
+// passed (false): the one wait loop of these tests, for a condition with
+// nothing to be told by.
+func within(timeout, every time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(every)
+	}
+	return true
+}
+
+// waitHealthy waits up to a minute for a child gateway at base to answer
+// /healthz, failing the test if it exits first (gone closes; nil: not
+// watched) with its output (nil: none kept).
+func waitHealthy(t *testing.T, base string, gone <-chan struct{}, output func() string) {
+	t.Helper()
+	up := within(60*time.Second, 50*time.Millisecond, func() bool {
+		select {
+		case <-gone:
+			out := ""
+			if output != nil {
+				out = output()
+			}
+			t.Fatalf("gateway exited: %s", out)
+		default:
+		}
+		resp, err := http.Get(base + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+	if !up {
+		t.Fatal("child gateway did not start")
+	}
+}

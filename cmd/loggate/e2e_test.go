@@ -146,16 +146,12 @@ func TestWalkingSkeleton(t *testing.T) {
 		Items []auditJSON `json:"items"`
 	}
 	// stream.closed is written as the tail ends; give it a moment.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	within(5*time.Second, 50*time.Millisecond, func() bool { // the checks below say what is missing
 		if code := g.call("GET", "/api/v1/audit?limit=1000", carol, nil, &trail); code != 200 {
 			t.Fatalf("audit as carol: %d", code)
 		}
-		if hasAction(trail.Items, "stream.closed") || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return hasAction(trail.Items, "stream.closed")
+	})
 	for _, action := range []string{"request.created", "request.approved", "grant.issued", "stream.opened", "stream.closed", "auth.token"} {
 		if !hasAction(trail.Items, action) {
 			t.Errorf("audit trail lacks %s", action)

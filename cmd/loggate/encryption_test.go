@@ -42,34 +42,19 @@ func startSealedChild(t *testing.T, addr, data, keyFile string) *exec.Cmd {
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			t.Fatalf("gateway exited: %s", stderr.String())
-		default:
-		}
-		if resp, err := http.Get("http://" + addr + "/healthz"); err == nil {
-			resp.Body.Close()
-			return cmd
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("child gateway did not start")
-	return nil
+	waitHealthy(t, "http://"+addr, exited, stderr.String)
+	return cmd
 }
 
 // stopChild ends a child gateway gracefully (SIGTERM) and waits.
 func stopChild(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
 	cmd.Process.Signal(syscall.SIGTERM)
-	for range 400 {
-		if cmd.ProcessState != nil || cmd.Process.Signal(syscall.Signal(0)) != nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !within(20*time.Second, 50*time.Millisecond, func() bool {
+		return cmd.ProcessState != nil || cmd.Process.Signal(syscall.Signal(0)) != nil
+	}) {
+		t.Fatal("gateway did not stop within 20s of SIGTERM")
 	}
-	t.Fatal("gateway did not stop within 20s of SIGTERM")
 }
 
 // filesHolding lists the files under dir whose bytes contain s.

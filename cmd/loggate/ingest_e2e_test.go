@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -129,13 +128,7 @@ func TestIngestLokiAndNDJSONErrors(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
 		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]string
-		json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		return jsonAnswer(t, resp, err)
 	}
 	cases := []struct {
 		name, service, env, tok, body string

@@ -86,8 +86,7 @@ func (g *gatewayT) replayView(viewID, token, reason string) replayOut {
 // stream.closed is there.
 func (g *gatewayT) waitViewClosed(grantID, viewID, token string) {
 	g.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
+	if !within(10*time.Second, 20*time.Millisecond, func() bool {
 		var page struct {
 			Items []struct {
 				Details map[string]any `json:"details"`
@@ -96,12 +95,13 @@ func (g *gatewayT) waitViewClosed(grantID, viewID, token string) {
 		g.call("GET", "/api/v1/audit?action=stream.closed&grant="+grantID, token, nil, &page)
 		for _, ev := range page.Items {
 			if ev.Details["view_id"] == viewID {
-				return
+				return true
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	}) {
+		g.t.Fatalf("no stream.closed for %s", viewID)
 	}
-	g.t.Fatalf("no stream.closed for %s", viewID)
 }
 
 // A view on replica A is replayed on replica B from the shared feed:

@@ -60,12 +60,8 @@ func readyzCheck(t *testing.T, g *gatewayT, name string) (int, string) {
 
 func waitUntil(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !within(30*time.Second, 20*time.Millisecond, ok) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/loggate/loggate/gateway/audit"
-	"github.com/loggate/loggate/gateway/cluster"
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
 
@@ -57,16 +56,9 @@ func TestReplicasRunAuditSinksOneAtATime(t *testing.T) {
 
 	// A third writer on the shared trail, so events keep coming whichever
 	// replica is stopped.
-	key, err := cluster.LoadSigningKey(auditKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rc := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(url, "redis://")})
 	defer rc.Close()
-	w, err := cluster.NewAudit(cluster.AuditConfig{Client: rc, Prefix: redisPrefix, SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := trailWriter(t, rc, auditKey)
 	appendEvents := func(from, n int) int64 {
 		var last int64
 		for i := range n {
@@ -83,29 +75,28 @@ func TestReplicasRunAuditSinksOneAtATime(t *testing.T) {
 	// often each was delivered and by how many events each file grew.
 	waitAll := func(head int64) (map[int64]int, []int) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			got, per := map[int64]int{}, make([]int, len(files))
+		var got map[int64]int
+		var per []int
+		var missing int64
+		if !within(30*time.Second, 20*time.Millisecond, func() bool {
+			got, per = map[int64]int{}, make([]int, len(files))
 			for i, f := range files {
 				for _, s := range sinkSeqs(t, f) {
 					got[s]++
 					per[i]++
 				}
 			}
-			missing := int64(0)
+			missing = 0
 			for s := int64(1); s <= head; s++ {
 				if got[s] == 0 {
 					missing++
 				}
 			}
-			if missing == 0 {
-				return got, per
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d audit events never reached a sink file", missing, head)
-			}
-			time.Sleep(20 * time.Millisecond)
+			return missing == 0
+		}) {
+			t.Fatalf("%d of %d audit events never reached a sink file", missing, head)
 		}
+		return got, per
 	}
 
 	got, per := waitAll(appendEvents(0, 10))

@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/loggate/loggate/gateway/cluster"
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
 
@@ -53,6 +54,21 @@ func sharedAuditKeyFile(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// trailWriter writes on the replicas' shared trail in Redis (rc), signing
+// with the audit key in keyFile as a replica does.
+func trailWriter(t testing.TB, rc *redis.Client, keyFile string) *cluster.Audit {
+	t.Helper()
+	key, err := cluster.LoadSigningKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := cluster.NewAudit(cluster.AuditConfig{Client: rc, Prefix: redisPrefix, SigningKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // tailConn is an open tail WebSocket.
@@ -263,12 +279,8 @@ func TestReplicasFailClosedWhileRedisIsDownAndRecover(t *testing.T) {
 	// Redis returns (with its append-only file): everything resumes, no restart.
 	srv.Restart()
 	for name, g := range map[string]*gatewayT{"A": a, "B": b} {
-		deadline := time.Now().Add(15 * time.Second)
-		for g.call("GET", "/readyz", "", nil, nil) != 200 {
-			if time.Now().After(deadline) {
-				t.Fatalf("/readyz on %s not 200 within 15s of Redis returning", name)
-			}
-			time.Sleep(50 * time.Millisecond)
+		if !within(15*time.Second, 50*time.Millisecond, func() bool { return g.call("GET", "/readyz", "", nil, nil) == 200 }) {
+			t.Fatalf("/readyz on %s not 200 within 15s of Redis returning", name)
 		}
 	}
 	tc = b.tail(grant, alice)

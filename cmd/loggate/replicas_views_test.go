@@ -34,16 +34,9 @@ func TestReplicaRestartClosesOnlyItsOwnInterruptedViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, err := cluster.LoadSigningKey(auditKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	rc := redis.NewClient(&redis.Options{Addr: strings.TrimPrefix(url, "redis://")})
 	defer rc.Close()
-	w, err := cluster.NewAudit(cluster.AuditConfig{Client: rc, Prefix: redisPrefix, SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := trailWriter(t, rc, auditKey)
 	if _, err := w.Append(t.Context(), audit.Event{Action: audit.ActionStreamOpened, Outcome: audit.OutcomeSuccess,
 		Actor: audit.Actor{Kind: audit.ActorUser, Subject: "alice"}, Target: audit.Target{GrantID: grant, Service: "checkout", Env: "prod"},
 		Details: map[string]any{audit.DetailViewID: "view_crashed_on_b", cluster.DetailReplica: strings.TrimSpace(string(idB))}}); err != nil {

@@ -62,21 +62,18 @@ func TestServeSendsSignedWebhooks(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no webhook within 10s")
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var metrics string
+	if !within(5*time.Second, 50*time.Millisecond, func() bool {
 		resp, err := http.Get(g.url + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(b), `loggate_notification_attempts_total{outcome="delivered"} 1`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("metrics do not count the delivered attempt:\n%s", grepLines(string(b), "notification"))
-		}
-		time.Sleep(50 * time.Millisecond)
+		metrics = string(b)
+		return strings.Contains(metrics, `loggate_notification_attempts_total{outcome="delivered"} 1`)
+	}) {
+		t.Fatalf("metrics do not count the delivered attempt:\n%s", grepLines(metrics, "notification"))
 	}
 }
 

@@ -19,13 +19,10 @@ func TestServeWaitsForItsGoroutines(t *testing.T) {
 	g := startServe(t, []string{"--dev", "--listen", "127.0.0.1:0", "--data", t.TempDir(), "--dev-demo-logs=true",
 		"--policies", "../../policies", "--log-level", "error"})
 	for _, fn := range []string{"cmd/loggate.runDemoSource(", "policy.(*Engine).Watch("} {
-		deadline := time.Now().Add(10 * time.Second)
-		for !goroutinesIn(fn) {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				t.Fatalf("%s never started:\n%s", fn, buf[:runtime.Stack(buf, true)])
-			}
-			time.Sleep(10 * time.Millisecond) // waiting for a goroutine to appear: no event to wait on
+		// Waiting for a goroutine to appear: no event to wait on.
+		if !within(10*time.Second, 10*time.Millisecond, func() bool { return goroutinesIn(fn) }) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%s never started:\n%s", fn, buf[:runtime.Stack(buf, true)])
 		}
 	}
 	g.stop()

@@ -31,6 +31,24 @@ func (c *webClient) sessions() sessionsJSON {
 	return s
 }
 
+// stagingGrant asks, as the browser session (header carries its CSRF
+// token and origin), for checkout/staging (auto-approved) and returns the
+// grant's id; who names the asker in a failure.
+func (c *webClient) stagingGrant(who, duration, reason string, header http.Header) string {
+	c.t.Helper()
+	resp, body := c.postJSON("/api/v1/requests",
+		map[string]any{"service": "checkout", "env": "staging", "duration": duration, "reason": reason}, header)
+	var req struct {
+		Grant struct {
+			ID string `json:"id"`
+		} `json:"grant"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal([]byte(body), &req) != nil || req.Grant.ID == "" {
+		c.t.Fatalf("%s asks for staging: %d %s", who, resp.StatusCode, body)
+	}
+	return req.Grant.ID
+}
+
 // sessionTail opens a tail of grant with the browser session's cookie.
 func sessionTail(t *testing.T, g *gatewayT, c *webClient, grant string) *tailConn {
 	t.Helper()
@@ -101,19 +119,10 @@ func TestSessionsListAndEndAcrossReplicas(t *testing.T) {
 	}
 
 	// alice's laptop tails staging through replica B with its cookie.
-	resp, body := laptop.postJSON("/api/v1/requests",
-		map[string]any{"service": "checkout", "env": "staging", "duration": "10m", "reason": "sessions test"}, csrf)
-	var req struct {
-		Grant struct {
-			ID string `json:"id"`
-		} `json:"grant"`
-	}
-	if resp.StatusCode != http.StatusCreated || json.Unmarshal([]byte(body), &req) != nil || req.Grant.ID == "" {
-		t.Fatalf("alice asks for staging: %d %s", resp.StatusCode, body)
-	}
+	grant := laptop.stagingGrant("alice", "10m", "sessions test", csrf)
 	onB := newWebClient(t, b.url, nil)
 	onB.http.Jar = laptop.http.Jar // the same browser, routed to the other replica
-	tc := sessionTail(t, b, onB, req.Grant.ID)
+	tc := sessionTail(t, b, onB, grant)
 
 	var all sessionsJSON
 	if code := a.call("GET", "/api/v1/sessions", carol, nil, &all); code != http.StatusOK || len(all.Items) != 3 {

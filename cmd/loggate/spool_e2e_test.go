@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,18 +20,6 @@ type readyJSON struct {
 		Drained int64  `json:"drained"`
 		Failing string `json:"failing"`
 	} `json:"audit_spool"`
-}
-
-// eventually polls cond every 50ms until it holds or timeout passes.
-func eventually(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func (g *gatewayT) closedEvents(grant, token string) []auditJSON {
@@ -145,15 +132,8 @@ func TestCrashKeepsTheCountsOfALiveView(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	addr, data := freeAddr(t), t.TempDir()
-	// No stream.progress during the test: only the saved counts can help.
-	extra := []string{"--tail-progress-interval", "1h", "--view-counts-interval", "100ms"}
-	child := startChild(t, addr, data, extra...)
-	g := &gatewayT{t: t, url: "http://" + addr}
-	alice := g.token("alice")
-	req := g.stagingGrant(alice, "10m", "INC-17 crash counts")
-	tc, _ := g.openView(req.Grant.ID, alice, "")
-	conn := tc.conn
+	v := startCrashView(t, "INC-17 crash counts")
+	g, conn := v.g, v.tc.conn
 	lines := make([]string, 40)
 	for i := range lines {
 		lines[i] = fmt.Sprintf(`{"message":"line %d"}`, i)
@@ -165,25 +145,14 @@ func TestCrashKeepsTheCountsOfALiveView(t *testing.T) {
 	// Two saves completed after the viewer had its entries: the second began
 	// after they were sent. The view keeps receiving meanwhile (an idle view
 	// saves nothing new).
-	base := scrape(t, g.url)["loggate_view_counts_saves_total"]
 	ingested := len(lines)
-	eventually(t, "two more saves of the view's counts", 20*time.Second, func() bool {
+	v.awaitSaves("two more saves of the view's counts", 2, func() {
 		if g.ingest("checkout", "staging", "lgs_crash_test_token", `{"message":"more"}`) == 200 {
 			ingested++
 			readEntries(t, conn, 1)
 		}
-		return scrape(t, g.url)["loggate_view_counts_saves_total"] >= base+2
 	})
-	child.Process.Signal(syscall.SIGKILL)
-	child.Wait()
-
-	startChild(t, addr, data, extra...)
-	carol := g.token("carol")
-	var closed []auditJSON
-	eventually(t, "the interrupted view closed", 20*time.Second, func() bool {
-		closed = g.closedEvents(req.Grant.ID, carol)
-		return len(closed) > 0
-	})
+	_, closed := v.crash()
 	if len(closed) != 1 || closed[0].Outcome != "interrupted" {
 		t.Fatalf("stream.closed after the crash = %+v, want one, interrupted", closed)
 	}

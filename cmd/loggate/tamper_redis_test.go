@@ -12,7 +12,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/loggate/loggate/gateway/audit"
-	"github.com/loggate/loggate/gateway/cluster"
 	"github.com/loggate/loggate/gateway/cluster/redistest"
 )
 
@@ -117,14 +116,7 @@ func TestTamperRedisTrailFromOutside(t *testing.T) {
 	restoreKeys(t, rc, grown)
 
 	// (g) History rewritten and re-signed with the replicas' key.
-	key, err := cluster.LoadSigningKey(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := cluster.NewAudit(cluster.AuditConfig{Client: rc, Prefix: redisPrefix, SigningKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := trailWriter(t, rc, keyFile)
 	var buf bytes.Buffer
 	if err := a.Export(ctx, &buf, "ndjson", audit.Query{}); err != nil {
 		t.Fatal(err)

@@ -50,21 +50,8 @@ func startTrailChild(t *testing.T, data string, extra ...string) *trailChild {
 	}
 	go func() { c.cmd.Wait(); close(c.gone) }()
 	t.Cleanup(func() { c.cmd.Process.Kill(); <-c.gone })
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-c.gone:
-			t.Fatalf("gateway exited: %s", c.errb.String())
-		default:
-		}
-		if resp, err := http.Get(c.g.url + "/healthz"); err == nil {
-			resp.Body.Close()
-			return c
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("child gateway did not start")
-	return nil
+	waitHealthy(t, c.g.url, c.gone, c.errb.String)
+	return c
 }
 
 // stop ends the gateway gracefully (it writes its final checkpoint).

@@ -3,8 +3,6 @@ package main
 import (
 	"testing"
 	"time"
-
-	"github.com/chromedp/chromedp"
 )
 
 // TestUIDebugLevelRequest: in the browser, asking for checkout/staging with
@@ -16,15 +14,8 @@ func TestUIDebugLevelRequest(t *testing.T) {
 	alice.open("/")
 	alice.signIn("alice", "alice")
 	alice.waitFor("streams", `document.querySelector('#ask-stream option[value="checkout/staging"]')`, 10*time.Second)
-	alice.do("ask for staging with debug",
-		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/staging"),
-		chromedp.SetValue(chromedp.ID("ask-duration"), "5m"),
-		chromedp.SetValue(chromedp.ID("ask-level"), "debug"),
-		chromedp.SendKeys(chromedp.ID("ask-reason"), "cart totals look wrong"),
-		chromedp.Click(chromedp.ID("ask-submit")),
-	)
-	alice.waitFor("auto-approved", `document.getElementById("ask-result").textContent.includes("Access granted")`, 10*time.Second)
-	alice.do("open the viewer", chromedp.Click(chromedp.CSS(`#ask-result a`)))
+	alice.ask("ask for staging with debug", "checkout/staging", "5m", "debug", "cart totals look wrong")
+	alice.openGranted()
 	alice.waitFor("a debug line", `document.querySelector("#log .line.lvl-debug")`, 15*time.Second)
 	alice.screenshot("debug-on-demand")
 }

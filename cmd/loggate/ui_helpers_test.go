@@ -161,6 +161,28 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 	}
 }
 
+// ask fills in the request form (level "" leaves its choice alone) and
+// submits it.
+func (b *browser) ask(what, stream, duration, level, reason string) {
+	b.t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.SetValue(chromedp.ID("ask-stream"), stream),
+		chromedp.SetValue(chromedp.ID("ask-duration"), duration),
+	}
+	if level != "" {
+		steps = append(steps, chromedp.SetValue(chromedp.ID("ask-level"), level))
+	}
+	b.do(what, append(steps, chromedp.SendKeys(chromedp.ID("ask-reason"), reason), chromedp.Click(chromedp.ID("ask-submit")))...)
+}
+
+// openGranted waits for the form to say access was granted at once, then
+// opens the viewer from its link.
+func (b *browser) openGranted() {
+	b.t.Helper()
+	b.waitFor("auto-approved", `document.getElementById("ask-result").textContent.includes("Access granted")`, 10*time.Second)
+	b.do("open the viewer", chromedp.Click(chromedp.CSS(`#ask-result a`)))
+}
+
 // eval evaluates a JavaScript expression and returns its value.
 // A promise is awaited.
 func eval[T any](b *browser, expr string) T {
@@ -178,20 +200,17 @@ func eval[T any](b *browser, expr string) T {
 // errors (a navigation replacing the document) count as "not yet".
 func (b *browser) waitFor(what, expr string, timeout time.Duration) {
 	b.t.Helper()
-	deadline := time.Now().Add(timeout)
 	var lastErr error
-	for {
+	var holds bool
+	within(timeout, 50*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+expr+")"))
 		cancel()
-		if err == nil && ok {
-			return
-		}
-		lastErr = err
-		if b.ctx.Err() != nil || time.Now().After(deadline) {
-			b.t.Fatalf("%s: waiting for %s (%s): not true after %v (last error %v)\npage text:\n%s", b.name, what, expr, timeout, lastErr, b.pageText())
-		}
-		time.Sleep(50 * time.Millisecond)
+		lastErr, holds = err, err == nil && ok
+		return holds || b.ctx.Err() != nil
+	})
+	if !holds {
+		b.t.Fatalf("%s: waiting for %s (%s): not true after %v (last error %v)\npage text:\n%s", b.name, what, expr, timeout, lastErr, b.pageText())
 	}
 }
 

@@ -62,12 +62,7 @@ func TestBrowserAccessFlow(t *testing.T) {
 	eval[bool](bob, `window.__sameDocument = true`)
 
 	// Policy's refusal is shown with its reason.
-	alice.do("ask without a ticket",
-		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/prod"),
-		chromedp.SetValue(chromedp.ID("ask-duration"), "15m"),
-		chromedp.SendKeys(chromedp.ID("ask-reason"), "just looking"),
-		chromedp.Click(chromedp.ID("ask-submit")),
-	)
+	alice.ask("ask without a ticket", "checkout/prod", "15m", "", "just looking")
 	alice.waitFor("denial", `document.getElementById("ask-result").textContent.includes("denied")`, 10*time.Second)
 	if got := alice.text("#ask-result"); !strings.Contains(got, "ticket reference") {
 		t.Errorf("denial = %q, want the policy's reason", got)
@@ -356,14 +351,8 @@ func TestBrowserBackfillFloodExpiryBreakGlass(t *testing.T) {
 	alice.open("/")
 	alice.signIn("alice", "alice")
 	alice.waitFor("streams", `document.querySelector('#ask-stream option[value="checkout/staging"]')`, 10*time.Second)
-	alice.do("ask for staging",
-		chromedp.SetValue(chromedp.ID("ask-stream"), "checkout/staging"),
-		chromedp.SetValue(chromedp.ID("ask-duration"), "15s"),
-		chromedp.SendKeys(chromedp.ID("ask-reason"), "cart totals look wrong"),
-		chromedp.Click(chromedp.ID("ask-submit")),
-	)
-	alice.waitFor("auto-approved", `document.getElementById("ask-result").textContent.includes("Access granted")`, 10*time.Second)
-	alice.do("open the viewer", chromedp.Click(chromedp.CSS(`#ask-result a`)))
+	alice.ask("ask for staging", "checkout/staging", "15s", "", "cart totals look wrong")
+	alice.openGranted()
 
 	// Backfill: lines from before the grant, oldest first.
 	alice.waitFor("backfill", `document.querySelectorAll("#log .line").length === 30`, 10*time.Second)
@@ -495,15 +484,13 @@ ws.onclose = () => { if (window.result === "pending") window.result = "refused";
 	if err := chromedp.Do(ctx, chromedp.Navigate(evil.URL)); err != nil {
 		t.Fatalf("open the other origin's page: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`window.result`))
-		if err == nil && got != "pending" {
-			return got
-		}
-		if time.Now().After(deadline) {
-			return fmt.Sprintf("no outcome (%v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var got string
+	var err error
+	if !within(10*time.Second, 50*time.Millisecond, func() bool {
+		got, err = chromedp.Run(ctx, chromedp.Evaluate[string](`window.result`))
+		return err == nil && got != "pending"
+	}) {
+		return fmt.Sprintf("no outcome (%v)", err)
 	}
+	return got
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -45,6 +46,19 @@ func (a *apiClient) do(ctx context.Context, method, path string, body, out any) 
 		err = a.doOnce(ctx, method, path, body, out)
 	}
 	return err
+}
+
+// sessionDo signs in as the command's flags say (c.session) and sends one
+// API call, answering with its decoded JSON: the body of commands that do
+// one thing on the server.
+func sessionDo[T any](ctx context.Context, c *cli, fs *flag.FlagSet, method, path string, body any) (T, error) {
+	var out T
+	a, err := c.session(ctx, fs)
+	if err != nil {
+		return out, err
+	}
+	err = a.do(ctx, method, path, body, &out)
+	return out, err
 }
 
 // errUnauthorized marks a 401 answer.

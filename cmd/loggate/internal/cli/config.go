@@ -132,6 +132,26 @@ func flagInt(fs *flag.FlagSet, name string) int {
 	return fs.Lookup(name).Value.(flag.Getter).Get().(int)
 }
 
+// requiredFlag is a text flag's value, trimmed; without one it is a usage
+// error saying missing.
+func requiredFlag(fs *flag.FlagSet, name, missing string) (string, error) {
+	v := strings.TrimSpace(flagString(fs, name))
+	if v == "" {
+		return "", exitcode.Usagef("%s", missing)
+	}
+	return v, nil
+}
+
+// durationFlag is a duration flag's value, at least a second; otherwise a
+// usage error with an example (like).
+func durationFlag(fs *flag.FlagSet, name, like string) (time.Duration, error) {
+	d, err := time.ParseDuration(flagString(fs, name))
+	if err != nil || d < time.Second {
+		return 0, exitcode.Usagef("--%s %q must be a duration like %s", name, flagString(fs, name), like)
+	}
+	return d, nil
+}
+
 // normaliseServer validates a server URL and drops a trailing slash.
 func normaliseServer(s string) (string, error) {
 	s = strings.TrimRight(strings.TrimSpace(s), "/")

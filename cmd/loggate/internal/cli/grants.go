@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/api"
@@ -103,16 +102,12 @@ The holder, the stream's approvers and security may revoke.`,
 			if len(args) != 1 {
 				return exitcode.Usagef(`revoke needs a grant id: loggate revoke GRANT --reason "..."`)
 			}
-			reason := strings.TrimSpace(flagString(fs, "reason"))
-			if reason == "" {
-				return exitcode.Usagef(`revoke needs --reason, e.g. --reason "incident closed"`)
-			}
-			a, err := c.session(ctx, fs)
+			reason, err := requiredFlag(fs, "reason", `revoke needs --reason, e.g. --reason "incident closed"`)
 			if err != nil {
 				return err
 			}
-			var g api.Grant
-			if err := a.do(ctx, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/revoke", map[string]string{"reason": reason}, &g); err != nil {
+			g, err := sessionDo[api.Grant](ctx, c, fs, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/revoke", map[string]string{"reason": reason})
+			if err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "Revoked grant %s (%s held by %s).\n", g.ID, g.Stream(), label(g.Holder))
@@ -138,21 +133,17 @@ request: it may be approved at once, need approval, or be denied (exit 3).`,
 			if len(args) != 1 {
 				return exitcode.Usagef(`extend needs a grant id: loggate extend GRANT --for 15m --reason "..."`)
 			}
-			dur, err := time.ParseDuration(flagString(fs, "for"))
-			if err != nil || dur < time.Second {
-				return exitcode.Usagef("--for %q must be a duration like 15m", flagString(fs, "for"))
-			}
-			reason := strings.TrimSpace(flagString(fs, "reason"))
-			if reason == "" {
-				return exitcode.Usagef(`extend needs --reason, e.g. --reason "INC-4211 still digging"`)
-			}
-			a, err := c.session(ctx, fs)
+			dur, err := durationFlag(fs, "for", "15m")
 			if err != nil {
 				return err
 			}
-			var req api.Request
-			if err := a.do(ctx, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/extend",
-				map[string]string{"duration": dur.String(), "reason": reason}, &req); err != nil {
+			reason, err := requiredFlag(fs, "reason", `extend needs --reason, e.g. --reason "INC-4211 still digging"`)
+			if err != nil {
+				return err
+			}
+			req, err := sessionDo[api.Request](ctx, c, fs, http.MethodPost, "/api/v1/grants/"+pathEscape(args[0])+"/extend",
+				map[string]string{"duration": dur.String(), "reason": reason})
+			if err != nil {
 				return err
 			}
 			switch req.State {

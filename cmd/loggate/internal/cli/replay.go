@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/loggate/loggate/cmd/loggate/internal/exitcode"
 	"github.com/loggate/loggate/gateway/api"
@@ -37,17 +36,13 @@ replay is audited with its reason.`,
 			if len(args) != 1 {
 				return exitcode.Usagef("audit replay needs a view id: loggate audit replay VIEW_ID --reason TEXT")
 			}
-			reason := strings.TrimSpace(flagString(fs, "reason"))
-			if reason == "" {
-				return exitcode.Usagef("--reason is required: say why you replay this view")
-			}
-			format := flagString(fs, "output")
-			a, err := c.session(ctx, fs)
+			reason, err := requiredFlag(fs, "reason", "--reason is required: say why you replay this view")
 			if err != nil {
 				return err
 			}
-			var raw []byte
-			if err := a.do(ctx, http.MethodGet, api.ReplayPath(pathEscape(args[0]))+"?reason="+url.QueryEscape(reason), nil, &raw); err != nil {
+			format := flagString(fs, "output")
+			raw, err := sessionDo[[]byte](ctx, c, fs, http.MethodGet, api.ReplayPath(pathEscape(args[0]))+"?reason="+url.QueryEscape(reason), nil)
+			if err != nil {
 				return err
 			}
 			return writeReplay(c, raw, format)

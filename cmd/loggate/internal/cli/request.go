@@ -56,19 +56,15 @@ func (c *cli) request(ctx context.Context, fs *flag.FlagSet, args []string) erro
 	if !ok {
 		return exitcode.Usagef("stream %q must be SERVICE/ENV, e.g. checkout/prod", args[0])
 	}
-	dur, err := time.ParseDuration(flagString(fs, "for"))
-	if err != nil || dur < time.Second {
-		return exitcode.Usagef("--for %q must be a duration like 30m or 1h30m", flagString(fs, "for"))
-	}
-	reason := strings.TrimSpace(flagString(fs, "reason"))
-	if reason == "" {
-		return exitcode.Usagef(`--reason is required: say why you need the logs, e.g. --reason "INC-4211 checkout 502s"`)
-	}
-	topts, err := tailOptionsFrom(fs)
+	dur, err := durationFlag(fs, "for", "30m or 1h30m")
 	if err != nil {
 		return err
 	}
-	a, err := c.session(ctx, fs)
+	reason, err := requiredFlag(fs, "reason", `--reason is required: say why you need the logs, e.g. --reason "INC-4211 checkout 502s"`)
+	if err != nil {
+		return err
+	}
+	a, topts, err := c.tailSession(ctx, fs)
 	if err != nil {
 		return err
 	}
@@ -163,11 +159,7 @@ then tails the stream. Denied requests exit with code 3.`,
 			if len(args) != 1 {
 				return exitcode.Usagef("wait needs a request id: loggate wait REQUEST")
 			}
-			topts, err := tailOptionsFrom(fs)
-			if err != nil {
-				return err
-			}
-			a, err := c.session(ctx, fs)
+			a, topts, err := c.tailSession(ctx, fs)
 			if err != nil {
 				return err
 			}
@@ -308,12 +300,8 @@ func cancelCommand() *command {
 			if len(args) != 1 {
 				return exitcode.Usagef("cancel needs a request id: loggate cancel REQUEST")
 			}
-			a, err := c.session(ctx, fs)
+			req, err := sessionDo[api.Request](ctx, c, fs, http.MethodPost, "/api/v1/requests/"+pathEscape(args[0])+"/cancel", map[string]string{})
 			if err != nil {
-				return err
-			}
-			var req api.Request
-			if err := a.do(ctx, http.MethodPost, "/api/v1/requests/"+pathEscape(args[0])+"/cancel", map[string]string{}, &req); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "Cancelled request %s for %s.\n", req.ID, req.Stream())
@@ -351,13 +339,9 @@ own request. When enough approvals are in, the grant is issued at once.`
 			if verdict == "deny" && comment == "" {
 				return exitcode.Usagef(`deny needs --comment saying why, e.g. --comment "use staging first"`)
 			}
-			a, err := c.session(ctx, fs)
+			req, err := sessionDo[api.Request](ctx, c, fs, http.MethodPost, "/api/v1/requests/"+pathEscape(args[0])+"/"+verdict,
+				map[string]string{"comment": comment})
 			if err != nil {
-				return err
-			}
-			var req api.Request
-			if err := a.do(ctx, http.MethodPost, "/api/v1/requests/"+pathEscape(args[0])+"/"+verdict,
-				map[string]string{"comment": comment}, &req); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "%s request %s: %s for %s, asked by %s.\n", past, req.ID, req.Stream(), req.Duration, label(req.Requester))

@@ -51,12 +51,8 @@ to FILE (mode 0600) instead of the terminal. Give it to the shipper with
 			if name == "" || len(streams) == 0 || len(args) > 0 {
 				return exitcode.Usagef("source create needs --name and at least one --stream SERVICE/ENV")
 			}
-			a, err := c.session(ctx, fs)
+			src, err := sessionDo[api.Source](ctx, c, fs, http.MethodPost, "/api/v1/sources", map[string]any{"name": name, "streams": streams})
 			if err != nil {
-				return err
-			}
-			var src api.Source
-			if err := a.do(ctx, http.MethodPost, "/api/v1/sources", map[string]any{"name": name, "streams": streams}, &src); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "Created source %s (%s) for %s.\n", src.ID, src.Name, sourceStreams(src))
@@ -121,12 +117,8 @@ func sourceRevokeCommand() *command {
 			if len(args) != 1 {
 				return exitcode.Usagef("source revoke needs a source id: loggate source revoke SOURCE")
 			}
-			a, err := c.session(ctx, fs)
+			src, err := sessionDo[api.Source](ctx, c, fs, http.MethodPost, "/api/v1/sources/"+pathEscape(args[0])+"/revoke", map[string]string{})
 			if err != nil {
-				return err
-			}
-			var src api.Source
-			if err := a.do(ctx, http.MethodPost, "/api/v1/sources/"+pathEscape(args[0])+"/revoke", map[string]string{}, &src); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "Revoked source %s (%s); its token is refused from now on.\n", src.ID, src.Name)

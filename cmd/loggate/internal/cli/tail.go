@@ -41,11 +41,7 @@ ended, 130 on Ctrl-C.`,
 			if len(args) != 1 {
 				return exitcode.Usagef("tail needs a grant id or SERVICE/ENV: loggate tail checkout/prod")
 			}
-			opts, err := tailOptionsFrom(fs)
-			if err != nil {
-				return err
-			}
-			a, err := c.session(ctx, fs)
+			a, opts, err := c.tailSession(ctx, fs)
 			if err != nil {
 				return err
 			}
@@ -91,6 +87,17 @@ type tailOptions struct {
 	lines                int
 	output               string
 	color                string
+}
+
+// tailSession reads the tail flags, then signs in: the start of every
+// command that may end in a tail.
+func (c *cli) tailSession(ctx context.Context, fs *flag.FlagSet) (*apiClient, tailOptions, error) {
+	opts, err := tailOptionsFrom(fs)
+	if err != nil {
+		return nil, opts, err
+	}
+	a, err := c.session(ctx, fs)
+	return a, opts, err
 }
 
 func tailOptionsFrom(fs *flag.FlagSet) (tailOptions, error) {
