@@ -79,6 +79,7 @@ type Hub struct {
 	backfillSem  chan struct{} // one token per backfill page being encoded
 	backfillBusy atomic.Int64  // pages being encoded now
 	backfillPeak atomic.Int64  // the most ever encoded at once
+	backfillBufs sync.Pool     // *[]Entry of cap maxEntriesPerMessage: pages being read
 
 	mu      sync.Mutex         // guards streams
 	streams map[Stream]*stream // never shrinks
@@ -163,6 +164,24 @@ func (h *Hub) acquireBackfill(done <-chan struct{}) bool {
 func (h *Hub) releaseBackfill() {
 	h.backfillBusy.Add(-1)
 	<-h.backfillSem
+}
+
+// getPage returns an empty page buffer for reading a backfill page; at most
+// one per backfill slot is in use, so they are few and reused.
+func (h *Hub) getPage() *[]Entry {
+	if p, ok := h.backfillBufs.Get().(*[]Entry); ok {
+		return p
+	}
+	p := make([]Entry, 0, maxEntriesPerMessage)
+	return &p
+}
+
+// putPage clears a page (releasing the entries' strings and maps) and
+// returns it to the pool.
+func (h *Hub) putPage(p *[]Entry) {
+	clear(*p)
+	*p = (*p)[:0]
+	h.backfillBufs.Put(p)
 }
 
 // BackfillEncoders returns how many backfill pages are being encoded now
