@@ -79,7 +79,7 @@ type Hub struct {
 	backfillSem  chan struct{} // one token per backfill page being encoded
 	backfillBusy atomic.Int64  // pages being encoded now
 	backfillPeak atomic.Int64  // the most ever encoded at once
-	backfillBufs sync.Pool     // *[]Entry of cap maxEntriesPerMessage: pages being read
+	backfillBufs sync.Pool     // *pageBuf: pages being read and encoded
 
 	mu      sync.Mutex         // guards streams
 	streams map[Stream]*stream // never shrinks
@@ -166,21 +166,30 @@ func (h *Hub) releaseBackfill() {
 	<-h.backfillSem
 }
 
-// getPage returns an empty page buffer for reading a backfill page; at most
-// one per backfill slot is in use, so they are few and reused.
-func (h *Hub) getPage() *[]Entry {
-	if p, ok := h.backfillBufs.Get().(*[]Entry); ok {
+// pageBuf is the scratch space of one backfill page being read and
+// encoded: the entries copied from the ring and the encoder's buffer.
+type pageBuf struct {
+	entries []Entry
+	data    []byte
+}
+
+// getPage returns a page buffer for reading and encoding a backfill page;
+// at most one per backfill slot is in use, so they are few and reused.
+func (h *Hub) getPage() *pageBuf {
+	if p, ok := h.backfillBufs.Get().(*pageBuf); ok {
 		return p
 	}
-	p := make([]Entry, 0, maxEntriesPerMessage)
-	return &p
+	return &pageBuf{entries: make([]Entry, 0, maxEntriesPerMessage)}
 }
 
 // putPage clears a page (releasing the entries' strings and maps) and
 // returns it to the pool.
-func (h *Hub) putPage(p *[]Entry) {
-	clear(*p)
-	*p = (*p)[:0]
+func (h *Hub) putPage(p *pageBuf) {
+	clear(p.entries)
+	p.entries = p.entries[:0]
+	if cap(p.data) > 4<<20 {
+		p.data = nil // a page of huge entries: do not keep its buffer
+	}
 	h.backfillBufs.Put(p)
 }
 

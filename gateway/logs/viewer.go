@@ -524,16 +524,17 @@ func (v *Viewer) nextPre() (Message, bool) {
 			return Message{}, false
 		}
 		buf := v.hub.getPage()
-		gap, page, done := v.bf.readPage(v.st, (*buf)[:0])
+		gap, page, done := v.bf.readPage(v.st, buf.entries[:0])
 		if gap != nil {
 			v.pre = append(v.pre, *gap)
 		}
 		if len(page) > 0 {
-			m := entriesMessage(page) // epoch 0: the backfill
+			var m Message
+			m, buf.data = backfillMessage(page, buf.data) // epoch 0: the backfill
 			m.brk, v.bf.brk = v.bf.brk, false
 			v.pre = append(v.pre, m)
 		}
-		*buf = page
+		buf.entries = page
 		v.hub.putPage(buf)
 		v.hub.releaseBackfill()
 		if done {
