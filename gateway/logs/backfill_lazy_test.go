@@ -14,17 +14,18 @@ import (
 // rest of the backfill and the live entries: in seq order, none twice, none
 // skipped without a word, and the view's record does not span the gap.
 func TestBackfillOverwrittenWhileSlowIsAGap(t *testing.T) {
-	const kept = 1500 // three backfill pages
+	const P = backfillPage
+	const kept = 3 * P // three backfill pages
 	tests := []struct {
 		name     string
-		publish  int   // entries published while the viewer holds page 2
-		gapTo    int64 // the gap is 1001..gapTo
+		publish  int64 // entries published while the viewer holds page 2
+		gapTo    int64 // the gap is 2P+1..gapTo
 		wantRest []int64
 	}{
-		// The ring then holds 1201..2700: page 3 starts at 1201.
-		{"part of the rest", 1200, 1200, seqRange(1201, 1500)},
-		// The ring then holds 3001..4500: nothing of page 3 is left.
-		{"all of the rest", 3000, 1500, nil},
+		// The ring then holds 2.4P+1..5.4P: page 3 starts at 2.4P+1.
+		{"part of the rest", 12 * P / 5, 12 * P / 5, seqRange(12*P/5+1, kept)},
+		// The ring then holds 6P+1..9P: nothing of page 3 is left.
+		{"all of the rest", 6 * P, kept, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -32,14 +33,14 @@ func TestBackfillOverwrittenWhileSlowIsAGap(t *testing.T) {
 				h := newTestHub(t, HubConfig{QueueSize: 64, Retention: map[string]Retention{"prod": {MaxEntries: kept}}})
 				publish(t, h, makeEntries("old", kept))
 				v := subscribe(t, h, SubscribeOptions{Lines: kept})
-				if got := seqs(recvEntries(t, v, 500)); !slices.Equal(got, seqRange(1, 500)) {
-					t.Fatalf("page 1 = %v…, want 1..500", got[:3])
+				if got := seqs(recvEntries(t, v, P)); !slices.Equal(got, seqRange(1, P)) {
+					t.Fatalf("page 1 = %v…, want 1..%d", got[:3], P)
 				}
 				// The pump has read page 2 and waits to hand it over.
 				synctest.Wait()
-				publish(t, h, makeEntries("live", tt.publish))
-				last := int64(kept + tt.publish)
-				want := slices.Concat(seqRange(501, 1000), tt.wantRest, seqRange(kept+1, last))
+				publish(t, h, makeEntries("live", int(tt.publish)))
+				last := kept + tt.publish
+				want := slices.Concat(seqRange(P+1, 2*P), tt.wantRest, seqRange(kept+1, last))
 
 				var got []int64
 				var gaps []wireMessage
@@ -49,33 +50,34 @@ func TestBackfillOverwrittenWhileSlowIsAGap(t *testing.T) {
 					case TypeEntries:
 						got = append(got, seqs(w.Entries)...)
 					case TypeGap:
-						if len(got) != 500 {
-							t.Errorf("gap after %d entries, want after page 2 (500)", len(got))
+						if len(got) != P {
+							t.Errorf("gap after %d entries, want after page 2 (%d)", len(got), P)
 						}
 						gaps = append(gaps, w)
 					default:
 						t.Fatalf("unexpected %s", m2s(w))
 					}
 				}
-				if len(gaps) != 1 || gaps[0].FromSeq != 1001 || gaps[0].ToSeq != tt.gapTo || gaps[0].Reason != "retention" {
-					t.Errorf("gaps = %+v, want one retention gap 1001..%d", gaps, tt.gapTo)
+				if len(gaps) != 1 || gaps[0].FromSeq != 2*P+1 || gaps[0].ToSeq != tt.gapTo || gaps[0].Reason != "retention" {
+					t.Errorf("gaps = %+v, want one retention gap %d..%d", gaps, 2*P+1, tt.gapTo)
 				}
 				if !slices.Equal(got, want) {
-					t.Errorf("after page 1 got %d entries, want %d: 501..1000, %d..1500, then live %d..%d", len(got), len(want), tt.gapTo+1, kept+1, last)
+					t.Errorf("after page 1 got %d entries, want %d: %d..%d, %d..%d, then live %d..%d",
+						len(got), len(want), P+1, 2*P, tt.gapTo+1, kept, kept+1, last)
 				}
 				v.Close()
 				st := v.Stats()
-				if st.Entries != int64(500+len(want)) || st.Dropped != 0 {
-					t.Errorf("Stats Entries=%d Dropped=%d, want %d, 0", st.Entries, st.Dropped, 500+len(want))
+				if st.Entries != int64(P+len(want)) || st.Dropped != 0 {
+					t.Errorf("Stats Entries=%d Dropped=%d, want %d, 0", st.Entries, st.Dropped, P+len(want))
 				}
 				// The backfill's range stops before the gap.
 				rs := st.Record.Ranges
-				if len(rs) == 0 || rs[0] != (SeqRange{Epoch: 0, From: 1, To: 1000}) {
-					t.Fatalf("ranges = %+v, want the backfill's first as 0:1..1000", rs)
+				if len(rs) == 0 || rs[0] != (SeqRange{Epoch: 0, From: 1, To: 2 * P}) {
+					t.Fatalf("ranges = %+v, want the backfill's first as 0:1..%d", rs, 2*P)
 				}
 				for _, r := range rs[1:] {
 					if r.From <= tt.gapTo {
-						t.Errorf("range %+v spans the gap 1001..%d", r, tt.gapTo)
+						t.Errorf("range %+v spans the gap %d..%d", r, 2*P+1, tt.gapTo)
 					}
 				}
 			})
@@ -88,34 +90,46 @@ func m2s(w wireMessage) string { return w.Type + " " + w.Reason + " " + w.Code }
 // A filtered backfill is read lazily too: the last Lines matching entries,
 // in order, with a gap for the ones overwritten first.
 func TestBackfillLazyWithFilter(t *testing.T) {
+	const P = backfillPage
 	synctest.Test(t, func(t *testing.T) {
-		h := newTestHub(t, HubConfig{Retention: map[string]Retention{"prod": {MaxEntries: 3000}}})
-		es := makeEntries("old", 3000)
+		const n = 6 * P
+		h := newTestHub(t, HubConfig{Retention: map[string]Retention{"prod": {MaxEntries: n}}})
+		es := makeEntries("old", n)
 		for i := range es {
 			if i%2 == 1 {
-				es[i].Level = LevelError // seqs 2, 4, ... 3000
+				es[i].Level = LevelError // seqs 2, 4, ... n
 			}
 		}
 		publish(t, h, es)
-		v := subscribe(t, h, SubscribeOptions{Lines: 1200, Filter: Filter{MinLevel: LevelError}})
-		// The last 1200 errors are seqs 602, 604, ..., 3000.
-		if got := seqs(recvEntries(t, v, 500)); got[0] != 602 || got[499] != 1600 {
-			t.Fatalf("page 1 = %d..%d, want 602..1600", got[0], got[499])
+		lines := 12 * P / 5 // the last 2.4P errors: n-2(lines-1) .. n
+		from := int64(n - 2*(lines-1))
+		v := subscribe(t, h, SubscribeOptions{Lines: lines, Filter: Filter{MinLevel: LevelError}})
+		evens := func(a, b int64) []int64 {
+			var out []int64
+			for s := a; s <= b; s += 2 {
+				out = append(out, s)
+			}
+			return out
 		}
-		synctest.Wait()                          // page 2 (1602..2600) read
-		publish(t, h, makeEntries("live", 2801)) // ring 2802..5801: info, filtered out
-		if got := seqs(recvEntries(t, v, 500)); got[0] != 1602 || got[499] != 2600 {
-			t.Fatalf("page 2 = %d..%d, want 1602..2600", got[0], got[499])
+		if got := seqs(recvEntries(t, v, P)); !slices.Equal(got, evens(from, from+2*(P-1))) {
+			t.Fatalf("page 1 = %d..%d, want %d..%d", got[0], got[P-1], from, from+2*(P-1))
 		}
-		if w := decode(t, recv(t, v)); w.Type != TypeGap || w.FromSeq != 2601 || w.ToSeq != 2801 {
-			t.Fatalf("message = %+v, want gap 2601..2801", w)
+		synctest.Wait() // page 2 read: the next P errors
+		page2End := from + 2*(2*P-1)
+		cut := page2End + (n-page2End)/2             // the ring drops up to here: halfway into page 3 (even)
+		publish(t, h, makeEntries("live", int(cut))) // info: filtered out
+		if got := seqs(recvEntries(t, v, P)); !slices.Equal(got, evens(from+2*P, page2End)) {
+			t.Fatalf("page 2 = %d..%d, want %d..%d", got[0], got[P-1], from+2*P, page2End)
 		}
-		want := []int64{}
-		for s := int64(2802); s <= 3000; s += 2 {
-			want = append(want, s)
+		if w := decode(t, recv(t, v)); w.Type != TypeGap || w.FromSeq != page2End+1 || w.ToSeq != cut {
+			t.Fatalf("message = %+v, want gap %d..%d", w, page2End+1, cut)
+		}
+		want := evens(cut+2, n)
+		if len(want) == 0 {
+			t.Fatal("nothing of page 3 is left: the test should keep part of it")
 		}
 		if got := seqs(recvEntries(t, v, len(want))); !slices.Equal(got, want) {
-			t.Errorf("page 3 = %v, want the errors 2802..3000", got)
+			t.Errorf("page 3 = %v, want the errors %d..%d", got, cut+2, n)
 		}
 		synctest.Wait()
 		select {

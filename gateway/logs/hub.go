@@ -179,7 +179,7 @@ func (h *Hub) getPage() *pageBuf {
 	if p, ok := h.backfillBufs.Get().(*pageBuf); ok {
 		return p
 	}
-	return &pageBuf{entries: make([]Entry, 0, maxEntriesPerMessage)}
+	return &pageBuf{entries: make([]Entry, 0, backfillPage)}
 }
 
 // putPage clears a page (releasing the entries' strings and maps) and
