@@ -93,8 +93,10 @@ type soakViewer struct {
 	dropped  int64
 	gaps     int64
 	// gapReasons counts the seqs announced by "gap" messages per reason,
-	// "resume:" prefixed for a gap at the start of a connection (what a
-	// resume with after= could no longer get) and "live:" for one later.
+	// "first:" prefixed for a gap before a connection's first entries (a
+	// resume with after= older than what is kept) and "later:" for one
+	// after them (entries trimmed before the backfill read them, or missed
+	// by the replica's feed).
 	gapReasons map[string]int64
 	closes     map[int]int // close code -> times (reconnected after each)
 }
@@ -599,9 +601,9 @@ func soakRead(conn *websocket.Conn, v *soakViewer) int {
 		case "gap":
 			mark(m.FromSeq, m.ToSeq)
 			v.gaps += m.ToSeq - m.FromSeq + 1
-			when := "live:"
+			when := "later:"
 			if first {
-				when = "resume:"
+				when = "first:"
 			}
 			v.gapReasons[when+m.Reason] += m.ToSeq - m.FromSeq + 1
 		}
