@@ -90,7 +90,9 @@ func (s *Server) SetControlStale(err error) {
 		t.control(ControlEvent{Kind: controlStale, Reason: err.Error()})
 	}
 	s.knowMu.Lock()
-	s.know.ended = len(tails)
+	if s.know.stale != nil && s.know.since.Equal(since) { // still this episode
+		s.know.ended = len(tails)
+	}
 	s.knowMu.Unlock()
 	if controlLost(err) {
 		s.recordResync(*s.resyncEvent(err, since, len(tails)))
