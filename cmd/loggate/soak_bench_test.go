@@ -92,7 +92,13 @@ type soakViewer struct {
 	entries  int64
 	dropped  int64
 	gaps     int64
-	closes   map[int]int // close code -> times (reconnected after each)
+	// gapReasons counts the seqs announced by "gap" messages per reason,
+	// "first:" prefixed for a gap before a connection's first entries (a
+	// resume with after= older than what is kept) and "later:" for one
+	// after them (entries trimmed before the backfill read them, or missed
+	// by the replica's feed).
+	gapReasons map[string]int64
+	closes     map[int]int // close code -> times (reconnected after each)
 }
 
 type soakSample struct {
@@ -301,7 +307,7 @@ func runSoak(b *testing.B, k soakKnobs) {
 	var vwg sync.WaitGroup
 	stopViewers := make(chan struct{})
 	for i := range viewers {
-		v := &soakViewer{stream: i % k.streams, startSeq: -1, closes: map[int]int{}}
+		v := &soakViewer{stream: i % k.streams, startSeq: -1, closes: map[int]int{}, gapReasons: map[string]int64{}}
 		viewers[i] = v
 		vwg.Add(1)
 		go func() {
@@ -457,6 +463,8 @@ loop:
 	}
 	var delivered, dropped, gaps, silent []int64
 	closes := map[int]int{}
+	gapReasons := map[string]int64{}
+	gapViewers := 0
 	silentViewers := 0
 	for _, v := range viewers {
 		offered := final[v.stream] - v.startSeq
@@ -471,6 +479,12 @@ loop:
 		for c, n := range v.closes {
 			closes[c] += n
 		}
+		for why, n := range v.gapReasons {
+			gapReasons[why] += n
+		}
+		if v.gaps > 0 {
+			gapViewers++
+		}
 	}
 	stat := func(xs []int64) string {
 		s := slices.Clone(xs)
@@ -483,7 +497,7 @@ loop:
 	}
 	fmt.Fprintf(&r, "\nper viewer: delivered %s\n", stat(delivered))
 	fmt.Fprintf(&r, "per viewer: dropped (announced) %s\n", stat(dropped))
-	fmt.Fprintf(&r, "per viewer: gaps (announced) %s\n", stat(gaps))
+	fmt.Fprintf(&r, "per viewer: gaps (announced) %s; viewers with any: %d; seqs by when:reason: %v\n", stat(gaps), gapViewers, gapReasons)
 	fmt.Fprintf(&r, "per viewer: unaccounted (offered - delivered - dropped - gaps) %s; viewers with any: %d\n", stat(silent), silentViewers)
 	fmt.Fprintf(&r, "tail ends the viewers reconnected after (close code: count): %v\n", closes)
 	fmt.Fprintf(&r, "goroutines: baseline %d, after viewers closed %d\n", baseGoroutines, samples[len(samples)-1].goroutines)
@@ -541,6 +555,7 @@ func runSoakViewer(ctx context.Context, base, grant, token string, v *soakViewer
 
 // soakRead reads one tail connection until it ends and returns the close code.
 func soakRead(conn *websocket.Conn, v *soakViewer) int {
+	first := true // no entries message yet on this connection
 	for {
 		_, data, err := conn.ReadMessage()
 		if err != nil {
@@ -552,6 +567,7 @@ func soakRead(conn *websocket.Conn, v *soakViewer) int {
 		}
 		var m struct {
 			Type    string `json:"type"`
+			Reason  string `json:"reason"`
 			Count   int64  `json:"count"`
 			FromSeq int64  `json:"from_seq"`
 			ToSeq   int64  `json:"to_seq"`
@@ -585,6 +601,14 @@ func soakRead(conn *websocket.Conn, v *soakViewer) int {
 		case "gap":
 			mark(m.FromSeq, m.ToSeq)
 			v.gaps += m.ToSeq - m.FromSeq + 1
+			when := "later:"
+			if first {
+				when = "first:"
+			}
+			v.gapReasons[when+m.Reason] += m.ToSeq - m.FromSeq + 1
+		}
+		if m.Type == "entries" {
+			first = false
 		}
 	}
 }

@@ -372,6 +372,21 @@ func (c *Control) Confirmed() time.Time {
 	return time.Unix(0, n)
 }
 
+// ErrTrimmed is wrapped (with ErrStale) by Fresh's error when control
+// messages were trimmed from the stream before this replica read them: they
+// are lost to it, not just late. Its ControlLost method says so to the
+// gateway (which does not import this package; see SetControlStale).
+var ErrTrimmed error = trimmedError{}
+
+type trimmedError struct{}
+
+func (trimmedError) Error() string {
+	return "control messages were trimmed from the stream before this replica read them"
+}
+
+// ControlLost reports that control messages were lost.
+func (trimmedError) ControlLost() bool { return true }
+
 // ErrStale reports that a replica cannot confirm it has seen every control
 // message within its staleness bound.
 var ErrStale = errors.New("control stream not confirmed")
@@ -385,7 +400,7 @@ var ErrStale = errors.New("control stream not confirmed")
 // shared state again.
 func (c *Control) Fresh(bound time.Duration) error {
 	if c.trimmed.CompareAndSwap(trimFound, trimReported) || c.trimmed.CompareAndSwap(trimReported, 0) {
-		return fmt.Errorf("%w: control messages were trimmed from the stream before this replica read them", ErrStale)
+		return fmt.Errorf("%w: %w", ErrStale, ErrTrimmed)
 	}
 	at := c.Confirmed()
 	if at.IsZero() {

@@ -248,7 +248,13 @@ func TestControlTrimmedWhileCutIsStale(t *testing.T) {
 
 	// The revocation of g2 and nine more: the stream keeps five.
 	cut(10, "g2")
-	waitFor(t, "b stale from the trim", func() bool { return errors.Is(b.Fresh(bound), ErrStale) })
+	var trimErr error
+	waitFor(t, "b stale from the trim", func() bool { trimErr = b.Fresh(bound); return errors.Is(trimErr, ErrStale) })
+	// The gateway tells a trim (control.resync) from a cut by ControlLost.
+	var lost interface{ ControlLost() bool }
+	if !errors.Is(trimErr, ErrTrimmed) || !errors.As(trimErr, &lost) || !lost.ControlLost() {
+		t.Errorf("Fresh after the trim = %v, want it to wrap ErrTrimmed (ControlLost)", trimErr)
+	}
 	if err := b.Sync(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Sync right after the trim was reported: %v, want ErrUnavailable", err)
 	}

@@ -17,6 +17,13 @@
 // ended with ErrSlow. Backfill and live delivery are computed under the same
 // stream lock, so a new viewer sees every entry exactly once.
 //
+// A backfill (Lines, Since, a resume) holds no copy of the ring: its bounds
+// are fixed at Subscribe and its entries are read from the ring a page at a
+// time just before the page is encoded and sent. Entries the ring drops
+// (retention) before their page is read are announced by a "gap" with
+// reason "retention" in their place, then the backfill goes on with what
+// is left, in seq order.
+//
 // # Several replicas
 //
 // With HubConfig.Sequencer set, seqs come from a shared feed (Redis, in

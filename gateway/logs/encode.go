@@ -166,7 +166,11 @@ func encodeEntriesSums(entries []Entry, sums bool) ([]byte, []byte) {
 		e := &entries[i]
 		n += 256 + len(e.Message) + 48*(len(e.Attrs)+len(e.Redactions))
 	}
-	b := make([]byte, 0, n)
+	return appendEntriesSums(make([]byte, 0, n), entries, sums)
+}
+
+// appendEntriesSums is encodeEntriesSums appending the Data to dst.
+func appendEntriesSums(b []byte, entries []Entry, sums bool) ([]byte, []byte) {
 	var out []byte
 	if sums {
 		out = make([]byte, 0, sha256.Size*len(entries))

@@ -1,6 +1,7 @@
 package logs
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"fmt"
 	"sync"
@@ -143,6 +144,19 @@ func (g *group) selectLocked(batch, buf []Entry, now time.Time, limit int) (sel 
 // entriesMessage encodes a batch once; the result is shared by a group.
 func entriesMessage(sel []Entry) Message {
 	data, sums := encodeEntriesSums(sel, true)
+	return newEntriesMessage(sel, data, sums)
+}
+
+// backfillMessage encodes a backfill page into scratch (grown as needed and
+// returned for reuse) and keeps an exact-size copy: a page may wait long for
+// a slow viewer, and every resuming viewer holds one, so it should not carry
+// the encoder's spare capacity (about as much again).
+func backfillMessage(sel []Entry, scratch []byte) (Message, []byte) {
+	scratch, sums := appendEntriesSums(scratch[:0], sel, true)
+	return newEntriesMessage(sel, bytes.Clone(scratch), sums), scratch
+}
+
+func newEntriesMessage(sel []Entry, data, sums []byte) Message {
 	var red map[string]int
 	for i := range sel {
 		for k, n := range sel[i].Redactions {

@@ -79,6 +79,7 @@ type Hub struct {
 	backfillSem  chan struct{} // one token per backfill page being encoded
 	backfillBusy atomic.Int64  // pages being encoded now
 	backfillPeak atomic.Int64  // the most ever encoded at once
+	backfillBufs sync.Pool     // *pageBuf: pages being read and encoded
 
 	mu      sync.Mutex         // guards streams
 	streams map[Stream]*stream // never shrinks
@@ -163,6 +164,33 @@ func (h *Hub) acquireBackfill(done <-chan struct{}) bool {
 func (h *Hub) releaseBackfill() {
 	h.backfillBusy.Add(-1)
 	<-h.backfillSem
+}
+
+// pageBuf is the scratch space of one backfill page being read and
+// encoded: the entries copied from the ring and the encoder's buffer.
+type pageBuf struct {
+	entries []Entry
+	data    []byte
+}
+
+// getPage returns a page buffer for reading and encoding a backfill page;
+// at most one per backfill slot is in use, so they are few and reused.
+func (h *Hub) getPage() *pageBuf {
+	if p, ok := h.backfillBufs.Get().(*pageBuf); ok {
+		return p
+	}
+	return &pageBuf{entries: make([]Entry, 0, backfillPage)}
+}
+
+// putPage clears a page (releasing the entries' strings and maps) and
+// returns it to the pool.
+func (h *Hub) putPage(p *pageBuf) {
+	clear(p.entries)
+	p.entries = p.entries[:0]
+	if cap(p.data) > 4<<20 {
+		p.data = nil // a page of huge entries: do not keep its buffer
+	}
+	h.backfillBufs.Put(p)
 }
 
 // BackfillEncoders returns how many backfill pages are being encoded now

@@ -3,7 +3,6 @@ package logs
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -25,10 +24,12 @@ type SubscribeOptions struct {
 	Since time.Time
 }
 
-// Subscribe registers a viewer of stream. The backfill entries are selected
+// Subscribe registers a viewer of stream. The backfill's bounds are chosen
 // and the viewer registered under the stream lock, so every entry is
 // delivered exactly once: either in the backfill or live (unless dropped,
-// which is reported). The backfill is encoded after the lock is released.
+// which is reported). The backfill is read from the ring and encoded a page
+// at a time after the lock is released (see backfill); entries the ring
+// drops before their page is read are announced as a "gap".
 // Filter errors wrap ErrInvalidFilter; ErrHubClosed after Close.
 func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 	m, err := opts.Filter.Compile()
@@ -48,39 +49,67 @@ func (h *Hub) Subscribe(s Stream, opts SubscribeOptions) (*Viewer, error) {
 	}
 	v := newViewer(h, st)
 	st.ring.trim(st.ret, h.now().Add(-st.ret.MaxAge))
-	msgs, sel := backfillLocked(st, m, opts)
+	msgs, bf := backfillLocked(st, m, opts)
 	// The backfill is its own filter epoch (with the Since bound it was
 	// selected under, when it counted back rather than resumed); the live
 	// entries that follow start the next.
 	v.epochs = []ReplayEpoch{{Filter: opts.Filter}}
-	if len(sel) > 0 {
-		bf := ReplayEpoch{Filter: opts.Filter, Backfill: true}
+	if bf != nil {
+		ep := ReplayEpoch{Filter: opts.Filter, Backfill: true}
 		if opts.After == 0 {
-			bf.Since = opts.Since
+			ep.Since = opts.Since
 		}
-		v.epochs = []ReplayEpoch{bf, {Filter: opts.Filter}}
+		v.epochs = []ReplayEpoch{ep, {Filter: opts.Filter}}
 		v.epoch = 1
 	}
 	v.epochBytes = len(v.epochs) * filterSize(opts.Filter)
 	// Registered now: live entries from here on are queued for v, after
-	// the backfill selected above.
+	// the backfill bounded above.
 	st.joinLocked(v, m)
 	h.wg.Add(1) // under st.mu, so Close (which ends v) cannot miss it
 	st.mu.Unlock()
 
-	// Encoding the backfill is the slow part; the pump does it a page at a
-	// time as it sends (sel is a copy, so no lock is needed), ahead of the
-	// live messages queued meanwhile (those count against QueueSize; the
-	// backfill, bounded by the ring, does not).
-	v.pre, v.backfill = msgs, sel
+	// Reading and encoding the backfill is the slow part; the pump does it
+	// a page at a time as it sends, ahead of the live messages queued
+	// meanwhile (those count against QueueSize; the backfill does not).
+	v.pre, v.bf = msgs, bf
 	go v.pump()
 	return v, nil
 }
 
-// backfillLocked selects what a new viewer receives before live entries: a
-// gap message, if any, and copies of the backfill entries.
-func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) (msgs []Message, sel []Entry) {
+// backfillPage is the number of entries of a backfill "entries" message.
+// It is smaller than maxEntriesPerMessage because each viewer in a mass
+// resume holds up to two encoded pages (one being written to its socket,
+// the next waiting for it) while live messages are shared: with 200
+// resuming viewers, 500-entry pages kept ~35 MB more live heap (and about
+// twice that in RSS, through the GC's headroom) than 100-entry ones.
+const backfillPage = 100
+
+// backfill is what a viewer still has to receive before its live entries:
+// the entries with next <= seq <= upto that sel selects. It holds no entries;
+// the pump reads them from the ring a page at a time (readPage), so a mass
+// resume holds at most one page per encoder rather than every viewer's
+// whole backfill. Only the pump uses it.
+type backfill struct {
+	m     *Matcher
+	since time.Time // when non-zero, entries with an earlier Time are not selected
+	next  int64     // seq of the next entry to consider
+	upto  int64     // seq of the last entry of the backfill (the stream's last at subscribe)
+	// brk is set when a gap was announced since the last page: the next
+	// page must not extend the delivered range across it.
+	brk bool
+}
+
+func (b *backfill) selects(e *Entry) bool {
+	return (b.since.IsZero() || !e.Time.Before(b.since)) && b.m.Match(e)
+}
+
+// backfillLocked chooses what a new viewer receives before live entries:
+// gap messages, if any, and the bounds of the backfill (nil when nothing
+// kept is selected). It scans the ring but copies no entry.
+func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) (msgs []Message, bf *backfill) {
 	kept := st.ring.entries()
+	bf = &backfill{m: m, upto: st.lastSeq}
 	switch {
 	case opts.After > 0:
 		after := opts.After
@@ -89,7 +118,7 @@ func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) (msgs []Messa
 			// them in a crash before they reached the backlog).
 			data := encodeGap(st.lastSeq+1, after, "cursor_ahead")
 			msgs = append(msgs, Message{Type: TypeGap, Data: data, Bytes: len(data), FirstSeq: st.lastSeq + 1, LastSeq: after})
-			break
+			return msgs, nil
 		}
 		oldest := st.lastSeq + 1 // oldest seq still available
 		if len(kept) > 0 {
@@ -112,23 +141,78 @@ func backfillLocked(st *stream, m *Matcher, opts SubscribeOptions) (msgs []Messa
 			data := encodeGap(from, to, "lookback")
 			msgs = append(msgs, Message{Type: TypeGap, Data: data, Bytes: len(data), FirstSeq: from, LastSeq: to})
 		}
-		for _, e := range resumed[skip:] {
-			if m.Match(&e) {
-				sel = append(sel, e)
+		for i := skip; i < len(resumed); i++ {
+			if m.Match(&resumed[i]) {
+				bf.next = resumed[i].Seq
+				return msgs, bf
 			}
 		}
-	case opts.Lines > 0 || !opts.Since.IsZero():
-		// Newest first until Lines are found, then restore seq order.
-		for i := len(kept) - 1; i >= 0; i-- {
-			e := &kept[i]
-			if opts.Lines > 0 && len(sel) == opts.Lines {
+		return msgs, nil
+	case opts.Lines > 0:
+		// Newest first until Lines are found: the backfill starts there.
+		bf.since = opts.Since
+		found := 0
+		for i := len(kept) - 1; i >= 0 && found < opts.Lines; i-- {
+			if bf.selects(&kept[i]) {
+				found++
+				bf.next = kept[i].Seq
+			}
+		}
+		if found == 0 {
+			return msgs, nil
+		}
+		return msgs, bf
+	case !opts.Since.IsZero():
+		bf.since = opts.Since
+		for i := range kept {
+			if bf.selects(&kept[i]) {
+				bf.next = kept[i].Seq
+				return msgs, bf
+			}
+		}
+		return msgs, nil
+	}
+	return msgs, nil
+}
+
+// readPage appends to page (up to backfillPage) the next selected
+// entries of the backfill, read from the ring under the stream lock, and
+// advances the backfill past them. Entries of the backfill the ring no
+// longer holds (dropped by retention since Subscribe) are skipped and
+// returned as a "gap" message to send before the page; so nothing is
+// skipped silently or sent twice, and seq order holds. done reports that
+// the backfill is complete.
+func (b *backfill) readPage(st *stream, page []Entry) (gap *Message, out []Entry, done bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := int64(st.ring.len())
+	first := st.ring.first()
+	if n == 0 || first > b.next || first+n-1 < b.next {
+		to := b.upto
+		if n > 0 && first > b.next {
+			to = min(to, first-1)
+		}
+		data := encodeGap(b.next, to, "retention")
+		gap = &Message{Type: TypeGap, Data: data, Bytes: len(data), FirstSeq: b.next, LastSeq: to}
+		b.next = to + 1
+		b.brk = true
+	}
+	if b.next > b.upto {
+		return gap, page, true
+	}
+	es := st.ring.after(b.next - 1) // es[0].Seq == b.next: the ring is gapless
+	for i := range es {
+		e := &es[i]
+		if e.Seq > b.upto {
+			break
+		}
+		b.next = e.Seq + 1
+		if b.selects(e) {
+			page = append(page, *e)
+			if len(page) == backfillPage {
 				break
 			}
-			if (opts.Since.IsZero() || !e.Time.Before(opts.Since)) && m.Match(e) {
-				sel = append(sel, *e)
-			}
 		}
-		slices.Reverse(sel)
 	}
-	return msgs, sel
+	return gap, page, b.next > b.upto
 }

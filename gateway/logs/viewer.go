@@ -107,12 +107,14 @@ type Viewer struct {
 	// just before it closes out.
 	finished chan struct{}
 
-	// pre and backfill are owned by the pump once it starts: the gap
-	// messages a new viewer gets first, then the backfill entries, encoded
-	// a page at a time (under the hub's backfill limit) as they are sent,
-	// so a mass resume does not hold every viewer's whole backfill encoded.
-	pre      []Message
-	backfill []Entry
+	// pre and bf are owned by the pump once it starts: the messages to
+	// send before anything queued (the gaps a new viewer gets first, then a
+	// backfill page and the gap before it), and the rest of the backfill,
+	// read from the ring and encoded a page at a time (under the hub's
+	// backfill limit) as they are sent, so a mass resume holds neither
+	// every viewer's whole backfill encoded nor a copy of it.
+	pre []Message
+	bf  *backfill
 
 	mu sync.Mutex // guards the fields below
 	// queue holds messages not yet handed to the pump; queue[head:] are live.
@@ -502,29 +504,43 @@ func (v *Viewer) pump() {
 }
 
 // nextPre returns the viewer's next gap or backfill page, if any; a page is
-// encoded only when the pump is about to send it, while holding one of the
-// hub's backfill slots.
+// read from the ring and encoded only when the pump is about to send it,
+// while holding one of the hub's backfill slots.
 func (v *Viewer) nextPre() (Message, bool) {
-	if len(v.pre) > 0 {
-		m := v.pre[0]
-		v.pre = v.pre[1:]
-		return m, true
+	for {
+		if len(v.pre) > 0 {
+			m := v.pre[0]
+			v.pre[0] = Message{}
+			v.pre = v.pre[1:]
+			if len(v.pre) == 0 {
+				v.pre = nil
+			}
+			return m, true
+		}
+		if v.bf == nil {
+			return Message{}, false
+		}
+		if !v.hub.acquireBackfill(v.done) {
+			return Message{}, false
+		}
+		buf := v.hub.getPage()
+		gap, page, done := v.bf.readPage(v.st, buf.entries[:0])
+		if gap != nil {
+			v.pre = append(v.pre, *gap)
+		}
+		if len(page) > 0 {
+			var m Message
+			m, buf.data = backfillMessage(page, buf.data) // epoch 0: the backfill
+			m.brk, v.bf.brk = v.bf.brk, false
+			v.pre = append(v.pre, m)
+		}
+		buf.entries = page
+		v.hub.putPage(buf)
+		v.hub.releaseBackfill()
+		if done {
+			v.bf = nil
+		}
 	}
-	if len(v.backfill) == 0 {
-		return Message{}, false
-	}
-	n := min(len(v.backfill), maxEntriesPerMessage)
-	if !v.hub.acquireBackfill(v.done) {
-		return Message{}, false
-	}
-	m := entriesMessage(v.backfill[:n]) // epoch 0: the backfill
-	v.hub.releaseBackfill()
-	clear(v.backfill[:n])
-	v.backfill = v.backfill[n:]
-	if len(v.backfill) == 0 {
-		v.backfill = nil
-	}
-	return m, true
 }
 
 // count adds a delivered message to the stats; only the pump calls it.
